@@ -1,0 +1,57 @@
+# doppel: two commands for a newcomer — `make demo` and `make test`. Both run the idempotent
+# setup first (Debian packages, Python venv with torch, detector weights, sample media).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Builds survive between sessions and clones: tch + tract take 10-20 min cold on 2 cores.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/doppel/target
+export DOPPEL_AARCH64_TARGET_DIR ?= $(HOME)/.cache/doppel/target-aarch64
+# tch links the PyTorch that setup installed into .venv (evaluated when a recipe runs).
+export LIBTORCH = $(firstword $(wildcard $(CURDIR)/.venv/lib/python3*/site-packages/torch))
+export DOPPEL_AARCH64_BIN = $(DOPPEL_AARCH64_TARGET_DIR)/aarch64-unknown-linux-gnu/release/doppel-device
+CARGO ?= cargo
+OUT ?= out
+
+.PHONY: help setup build lint fmt test test-x86 cross test-aarch64 demo doctor clean-out
+
+help:
+	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
+	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
+	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+cross: setup
+	bash cross/build-aarch64.sh
+
+test-aarch64: cross
+	bash cross/build-aarch64.sh --test
+
+test-x86: setup
+	$(CARGO) test --release --workspace
+
+test: lint cross test-x86 test-aarch64
+
+doctor: setup
+	$(CARGO) run --release -q -p host-trainer -- doctor
+
+demo: build
+	@mkdir -p $(OUT)
+	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/carphone_pristine.mp4 --out $(OUT)/detect-carphone
+	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/movie.avi --out $(OUT)/detect-movie
+	@echo "demo done: detections and contact sheets are in $(OUT)/detect-carphone and $(OUT)/detect-movie"
+
+clean-out:
+	rm -rf $(OUT)

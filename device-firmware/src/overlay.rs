@@ -1,0 +1,96 @@
+//! Overlays drawn with `embedded-graphics` onto RGB frames. The same `DrawTarget` serves the
+//! contact sheet today and the framebuffer/LCD/headless displays later.
+
+use embedded_graphics::mono_font::{ascii::FONT_6X10, MonoTextStyle};
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{Circle, PrimitiveStyle, Rectangle};
+use embedded_graphics::text::{Baseline, Text};
+use facekit::Detection;
+use image::RgbImage;
+
+/// An `image::RgbImage` seen as an embedded-graphics display; pixels outside are clipped.
+pub struct RgbCanvas<'a>(pub &'a mut RgbImage);
+
+impl OriginDimensions for RgbCanvas<'_> {
+    fn size(&self) -> Size {
+        Size::new(self.0.width(), self.0.height())
+    }
+}
+
+impl DrawTarget for RgbCanvas<'_> {
+    type Color = Rgb888;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I>(&mut self, pixels: I) -> Result<(), Self::Error>
+    where
+        I: IntoIterator<Item = Pixel<Self::Color>>,
+    {
+        let (w, h) = self.0.dimensions();
+        for Pixel(p, c) in pixels {
+            if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
+                self.0.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Landmark colours, in landmark order: eyes cyan/yellow, nose magenta, mouth green/blue.
+const LANDMARK_COLOURS: [Rgb888; 5] = [
+    Rgb888::CSS_CYAN,
+    Rgb888::YELLOW,
+    Rgb888::MAGENTA,
+    Rgb888::GREEN,
+    Rgb888::CSS_DODGER_BLUE,
+];
+
+/// Box, five landmarks and the score of one face.
+pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection) {
+    let [x0, y0, x1, y1] = det.bbox;
+    let rect = Rectangle::with_corners(
+        Point::new(x0.round() as i32, y0.round() as i32),
+        Point::new(x1.round() as i32, y1.round() as i32),
+    );
+    let _ = rect
+        .into_styled(PrimitiveStyle::with_stroke(Rgb888::RED, 1))
+        .draw(canvas);
+    for (p, colour) in det.landmarks.iter().zip(LANDMARK_COLOURS) {
+        let _ = Circle::with_center(Point::new(p[0].round() as i32, p[1].round() as i32), 3)
+            .into_styled(PrimitiveStyle::with_fill(colour))
+            .draw(canvas);
+    }
+    label(canvas, &format!("{:.2}", det.score), Point::new(x0 as i32, y0 as i32 - 10));
+}
+
+/// White text on a black box, readable on any background.
+pub fn label(canvas: &mut RgbCanvas<'_>, text: &str, top_left: Point) {
+    let style = MonoTextStyle::new(&FONT_6X10, Rgb888::WHITE);
+    let top_left = Point::new(top_left.x.max(0), top_left.y.max(0));
+    let t = Text::with_baseline(text, top_left, style, Baseline::Top);
+    let _ = t
+        .bounding_box()
+        .into_styled(PrimitiveStyle::with_fill(Rgb888::BLACK))
+        .draw(canvas);
+    let _ = t.draw(canvas);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_overlay_marks_box_edges_and_landmarks() {
+        let mut img = RgbImage::new(64, 64);
+        let det = Detection {
+            bbox: [10.0, 20.0, 50.0, 60.0],
+            score: 0.99,
+            landmarks: [[20.0, 35.0], [40.0, 35.0], [30.0, 45.0], [22.0, 52.0], [38.0, 52.0]],
+        };
+        draw_detection(&mut RgbCanvas(&mut img), &det);
+        assert_eq!(img.get_pixel(10, 40).0, [255, 0, 0], "left edge of the box");
+        assert_eq!(img.get_pixel(30, 59).0, [255, 0, 0], "bottom edge of the box");
+        assert_eq!(img.get_pixel(30, 45).0, [255, 0, 255], "nose dot");
+        assert_eq!(img.get_pixel(30, 30).0, [0, 0, 0], "inside of the box untouched");
+    }
+}

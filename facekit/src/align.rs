@@ -1,0 +1,178 @@
+//! Face alignment: the least-squares similarity transform (Umeyama, no reflection) that maps the
+//! five detected landmarks onto the crop template, and the warps that use it.
+//!
+//! Coordinates are continuous pixel coordinates: pixel `(i, j)` covers `[i, i+1) × [j, j+1)`,
+//! its centre is `(i + 0.5, j + 0.5)`. RetinaFace's priors use the same convention.
+
+use image::{Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+use shared_proto::FaceCropSpec;
+
+/// `x' = a·x − b·y + tx`, `y' = b·x + a·y + ty`: rotation, uniform scale and translation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Similarity {
+    pub a: f32,
+    pub b: f32,
+    pub tx: f32,
+    pub ty: f32,
+}
+
+impl Similarity {
+    pub const IDENTITY: Self = Self { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
+
+    /// Least-squares fit of `dst ≈ T(src)`. For similarities in 2-D the Umeyama solution has
+    /// this closed form; the rotation is proper, so a mirrored face is never "aligned".
+    pub fn fit(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Self> {
+        let n = src.len().min(dst.len());
+        if n < 2 {
+            return None;
+        }
+        let mean = |pts: &[[f32; 2]]| {
+            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| (x + p[0] as f64, y + p[1] as f64));
+            (sx / n as f64, sy / n as f64)
+        };
+        let (mpx, mpy) = mean(src);
+        let (mqx, mqy) = mean(dst);
+        let (mut dot, mut cross, mut norm) = (0.0f64, 0.0f64, 0.0f64);
+        for (p, q) in src[..n].iter().zip(&dst[..n]) {
+            let (px, py) = (p[0] as f64 - mpx, p[1] as f64 - mpy);
+            let (qx, qy) = (q[0] as f64 - mqx, q[1] as f64 - mqy);
+            dot += px * qx + py * qy;
+            cross += px * qy - py * qx;
+            norm += px * px + py * py;
+        }
+        if norm < 1e-9 {
+            return None;
+        }
+        let (a, b) = (dot / norm, cross / norm);
+        let tx = mqx - (a * mpx - b * mpy);
+        let ty = mqy - (b * mpx + a * mpy);
+        Some(Self { a: a as f32, b: b as f32, tx: tx as f32, ty: ty as f32 })
+    }
+
+    pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
+        [self.a * p[0] - self.b * p[1] + self.tx, self.b * p[0] + self.a * p[1] + self.ty]
+    }
+
+    pub fn inverse(&self) -> Self {
+        let s2 = self.a * self.a + self.b * self.b;
+        let (a, b) = (self.a / s2, -self.b / s2);
+        Self { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) }
+    }
+
+    /// Uniform scale factor.
+    pub fn scale(&self) -> f32 {
+        self.a.hypot(self.b)
+    }
+
+    /// Rotation in degrees (counter-clockwise in image coordinates with y down).
+    pub fn rotation_deg(&self) -> f32 {
+        self.b.atan2(self.a).to_degrees()
+    }
+}
+
+/// An aligned crop and how it was made, so it can be pasted back into the frame.
+#[derive(Debug, Clone)]
+pub struct AlignedFace {
+    pub image: RgbImage,
+    /// Frame → crop.
+    pub to_crop: Similarity,
+    /// Landmarks moved into crop coordinates.
+    pub landmarks: [[f32; 2]; 5],
+    /// Mean distance (crop pixels) between the moved landmarks and the template: how well the
+    /// face's geometry fits a frontal template.
+    pub template_error: f32,
+    /// Fraction of crop pixels whose source lies outside the frame (face cut off by the edge).
+    pub outside_fraction: f32,
+}
+
+/// Aligns the face with `landmarks` (frame pixels) to `spec`.
+pub fn align_face(frame: &RgbImage, landmarks: &[[f32; 2]; 5], spec: &FaceCropSpec) -> Option<AlignedFace> {
+    let template = spec.template_px();
+    let to_crop = Similarity::fit(landmarks, &template)?;
+    let (image, outside_fraction) = warp_to_crop(frame, &to_crop, spec.size);
+    let moved = landmarks.map(|p| to_crop.apply(p));
+    let template_error =
+        moved.iter().zip(&template).map(|(m, t)| (m[0] - t[0]).hypot(m[1] - t[1])).sum::<f32>() / 5.0;
+    Some(AlignedFace { image, to_crop, landmarks: moved, template_error, outside_fraction })
+}
+
+/// Samples a `size`×`size` crop: each crop pixel centre is mapped back into the frame and read
+/// bilinearly (edges replicated). Returns the crop and the fraction sampled outside the frame.
+pub fn warp_to_crop(frame: &RgbImage, to_crop: &Similarity, size: u32) -> (RgbImage, f32) {
+    let inv = to_crop.inverse();
+    let (w, h) = frame.dimensions();
+    let mut out = RgbImage::new(size, size);
+    let mut outside = 0u32;
+    for v in 0..size {
+        for u in 0..size {
+            let [x, y] = inv.apply([u as f32 + 0.5, v as f32 + 0.5]);
+            if x < 0.0 || y < 0.0 || x > w as f32 || y > h as f32 {
+                outside += 1;
+            }
+            out.put_pixel(u, v, sample_bilinear(frame, x - 0.5, y - 0.5));
+        }
+    }
+    (out, outside as f32 / (size * size) as f32)
+}
+
+/// Bilinear read at index-space coordinates (pixel centres on integers), edges replicated.
+pub fn sample_bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let raw = img.as_raw();
+    let at = |xx: i64, yy: i64, c: usize| raw[((yy * w + xx) * 3) as usize + c] as f32;
+    let mut px = [0u8; 3];
+    for (c, p) in px.iter_mut().enumerate() {
+        let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
+        let bottom = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
+        *p = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+    }
+    Rgb(px)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_a_known_similarity_exactly() {
+        let truth = Similarity { a: 0.8 * 20f32.to_radians().cos(), b: 0.8 * 20f32.to_radians().sin(), tx: -12.0, ty: 30.0 };
+        let src = [[50.0, 60.0], [90.0, 58.0], [70.0, 80.0], [55.0, 100.0], [88.0, 99.0]];
+        let dst = src.map(|p| truth.apply(p));
+        let fit = Similarity::fit(&src, &dst).unwrap();
+        assert!((fit.a - truth.a).abs() < 1e-5 && (fit.b - truth.b).abs() < 1e-5);
+        assert!((fit.tx - truth.tx).abs() < 1e-3 && (fit.ty - truth.ty).abs() < 1e-3);
+        assert!((fit.rotation_deg() - 20.0).abs() < 1e-3 && (fit.scale() - 0.8).abs() < 1e-5);
+        let back = fit.inverse().apply(fit.apply([13.0, -7.0]));
+        assert!((back[0] - 13.0).abs() < 1e-3 && (back[1] + 7.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn mirrored_points_are_not_fit_by_a_reflection() {
+        let src = [[0.0, 0.0], [10.0, 0.0], [5.0, 8.0]];
+        let mirrored = src.map(|p| [-p[0], p[1]]);
+        let fit = Similarity::fit(&src, &mirrored).unwrap();
+        let err: f32 = src.iter().zip(&mirrored).map(|(s, m)| {
+            let p = fit.apply(*s);
+            (p[0] - m[0]).hypot(p[1] - m[1])
+        }).sum();
+        assert!(err > 5.0, "a proper similarity cannot mirror, residual {err}");
+    }
+
+    #[test]
+    fn warp_moves_a_bright_dot_to_the_mapped_position() {
+        let mut frame = RgbImage::new(100, 80);
+        frame.put_pixel(30, 20, Rgb([255, 255, 255]));
+        // Scale 2 about the origin then shift: frame (30.5, 20.5) -> crop (31, 11).
+        let t = Similarity { a: 2.0, b: 0.0, tx: -30.0, ty: -30.0 };
+        let (crop, outside) = warp_to_crop(&frame, &t, 64);
+        let brightest = crop.enumerate_pixels().max_by_key(|(_, _, p)| p.0[0]).map(|(x, y, _)| (x, y)).unwrap();
+        assert!(brightest.0.abs_diff(30) <= 1 && brightest.1.abs_diff(10) <= 1, "{brightest:?}");
+        assert_eq!(outside, 0.0);
+    }
+}

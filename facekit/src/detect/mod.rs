@@ -1,0 +1,32 @@
+//! RetinaFace face detection: prior generation, box/landmark decoding and NMS, plus the tract
+//! runner that feeds frames to the network.
+
+mod nms;
+mod priors;
+mod retinaface;
+
+pub use nms::{iou, nms};
+pub use priors::{decode, Prior, PriorLayout};
+pub use retinaface::{DetectorConfig, RetinaFace};
+
+use serde::{Deserialize, Serialize};
+
+/// One detected face in frame pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// `[x0, y0, x1, y1]`.
+    pub bbox: [f32; 4],
+    /// Face probability after softmax.
+    pub score: f32,
+    /// Five landmarks in [`shared_proto::LANDMARK_NAMES`] order.
+    pub landmarks: [[f32; 2]; 5],
+}
+
+impl Detection {
+    pub fn width(&self) -> f32 {
+        self.bbox[2] - self.bbox[0]
+    }
+    pub fn height(&self) -> f32 {
+        self.bbox[3] - self.bbox[1]
+    }
+}

@@ -1,0 +1,38 @@
+//! The face pipeline that host and device share, so a crop seen in training is produced by
+//! exactly the code that produces it live on the booth.
+//!
+//! Layers, bottom up: [`video`] yields RGB frames; [`detect`] runs RetinaFace and decodes its
+//! priors into [`Detection`]s.
+
+pub mod align;
+pub mod detect;
+pub mod pose;
+pub mod video;
+
+pub use align::{align_face, AlignedFace, Similarity};
+pub use detect::{Detection, DetectorConfig, RetinaFace};
+pub use pose::{estimate_pose, Pose};
+pub use video::{open_source, FrameSource, ImageFolder, VideoReader};
+
+/// Errors of the face library. Each names the file involved and what the user can do.
+#[derive(Debug, thiserror::Error)]
+pub enum FacekitError {
+    #[error("{path}: file not found{hint}")]
+    NotFound { path: String, hint: &'static str },
+    #[error("{path}: cannot be decoded as video ({detail}); check it plays with `ffprobe {path}` or re-encode it to H.264 MP4")]
+    UnreadableVideo { path: String, detail: String },
+    #[error("ffmpeg/ffprobe not found on PATH; install it (Debian: `apt-get install ffmpeg`, or run `make setup`)")]
+    FfmpegMissing,
+    #[error("{path}: not a usable ONNX model ({detail}); run `make setup` to restore the detector")]
+    BadModel { path: String, detail: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = FacekitError> = std::result::Result<T, E>;

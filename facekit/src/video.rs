@@ -1,0 +1,226 @@
+//! Video frames as RGB images, decoded by an `ffmpeg` subprocess.
+//!
+//! A subprocess keeps libav* out of the build (and out of the aarch64 cross build) while still
+//! reading every container/codec a kiosk operator is likely to hand us.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use image::RgbImage;
+
+use crate::{FacekitError, Result};
+
+/// Anything that yields RGB frames in order (video file, image folder, camera).
+pub trait FrameSource {
+    /// Frame width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    /// The next frame, `None` at the end of the stream.
+    fn next_frame(&mut self) -> Result<Option<RgbImage>>;
+}
+
+/// Decodes a video file through `ffmpeg -f rawvideo -pix_fmt rgb24`.
+pub struct VideoReader {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    frames_read: u64,
+}
+
+impl VideoReader {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display().to_string();
+        if !path.is_file() {
+            return Err(FacekitError::NotFound {
+                path: shown,
+                hint: "; pass an existing video file (run `make setup` for the sample media)",
+            });
+        }
+        let (width, height) = probe_size(&path)?;
+        let mut child = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-i"])
+            .arg(&path)
+            .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|_| FacekitError::FfmpegMissing)?;
+        let stdout = BufReader::with_capacity(
+            (width * height * 3) as usize,
+            child.stdout.take().expect("stdout is piped"),
+        );
+        Ok(Self {
+            path,
+            width,
+            height,
+            child,
+            stdout,
+            frames_read: 0,
+        })
+    }
+
+    fn decode_error(&mut self) -> FacekitError {
+        let mut detail = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut detail);
+        }
+        let _ = self.child.wait();
+        FacekitError::UnreadableVideo {
+            path: self.path.display().to_string(),
+            detail: first_line(&detail).unwrap_or("ffmpeg stopped early").to_owned(),
+        }
+    }
+}
+
+impl FrameSource for VideoReader {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn next_frame(&mut self) -> Result<Option<RgbImage>> {
+        let mut buf = vec![0u8; (self.width * self.height * 3) as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.stdout.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(FacekitError::Io {
+                        path: self.path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        if filled == 0 {
+            let status = self.child.wait().map_err(|source| FacekitError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+            // A stream that decodes nothing at all is a broken file, not an empty video.
+            if !status.success() || self.frames_read == 0 {
+                return Err(self.decode_error());
+            }
+            return Ok(None);
+        }
+        if filled < buf.len() {
+            return Err(self.decode_error());
+        }
+        self.frames_read += 1;
+        Ok(Some(
+            RgbImage::from_raw(self.width, self.height, buf).expect("buffer has frame size"),
+        ))
+    }
+}
+
+impl Iterator for VideoReader {
+    type Item = Result<RgbImage>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_frame().transpose()
+    }
+}
+
+impl Drop for VideoReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn probe_size(path: &Path) -> Result<(u32, u32)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height", "-of", "csv=p=0:s=x"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|_| FacekitError::FfmpegMissing)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parsed = text.trim().lines().next().and_then(|l| {
+        let (w, h) = l.split_once('x')?;
+        Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+    });
+    match parsed {
+        Some((w, h)) if out.status.success() && w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(FacekitError::UnreadableVideo {
+            path: path.display().to_string(),
+            detail: first_line(&String::from_utf8_lossy(&out.stderr))
+                .unwrap_or("no video stream")
+                .to_owned(),
+        }),
+    }
+}
+
+fn first_line(s: &str) -> Option<&str> {
+    s.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// A folder of still images (PNG/JPEG), read in file-name order: frames dumped by ffmpeg,
+/// photo sets, or recordings from another machine.
+pub struct ImageFolder {
+    files: Vec<PathBuf>,
+    next: usize,
+    size: (u32, u32),
+}
+
+impl ImageFolder {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let io = |source| FacekitError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+            })
+            .collect();
+        files.sort();
+        let first = files.first().ok_or_else(|| FacekitError::NotFound {
+            path: dir.display().to_string(),
+            hint: " (no .png/.jpg images in this folder)",
+        })?;
+        let size = image::image_dimensions(first).map_err(|e| FacekitError::UnreadableVideo {
+            path: first.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(Self { files, next: 0, size })
+    }
+}
+
+impl FrameSource for ImageFolder {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    fn next_frame(&mut self) -> Result<Option<RgbImage>> {
+        let Some(path) = self.files.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let img = image::open(path).map_err(|e| FacekitError::UnreadableVideo {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some(img.into_rgb8()))
+    }
+}
+
+/// Opens a video file or an image folder, whichever `path` is.
+pub fn open_source(path: impl AsRef<Path>) -> Result<Box<dyn FrameSource + Send>> {
+    let path = path.as_ref();
+    if path.is_dir() {
+        Ok(Box::new(ImageFolder::open(path)?))
+    } else {
+        Ok(Box::new(VideoReader::open(path)?))
+    }
+}

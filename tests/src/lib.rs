@@ -1,0 +1,60 @@
+//! Helpers for the end-to-end tests: locate the repository, the built binaries and the sample
+//! media, and run `doppel-device detect-video` natively or under qemu.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use facekit::Detection;
+use serde::Deserialize;
+
+/// One line of `detections.jsonl` as the tests read it.
+#[derive(Debug, Deserialize)]
+pub struct FrameRecord {
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<Detection>,
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn asset(rel: &str) -> PathBuf {
+    let p = root().join(rel);
+    assert!(p.is_file(), "{} missing: run `make setup`", p.display());
+    p
+}
+
+/// A binary of this workspace, built next to the test executable (`target/<profile>/`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = profile_dir.join(name);
+    assert!(bin.is_file(), "{} not built: run `cargo build --release --workspace`", bin.display());
+    bin
+}
+
+/// Runs `detect-video` with `cmd` (a native binary or a qemu wrapper) and parses its output.
+pub fn detect_video(mut cmd: Command, input: &Path, extra: &[&str]) -> (Output, Vec<FrameRecord>) {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = cmd
+        .current_dir(root())
+        .arg("detect-video")
+        .arg("--input")
+        .arg(input)
+        .arg("--out")
+        .arg(out.path())
+        .args(extra)
+        .output()
+        .expect("spawn doppel-device");
+    let jsonl = out.path().join("detections.jsonl");
+    let records = std::fs::read_to_string(&jsonl)
+        .map(|t| t.lines().map(|l| serde_json::from_str(l).expect("valid JSON line")).collect())
+        .unwrap_or_default();
+    (output, records)
+}
+
+pub fn device_cmd() -> Command {
+    Command::new(workspace_bin("doppel-device"))
+}

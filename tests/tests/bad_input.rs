@@ -1,0 +1,55 @@
+//! Missing or corrupt inputs fail with one line that names the file and says what to do.
+
+use std::path::Path;
+use std::process::Output;
+
+use e2e_tests::{asset, detect_video, device_cmd};
+
+fn error_line(output: &Output) -> String {
+    assert!(!output.status.success(), "bad input must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line, got:\n{stderr}");
+    lines[0].to_owned()
+}
+
+fn run(input: &Path, model: &Path) -> String {
+    let model = model.to_str().unwrap();
+    let (output, _) = detect_video(device_cmd(), input, &["--model", model]);
+    error_line(&output)
+}
+
+#[test]
+fn missing_video_names_the_file() {
+    let line = run(Path::new("/nonexistent/clip.mp4"), &asset("models/retinaface-mnet025.onnx"));
+    assert!(line.contains("/nonexistent/clip.mp4") && line.contains("not found"), "{line}");
+}
+
+#[test]
+fn corrupt_video_names_the_file_and_suggests_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.mp4");
+    // The first kilobyte of a real MP4 followed by garbage: a header, then nothing decodable.
+    let real = std::fs::read(asset("data/carphone_pristine.mp4")).unwrap();
+    let mut bytes = real[..1024].to_vec();
+    bytes.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&bad, bytes).unwrap();
+    let line = run(&bad, &asset("models/retinaface-mnet025.onnx"));
+    assert!(line.contains("broken.mp4") && line.contains("cannot be decoded"), "{line}");
+}
+
+#[test]
+fn missing_model_names_the_file_and_setup() {
+    let line = run(&asset("data/movie.avi"), Path::new("/nonexistent/det.onnx"));
+    assert!(line.contains("/nonexistent/det.onnx") && line.contains("make setup"), "{line}");
+}
+
+#[test]
+fn corrupt_model_names_the_file_and_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("truncated.onnx");
+    let real = std::fs::read(asset("models/retinaface-mnet025.onnx")).unwrap();
+    std::fs::write(&bad, &real[..real.len() / 3]).unwrap();
+    let line = run(&asset("data/movie.avi"), &bad);
+    assert!(line.contains("truncated.onnx") && line.contains("make setup"), "{line}");
+}
