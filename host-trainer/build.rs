@@ -33,8 +33,10 @@ fn main() {
     let version = std::fs::read_to_string(torch.join("version.py"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"']).to_owned()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("__version__ = ")
+                    .map(|v| v.trim_matches(['\'', '"']).to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=DOPPEL_TORCH_VERSION={version}");

@@ -4,4 +4,3 @@
 //! detections as JSON lines and an annotated contact sheet drawn with `embedded-graphics`.
 
 pub mod offline;
-pub mod overlay;

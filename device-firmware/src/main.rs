@@ -55,11 +55,25 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::DetectVideo { input, out, model, score_threshold, every, max_frames } => {
-            let config = DetectorConfig { score_threshold, ..Default::default() };
+        Command::DetectVideo {
+            input,
+            out,
+            model,
+            score_threshold,
+            every,
+            max_frames,
+        } => {
+            let config = DetectorConfig {
+                score_threshold,
+                ..Default::default()
+            };
             let detector = RetinaFace::load(&model, config).context("loading the face detector")?;
             let mut source = open_source(&input).context("opening the input")?;
-            let opts = Options { every, max_frames, ..Default::default() };
+            let opts = Options {
+                every,
+                max_frames,
+                ..Default::default()
+            };
             let summary = detect_frames(&detector, source.as_mut(), &out, &opts)
                 .with_context(|| format!("detecting faces in {}", input.display()))?;
             println!(

@@ -9,7 +9,7 @@ use facekit::{Detection, FrameSource, RetinaFace};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::overlay::{draw_detection, label, RgbCanvas};
+use facekit::draw::{draw_detection, label, tile, RgbCanvas};
 
 /// One line of `detections.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ impl Default for Options {
             every: 1,
             max_frames: None,
             sheet_every: 5,
-            sheet_columns: 6,
+            sheet_columns: 4,
         }
     }
 }
@@ -115,10 +115,12 @@ pub fn detect_frames(
 
     let contact_sheet = out_dir.join("contact_sheet.png");
     let sheet = tile(&tiles, opts.sheet_columns.max(1));
-    sheet.save(&contact_sheet).map_err(|source| OfflineError::Image {
-        path: contact_sheet.clone(),
-        source,
-    })?;
+    sheet
+        .save(&contact_sheet)
+        .map_err(|source| OfflineError::Image {
+            path: contact_sheet.clone(),
+            source,
+        })?;
     Ok(Summary {
         frames: processed,
         frames_with_faces: with_faces,
@@ -127,25 +129,31 @@ pub fn detect_frames(
     })
 }
 
-fn annotate(mut frame: RgbImage, index: u64, faces: &[Detection]) -> RgbImage {
-    let mut canvas = RgbCanvas(&mut frame);
-    for f in faces {
-        draw_detection(&mut canvas, f);
-    }
-    label(&mut canvas, &format!("#{index}"), embedded_graphics::prelude::Point::new(1, 1));
-    frame
-}
+/// Tiles are at least this wide so landmarks stay visible on small webcam frames.
+const MIN_TILE_WIDTH: u32 = 320;
 
-fn tile(tiles: &[RgbImage], columns: u32) -> RgbImage {
-    let (tw, th) = tiles.iter().fold((1, 1), |(w, h), t| (w.max(t.width()), h.max(t.height())));
-    let n = tiles.len().max(1) as u32;
-    let cols = columns.min(n);
-    let rows = n.div_ceil(cols);
-    let gap = 2;
-    let mut sheet = RgbImage::from_pixel(cols * (tw + gap) + gap, rows * (th + gap) + gap, image::Rgb([40, 40, 40]));
-    for (i, t) in tiles.iter().enumerate() {
-        let (c, r) = (i as u32 % cols, i as u32 / cols);
-        image::imageops::replace(&mut sheet, t, (gap + c * (tw + gap)) as i64, (gap + r * (th + gap)) as i64);
+fn annotate(frame: RgbImage, index: u64, faces: &[Detection]) -> RgbImage {
+    let scale = MIN_TILE_WIDTH.div_ceil(frame.width()).max(1);
+    let mut frame = if scale > 1 {
+        let (w, h) = (frame.width() * scale, frame.height() * scale);
+        image::imageops::resize(&frame, w, h, image::imageops::FilterType::Triangle)
+    } else {
+        frame
+    };
+    let mut canvas = RgbCanvas(&mut frame);
+    let s = scale as f32;
+    for f in faces {
+        let scaled = Detection {
+            bbox: f.bbox.map(|v| v * s),
+            score: f.score,
+            landmarks: f.landmarks.map(|[x, y]| [x * s, y * s]),
+        };
+        draw_detection(&mut canvas, &scaled);
     }
-    sheet
+    label(
+        &mut canvas,
+        &format!("#{index}"),
+        embedded_graphics::prelude::Point::new(1, 1),
+    );
+    frame
 }

@@ -12,11 +12,18 @@ fn root() -> PathBuf {
 
 #[test]
 fn finds_one_face_per_frame_in_the_first_carphone_frames() {
-    let det = RetinaFace::load(root().join("models/retinaface-mnet025.onnx"), DetectorConfig::default())
-        .expect("run `make setup` first");
+    let det = RetinaFace::load(
+        root().join("models/retinaface-mnet025.onnx"),
+        DetectorConfig::default(),
+    )
+    .expect("run `make setup` first");
     let mut video = VideoReader::open(root().join("data/carphone_pristine.mp4")).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let opts = Options { every: 8, max_frames: Some(6), ..Default::default() };
+    let opts = Options {
+        every: 8,
+        max_frames: Some(6),
+        ..Default::default()
+    };
     let summary = detect_frames(&det, &mut video, out.path(), &opts).unwrap();
     assert_eq!(summary.frames, 6);
     assert_eq!(summary.frames_with_faces, 6);

@@ -18,7 +18,12 @@ pub struct Similarity {
 }
 
 impl Similarity {
-    pub const IDENTITY: Self = Self { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
+    pub const IDENTITY: Self = Self {
+        a: 1.0,
+        b: 0.0,
+        tx: 0.0,
+        ty: 0.0,
+    };
 
     /// Least-squares fit of `dst ≈ T(src)`. For similarities in 2-D the Umeyama solution has
     /// this closed form; the rotation is proper, so a mirrored face is never "aligned".
@@ -28,7 +33,9 @@ impl Similarity {
             return None;
         }
         let mean = |pts: &[[f32; 2]]| {
-            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| (x + p[0] as f64, y + p[1] as f64));
+            let (sx, sy) = pts[..n].iter().fold((0.0f64, 0.0f64), |(x, y), p| {
+                (x + p[0] as f64, y + p[1] as f64)
+            });
             (sx / n as f64, sy / n as f64)
         };
         let (mpx, mpy) = mean(src);
@@ -47,17 +54,30 @@ impl Similarity {
         let (a, b) = (dot / norm, cross / norm);
         let tx = mqx - (a * mpx - b * mpy);
         let ty = mqy - (b * mpx + a * mpy);
-        Some(Self { a: a as f32, b: b as f32, tx: tx as f32, ty: ty as f32 })
+        Some(Self {
+            a: a as f32,
+            b: b as f32,
+            tx: tx as f32,
+            ty: ty as f32,
+        })
     }
 
     pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
-        [self.a * p[0] - self.b * p[1] + self.tx, self.b * p[0] + self.a * p[1] + self.ty]
+        [
+            self.a * p[0] - self.b * p[1] + self.tx,
+            self.b * p[0] + self.a * p[1] + self.ty,
+        ]
     }
 
     pub fn inverse(&self) -> Self {
         let s2 = self.a * self.a + self.b * self.b;
         let (a, b) = (self.a / s2, -self.b / s2);
-        Self { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) }
+        Self {
+            a,
+            b,
+            tx: -(a * self.tx - b * self.ty),
+            ty: -(b * self.tx + a * self.ty),
+        }
     }
 
     /// Uniform scale factor.
@@ -87,14 +107,28 @@ pub struct AlignedFace {
 }
 
 /// Aligns the face with `landmarks` (frame pixels) to `spec`.
-pub fn align_face(frame: &RgbImage, landmarks: &[[f32; 2]; 5], spec: &FaceCropSpec) -> Option<AlignedFace> {
+pub fn align_face(
+    frame: &RgbImage,
+    landmarks: &[[f32; 2]; 5],
+    spec: &FaceCropSpec,
+) -> Option<AlignedFace> {
     let template = spec.template_px();
     let to_crop = Similarity::fit(landmarks, &template)?;
     let (image, outside_fraction) = warp_to_crop(frame, &to_crop, spec.size);
     let moved = landmarks.map(|p| to_crop.apply(p));
-    let template_error =
-        moved.iter().zip(&template).map(|(m, t)| (m[0] - t[0]).hypot(m[1] - t[1])).sum::<f32>() / 5.0;
-    Some(AlignedFace { image, to_crop, landmarks: moved, template_error, outside_fraction })
+    let template_error = moved
+        .iter()
+        .zip(&template)
+        .map(|(m, t)| (m[0] - t[0]).hypot(m[1] - t[1]))
+        .sum::<f32>()
+        / 5.0;
+    Some(AlignedFace {
+        image,
+        to_crop,
+        landmarks: moved,
+        template_error,
+        outside_fraction,
+    })
 }
 
 /// Samples a `size`×`size` crop: each crop pixel centre is mapped back into the frame and read
@@ -141,8 +175,19 @@ mod tests {
 
     #[test]
     fn fit_recovers_a_known_similarity_exactly() {
-        let truth = Similarity { a: 0.8 * 20f32.to_radians().cos(), b: 0.8 * 20f32.to_radians().sin(), tx: -12.0, ty: 30.0 };
-        let src = [[50.0, 60.0], [90.0, 58.0], [70.0, 80.0], [55.0, 100.0], [88.0, 99.0]];
+        let truth = Similarity {
+            a: 0.8 * 20f32.to_radians().cos(),
+            b: 0.8 * 20f32.to_radians().sin(),
+            tx: -12.0,
+            ty: 30.0,
+        };
+        let src = [
+            [50.0, 60.0],
+            [90.0, 58.0],
+            [70.0, 80.0],
+            [55.0, 100.0],
+            [88.0, 99.0],
+        ];
         let dst = src.map(|p| truth.apply(p));
         let fit = Similarity::fit(&src, &dst).unwrap();
         assert!((fit.a - truth.a).abs() < 1e-5 && (fit.b - truth.b).abs() < 1e-5);
@@ -157,11 +202,18 @@ mod tests {
         let src = [[0.0, 0.0], [10.0, 0.0], [5.0, 8.0]];
         let mirrored = src.map(|p| [-p[0], p[1]]);
         let fit = Similarity::fit(&src, &mirrored).unwrap();
-        let err: f32 = src.iter().zip(&mirrored).map(|(s, m)| {
-            let p = fit.apply(*s);
-            (p[0] - m[0]).hypot(p[1] - m[1])
-        }).sum();
-        assert!(err > 5.0, "a proper similarity cannot mirror, residual {err}");
+        let err: f32 = src
+            .iter()
+            .zip(&mirrored)
+            .map(|(s, m)| {
+                let p = fit.apply(*s);
+                (p[0] - m[0]).hypot(p[1] - m[1])
+            })
+            .sum();
+        assert!(
+            err > 5.0,
+            "a proper similarity cannot mirror, residual {err}"
+        );
     }
 
     #[test]
@@ -169,10 +221,22 @@ mod tests {
         let mut frame = RgbImage::new(100, 80);
         frame.put_pixel(30, 20, Rgb([255, 255, 255]));
         // Scale 2 about the origin then shift: frame (30.5, 20.5) -> crop (31, 11).
-        let t = Similarity { a: 2.0, b: 0.0, tx: -30.0, ty: -30.0 };
+        let t = Similarity {
+            a: 2.0,
+            b: 0.0,
+            tx: -30.0,
+            ty: -30.0,
+        };
         let (crop, outside) = warp_to_crop(&frame, &t, 64);
-        let brightest = crop.enumerate_pixels().max_by_key(|(_, _, p)| p.0[0]).map(|(x, y, _)| (x, y)).unwrap();
-        assert!(brightest.0.abs_diff(30) <= 1 && brightest.1.abs_diff(10) <= 1, "{brightest:?}");
+        let brightest = crop
+            .enumerate_pixels()
+            .max_by_key(|(_, _, p)| p.0[0])
+            .map(|(x, y, _)| (x, y))
+            .unwrap();
+        assert!(
+            brightest.0.abs_diff(30) <= 1 && brightest.1.abs_diff(10) <= 1,
+            "{brightest:?}"
+        );
         assert_eq!(outside, 0.0);
     }
 }

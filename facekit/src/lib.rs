@@ -2,17 +2,20 @@
 //! exactly the code that produces it live on the booth.
 //!
 //! Layers, bottom up: [`video`] yields RGB frames; [`detect`] runs RetinaFace and decodes its
-//! priors into [`Detection`]s.
+//! priors into [`Detection`]s; [`align`] maps the five landmarks onto the crop template of
+//! [`shared_proto::FaceCropSpec`] and warps the crop; [`pose`] estimates head pose from the
+//! landmarks; [`draw`] is the `embedded-graphics` canvas every overlay and contact sheet uses.
 
 pub mod align;
 pub mod detect;
+pub mod draw;
 pub mod pose;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};
 pub use detect::{Detection, DetectorConfig, RetinaFace};
 pub use pose::{estimate_pose, Pose};
-pub use video::{open_source, FrameSource, ImageFolder, VideoReader};
+pub use video::{frame_count_hint, open_source, FrameSource, ImageFolder, VideoReader};
 
 /// Errors of the face library. Each names the file involved and what the user can do.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,9 @@ pub enum FacekitError {
     UnreadableVideo { path: String, detail: String },
     #[error("ffmpeg/ffprobe not found on PATH; install it (Debian: `apt-get install ffmpeg`, or run `make setup`)")]
     FfmpegMissing,
-    #[error("{path}: not a usable ONNX model ({detail}); run `make setup` to restore the detector")]
+    #[error(
+        "{path}: not a usable ONNX model ({detail}); run `make setup` to restore the detector"
+    )]
     BadModel { path: String, detail: String },
     #[error("inference failed: {0}")]
     Inference(String),

@@ -71,7 +71,9 @@ impl VideoReader {
         let _ = self.child.wait();
         FacekitError::UnreadableVideo {
             path: self.path.display().to_string(),
-            detail: first_line(&detail).unwrap_or("ffmpeg stopped early").to_owned(),
+            detail: first_line(&detail)
+                .unwrap_or("ffmpeg stopped early")
+                .to_owned(),
         }
     }
 }
@@ -179,9 +181,9 @@ impl ImageFolder {
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                })
             })
             .collect();
         files.sort();
@@ -193,7 +195,11 @@ impl ImageFolder {
             path: first.display().to_string(),
             detail: e.to_string(),
         })?;
-        Ok(Self { files, next: 0, size })
+        Ok(Self {
+            files,
+            next: 0,
+            size,
+        })
     }
 }
 
@@ -223,4 +229,24 @@ pub fn open_source(path: impl AsRef<Path>) -> Result<Box<dyn FrameSource + Send>
     } else {
         Ok(Box::new(VideoReader::open(path)?))
     }
+}
+
+/// Frame count from the container header (no decoding); `None` when the container does not say.
+pub fn frame_count_hint(path: impl AsRef<Path>) -> Option<u64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path.as_ref())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

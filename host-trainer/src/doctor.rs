@@ -25,7 +25,10 @@ struct Asset {
 
 pub fn run(args: &Args) -> Result<()> {
     let mut problems = 0;
-    println!("torch      {} (linked by tch 0.24)", env!("DOPPEL_TORCH_VERSION"));
+    println!(
+        "torch      {} (linked by tch 0.24)",
+        env!("DOPPEL_TORCH_VERSION")
+    );
     let cuda = tch::Cuda::is_available();
     let cuda_linked = env!("DOPPEL_TORCH_CUDA_LINKED") == "1";
     if cuda {
@@ -42,21 +45,33 @@ pub fn run(args: &Args) -> Result<()> {
     println!("threads    {} intra-op", tch::get_num_threads());
 
     let manifest = args.root.join("assets.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("reading {}; run doctor from the repository root or pass --root", manifest.display()))?;
+    let text = std::fs::read_to_string(&manifest).with_context(|| {
+        format!(
+            "reading {}; run doctor from the repository root or pass --root",
+            manifest.display()
+        )
+    })?;
     let assets: BTreeMap<String, Asset> =
         toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
     for (name, asset) in &assets {
         let path = args.root.join(&asset.path);
         match sha256_file(&path) {
-            Ok(sum) if sum == asset.sha256 => println!("{name:<10} ok  {} sha256 {sum}", asset.path),
+            Ok(sum) if sum == asset.sha256 => {
+                println!("{name:<10} ok  {} sha256 {sum}", asset.path)
+            }
             Ok(sum) => {
                 problems += 1;
-                println!("{name:<10} BAD {} sha256 {sum} (expected {}); delete it and run `make setup`", asset.path, asset.sha256);
+                println!(
+                    "{name:<10} BAD {} sha256 {sum} (expected {}); delete it and run `make setup`",
+                    asset.path, asset.sha256
+                );
             }
             Err(_) => {
                 problems += 1;
-                println!("{name:<10} MISSING {} (from {}); run `make setup`", asset.path, asset.source);
+                println!(
+                    "{name:<10} MISSING {} (from {}); run `make setup`",
+                    asset.path, asset.source
+                );
             }
         }
     }
@@ -106,11 +121,23 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 fn first_line_of(cmd: &str, arg: &str) -> Option<String> {
     let out = Command::new(cmd).arg(arg).output().ok()?;
-    let text = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout }).into_owned();
+    let text = String::from_utf8_lossy(if out.stdout.is_empty() {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .into_owned();
     text.lines().next().map(str::to_owned)
 }
 
 fn gpu_names() -> Option<String> {
-    let out = Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().replace('\n', ", "))
+    let out = Command::new("nvidia-smi")
+        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .replace('\n', ", ")
+    })
 }

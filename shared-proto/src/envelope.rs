@@ -58,7 +58,9 @@ pub fn decode<T: DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T, ProtoE
     }
     let (value, trailing) = postcard::take_from_bytes(rest)?;
     if !trailing.is_empty() {
-        return Err(ProtoError::Postcard(postcard::Error::DeserializeBadEncoding));
+        return Err(ProtoError::Postcard(
+            postcard::Error::DeserializeBadEncoding,
+        ));
     }
     Ok(value)
 }

@@ -29,9 +29,16 @@ pub fn asset(rel: &str) -> PathBuf {
 /// A binary of this workspace, built next to the test executable (`target/<profile>/`).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let bin = profile_dir.join(name);
-    assert!(bin.is_file(), "{} not built: run `cargo build --release --workspace`", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} not built: run `cargo build --release --workspace`",
+        bin.display()
+    );
     bin
 }
 
@@ -50,7 +57,11 @@ pub fn detect_video(mut cmd: Command, input: &Path, extra: &[&str]) -> (Output, 
         .expect("spawn doppel-device");
     let jsonl = out.path().join("detections.jsonl");
     let records = std::fs::read_to_string(&jsonl)
-        .map(|t| t.lines().map(|l| serde_json::from_str(l).expect("valid JSON line")).collect())
+        .map(|t| {
+            t.lines()
+                .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+                .collect()
+        })
         .unwrap_or_default();
     (output, records)
 }

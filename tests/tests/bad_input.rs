@@ -21,8 +21,14 @@ fn run(input: &Path, model: &Path) -> String {
 
 #[test]
 fn missing_video_names_the_file() {
-    let line = run(Path::new("/nonexistent/clip.mp4"), &asset("models/retinaface-mnet025.onnx"));
-    assert!(line.contains("/nonexistent/clip.mp4") && line.contains("not found"), "{line}");
+    let line = run(
+        Path::new("/nonexistent/clip.mp4"),
+        &asset("models/retinaface-mnet025.onnx"),
+    );
+    assert!(
+        line.contains("/nonexistent/clip.mp4") && line.contains("not found"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -35,13 +41,19 @@ fn corrupt_video_names_the_file_and_suggests_a_fix() {
     bytes.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     std::fs::write(&bad, bytes).unwrap();
     let line = run(&bad, &asset("models/retinaface-mnet025.onnx"));
-    assert!(line.contains("broken.mp4") && line.contains("cannot be decoded"), "{line}");
+    assert!(
+        line.contains("broken.mp4") && line.contains("cannot be decoded"),
+        "{line}"
+    );
 }
 
 #[test]
 fn missing_model_names_the_file_and_setup() {
     let line = run(&asset("data/movie.avi"), Path::new("/nonexistent/det.onnx"));
-    assert!(line.contains("/nonexistent/det.onnx") && line.contains("make setup"), "{line}");
+    assert!(
+        line.contains("/nonexistent/det.onnx") && line.contains("make setup"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -51,5 +63,8 @@ fn corrupt_model_names_the_file_and_setup() {
     let real = std::fs::read(asset("models/retinaface-mnet025.onnx")).unwrap();
     std::fs::write(&bad, &real[..real.len() / 3]).unwrap();
     let line = run(&asset("data/movie.avi"), &bad);
-    assert!(line.contains("truncated.onnx") && line.contains("make setup"), "{line}");
+    assert!(
+        line.contains("truncated.onnx") && line.contains("make setup"),
+        "{line}"
+    );
 }

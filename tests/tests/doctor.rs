@@ -10,11 +10,23 @@ fn doctor_reports_torch_assets_and_cross_toolchain() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("torch      2.11.0"), "{text}");
     assert!(text.contains("cuda       "), "{text}");
-    for asset in ["retinaface-mnet025.onnx", "carphone_pristine.mp4", "movie.avi"] {
-        assert!(text.lines().any(|l| l.contains(" ok ") && l.contains(asset)), "{asset}: {text}");
+    for asset in [
+        "retinaface-mnet025.onnx",
+        "carphone_pristine.mp4",
+        "movie.avi",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" ok ") && l.contains(asset)),
+            "{asset}: {text}"
+        );
     }
     assert!(text.contains("cross cc   aarch64-linux-gnu-gcc"), "{text}");
     assert!(text.contains("all good"), "{text}");
@@ -27,7 +39,11 @@ fn doctor_flags_a_tampered_asset() {
     std::fs::write(dir.path().join("assets.toml"), manifest).unwrap();
     std::fs::create_dir_all(dir.path().join("models")).unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("models/retinaface-mnet025.onnx"), b"not a model").unwrap();
+    std::fs::write(
+        dir.path().join("models/retinaface-mnet025.onnx"),
+        b"not a model",
+    )
+    .unwrap();
     let out = std::process::Command::new(workspace_bin("host-trainer"))
         .args(["doctor", "--root"])
         .arg(dir.path())
@@ -35,6 +51,14 @@ fn doctor_flags_a_tampered_asset() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(text.lines().any(|l| l.contains("BAD") && l.contains("retinaface")), "{text}");
-    assert!(text.lines().any(|l| l.contains("MISSING") && l.contains("movie.avi")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("BAD") && l.contains("retinaface")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("MISSING") && l.contains("movie.avi")),
+        "{text}"
+    );
 }

@@ -32,7 +32,11 @@ mod tests {
     use super::*;
 
     fn det(bbox: [f32; 4], score: f32) -> Detection {
-        Detection { bbox, score, landmarks: [[0.0; 2]; 5] }
+        Detection {
+            bbox,
+            score,
+            landmarks: [[0.0; 2]; 5],
+        }
     }
 
     #[test]

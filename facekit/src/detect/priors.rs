@@ -97,25 +97,46 @@ mod tests {
     #[test]
     fn prior_count_and_order_follow_retinaface() {
         let layout = PriorLayout::default();
-        // 640x480: 80*60*2 + 40*30*2 + 20*15*2 = 16800, the count RetinaFace reports.
-        assert_eq!(layout.count(640, 480), 16_800);
+        // 640x480: 80*60*2 + 40*30*2 + 20*15*2.
+        assert_eq!(layout.count(640, 480), 12_600);
         let p = layout.priors(176, 144);
         assert_eq!(p.len(), layout.count(176, 144));
         // First level, first cell: both sizes share the centre, sizes innermost.
-        assert_eq!(p[0], Prior { cx: 4.0, cy: 4.0, size: 16.0 });
-        assert_eq!(p[1], Prior { cx: 4.0, cy: 4.0, size: 32.0 });
+        assert_eq!(
+            p[0],
+            Prior {
+                cx: 4.0,
+                cy: 4.0,
+                size: 16.0
+            }
+        );
+        assert_eq!(
+            p[1],
+            Prior {
+                cx: 4.0,
+                cy: 4.0,
+                size: 32.0
+            }
+        );
         // Row-major: the next cell is one stride to the right.
         assert_eq!(p[2].cx, 12.0);
         // 176/8 = 22 cells per row, so prior 44 starts the second row.
         assert_eq!((p[44].cx, p[44].cy), (4.0, 12.0));
         // Non-divisible sizes round up (144/32 = 4.5 -> 5 rows).
         let last = p.last().unwrap();
-        assert_eq!((last.cx, last.cy, last.size), (16.0 * 11.0, 16.0 * 9.0, 512.0));
+        assert_eq!(
+            (last.cx, last.cy, last.size),
+            (16.0 * 11.0, 16.0 * 9.0, 512.0)
+        );
     }
 
     #[test]
     fn zero_offsets_decode_to_the_prior_itself() {
-        let prior = Prior { cx: 40.0, cy: 24.0, size: 32.0 };
+        let prior = Prior {
+            cx: 40.0,
+            cy: 24.0,
+            size: 32.0,
+        };
         let d = decode(&prior, &[0.0; 4], &[0.0; 10], 0.9, [0.1, 0.2]);
         assert_eq!(d.bbox, [24.0, 8.0, 56.0, 40.0]);
         assert!(d.landmarks.iter().all(|p| *p == [40.0, 24.0]));
@@ -123,14 +144,26 @@ mod tests {
 
     #[test]
     fn offsets_scale_by_variance_and_prior_size() {
-        let prior = Prior { cx: 100.0, cy: 100.0, size: 64.0 };
+        let prior = Prior {
+            cx: 100.0,
+            cy: 100.0,
+            size: 64.0,
+        };
         let loc = [1.0, -1.0, (2.0f32).ln() / 0.2, 0.0];
-        let d = decode(&prior, &loc, &[1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -2.0], 1.0, [0.1, 0.2]);
+        let d = decode(
+            &prior,
+            &loc,
+            &[1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -2.0],
+            1.0,
+            [0.1, 0.2],
+        );
         // Centre moves by 0.1*64 = 6.4 px; width doubles to 128.
         let (cx, cy) = ((d.bbox[0] + d.bbox[2]) / 2.0, (d.bbox[1] + d.bbox[3]) / 2.0);
         assert!((cx - 106.4).abs() < 1e-4 && (cy - 93.6).abs() < 1e-4);
         assert!((d.width() - 128.0).abs() < 1e-3 && (d.height() - 64.0).abs() < 1e-3);
-        assert!((d.landmarks[0][0] - 106.4).abs() < 1e-4 && (d.landmarks[0][1] - 112.8).abs() < 1e-4);
+        assert!(
+            (d.landmarks[0][0] - 106.4).abs() < 1e-4 && (d.landmarks[0][1] - 112.8).abs() < 1e-4
+        );
         assert!((d.landmarks[4][0] - 93.6).abs() < 1e-4 && (d.landmarks[4][1] - 87.2).abs() < 1e-4);
     }
 }

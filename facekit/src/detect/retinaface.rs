@@ -59,12 +59,13 @@ impl RetinaFace {
                 hint: "; run `make setup` to extract the RetinaFace detector into models/",
             });
         }
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| FacekitError::BadModel {
-                path: shown.clone(),
-                detail: root_cause(&e),
-            })?;
+        let model =
+            tract_onnx::onnx()
+                .model_for_path(path)
+                .map_err(|e| FacekitError::BadModel {
+                    path: shown.clone(),
+                    detail: root_cause(&e),
+                })?;
         let det = Self {
             path: shown,
             model,
@@ -131,14 +132,21 @@ impl RetinaFace {
                 .map_err(|e| FacekitError::Inference(root_cause(&e)))
         };
         let (loc, conf, lms) = (view(0)?, view(1)?, view(2)?);
-        let loc = loc.as_slice().ok_or_else(|| FacekitError::Inference("loc not contiguous".into()))?;
-        let conf =
-            conf.as_slice().ok_or_else(|| FacekitError::Inference("conf not contiguous".into()))?;
-        let lms =
-            lms.as_slice().ok_or_else(|| FacekitError::Inference("landmarks not contiguous".into()))?;
+        let loc = loc
+            .as_slice()
+            .ok_or_else(|| FacekitError::Inference("loc not contiguous".into()))?;
+        let conf = conf
+            .as_slice()
+            .ok_or_else(|| FacekitError::Inference("conf not contiguous".into()))?;
+        let lms = lms
+            .as_slice()
+            .ok_or_else(|| FacekitError::Inference("landmarks not contiguous".into()))?;
 
         let priors = self.layout.priors(w, h);
-        if loc.len() != priors.len() * 4 || conf.len() != priors.len() * 2 || lms.len() != priors.len() * 10 {
+        if loc.len() != priors.len() * 4
+            || conf.len() != priors.len() * 2
+            || lms.len() != priors.len() * 10
+        {
             return Err(FacekitError::Inference(format!(
                 "{}: output has {} priors, expected {} for {w}x{h}; is this the MobileNet-0.25 RetinaFace?",
                 self.path,

@@ -1,12 +1,12 @@
-//! Overlays drawn with `embedded-graphics` onto RGB frames. The same `DrawTarget` serves the
-//! contact sheet today and the framebuffer/LCD/headless displays later.
+//! Drawing onto RGB frames with `embedded-graphics`: one `DrawTarget` over `image::RgbImage`
+//! serves the host's contact sheets and the device's overlays and displays alike.
 
+use crate::Detection;
 use embedded_graphics::mono_font::{ascii::FONT_6X10, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Circle, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
-use facekit::Detection;
 use image::RgbImage;
 
 /// An `image::RgbImage` seen as an embedded-graphics display; pixels outside are clipped.
@@ -29,7 +29,8 @@ impl DrawTarget for RgbCanvas<'_> {
         let (w, h) = self.0.dimensions();
         for Pixel(p, c) in pixels {
             if p.x >= 0 && p.y >= 0 && (p.x as u32) < w && (p.y as u32) < h {
-                self.0.put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
+                self.0
+                    .put_pixel(p.x as u32, p.y as u32, image::Rgb([c.r(), c.g(), c.b()]));
             }
         }
         Ok(())
@@ -48,9 +49,10 @@ const LANDMARK_COLOURS: [Rgb888; 5] = [
 /// Box, five landmarks and the score of one face.
 pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection) {
     let [x0, y0, x1, y1] = det.bbox;
+    // Boxes are half-open in continuous coordinates; the last covered pixel is x1 - 1.
     let rect = Rectangle::with_corners(
         Point::new(x0.round() as i32, y0.round() as i32),
-        Point::new(x1.round() as i32, y1.round() as i32),
+        Point::new(x1.round() as i32 - 1, y1.round() as i32 - 1),
     );
     let _ = rect
         .into_styled(PrimitiveStyle::with_stroke(Rgb888::RED, 1))
@@ -60,7 +62,11 @@ pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection) {
             .into_styled(PrimitiveStyle::with_fill(colour))
             .draw(canvas);
     }
-    label(canvas, &format!("{:.2}", det.score), Point::new(x0 as i32, y0 as i32 - 10));
+    label(
+        canvas,
+        &format!("{:.2}", det.score),
+        Point::new(x0 as i32, y0 as i32 - 10),
+    );
 }
 
 /// White text on a black box, readable on any background.
@@ -85,12 +91,52 @@ mod tests {
         let det = Detection {
             bbox: [10.0, 20.0, 50.0, 60.0],
             score: 0.99,
-            landmarks: [[20.0, 35.0], [40.0, 35.0], [30.0, 45.0], [22.0, 52.0], [38.0, 52.0]],
+            landmarks: [
+                [20.0, 35.0],
+                [40.0, 35.0],
+                [30.0, 45.0],
+                [22.0, 52.0],
+                [38.0, 52.0],
+            ],
         };
         draw_detection(&mut RgbCanvas(&mut img), &det);
         assert_eq!(img.get_pixel(10, 40).0, [255, 0, 0], "left edge of the box");
-        assert_eq!(img.get_pixel(30, 59).0, [255, 0, 0], "bottom edge of the box");
+        assert_eq!(
+            img.get_pixel(30, 59).0,
+            [255, 0, 0],
+            "bottom edge of the box"
+        );
         assert_eq!(img.get_pixel(30, 45).0, [255, 0, 255], "nose dot");
-        assert_eq!(img.get_pixel(30, 30).0, [0, 0, 0], "inside of the box untouched");
+        assert_eq!(
+            img.get_pixel(30, 30).0,
+            [0, 0, 0],
+            "inside of the box untouched"
+        );
     }
+}
+
+/// Lays `tiles` out in a grid with `columns` columns on a dark background.
+pub fn tile(tiles: &[RgbImage], columns: u32) -> RgbImage {
+    let (tw, th) = tiles
+        .iter()
+        .fold((1, 1), |(w, h), t| (w.max(t.width()), h.max(t.height())));
+    let n = tiles.len().max(1) as u32;
+    let cols = columns.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let gap = 2;
+    let mut sheet = RgbImage::from_pixel(
+        cols * (tw + gap) + gap,
+        rows * (th + gap) + gap,
+        image::Rgb([40, 40, 40]),
+    );
+    for (i, t) in tiles.iter().enumerate() {
+        let (c, r) = (i as u32 % cols, i as u32 / cols);
+        image::imageops::replace(
+            &mut sheet,
+            t,
+            (gap + c * (tw + gap)) as i64,
+            (gap + r * (th + gap)) as i64,
+        );
+    }
+    sheet
 }

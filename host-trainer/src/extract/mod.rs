@@ -1,0 +1,345 @@
+//! `host-trainer extract`: faces of one consenting person from videos and photos, detected,
+//! aligned to the shared crop template, curated, and written as a resumable dataset.
+
+pub mod curate;
+pub mod dataset;
+pub mod inputs;
+pub mod quality;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use facekit::{align_face, estimate_pose, Detection, DetectorConfig, RetinaFace};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use shared_proto::FaceCropSpec;
+
+use curate::{Candidate, CurationConfig, Reason};
+use dataset::{Consent, Dataset, DatasetError, FaceRecord};
+use inputs::Input;
+use quality::DHash;
+
+/// What to extract, independent of the CLI.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    pub person: String,
+    pub inputs: Vec<Input>,
+    pub out: PathBuf,
+    pub consent: Option<Consent>,
+    pub every: u64,
+    pub max_faces: Option<usize>,
+    pub crop: FaceCropSpec,
+    pub curation: CurationConfig,
+    pub threads: usize,
+    /// Show an indicatif progress bar (off in tests and benchmarks).
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub frames_processed: u64,
+    pub frames_skipped_as_done: u64,
+    pub accepted_total: usize,
+    pub counts: BTreeMap<Reason, usize>,
+    pub seconds: f64,
+    pub interrupted: bool,
+    pub report: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Face(#[from] facekit::FacekitError),
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("no usable face found in {inputs} ({frames} frames looked at); check the inputs show {person}'s face, or loosen the curation thresholds in --config (see {report})")]
+    NoFaces {
+        person: String,
+        inputs: String,
+        frames: u64,
+        report: String,
+    },
+    #[error("report: {0}")]
+    Report(String),
+}
+
+/// One processed frame: a record per face candidate (or one `no_face` record), with PNG bytes.
+type FrameResult = Vec<(FaceRecord, Option<Vec<u8>>, Option<DHash>)>;
+
+pub fn extract(
+    opts: &ExtractOptions,
+    detector: &RetinaFace,
+    stop: &AtomicBool,
+) -> Result<Summary, ExtractError> {
+    let started = Instant::now();
+    let (mut dataset, previous) = Dataset::open(&opts.out)?;
+    if let Some(r) = previous.iter().find(|r| r.crop_size != opts.crop.size) {
+        return Err(ExtractError::Mismatch(format!(
+            "{} holds {} px crops but --size is {}; use --size {} or a new --out folder",
+            opts.out.display(),
+            r.crop_size,
+            opts.crop.size,
+            r.crop_size
+        )));
+    }
+    if let Some(r) = previous.iter().find(|r| r.person != opts.person) {
+        return Err(ExtractError::Mismatch(format!(
+            "{} is person {}'s dataset, not {}; use a new --out folder",
+            opts.out.display(),
+            r.person,
+            opts.person
+        )));
+    }
+    Consent::establish(&opts.out, opts.consent.clone())?;
+    write_curation_config(&opts.out, &opts.curation)?;
+
+    let done = dataset::done_frames(&previous);
+    let mut accepted_hashes: Vec<DHash> = previous
+        .iter()
+        .filter(|r| r.accepted())
+        .filter_map(|r| r.dhash.as_deref().and_then(DHash::from_hex))
+        .collect();
+    let mut summary = Summary {
+        accepted_total: accepted_hashes.len(),
+        ..Default::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .expect("thread pool");
+    let bar = progress_bar(opts);
+    let chunk_len = opts.threads.max(1) * 4;
+
+    'sources: for input in &opts.inputs {
+        let source = input.display_name();
+        let mut frames = input.open()?;
+        let mut index = 0u64;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                summary.interrupted = true;
+                break 'sources;
+            }
+            if opts.max_faces.is_some_and(|m| summary.accepted_total >= m) {
+                break 'sources;
+            }
+            // Decode sequentially (one ffmpeg stream), analyse the chunk in parallel.
+            let mut chunk: Vec<(u64, RgbImage)> = Vec::with_capacity(chunk_len);
+            while chunk.len() < chunk_len {
+                let Some(frame) = frames.next_frame()? else {
+                    break;
+                };
+                let i = index;
+                index += 1;
+                bar.inc(1);
+                if i % opts.every.max(1) != 0 {
+                    continue;
+                }
+                if done.contains(&(source.clone(), i)) {
+                    summary.frames_skipped_as_done += 1;
+                    continue;
+                }
+                chunk.push((i, frame));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let results: Vec<Result<FrameResult, ExtractError>> = pool.install(|| {
+                chunk
+                    .par_iter()
+                    .map(|(i, frame)| analyse_frame(opts, detector, &source, *i, frame))
+                    .collect()
+            });
+            for result in results {
+                for (mut record, png, hash) in result? {
+                    if record.reason == Reason::Accepted {
+                        let h = hash.expect("accepted faces are hashed");
+                        let bits = opts.curation.duplicate_bits;
+                        if accepted_hashes.iter().any(|a| a.distance(&h) <= bits) {
+                            record.reason = Reason::Duplicate;
+                        } else if opts.max_faces.is_some_and(|m| summary.accepted_total >= m) {
+                            continue;
+                        } else {
+                            accepted_hashes.push(h);
+                            summary.accepted_total += 1;
+                        }
+                    }
+                    if record.file.is_some() {
+                        record.file = Some(crop_path(&record));
+                    }
+                    dataset.append(&record, png.as_deref())?;
+                    *summary.counts.entry(record.reason).or_default() += 1;
+                }
+                summary.frames_processed += 1;
+            }
+            bar.set_message(format!("{} faces kept", summary.accepted_total));
+        }
+    }
+    dataset.sync()?;
+    bar.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+
+    let all = dataset::read_journal(&opts.out.join(dataset::METADATA))?;
+    summary.report = report::write(&opts.out, &opts.person, &all, &opts.crop)
+        .map_err(|e| ExtractError::Report(e.to_string()))?;
+    if summary.accepted_total == 0 && !summary.interrupted {
+        return Err(ExtractError::NoFaces {
+            person: opts.person.clone(),
+            inputs: opts
+                .inputs
+                .iter()
+                .map(Input::display_name)
+                .collect::<Vec<_>>()
+                .join(", "),
+            frames: summary.frames_processed + summary.frames_skipped_as_done,
+            report: summary.report.display().to_string(),
+        });
+    }
+    Ok(summary)
+}
+
+/// Detect, align, measure and judge every face of one frame (pure: no I/O, runs in parallel).
+fn analyse_frame(
+    opts: &ExtractOptions,
+    detector: &RetinaFace,
+    source: &str,
+    frame_index: u64,
+    frame: &RgbImage,
+) -> Result<FrameResult, ExtractError> {
+    let faces = detector.detect(frame)?;
+    let base = FaceRecord {
+        person: opts.person.clone(),
+        source: source.to_owned(),
+        frame: frame_index,
+        face: 0,
+        reason: Reason::NoFace,
+        file: None,
+        bbox: None,
+        score: None,
+        landmarks: None,
+        to_crop: None,
+        crop_size: opts.crop.size,
+        template_error: None,
+        outside_fraction: None,
+        quality: None,
+        pose: None,
+        dhash: None,
+    };
+    if faces.is_empty() {
+        return Ok(vec![(base, None, None)]);
+    }
+    let mut out = Vec::new();
+    for (k, det) in faces.iter().enumerate().take(8) {
+        let others: Vec<Detection> = faces
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != k)
+            .map(|(_, d)| d.clone())
+            .collect();
+        let Some(aligned) = align_face(frame, &det.landmarks, &opts.crop) else {
+            continue;
+        };
+        let quality = quality::measure(&aligned.image);
+        let pose = estimate_pose(&det.landmarks);
+        let reason = opts.curation.judge(&Candidate {
+            detection: det,
+            others: &others,
+            aligned: &aligned,
+            quality: &quality,
+            pose: &pose,
+        });
+        let hash = quality::dhash(&aligned.image);
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(aligned.image.clone())
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("PNG encodes into memory");
+        let record = FaceRecord {
+            face: k as u32,
+            reason,
+            // Named once the final reason (duplicate or not) is known.
+            file: Some(String::new()),
+            bbox: Some(det.bbox),
+            score: Some(det.score),
+            landmarks: Some(det.landmarks),
+            to_crop: Some(aligned.to_crop),
+            template_error: Some(aligned.template_error),
+            outside_fraction: Some(aligned.outside_fraction),
+            quality: Some(quality),
+            pose: Some(pose),
+            dhash: Some(hash.to_hex()),
+            ..base.clone()
+        };
+        out.push((record, Some(png), Some(hash)));
+    }
+    Ok(out)
+}
+
+/// `faces/…png` for accepted crops, `rejects/<code>/…png` otherwise; unique per source+frame+face.
+fn crop_path(r: &FaceRecord) -> String {
+    let stem = Path::new(&r.source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("src");
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let tag = short_hash(&r.source);
+    let name = format!("{}_{stem}-{tag}_f{:06}_{}.png", r.person, r.frame, r.face);
+    if r.reason == Reason::Accepted {
+        format!("faces/{name}")
+    } else {
+        format!("rejects/{}/{name}", r.reason.code())
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..3])
+}
+
+fn write_curation_config(root: &Path, config: &CurationConfig) -> Result<(), DatasetError> {
+    let path = root.join("curation.toml");
+    let text = format!(
+        "# Curation thresholds in force for the latest extract run (see `host-trainer extract --help`).\n{}",
+        toml::to_string(config).expect("config serialises")
+    );
+    std::fs::write(&path, text).map_err(|source| DatasetError::NotWritable { path, source })
+}
+
+fn progress_bar(opts: &ExtractOptions) -> ProgressBar {
+    if !opts.progress {
+        return ProgressBar::hidden();
+    }
+    let total: Option<u64> = opts.inputs.iter().map(Input::frame_count_hint).sum();
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} frames {per_sec} (eta {eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Detector settings for extraction: low enough to see a second, weaker face in the frame.
+pub fn detector_config(curation: &CurationConfig) -> DetectorConfig {
+    DetectorConfig {
+        score_threshold: curation.multi_face_score.min(curation.min_score).min(0.5),
+        ..Default::default()
+    }
+}

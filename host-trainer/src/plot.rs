@@ -1,0 +1,119 @@
+//! Plots with `plotters`, rendered into an RGB buffer and saved with `image`. Text uses the
+//! DejaVu Sans font from Debian's fonts-dejavu-core (installed by `make setup`).
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+const FONT_PATHS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("no DejaVu Sans font found ({}); install fonts-dejavu-core or run `make setup`", FONT_PATHS.join(", "))]
+    NoFont,
+    #[error("drawing failed: {0}")]
+    Draw(String),
+    #[error("cannot write {0}: {1}")]
+    Save(String, image::ImageError),
+}
+
+fn ensure_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        let Some(bytes) = FONT_PATHS.iter().find_map(|p| std::fs::read(p).ok()) else {
+            return false;
+        };
+        // plotters keeps fonts for the life of the process.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+    });
+    ok.then_some(()).ok_or(PlotError::NoFont)
+}
+
+/// One named series of counts per bin.
+pub struct Bars<'a> {
+    pub label: &'a str,
+    pub counts: Vec<u32>,
+    pub colour: RGBColor,
+}
+
+/// Side-by-side histogram panels; each panel has its bin edges (ticks) and grouped series.
+pub fn grouped_bars(
+    path: &Path,
+    panels: &[(&str, &[f32], Vec<Bars<'_>>)],
+) -> Result<(), PlotError> {
+    ensure_font()?;
+    let (w, h) = (480 * panels.len() as u32, 360);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for (area, (title, edges, series)) in areas.iter().zip(panels) {
+            let max = series
+                .iter()
+                .flat_map(|s| s.counts.iter().copied())
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            let nb = edges.len() - 1;
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0f32..nb as f32, 0u32..max + max / 10 + 1)
+                .map_err(draw_err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(nb + 1)
+                // Ticks sit on bin edges, labelled with the edge value.
+                .x_label_formatter(&|x| {
+                    let i = x.round();
+                    match edges.get(i as usize) {
+                        Some(e) if (x - i).abs() < 0.01 && i >= 0.0 => format!("{e:+.0}"),
+                        _ => String::new(),
+                    }
+                })
+                .label_style(("sans-serif", 11))
+                .y_desc("faces")
+                .draw()
+                .map_err(draw_err)?;
+            let width = 0.8 / series.len().max(1) as f32;
+            for (k, s) in series.iter().enumerate() {
+                let colour = s.colour;
+                chart
+                    .draw_series(s.counts.iter().enumerate().map(move |(i, &c)| {
+                        let x0 = i as f32 + 0.1 + k as f32 * width;
+                        Rectangle::new([(x0, 0), (x0 + width, c)], colour.filled())
+                    }))
+                    .map_err(draw_err)?
+                    .label(s.label)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
+    img.save(path)
+        .map_err(|e| PlotError::Save(path.display().to_string(), e))
+}
+
+fn draw_err<E: std::fmt::Display>(e: E) -> PlotError {
+    PlotError::Draw(e.to_string())
+}
