@@ -39,7 +39,9 @@ cross: setup
 test-aarch64: cross
 	bash cross/build-aarch64.sh --test
 
+# The end-to-end tests run the binaries, which `cargo test` alone does not relink.
 test-x86: setup
+	$(CARGO) build --release --workspace
 	$(CARGO) test --release --workspace
 
 test: lint cross test-x86 test-aarch64

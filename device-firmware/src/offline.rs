@@ -90,7 +90,7 @@ pub fn detect_frames(
     while let Some(frame) = source.next_frame()? {
         let this = index;
         index += 1;
-        if this % opts.every.max(1) != 0 {
+        if !this.is_multiple_of(opts.every.max(1)) {
             continue;
         }
         if opts.max_frames.is_some_and(|m| processed >= m) {
@@ -98,7 +98,7 @@ pub fn detect_frames(
         }
         let faces = detector.detect(&frame)?;
         with_faces += u64::from(!faces.is_empty());
-        if processed % opts.sheet_every.max(1) == 0 && tiles.len() < 48 {
+        if processed.is_multiple_of(opts.sheet_every.max(1)) && tiles.len() < 48 {
             tiles.push(annotate(frame.clone(), this, &faces));
         }
         let record = FrameDetections {

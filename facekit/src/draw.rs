@@ -81,6 +81,32 @@ pub fn label(canvas: &mut RgbCanvas<'_>, text: &str, top_left: Point) {
     let _ = t.draw(canvas);
 }
 
+/// Lays `tiles` out in a grid with `columns` columns on a dark background.
+pub fn tile(tiles: &[RgbImage], columns: u32) -> RgbImage {
+    let (tw, th) = tiles
+        .iter()
+        .fold((1, 1), |(w, h), t| (w.max(t.width()), h.max(t.height())));
+    let n = tiles.len().max(1) as u32;
+    let cols = columns.clamp(1, n);
+    let rows = n.div_ceil(cols);
+    let gap = 2;
+    let mut sheet = RgbImage::from_pixel(
+        cols * (tw + gap) + gap,
+        rows * (th + gap) + gap,
+        image::Rgb([40, 40, 40]),
+    );
+    for (i, t) in tiles.iter().enumerate() {
+        let (c, r) = (i as u32 % cols, i as u32 / cols);
+        image::imageops::replace(
+            &mut sheet,
+            t,
+            (gap + c * (tw + gap)) as i64,
+            (gap + r * (th + gap)) as i64,
+        );
+    }
+    sheet
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,30 +139,4 @@ mod tests {
             "inside of the box untouched"
         );
     }
-}
-
-/// Lays `tiles` out in a grid with `columns` columns on a dark background.
-pub fn tile(tiles: &[RgbImage], columns: u32) -> RgbImage {
-    let (tw, th) = tiles
-        .iter()
-        .fold((1, 1), |(w, h), t| (w.max(t.width()), h.max(t.height())));
-    let n = tiles.len().max(1) as u32;
-    let cols = columns.clamp(1, n);
-    let rows = n.div_ceil(cols);
-    let gap = 2;
-    let mut sheet = RgbImage::from_pixel(
-        cols * (tw + gap) + gap,
-        rows * (th + gap) + gap,
-        image::Rgb([40, 40, 40]),
-    );
-    for (i, t) in tiles.iter().enumerate() {
-        let (c, r) = (i as u32 % cols, i as u32 / cols);
-        image::imageops::replace(
-            &mut sheet,
-            t,
-            (gap + c * (tw + gap)) as i64,
-            (gap + r * (th + gap)) as i64,
-        );
-    }
-    sheet
 }

@@ -88,6 +88,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_extract(args: ExtractArgs) -> Result<()> {
+    // First thing, so an early Ctrl-C also ends cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the frames in flight, then writing the report (Ctrl-C again to abort)");
+    })
+    .context("installing the Ctrl-C handler")?;
     let curation = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -119,16 +129,6 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
         .context("--input")?;
     let detector = RetinaFace::load(&args.model, extract::detector_config(&curation))
         .context("loading the face detector")?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: finishing the frames in flight, then writing the report (Ctrl-C again to abort)");
-    })
-    .context("installing the Ctrl-C handler")?;
 
     let opts = ExtractOptions {
         person: args.person,

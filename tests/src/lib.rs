@@ -69,3 +69,33 @@ pub fn detect_video(mut cmd: Command, input: &Path, extra: &[&str]) -> (Output, 
 pub fn device_cmd() -> Command {
     Command::new(workspace_bin("doppel-device"))
 }
+
+/// One metadata line of an extracted dataset, as the tests read it.
+#[derive(Debug, Deserialize)]
+pub struct FaceLine {
+    pub source: String,
+    pub frame: u64,
+    pub reason: String,
+    pub file: Option<String>,
+    pub landmarks: Option<[[f32; 2]; 5]>,
+    pub to_crop: Option<facekit::Similarity>,
+    pub crop_size: u32,
+}
+
+pub fn read_metadata(dataset: &Path) -> Vec<FaceLine> {
+    std::fs::read_to_string(dataset.join("metadata.jsonl"))
+        .expect("metadata.jsonl exists")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid metadata line"))
+        .collect()
+}
+
+/// Runs `host-trainer extract` with `args` (from the repository root).
+pub fn extract(args: &[&str]) -> Output {
+    Command::new(workspace_bin("host-trainer"))
+        .current_dir(root())
+        .arg("extract")
+        .args(args)
+        .output()
+        .expect("spawn host-trainer")
+}

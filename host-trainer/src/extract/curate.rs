@@ -154,15 +154,16 @@ impl CurationConfig {
         if !ordered || c.aligned.template_error / size > allowed {
             return Reason::Occluded;
         }
+        // Exposure first: blur cannot be judged on a face that is mostly black or white.
         let q = c.quality;
-        if q.sharpness < self.min_sharpness * (64.0 / size).powi(2) {
-            return Reason::Blurry;
-        }
         if q.brightness < self.min_brightness {
             return Reason::Dark;
         }
         if q.brightness > self.max_brightness || q.clipped > self.max_clipped {
             return Reason::Overexposed;
+        }
+        if q.sharpness < self.min_sharpness * (64.0 / size).powi(2) {
+            return Reason::Blurry;
         }
         let in_range =
             (0..3).all(|i| q.chroma[i] >= self.chroma_min[i] && q.chroma[i] <= self.chroma_max[i]);

@@ -229,9 +229,11 @@ impl Consent {
                 "scope" => scope = v,
                 "recorded_by" => recorded_by = v,
                 "evidence" => evidence = v,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown consent field `{other}` (use who, when, scope, recorded_by, evidence)"
-                )),
+                ))
+                }
             }
         }
         let consent = Consent {

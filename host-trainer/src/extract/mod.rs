@@ -137,7 +137,7 @@ pub fn extract(
                 let i = index;
                 index += 1;
                 bar.inc(1);
-                if i % opts.every.max(1) != 0 {
+                if !i.is_multiple_of(opts.every.max(1)) {
                     continue;
                 }
                 if done.contains(&(source.clone(), i)) {

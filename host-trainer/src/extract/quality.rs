@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
-    /// Variance of the Laplacian of the inner face (grey levels²): low means blurry.
+    /// Variance of the Laplacian of the inner face, rescaled to a mean brightness of 128 so that
+    /// exposure alone does not read as blur (grey levels²): low means blurry.
     pub sharpness: f32,
     /// Mean luma of the inner face, 0–255.
     pub brightness: f32,
@@ -54,12 +55,15 @@ pub fn measure(crop: &RgbImage) -> Quality {
         }
     }
     let mean = lap.iter().sum::<f32>() / lap.len() as f32;
-    let sharpness = lap.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / lap.len() as f32;
+    let exposure = 128.0 / brightness.max(8.0);
+    let sharpness = lap.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / lap.len() as f32
+        * exposure
+        * exposure;
 
     let mut sum = [0f64; 3];
     for p in face.pixels() {
-        for c in 0..3 {
-            sum[c] += p.0[c] as f64;
+        for (acc, &v) in sum.iter_mut().zip(&p.0) {
+            *acc += v as f64;
         }
     }
     let total = (sum[0] + sum[1] + sum[2]).max(1.0);
