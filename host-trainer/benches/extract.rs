@@ -46,6 +46,7 @@ fn main() {
                 max_faces: None,
                 crop: FaceCropSpec::default(),
                 curation: curation.clone(),
+                reference: None,
                 threads,
                 progress: false,
             };

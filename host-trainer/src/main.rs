@@ -56,6 +56,10 @@ struct ExtractArgs {
     /// Context around the tight face box, as a fraction of the crop side per edge.
     #[arg(long, default_value_t = 0.125)]
     margin: f32,
+    /// Photos, folders or videos of the consenting person: faces that do not look like them are
+    /// rejected as `wrong_person` (bystanders walking through the shot).
+    #[arg(long, num_args = 1..)]
+    reference: Vec<String>,
     /// Curation thresholds as TOML (keys of `curation.toml`; missing keys keep their defaults).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -129,6 +133,20 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
         .context("--input")?;
     let detector = RetinaFace::load(&args.model, extract::detector_config(&curation))
         .context("loading the face detector")?;
+    let crop = FaceCropSpec::new(args.size, args.margin);
+    let reference = if args.reference.is_empty() {
+        None
+    } else {
+        let refs = extract::inputs::expand(&args.reference)
+            .map_err(anyhow::Error::msg)
+            .context("--reference")?;
+        let crops = extract::reference_crops(&refs, &detector, &crop)
+            .context("reading the reference photos")?;
+        let reference = extract::identity::Reference::new(&crops)
+            .context("--reference: no face found in the reference photos")?;
+        tracing::info!("reference: {} face(s) of {}", crops.len(), args.person);
+        Some(reference)
+    };
 
     let opts = ExtractOptions {
         person: args.person,
@@ -137,8 +155,9 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
         consent,
         every: args.every,
         max_faces: args.max_faces,
-        crop: FaceCropSpec::new(args.size, args.margin),
+        crop,
         curation,
+        reference,
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

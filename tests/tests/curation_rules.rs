@@ -230,3 +230,41 @@ fn bad_inputs_fail_clearly_and_keep_earlier_work() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--consent"), "{err}");
 }
+
+#[test]
+fn reference_photos_keep_the_consenting_person_and_reject_someone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let refs = dir.path().join("ref_a");
+    std::fs::create_dir_all(&refs).unwrap();
+    for (k, f) in frames(&[0, 20, 40, 60, 80]).iter().enumerate() {
+        f.save(refs.join(format!("{k}.png"))).unwrap();
+    }
+    let run = |person: &str, video: &str| {
+        let out = dir.path().join(person);
+        let o = extract(&[
+            "--person",
+            person,
+            "--input",
+            asset(video).to_str().unwrap(),
+            "--reference",
+            refs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--consent",
+            "who=sample person;scope=doppel tests",
+        ]);
+        (o, read_metadata(&out))
+    };
+    let (o, a) = run("A", "data/carphone_pristine.mp4");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kept = a.iter().filter(|l| l.reason == "accepted").count();
+    assert!(kept >= 110, "A with A's reference keeps {kept}");
+    // Someone else against A's reference: every face is refused, so no dataset is made.
+    let (o, b) = run("B", "data/movie.avi");
+    assert!(!o.status.success(), "no face of B may pass as A");
+    assert!(
+        b.iter().all(|l| l.reason == "wrong_person"),
+        "{:?}",
+        b.iter().map(|l| &l.reason).collect::<Vec<_>>()
+    );
+}

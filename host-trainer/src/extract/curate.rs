@@ -14,6 +14,8 @@ pub enum Reason {
     Accepted,
     /// The frame shows more than one face: we cannot know which one is the consenting person.
     MultiFace,
+    /// Does not look like the `--reference` photos of the consenting person.
+    WrongPerson,
     /// The detector is not confident this is a face.
     LowScore,
     /// The face is too small to give a sharp crop.
@@ -34,8 +36,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const REJECTIONS: [Reason; 11] = [
+    pub const REJECTIONS: [Reason; 12] = [
         Reason::MultiFace,
+        Reason::WrongPerson,
         Reason::LowScore,
         Reason::TooSmall,
         Reason::CutOff,
@@ -52,6 +55,7 @@ impl Reason {
         match self {
             Reason::Accepted => "accepted",
             Reason::MultiFace => "multi_face",
+            Reason::WrongPerson => "wrong_person",
             Reason::LowScore => "low_score",
             Reason::TooSmall => "too_small",
             Reason::CutOff => "cut_off",
@@ -65,6 +69,11 @@ impl Reason {
         }
     }
 }
+
+/// LBPH distance separating "same person" from "someone else"; see `extract::identity`.
+// Measured on the sample videos (5 reference frames each): same person 0.00–0.76, the
+// other person 0.98–1.09.
+const MAX_IDENTITY_DISTANCE: f32 = 0.87;
 
 /// Thresholds of every curation rule. Defaults suit webcam/phone video at 64–128 px crops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +101,8 @@ pub struct CurationConfig {
     /// Allowed range of the red, green and blue chromaticity of the inner face.
     pub chroma_min: [f32; 3],
     pub chroma_max: [f32; 3],
+    /// With `--reference`: largest LBPH chi-square distance to the closest reference crop.
+    pub max_identity_distance: f32,
     /// Faces whose 256-bit difference hash is within this many bits of an accepted face are
     /// duplicates (0 = only identical gradients).
     pub duplicate_bits: u32,
@@ -114,6 +125,7 @@ impl Default for CurationConfig {
             chroma_min: [0.36, 0.26, 0.08],
             chroma_max: [0.60, 0.38, 0.33],
             duplicate_bits: 3,
+            max_identity_distance: MAX_IDENTITY_DISTANCE,
         }
     }
 }
@@ -126,6 +138,8 @@ pub struct Candidate<'a> {
     pub aligned: &'a AlignedFace,
     pub quality: &'a Quality,
     pub pose: &'a Pose,
+    /// Distance to the reference person, when one was given.
+    pub identity_distance: Option<f32>,
 }
 
 impl CurationConfig {
@@ -136,6 +150,11 @@ impl CurationConfig {
         let lm = &c.detection.landmarks;
         if c.others.iter().any(|o| o.score >= self.multi_face_score) {
             return Reason::MultiFace;
+        }
+        if c.identity_distance
+            .is_some_and(|d| d > self.max_identity_distance)
+        {
+            return Reason::WrongPerson;
         }
         if c.detection.score < self.min_score {
             return Reason::LowScore;

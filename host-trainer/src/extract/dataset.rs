@@ -50,6 +50,9 @@ pub struct FaceRecord {
     pub quality: Option<Quality>,
     pub pose: Option<Pose>,
     pub dhash: Option<String>,
+    /// LBPH distance to the `--reference` photos, when given.
+    #[serde(default)]
+    pub identity_distance: Option<f32>,
 }
 
 impl FaceRecord {
@@ -340,6 +343,7 @@ mod tests {
             quality: None,
             pose: None,
             dhash: None,
+            identity_distance: None,
         };
         let line = serde_json::to_string(&rec).unwrap();
         std::fs::write(&path, format!("{line}\n{}", &line[..20])).unwrap();

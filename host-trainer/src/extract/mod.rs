@@ -3,6 +3,7 @@
 
 pub mod curate;
 pub mod dataset;
+pub mod identity;
 pub mod inputs;
 pub mod quality;
 pub mod report;
@@ -34,6 +35,8 @@ pub struct ExtractOptions {
     pub max_faces: Option<usize>,
     pub crop: FaceCropSpec,
     pub curation: CurationConfig,
+    /// The consenting person's reference crops; faces unlike them are `wrong_person`.
+    pub reference: Option<identity::Reference>,
     pub threads: usize,
     /// Show an indicatif progress bar (off in tests and benchmarks).
     pub progress: bool,
@@ -229,6 +232,7 @@ fn analyse_frame(
         quality: None,
         pose: None,
         dhash: None,
+        identity_distance: None,
     };
     if faces.is_empty() {
         return Ok(vec![(base, None, None)]);
@@ -246,12 +250,14 @@ fn analyse_frame(
         };
         let quality = quality::measure(&aligned.image);
         let pose = estimate_pose(&det.landmarks);
+        let identity_distance = opts.reference.as_ref().map(|r| r.distance(&aligned.image));
         let reason = opts.curation.judge(&Candidate {
             detection: det,
             others: &others,
             aligned: &aligned,
             quality: &quality,
             pose: &pose,
+            identity_distance,
         });
         let hash = quality::dhash(&aligned.image);
         let mut png = Vec::new();
@@ -272,6 +278,7 @@ fn analyse_frame(
             quality: Some(quality),
             pose: Some(pose),
             dhash: Some(hash.to_hex()),
+            identity_distance,
             ..base.clone()
         };
         out.push((record, Some(png), Some(hash)));
@@ -342,4 +349,22 @@ pub fn detector_config(curation: &CurationConfig) -> DetectorConfig {
         score_threshold: curation.multi_face_score.min(curation.min_score).min(0.5),
         ..Default::default()
     }
+}
+
+/// Aligned crops of the best face in every frame of the reference inputs.
+pub fn reference_crops(
+    inputs: &[Input],
+    detector: &RetinaFace,
+    crop: &FaceCropSpec,
+) -> Result<Vec<RgbImage>, ExtractError> {
+    let mut crops = Vec::new();
+    for input in inputs {
+        let mut frames = input.open()?;
+        while let Some(frame) = frames.next_frame()? {
+            if let Some(best) = detector.detect(&frame)?.first() {
+                crops.extend(align_face(&frame, &best.landmarks, crop).map(|a| a.image));
+            }
+        }
+    }
+    Ok(crops)
 }
