@@ -7,8 +7,9 @@ SHELL := /bin/bash
 # Builds survive between sessions and clones: tch + tract take 10-20 min cold on 2 cores.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/doppel/target
 export DOPPEL_AARCH64_TARGET_DIR ?= $(HOME)/.cache/doppel/target-aarch64
-# tch links the PyTorch that setup installed into .venv (evaluated when a recipe runs).
-export LIBTORCH = $(firstword $(wildcard $(CURDIR)/.venv/lib/python3*/site-packages/torch))
+# tch links the PyTorch that setup installed (.venv links to the machine's venv); the resolved
+# path is the same for every clone, so torch-sys is not rebuilt per checkout.
+export LIBTORCH = $(realpath $(firstword $(wildcard $(CURDIR)/.venv/lib/python3*/site-packages/torch)))
 export DOPPEL_AARCH64_BIN = $(DOPPEL_AARCH64_TARGET_DIR)/aarch64-unknown-linux-gnu/release/doppel-device
 CARGO ?= cargo
 OUT ?= out

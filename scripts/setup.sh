@@ -11,7 +11,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-VENV="$ROOT/.venv"
+# One venv per machine, linked into each checkout as .venv: torch is 4.6 GB, and a stable
+# LIBTORCH path keeps cargo from rebuilding torch-sys for every clone (CI clones afresh).
+VENV="${DOPPEL_VENV:-$HOME/.cache/doppel/venv}"
 MODELS="$ROOT/models"
 DATA="$ROOT/data"
 TORCH_VERSION=2.11.0
@@ -52,7 +54,8 @@ fi
 # --- Python venv: torch for tch, onnx + onnxruntime as outside judges -------------------------
 flavour="${DOPPEL_TORCH:-full}"
 case "$flavour" in full|cpu) ;; *) die "DOPPEL_TORCH must be full or cpu, not '$flavour'";; esac
-[ -x "$VENV/bin/python" ] || { say "creating venv $VENV"; python3 -m venv "$VENV"; }
+[ -x "$VENV/bin/python" ] || { say "creating venv $VENV"; mkdir -p "$(dirname "$VENV")"; python3 -m venv "$VENV"; }
+if [ ! -e "$ROOT/.venv" ] || [ -L "$ROOT/.venv" ]; then ln -sfn "$VENV" "$ROOT/.venv"; fi
 PY="$VENV/bin/python"
 have_torch=$("$PY" -c "import importlib.metadata as m;print(m.version('torch'))" 2>/dev/null || true)
 have_flavour=$(cat "$VENV/.doppel-torch-flavour" 2>/dev/null || true)
