@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/doppel/target
 export DOPPEL_AARCH64_TARGET_DIR ?= $(HOME)/.cache/doppel/target-aarch64
 # tch links the PyTorch that setup installed (.venv links to the machine's venv); the resolved
 # path is the same for every clone, so torch-sys is not rebuilt per checkout.
-export LIBTORCH = $(realpath $(firstword $(wildcard $(CURDIR)/.venv/lib/python3*/site-packages/torch)))
+# ($(shell) rather than $(wildcard): make caches directory listings from before setup ran.)
+export LIBTORCH = $(shell d=$$(ls -d $(CURDIR)/.venv/lib/python3*/site-packages/torch 2>/dev/null | head -n1); [ -n "$$d" ] && readlink -f "$$d")
 export DOPPEL_AARCH64_BIN = $(DOPPEL_AARCH64_TARGET_DIR)/aarch64-unknown-linux-gnu/release/doppel-device
 CARGO ?= cargo
 OUT ?= out
@@ -24,6 +25,7 @@ help:
 
 setup:
 	bash scripts/setup.sh
+	@test -n "$(LIBTORCH)" || { echo "torch not found under .venv; rerun make setup" >&2; exit 1; }
 
 build: setup
 	$(CARGO) build --release --workspace
