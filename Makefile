@@ -15,7 +15,7 @@ export DOPPEL_AARCH64_BIN = $(DOPPEL_AARCH64_TARGET_DIR)/aarch64-unknown-linux-g
 CARGO ?= cargo
 OUT ?= out
 
-.PHONY: help setup build lint fmt test test-x86 cross test-aarch64 demo doctor bench clean-out
+.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo doctor bench clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
@@ -25,15 +25,18 @@ help:
 
 setup:
 	bash scripts/setup.sh
+
+# A separate rule: make expands a recipe before running it, so this must run after setup's.
+torch-env: setup
 	@test -n "$(LIBTORCH)" || { echo "torch not found under .venv; rerun make setup" >&2; exit 1; }
 
-build: setup
+build: torch-env
 	$(CARGO) build --release --workspace
 
 fmt:
 	$(CARGO) fmt --all
 
-lint: setup
+lint: torch-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
@@ -44,13 +47,13 @@ test-aarch64: cross
 	bash cross/build-aarch64.sh --test
 
 # The end-to-end tests run the binaries, which `cargo test` alone does not relink.
-test-x86: setup
+test-x86: torch-env
 	$(CARGO) build --release --workspace
 	$(CARGO) test --release --workspace
 
 test: lint cross test-x86 test-aarch64
 
-doctor: setup
+doctor: torch-env
 	$(CARGO) run --release -q -p host-trainer -- doctor
 
 demo: build
