@@ -56,6 +56,29 @@ pub struct FaceRecord {
 }
 
 impl FaceRecord {
+    /// The record of a frame without a face; face candidates start from it too.
+    pub fn no_face(person: &str, source: &str, frame: u64, crop_size: u32) -> Self {
+        Self {
+            person: person.to_owned(),
+            source: source.to_owned(),
+            frame,
+            face: 0,
+            reason: Reason::NoFace,
+            file: None,
+            bbox: None,
+            score: None,
+            landmarks: None,
+            to_crop: None,
+            crop_size,
+            template_error: None,
+            outside_fraction: None,
+            quality: None,
+            pose: None,
+            dhash: None,
+            identity_distance: None,
+        }
+    }
+
     pub fn accepted(&self) -> bool {
         self.reason == Reason::Accepted
     }
@@ -326,25 +349,7 @@ mod tests {
     fn a_torn_last_journal_line_is_dropped_and_truncated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(METADATA);
-        let rec = FaceRecord {
-            person: "A".into(),
-            source: "v.mp4".into(),
-            frame: 3,
-            face: 0,
-            reason: Reason::NoFace,
-            file: None,
-            bbox: None,
-            score: None,
-            landmarks: None,
-            to_crop: None,
-            crop_size: 64,
-            template_error: None,
-            outside_fraction: None,
-            quality: None,
-            pose: None,
-            dhash: None,
-            identity_distance: None,
-        };
+        let rec = FaceRecord::no_face("A", "v.mp4", 3, 64);
         let line = serde_json::to_string(&rec).unwrap();
         std::fs::write(&path, format!("{line}\n{}", &line[..20])).unwrap();
         let records = read_journal(&path).unwrap();

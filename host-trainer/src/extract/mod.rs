@@ -215,25 +215,7 @@ fn analyse_frame(
     frame: &RgbImage,
 ) -> Result<FrameResult, ExtractError> {
     let faces = detector.detect(frame)?;
-    let base = FaceRecord {
-        person: opts.person.clone(),
-        source: source.to_owned(),
-        frame: frame_index,
-        face: 0,
-        reason: Reason::NoFace,
-        file: None,
-        bbox: None,
-        score: None,
-        landmarks: None,
-        to_crop: None,
-        crop_size: opts.crop.size,
-        template_error: None,
-        outside_fraction: None,
-        quality: None,
-        pose: None,
-        dhash: None,
-        identity_distance: None,
-    };
+    let base = FaceRecord::no_face(&opts.person, source, frame_index, opts.crop.size);
     if faces.is_empty() {
         return Ok(vec![(base, None, None)]);
     }
@@ -260,10 +242,7 @@ fn analyse_frame(
             identity_distance,
         });
         let hash = quality::dhash(&aligned.image);
-        let mut png = Vec::new();
-        image::DynamicImage::ImageRgb8(aligned.image.clone())
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .expect("PNG encodes into memory");
+        let png = encode_png(&aligned.image);
         let record = FaceRecord {
             face: k as u32,
             reason,
@@ -309,6 +288,22 @@ fn crop_path(r: &FaceRecord) -> String {
     } else {
         format!("rejects/{}/{name}", r.reason.code())
     }
+}
+
+/// Fast deflate: crops are written once per face and the size difference on 64-px crops is small.
+fn encode_png(img: &RgbImage) -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let mut png = Vec::new();
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("PNG encodes into memory");
+    png
 }
 
 fn short_hash(s: &str) -> String {
