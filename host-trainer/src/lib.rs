@@ -1,8 +1,10 @@
 //! host-trainer as a library: the CLI in `main.rs` and the benchmarks drive the same code.
 //!
 //! Modules follow the data flow: [`extract`] turns videos of consenting people into curated,
-//! aligned face datasets; training and export build on those datasets.
+//! aligned face datasets; [`model`] is the one architecture spec the trainer and the exporter
+//! share; training and export build on those.
 
 pub mod doctor;
 pub mod extract;
+pub mod model;
 pub mod plot;

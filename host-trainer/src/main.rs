@@ -28,6 +28,12 @@ enum Command {
     Doctor(doctor::Args),
     /// Extract aligned, curated face crops of one consenting person from videos or photos.
     Extract(ExtractArgs),
+    /// Print a model preset layer by layer: shapes, parameters and MFLOPs, counted from the spec.
+    ModelInfo {
+        /// original (the seed's 64-px model), lite (device), hq128.
+        #[arg(long, default_value = "original")]
+        preset: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -88,6 +94,17 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Extract(args) => run_extract(args),
+        Command::ModelInfo { preset } => {
+            let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
+                format!(
+                    "unknown preset {preset:?}; choose one of {:?}",
+                    host_trainer::model::presets::PRESETS
+                )
+            })?;
+            spec.validate().map_err(anyhow::Error::msg)?;
+            print!("{}", host_trainer::model::describe(&spec));
+            Ok(())
+        }
     }
 }
 

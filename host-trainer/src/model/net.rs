@@ -1,0 +1,221 @@
+//! The tch model built from a [`NetSpec`]. Variable paths (`l{index}/…`) are what the ONNX
+//! exporter reads back, so keep them stable.
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+use super::spec::{Act, AutoencoderSpec, Layer, NetSpec, Shape};
+
+#[derive(Debug)]
+enum Built {
+    Conv(nn::Conv2D),
+    Sep(nn::Conv2D, nn::Conv2D),
+    Flatten,
+    Dense(nn::Linear),
+    Reshape(i64, i64, i64),
+}
+
+/// A feed-forward network whose layers mirror its spec one to one.
+#[derive(Debug)]
+pub struct Net {
+    layers: Vec<(Built, Act, bool)>,
+}
+
+fn conv(
+    p: nn::Path,
+    cin: usize,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride: stride as i64,
+        padding: (kernel / 2) as i64,
+        groups: groups as i64,
+        ..Default::default()
+    };
+    nn::conv2d(p, cin as i64, cout as i64, kernel as i64, cfg)
+}
+
+impl Net {
+    pub fn new(p: &nn::Path, spec: &NetSpec) -> Self {
+        let shapes = spec.shapes().expect("spec validated before building");
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        for (i, (layer, input)) in spec.layers.iter().zip(&shapes).enumerate() {
+            let q = p / format!("l{i}");
+            let cin = match input {
+                Shape::Chw(c, _, _) => *c,
+                Shape::Flat(n) => *n,
+            };
+            let built = match *layer {
+                Layer::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    act,
+                } => (
+                    Built::Conv(conv(&q / "conv", cin, out, kernel, stride, 1)),
+                    act,
+                    false,
+                ),
+                Layer::SepConv {
+                    out,
+                    kernel,
+                    stride,
+                    act,
+                } => (
+                    Built::Sep(
+                        conv(&q / "dw", cin, cin, kernel, stride, cin),
+                        conv(&q / "pw", cin, out, 1, 1, 1),
+                    ),
+                    act,
+                    false,
+                ),
+                Layer::Flatten => (Built::Flatten, Act::None, false),
+                Layer::Dense { out, act } => (
+                    Built::Dense(nn::linear(
+                        &q / "dense",
+                        cin as i64,
+                        out as i64,
+                        Default::default(),
+                    )),
+                    act,
+                    false,
+                ),
+                Layer::Reshape { c, h, w } => (
+                    Built::Reshape(c as i64, h as i64, w as i64),
+                    Act::None,
+                    false,
+                ),
+                Layer::Upscale {
+                    out,
+                    kernel,
+                    separable,
+                    act,
+                } => {
+                    let built = if separable {
+                        Built::Sep(
+                            conv(&q / "dw", cin, cin, kernel, 1, cin),
+                            conv(&q / "pw", cin, 4 * out, 1, 1, 1),
+                        )
+                    } else {
+                        Built::Conv(conv(&q / "conv", cin, 4 * out, kernel, 1, 1))
+                    };
+                    (built, act, true)
+                }
+            };
+            layers.push(built);
+        }
+        Self { layers }
+    }
+
+    /// Output of every layer, for shape checks and feature matching.
+    pub fn forward_all(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut outs = Vec::with_capacity(self.layers.len());
+        let mut x = x.shallow_clone();
+        for (built, act, shuffle) in &self.layers {
+            x = match built {
+                Built::Conv(c) => c.forward(&x),
+                Built::Sep(dw, pw) => pw.forward(&dw.forward(&x)),
+                Built::Flatten => x.flatten(1, -1),
+                Built::Dense(d) => d.forward(&x),
+                Built::Reshape(c, h, w) => x.reshape([-1, *c, *h, *w]),
+            };
+            if *shuffle {
+                x = x.pixel_shuffle(2);
+            }
+            x = match act {
+                Act::None => x,
+                // max(x, 0.1·x) is LeakyReLU(0.1); tch's leaky_relu has a fixed 0.01 slope.
+                Act::Leaky => x.maximum(&(&x * 0.1)),
+                Act::Sigmoid => x.sigmoid(),
+            };
+            outs.push(x.shallow_clone());
+        }
+        outs
+    }
+}
+
+impl Module for Net {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_all(x).pop().expect("at least one layer")
+    }
+}
+
+/// Shared encoder, one decoder per person (index 0 = A, 1 = B).
+pub struct Autoencoder {
+    pub spec: AutoencoderSpec,
+    pub encoder: Net,
+    pub decoders: Vec<Net>,
+}
+
+impl Autoencoder {
+    pub fn new(root: &nn::Path, spec: &AutoencoderSpec, people: usize) -> Self {
+        let encoder = Net::new(&(root / "encoder"), &spec.encoder);
+        let decoders = (0..people)
+            .map(|k| Net::new(&(root / format!("decoder{k}")), &spec.decoder))
+            .collect();
+        Self {
+            spec: spec.clone(),
+            encoder,
+            decoders,
+        }
+    }
+
+    /// `x` in 0..1, `[N, 3, S, S]` → (RGB `[N, 3, S, S]`, mask `[N, 1, S, S]`) of `person`.
+    pub fn forward(&self, x: &Tensor, person: usize) -> (Tensor, Tensor) {
+        let out = self.decoders[person].forward(&self.encoder.forward(x));
+        (out.narrow(1, 0, 3), out.narrow(1, 3, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::{preset, PRESETS};
+
+    #[test]
+    fn every_layer_of_every_preset_has_the_spec_shape_in_tch() {
+        for name in PRESETS {
+            let spec = preset(name).unwrap();
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let ae = Autoencoder::new(&vs.root(), &spec, 2);
+            let s = spec.size as i64;
+            let x = Tensor::rand([2, 3, s, s], (tch::Kind::Float, tch::Device::Cpu));
+            let code = tch::no_grad(|| ae.encoder.forward_all(&x));
+            let decoded = tch::no_grad(|| ae.decoders[1].forward_all(code.last().unwrap()));
+            let want: Vec<Shape> = spec.encoder.shapes().unwrap()[1..]
+                .iter()
+                .chain(&spec.decoder.shapes().unwrap()[1..])
+                .copied()
+                .collect();
+            for (t, w) in code.iter().chain(&decoded).zip(&want) {
+                let dims: Vec<usize> = t.size()[1..].iter().map(|&d| d as usize).collect();
+                let expect = match *w {
+                    Shape::Chw(c, h, w) => vec![c, h, w],
+                    Shape::Flat(n) => vec![n],
+                };
+                assert_eq!(dims, expect, "{name}");
+            }
+            let params: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum();
+            assert_eq!(
+                params as usize,
+                spec.params(2),
+                "{name}: tch parameters == spec count"
+            );
+            let (rgb, mask) = tch::no_grad(|| ae.forward(&x, 0));
+            assert_eq!(rgb.size(), [2, 3, s, s]);
+            assert_eq!(mask.size(), [2, 1, s, s]);
+            let (lo, hi) = (
+                f64::try_from(mask.min()).unwrap(),
+                f64::try_from(mask.max()).unwrap(),
+            );
+            assert!(lo >= 0.0 && hi <= 1.0, "{name}: mask is a sigmoid");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The one description of every network doppel trains. The tch model (`model::net`) is built
+//! from it and the ONNX exporter writes its graph from it, so training and inference cannot
+//! drift apart; parameter and FLOP counts are computed from it, not measured.
+
+use serde::{Deserialize, Serialize};
+
+/// Activation after a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Act {
+    None,
+    /// LeakyReLU with slope 0.1, the classic deepfake choice.
+    Leaky,
+    Sigmoid,
+}
+
+/// One layer. Convolutions use "same" padding (`kernel / 2`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Layer {
+    Conv {
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        act: Act,
+    },
+    /// Depthwise `kernel`×`kernel` convolution, then pointwise 1×1 to `out`, one activation.
+    SepConv {
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        act: Act,
+    },
+    Flatten,
+    Dense {
+        out: usize,
+        act: Act,
+    },
+    /// `[N, c·h·w]` → `[N, c, h, w]`.
+    Reshape {
+        c: usize,
+        h: usize,
+        w: usize,
+    },
+    /// Convolution to `4·out` channels then pixel shuffle ×2 (ONNX DepthToSpace, CRD order).
+    Upscale {
+        out: usize,
+        kernel: usize,
+        separable: bool,
+        act: Act,
+    },
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let act = |a: &Act| match a {
+            Act::None => "",
+            Act::Leaky => " + leaky",
+            Act::Sigmoid => " + sigmoid",
+        };
+        match self {
+            Layer::Conv {
+                out,
+                kernel,
+                stride,
+                act: a,
+            } => write!(f, "conv {kernel}×{kernel}/{stride} → {out}{}", act(a)),
+            Layer::SepConv {
+                out,
+                kernel,
+                stride,
+                act: a,
+            } => {
+                write!(f, "sepconv {kernel}×{kernel}/{stride} → {out}{}", act(a))
+            }
+            Layer::Flatten => write!(f, "flatten"),
+            Layer::Dense { out, act: a } => write!(f, "dense → {out}{}", act(a)),
+            Layer::Reshape { c, h, w } => write!(f, "reshape → {c}×{h}×{w}"),
+            Layer::Upscale {
+                out,
+                kernel,
+                separable,
+                act: a,
+            } => {
+                let kind = if *separable { "sepconv" } else { "conv" };
+                write!(
+                    f,
+                    "{kind} {kernel}×{kernel} → {} + pixel shuffle ×2{}",
+                    4 * out,
+                    act(a)
+                )
+            }
+        }
+    }
+}
+
+/// Activation tensor shape: `Chw(c, h, w)` for images, `Flat(n)` after flatten/dense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shape {
+    Chw(usize, usize, usize),
+    Flat(usize),
+}
+
+impl Shape {
+    pub fn numel(&self) -> usize {
+        match *self {
+            Shape::Chw(c, h, w) => c * h * w,
+            Shape::Flat(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("layer {index} ({layer:?}) cannot take input {input:?}")]
+    Incompatible {
+        index: usize,
+        layer: Layer,
+        input: Shape,
+    },
+}
+
+/// Cost of one layer for one input (batch 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cost {
+    pub params: usize,
+    /// Multiply-accumulates.
+    pub macs: usize,
+}
+
+impl Layer {
+    /// Output shape and cost for `input`.
+    pub fn apply(&self, index: usize, input: Shape) -> Result<(Shape, Cost), SpecError> {
+        let bad = || SpecError::Incompatible {
+            index,
+            layer: *self,
+            input,
+        };
+        match (*self, input) {
+            (
+                Layer::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    ..
+                },
+                Shape::Chw(c, h, w),
+            ) => {
+                let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+                let params = c * out * kernel * kernel + out;
+                Ok((
+                    Shape::Chw(out, ho, wo),
+                    Cost {
+                        params,
+                        macs: ho * wo * out * c * kernel * kernel,
+                    },
+                ))
+            }
+            (
+                Layer::SepConv {
+                    out,
+                    kernel,
+                    stride,
+                    ..
+                },
+                Shape::Chw(c, h, w),
+            ) => {
+                let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
+                let params = c * kernel * kernel + c + c * out + out;
+                let macs = ho * wo * c * kernel * kernel + ho * wo * c * out;
+                Ok((Shape::Chw(out, ho, wo), Cost { params, macs }))
+            }
+            (Layer::Flatten, Shape::Chw(c, h, w)) => Ok((Shape::Flat(c * h * w), Cost::default())),
+            (Layer::Dense { out, .. }, Shape::Flat(n)) => Ok((
+                Shape::Flat(out),
+                Cost {
+                    params: n * out + out,
+                    macs: n * out,
+                },
+            )),
+            (Layer::Reshape { c, h, w }, Shape::Flat(n)) if n == c * h * w => {
+                Ok((Shape::Chw(c, h, w), Cost::default()))
+            }
+            (
+                Layer::Upscale {
+                    out,
+                    kernel,
+                    separable,
+                    ..
+                },
+                Shape::Chw(c, h, w),
+            ) => {
+                let mid = 4 * out;
+                let cost = if separable {
+                    Cost {
+                        params: c * kernel * kernel + c + c * mid + mid,
+                        macs: h * w * c * kernel * kernel + h * w * c * mid,
+                    }
+                } else {
+                    Cost {
+                        params: c * mid * kernel * kernel + mid,
+                        macs: h * w * mid * c * kernel * kernel,
+                    }
+                };
+                Ok((Shape::Chw(out, 2 * h, 2 * w), cost))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A feed-forward stack of layers from a fixed input shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetSpec {
+    pub input: Shape,
+    pub layers: Vec<Layer>,
+}
+
+impl NetSpec {
+    /// Shape after every layer (index 0 is the input).
+    pub fn shapes(&self) -> Result<Vec<Shape>, SpecError> {
+        let mut shapes = vec![self.input];
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (next, _) = layer.apply(i, *shapes.last().expect("non-empty"))?;
+            shapes.push(next);
+        }
+        Ok(shapes)
+    }
+
+    pub fn output(&self) -> Result<Shape, SpecError> {
+        Ok(*self.shapes()?.last().expect("non-empty"))
+    }
+
+    pub fn cost(&self) -> Result<Cost, SpecError> {
+        let mut shape = self.input;
+        let mut total = Cost::default();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (next, c) = layer.apply(i, shape)?;
+            total.params += c.params;
+            total.macs += c.macs;
+            shape = next;
+        }
+        Ok(total)
+    }
+}
+
+/// The face-swap autoencoder: one shared encoder, one decoder per person. Each decoder ends in
+/// four channels: RGB and a mask, both through a sigmoid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderSpec {
+    pub preset: String,
+    /// Side of the square input and output face crop.
+    pub size: usize,
+    pub encoder: NetSpec,
+    pub decoder: NetSpec,
+}
+
+/// Channels each decoder emits: RGB + mask.
+pub const DECODER_CHANNELS: usize = 4;
+
+impl AutoencoderSpec {
+    /// Checks that encoder output feeds the decoder and the decoder returns RGB+mask at `size`.
+    pub fn validate(&self) -> Result<(), String> {
+        let enc = self.encoder.output().map_err(|e| format!("encoder: {e}"))?;
+        if enc != self.decoder.input {
+            return Err(format!(
+                "encoder output {enc:?} != decoder input {:?}",
+                self.decoder.input
+            ));
+        }
+        let dec = self.decoder.output().map_err(|e| format!("decoder: {e}"))?;
+        let want = Shape::Chw(DECODER_CHANNELS, self.size, self.size);
+        if dec != want {
+            return Err(format!("decoder output {dec:?}, expected {want:?}"));
+        }
+        if self.encoder.input != Shape::Chw(3, self.size, self.size) {
+            return Err(format!("encoder input {:?}, expected 3×{0}×{0}", self.size));
+        }
+        Ok(())
+    }
+
+    /// Parameters of the whole model with `people` decoders.
+    pub fn params(&self, people: usize) -> usize {
+        self.encoder.cost().map(|c| c.params).unwrap_or(0)
+            + people * self.decoder.cost().map(|c| c.params).unwrap_or(0)
+    }
+
+    /// FLOPs (2 per multiply-accumulate) to swap one face: encoder + one decoder.
+    pub fn flops_per_face(&self) -> usize {
+        2 * (self.encoder.cost().map(|c| c.macs).unwrap_or(0)
+            + self.decoder.cost().map(|c| c.macs).unwrap_or(0))
+    }
+}
