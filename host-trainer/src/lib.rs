@@ -8,3 +8,4 @@ pub mod doctor;
 pub mod extract;
 pub mod model;
 pub mod plot;
+pub mod train;

@@ -1,0 +1,3 @@
+//! `host-trainer train`: the shared-encoder / two-decoder face-swap autoencoder.
+
+pub mod augment;
