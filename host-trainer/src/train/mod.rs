@@ -1,3 +1,7 @@
 //! `host-trainer train`: the shared-encoder / two-decoder face-swap autoencoder.
 
 pub mod augment;
+pub mod config;
+pub mod losses;
+pub mod optim;
+pub mod trainer;

@@ -1,0 +1,73 @@
+//! Training configuration (TOML). Every field has a documented default; the run folder keeps a
+//! copy so a result can always be traced to its settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::augment::AugmentConfig;
+
+/// Weight of each loss term in the generator objective (0 switches a term off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossWeights {
+    /// L1 reconstruction, eye/mouth weighted.
+    pub l1: f64,
+    /// 1 − SSIM.
+    pub ssim: f64,
+    /// Image-gradient difference (same edges at the same places).
+    pub edge: f64,
+    /// Learned-mask regulariser: L1 to the face-ellipse prior plus total variation.
+    pub mask: f64,
+    /// LSGAN adversarial term.
+    pub gan: f64,
+    /// Discriminator feature matching, our perceptual loss (no pretrained VGG exists here).
+    pub feature: f64,
+    /// Weight of eye and mouth pixels relative to the rest in the L1 term.
+    pub eye_mouth_priority: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self {
+            l1: 1.0,
+            ssim: 0.5,
+            edge: 0.5,
+            mask: 0.1,
+            gan: 0.05,
+            feature: 0.5,
+            eye_mouth_priority: 3.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Architecture preset: original, lite or hq128.
+    pub preset: String,
+    pub batch_size: usize,
+    /// Adam learning rate of the autoencoder and of the discriminators.
+    pub lr: f64,
+    pub lr_discriminator: f64,
+    /// Adam betas.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub seed: u64,
+    pub weights: LossWeights,
+    pub augment: AugmentConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "lite".into(),
+            batch_size: 16,
+            lr: 5e-4,
+            lr_discriminator: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            seed: 1,
+            weights: LossWeights::default(),
+            augment: AugmentConfig::default(),
+        }
+    }
+}

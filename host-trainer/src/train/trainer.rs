@@ -1,0 +1,430 @@
+//! One optimisation step of the face-swap GAN, and checkpoints that resume it exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use shared_proto::FaceCropSpec;
+use tch::nn::{Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use super::config::TrainConfig;
+use super::losses;
+use super::optim::Adam;
+use crate::model::net::{Autoencoder, Net};
+use crate::model::presets::preset;
+use crate::model::spec::{Act, Layer, NetSpec, Shape};
+
+/// Patch discriminator: three strided 5×5 convolutions and a 3×3 logit map.
+pub fn discriminator_spec(size: usize) -> NetSpec {
+    let conv = |out| Layer::Conv {
+        out,
+        kernel: 5,
+        stride: 2,
+        act: Act::Leaky,
+    };
+    NetSpec {
+        input: Shape::Chw(3, size, size),
+        layers: vec![
+            conv(64),
+            conv(128),
+            conv(256),
+            Layer::Conv {
+                out: 1,
+                kernel: 3,
+                stride: 1,
+                act: Act::None,
+            },
+        ],
+    }
+}
+
+/// Every loss term of one person, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Terms {
+    pub l1: f64,
+    pub ssim: f64,
+    pub edge: f64,
+    pub mask: f64,
+    pub gan: f64,
+    pub feature: f64,
+    pub total: f64,
+    pub discriminator: f64,
+}
+
+/// A batch for one person: warped inputs and true targets, `[N, 3, S, S]` in 0..1.
+pub struct Batch {
+    pub input: Tensor,
+    pub target: Tensor,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub device: Device,
+    pub generator_vars: VarStore,
+    pub discriminator_vars: VarStore,
+    pub model: Autoencoder,
+    discriminators: Vec<Net>,
+    opt_g: Adam,
+    opt_d: Adam,
+    priority: Tensor,
+    prior: Tensor,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("unknown preset {0:?} (original, lite, hq128)")]
+    UnknownPreset(String),
+    #[error("checkpoint {path}: {detail}; resume from an earlier checkpoint or start a new run")]
+    Checkpoint { path: String, detail: String },
+}
+
+impl Trainer {
+    pub fn new(
+        config: TrainConfig,
+        crop: &FaceCropSpec,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        tch::manual_seed(config.seed as i64);
+        let spec = preset(&config.preset)
+            .ok_or_else(|| TrainError::UnknownPreset(config.preset.clone()))?;
+        let generator_vars = VarStore::new(device);
+        let discriminator_vars = VarStore::new(device);
+        let model = Autoencoder::new(&generator_vars.root(), &spec, 2);
+        let dspec = discriminator_spec(spec.size);
+        let discriminators = (0..2)
+            .map(|k| Net::new(&(discriminator_vars.root() / format!("d{k}")), &dspec))
+            .collect();
+        let opt_g = Adam::new(&generator_vars, config.lr, (config.beta1, config.beta2));
+        let opt_d = Adam::new(
+            &discriminator_vars,
+            config.lr_discriminator,
+            (config.beta1, config.beta2),
+        );
+        let template = crop.template_px();
+        let size = spec.size as i64;
+        let priority =
+            losses::priority_weights(&template, size, config.weights.eye_mouth_priority, device);
+        let prior = losses::face_prior(&template, size, device);
+        Ok(Self {
+            config,
+            device,
+            generator_vars,
+            discriminator_vars,
+            model,
+            discriminators,
+            opt_g,
+            opt_d,
+            priority,
+            prior,
+        })
+    }
+
+    pub fn step_count(&self) -> i64 {
+        self.opt_g.step
+    }
+
+    /// Generator objective of `person` and its terms; `fake` is returned for the D step.
+    fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
+        let w = &self.config.weights;
+        let (rgb, mask) = self.model.forward(&batch.input, person);
+        let l1 = losses::weighted_l1(&rgb, &batch.target, &self.priority);
+        let ssim = losses::ssim_loss(&rgb, &batch.target);
+        let edge = losses::edge_loss(&rgb, &batch.target);
+        let mask_l = losses::mask_loss(&mask, &self.prior);
+        let d = &self.discriminators[person];
+        let fake_feats = d.forward_all(&rgb);
+        let real_feats = tch::no_grad(|| d.forward_all(&batch.target));
+        let gan = losses::lsgan_g(fake_feats.last().expect("D has layers"));
+        let feature = losses::feature_matching(&real_feats, &fake_feats);
+        let total = &l1 * w.l1
+            + &ssim * w.ssim
+            + &edge * w.edge
+            + &mask_l * w.mask
+            + &gan * w.gan
+            + &feature * w.feature;
+        let v = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
+        let terms = Terms {
+            l1: v(&l1),
+            ssim: v(&ssim),
+            edge: v(&edge),
+            mask: v(&mask_l),
+            gan: v(&gan),
+            feature: v(&feature),
+            total: v(&total),
+            discriminator: 0.0,
+        };
+        (total, terms, rgb)
+    }
+
+    /// Loss terms on `batches` without changing any weight.
+    pub fn evaluate(&self, batches: &[Batch; 2]) -> [Terms; 2] {
+        let _guard = tch::no_grad_guard();
+        [0, 1].map(|p| {
+            let (_, mut t, fake) = self.generator_terms(p, &batches[p]);
+            let d = &self.discriminators[p];
+            t.discriminator = f64::try_from(losses::lsgan_d(
+                &d.forward(&batches[p].target),
+                &d.forward(&fake),
+            ))
+            .unwrap_or(f64::NAN);
+            t
+        })
+    }
+
+    /// One generator step on both people, then one discriminator step.
+    pub fn step(&mut self, batches: &[Batch; 2]) -> [Terms; 2] {
+        let (mut terms, fakes) = self.step_generator(batches);
+        let d = self.step_discriminator(batches, &fakes);
+        for p in 0..2 {
+            terms[p].discriminator = d[p];
+        }
+        terms
+    }
+
+    /// Updates encoder and decoders; returns the terms and the (detached) generated faces.
+    pub fn step_generator(&mut self, batches: &[Batch; 2]) -> ([Terms; 2], [Tensor; 2]) {
+        let mut terms = [Terms::default(); 2];
+        self.opt_g.zero_grad();
+        let mut total = Tensor::zeros([], (Kind::Float, self.device));
+        let mut fakes = Vec::with_capacity(2);
+        for p in 0..2 {
+            let (loss, t, fake) = self.generator_terms(p, &batches[p]);
+            total += loss;
+            terms[p] = t;
+            fakes.push(fake.detach());
+        }
+        total.backward();
+        self.opt_g.step();
+        let [a, b]: [Tensor; 2] = fakes.try_into().expect("two people");
+        (terms, [a, b])
+    }
+
+    /// Updates the discriminators on real targets vs `fakes`; returns their losses.
+    pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &[Tensor; 2]) -> [f64; 2] {
+        self.opt_d.zero_grad();
+        let mut total = Tensor::zeros([], (Kind::Float, self.device));
+        let mut out = [0.0; 2];
+        for p in 0..2 {
+            let d = &self.discriminators[p];
+            let dl = losses::lsgan_d(&d.forward(&batches[p].target), &d.forward(&fakes[p]));
+            out[p] = f64::try_from(&dl).unwrap_or(f64::NAN);
+            total += dl;
+        }
+        if self.config.weights.gan > 0.0 || self.config.weights.feature > 0.0 {
+            total.backward();
+            self.opt_d.step();
+        }
+        out
+    }
+
+    /// Weights and optimiser state in one safetensors file, written atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let err = |detail: String| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            detail,
+        };
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, vs) in [("g", &self.generator_vars), ("d", &self.discriminator_vars)] {
+            for (name, t) in vs.variables() {
+                named.push((format!("{prefix}/{name}"), t));
+            }
+        }
+        named.extend(self.opt_g.state("opt_g"));
+        named.extend(self.opt_d.state("opt_d"));
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let tmp = path.with_extension("safetensors.part");
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        Tensor::write_safetensors(&refs, &tmp).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    }
+
+    pub fn load(&mut self, path: &Path) -> Result<(), TrainError> {
+        let err = |detail: String| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            detail,
+        };
+        let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+            .map_err(|e| err(format!("unreadable ({e})")))?
+            .into_iter()
+            .collect();
+        let get = |n: &str| tensors.get(n).map(|t| t.to_device(self.device));
+        for (prefix, vs) in [
+            ("g", &mut self.generator_vars),
+            ("d", &mut self.discriminator_vars),
+        ] {
+            for (name, mut var) in vs.variables() {
+                let src = get(&format!("{prefix}/{name}"))
+                    .ok_or_else(|| err(format!("variable {prefix}/{name} missing")))?;
+                if src.size() != var.size() {
+                    return Err(err(format!(
+                        "{prefix}/{name} has shape {:?}, model wants {:?} (different preset?)",
+                        src.size(),
+                        var.size()
+                    )));
+                }
+                tch::no_grad(|| var.f_copy_(&src)).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        self.opt_g.load_state("opt_g", &get).map_err(err)?;
+        self.opt_d.load_state("opt_d", &get).map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Stacks RGB crops into a `[N, 3, S, S]` float tensor in 0..1.
+pub fn to_tensor(images: &[image::RgbImage], device: Device) -> Tensor {
+    let (w, h) = images[0].dimensions();
+    let mut data = Vec::with_capacity(images.len() * (3 * w * h) as usize);
+    for img in images {
+        for c in 0..3 {
+            data.extend(img.pixels().map(|p| p.0[c] as f32 / 255.0));
+        }
+    }
+    Tensor::from_slice(&data)
+        .reshape([images.len() as i64, 3, h as i64, w as i64])
+        .to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::config::LossWeights;
+    use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
+
+    /// Four aligned 64-px crops from the first frames of a sample video.
+    fn real_crops(video: &str) -> Vec<image::RgbImage> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let det = RetinaFace::load(
+            root.join("models/retinaface-mnet025.onnx"),
+            DetectorConfig::default(),
+        )
+        .expect("run `make setup`");
+        let mut v = VideoReader::open(root.join(video)).unwrap();
+        let spec = FaceCropSpec::default();
+        let mut out = Vec::new();
+        while out.len() < 4 {
+            let f = v.next_frame().unwrap().expect("enough frames");
+            if let Some(d) = det.detect(&f).unwrap().first() {
+                out.push(align_face(&f, &d.landmarks, &spec).unwrap().image);
+            }
+        }
+        out
+    }
+
+    fn batches() -> [Batch; 2] {
+        ["data/carphone_pristine.mp4", "data/movie.avi"].map(|v| {
+            let t = to_tensor(&real_crops(v), Device::Cpu);
+            Batch {
+                input: t.shallow_clone(),
+                target: t,
+            }
+        })
+    }
+
+    fn only(term: &str) -> TrainConfig {
+        let zero = LossWeights {
+            l1: 0.0,
+            ssim: 0.0,
+            edge: 0.0,
+            mask: 0.0,
+            gan: 0.0,
+            feature: 0.0,
+            eye_mouth_priority: 3.0,
+        };
+        let weights = match term {
+            "l1" => LossWeights { l1: 1.0, ..zero },
+            "ssim" => LossWeights { ssim: 1.0, ..zero },
+            "edge" => LossWeights { edge: 1.0, ..zero },
+            "mask" => LossWeights { mask: 1.0, ..zero },
+            "gan" => LossWeights { gan: 1.0, ..zero },
+            "feature" => LossWeights {
+                feature: 1.0,
+                ..zero
+            },
+            _ => unreachable!(),
+        };
+        TrainConfig {
+            lr: 1e-3,
+            weights,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn term(t: &Terms, name: &str) -> f64 {
+        match name {
+            "l1" => t.l1,
+            "ssim" => t.ssim,
+            "edge" => t.edge,
+            "mask" => t.mask,
+            "gan" => t.gan,
+            "feature" => t.feature,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn one_step_lowers_each_loss_on_a_fixed_batch() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        for name in ["l1", "ssim", "edge", "mask", "gan", "feature"] {
+            let mut tr = Trainer::new(only(name), &crop, Device::Cpu).unwrap();
+            let before = tr.evaluate(&b);
+            let _ = tr.step_generator(&b);
+            let after = tr.evaluate(&b);
+            for p in 0..2 {
+                let (x, y) = (term(&before[p], name), term(&after[p], name));
+                assert!(y < x, "{name} of person {p}: {x} -> {y}");
+            }
+        }
+        // The discriminator's own loss falls after its step (a small step: Adam's first update
+        // moves every weight by the full learning rate).
+        let mut tr = Trainer::new(
+            TrainConfig {
+                lr_discriminator: 1e-5,
+                ..only("gan")
+            },
+            &crop,
+            Device::Cpu,
+        )
+        .unwrap();
+        let (_, fakes) = tr.step_generator(&b);
+        let before = tr.step_discriminator(&b, &fakes);
+        let after = tr.step_discriminator(&b, &fakes);
+        assert!(
+            after[0] < before[0] && after[1] < before[1],
+            "{before:?} -> {after:?}"
+        );
+    }
+
+    #[test]
+    fn checkpoint_resume_gives_the_identical_next_step() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        let mut first = Trainer::new(TrainConfig::default(), &crop, Device::Cpu).unwrap();
+        first.step(&b);
+        first.step(&b);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        first.save(&path).unwrap();
+        let mut resumed = Trainer::new(
+            TrainConfig {
+                seed: 99,
+                ..TrainConfig::default()
+            },
+            &crop,
+            Device::Cpu,
+        )
+        .unwrap();
+        resumed.load(&path).unwrap();
+        assert_eq!(resumed.step_count(), 2);
+        let (x, y) = (first.step(&b), resumed.step(&b));
+        assert_eq!(x, y, "resumed run continues exactly");
+
+        std::fs::write(&path, b"not a checkpoint").unwrap();
+        let e = resumed.load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("ckpt.safetensors") && e.contains("earlier checkpoint"),
+            "{e}"
+        );
+    }
+}
