@@ -28,6 +28,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Extract aligned, curated face crops of one consenting person from videos or photos.
     Extract(ExtractArgs),
+    /// Train the face-swap autoencoder (shared encoder, decoders for A and B) with its GAN.
+    Train(TrainArgs),
     /// Print a model preset layer by layer: shapes, parameters and MFLOPs, counted from the spec.
     ModelInfo {
         /// original (the seed's 64-px model), lite (device), hq128.
@@ -77,6 +79,44 @@ struct ExtractArgs {
     threads: Option<usize>,
 }
 
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Dataset of person A (from `extract`).
+    #[arg(long)]
+    a: PathBuf,
+    /// Dataset of person B.
+    #[arg(long)]
+    b: PathBuf,
+    /// Run folder: config copy, checkpoint, metrics.csv, loss_curve.png, preview.png. An existing
+    /// run is resumed from its checkpoint with its own config.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training config TOML (see `train::config`; every key optional).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override the config's architecture preset (original, lite, hq128).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Override the config's batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Stop at this total step count.
+    #[arg(long)]
+    steps: Option<i64>,
+    /// Stop after this many minutes of this invocation.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Save the checkpoint every N steps (and always at the end or on Ctrl-C).
+    #[arg(long, default_value_t = 100)]
+    save_every: i64,
+    /// Write preview.png every N steps.
+    #[arg(long, default_value_t = 100)]
+    preview_every: i64,
+    /// auto (CUDA when available), cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -94,6 +134,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Extract(args) => run_extract(args),
+        Command::Train(args) => run_train(args),
         Command::ModelInfo { preset } => {
             let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
                 format!(
@@ -110,15 +151,7 @@ fn run(cli: Cli) -> Result<()> {
 
 fn run_extract(args: ExtractArgs) -> Result<()> {
     // First thing, so an early Ctrl-C also ends cleanly.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: finishing the frames in flight, then writing the report (Ctrl-C again to abort)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = stop_flag()?;
     let curation = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -194,5 +227,89 @@ fn run_extract(args: ExtractArgs) -> Result<()> {
     if summary.interrupted {
         println!("interrupted: the dataset is valid; run the same command again to continue");
     }
+    Ok(())
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the work in flight and saving (Ctrl-C again to abort)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    use host_trainer::train::{config::TrainConfig, run};
+    let stop = stop_flag()?;
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<TrainConfig>(&text)
+                .with_context(|| format!("{}: invalid training config", path.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(p) = args.preset {
+        config.preset = p;
+    }
+    if let Some(b) = args.batch_size {
+        config.batch_size = b;
+    }
+    anyhow::ensure!(config.batch_size > 0, "batch size must be at least 1");
+    let device = match args.device.as_str() {
+        "auto" => tch::Device::cuda_if_available(),
+        "cpu" => tch::Device::Cpu,
+        "cuda" => {
+            anyhow::ensure!(
+                tch::Cuda::is_available(),
+                "--device cuda: no CUDA device visible (see `host-trainer doctor`)"
+            );
+            tch::Device::Cuda(0)
+        }
+        other => anyhow::bail!("--device {other}: use auto, cpu or cuda"),
+    };
+    anyhow::ensure!(
+        args.steps.is_some() || args.minutes.is_some(),
+        "give --steps or --minutes (or both) so training ends"
+    );
+    tracing::info!("training {} on {:?}", config.preset, device);
+    let opts = run::RunOptions {
+        config,
+        datasets: [args.a, args.b],
+        out: args.out.clone(),
+        steps: args.steps,
+        minutes: args.minutes,
+        save_every: args.save_every,
+        preview_every: args.preview_every,
+        device,
+        progress: true,
+    };
+    let s = run::train(&opts, &stop)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    println!(
+        "{} steps ({} this run, {:.0} s, {:.1} images/s); last loss A {:.4} B {:.4}{}",
+        s.steps,
+        s.steps_this_run,
+        s.seconds,
+        s.images_per_second,
+        s.last[0].total,
+        s.last[1].total,
+        if s.nan_recoveries > 0 {
+            format!(", {} NaN recoveries", s.nan_recoveries)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "preview: {}\ncheckpoint: {}",
+        s.preview.display(),
+        args.out.join(run::CHECKPOINT).display()
+    );
     Ok(())
 }

@@ -117,3 +117,73 @@ pub fn grouped_bars(
 fn draw_err<E: std::fmt::Display>(e: E) -> PlotError {
     PlotError::Draw(e.to_string())
 }
+
+/// One named line series of `(x, y)` points.
+pub struct Line<'a> {
+    pub label: &'a str,
+    pub points: Vec<(f64, f64)>,
+    pub colour: RGBColor,
+}
+
+/// A line chart (log-scaled y when every value is positive), e.g. loss curves.
+pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Result<(), PlotError> {
+    ensure_font()?;
+    let (w, h) = (800u32, 420u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let pts = || series.iter().flat_map(|s| s.points.iter().copied());
+        let x_max = pts().map(|p| p.0).fold(1.0, f64::max);
+        let y_min = pts()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let y_max = pts()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max)
+            .max(y_min * 1.01);
+        let y_min = if y_min.is_finite() { y_min * 0.9 } else { 1e-3 };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max * 1.1).log_scale())
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(draw_err)?;
+        for s in series {
+            let colour = s.colour;
+            chart
+                .draw_series(LineSeries::new(
+                    s.points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.1.is_finite() && p.1 > 0.0),
+                    colour.stroke_width(2),
+                ))
+                .map_err(draw_err)?
+                .label(s.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
+    img.save(path)
+        .map_err(|e| PlotError::Save(path.display().to_string(), e))
+}

@@ -2,6 +2,8 @@
 
 pub mod augment;
 pub mod config;
+pub mod data;
 pub mod losses;
 pub mod optim;
+pub mod run;
 pub mod trainer;
