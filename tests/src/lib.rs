@@ -99,3 +99,13 @@ pub fn extract(args: &[&str]) -> Output {
         .output()
         .expect("spawn host-trainer")
 }
+
+/// Runs `host-trainer <sub> <args>` from the repository root.
+pub fn host_trainer(sub: &str, args: &[&str]) -> Output {
+    Command::new(workspace_bin("host-trainer"))
+        .current_dir(root())
+        .arg(sub)
+        .args(args)
+        .output()
+        .expect("spawn host-trainer")
+}

@@ -1,0 +1,118 @@
+//! `host-trainer train` end to end on the sample people: a short run writes its artefacts,
+//! resumes where it stopped, and bad inputs fail clearly without touching the run.
+
+use std::path::Path;
+
+use e2e_tests::{asset, extract, host_trainer};
+
+fn dataset(dir: &Path, person: &str, video: &str, size: &str) -> String {
+    let out = dir.join(person);
+    let o = extract(&[
+        "--person",
+        person,
+        "--input",
+        asset(video).to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        size,
+        "--max-faces",
+        "24",
+        "--consent",
+        "who=sample person;scope=doppel tests",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dataset(dir.path(), "A", "data/carphone_pristine.mp4", "64");
+    let b = dataset(dir.path(), "B", "data/movie.avi", "64");
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let common = [
+        "--a",
+        &a,
+        "--b",
+        &b,
+        "--out",
+        r,
+        "--batch-size",
+        "4",
+        "--preview-every",
+        "2",
+        "--save-every",
+        "2",
+    ];
+
+    let o = host_trainer("train", &[&common[..], &["--steps", "3"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 steps (3 this run"));
+    for f in [
+        "checkpoint.safetensors",
+        "config.toml",
+        "metrics.csv",
+        "loss_curve.png",
+        "preview.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} written");
+    }
+    let preview = image::open(run.join("preview.png")).unwrap();
+    assert!(
+        preview.width() >= 4 * 128 && preview.height() >= 4 * 64,
+        "4 rows of source|output pairs"
+    );
+    // metrics: a header and one line per person per step.
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + 3 * 2
+    );
+
+    // Resume: continues at step 3 up to 5.
+    let o = host_trainer("train", &[&common[..], &["--steps", "5"]].concat());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("5 steps (2 this run"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Datasets of different crop sizes are refused before any training.
+    let big = dataset(dir.path(), "B128", "data/movie.avi", "128");
+    let other = dir.path().join("run2");
+    let o = host_trainer(
+        "train",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &big,
+            "--out",
+            other.to_str().unwrap(),
+            "--steps",
+            "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("crop sizes differ"),
+        "{err}"
+    );
+
+    // A corrupt checkpoint is named, and the run folder is left as it was.
+    let ckpt = run.join("checkpoint.safetensors");
+    std::fs::write(&ckpt, b"garbage").unwrap();
+    let o = host_trainer("train", &[&common[..], &["--steps", "6"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("checkpoint.safetensors")
+            && err.contains("earlier checkpoint"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ckpt).unwrap(), b"garbage");
+}
