@@ -23,7 +23,7 @@ help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
-	@echo "make bench   throughput tables (extract vs the Python peer)"
+	@echo "make bench   throughput tables (extract, train step) against Python peers"
 
 setup:
 	bash scripts/setup.sh
@@ -75,6 +75,7 @@ demo: build
 
 bench: build
 	$(CARGO) bench --workspace --bench extract
+	$(CARGO) bench --workspace --bench train_step
 
 clean-out:
 	rm -rf $(OUT)

@@ -35,6 +35,9 @@ enum Command {
         /// original (the seed's 64-px model), lite (device), hq128.
         #[arg(long, default_value = "original")]
         preset: String,
+        /// Print the spec as JSON instead (what the Python peer benchmark builds from).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -135,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(&args),
         Command::Extract(args) => run_extract(args),
         Command::Train(args) => run_train(args),
-        Command::ModelInfo { preset } => {
+        Command::ModelInfo { preset, json } => {
             let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
                 format!(
                     "unknown preset {preset:?}; choose one of {:?}",
@@ -143,7 +146,11 @@ fn run(cli: Cli) -> Result<()> {
                 )
             })?;
             spec.validate().map_err(anyhow::Error::msg)?;
-            print!("{}", host_trainer::model::describe(&spec));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&spec)?);
+            } else {
+                print!("{}", host_trainer::model::describe(&spec));
+            }
             Ok(())
         }
     }

@@ -19,6 +19,9 @@ enum Built {
 #[derive(Debug)]
 pub struct Net {
     layers: Vec<(Built, Act, bool)>,
+    /// LeakyReLU(0.1) as PReLU with a constant slope: one fused kernel (tch's `leaky_relu` has
+    /// a fixed 0.01 slope, and max(x, 0.1x) costs three kernels forward and backward).
+    leaky_slope: Tensor,
 }
 
 fn conv(
@@ -107,7 +110,11 @@ impl Net {
             };
             layers.push(built);
         }
-        Self { layers }
+        let leaky_slope = Tensor::from_slice(&[0.1f32]).to_device(p.device());
+        Self {
+            layers,
+            leaky_slope,
+        }
     }
 
     /// Output of every layer, for shape checks and feature matching.
@@ -127,8 +134,7 @@ impl Net {
             }
             x = match act {
                 Act::None => x,
-                // max(x, 0.1·x) is LeakyReLU(0.1); tch's leaky_relu has a fixed 0.01 slope.
-                Act::Leaky => x.maximum(&(&x * 0.1)),
+                Act::Leaky => x.prelu(&self.leaky_slope),
                 Act::Sigmoid => x.sigmoid(),
             };
             outs.push(x.shallow_clone());

@@ -52,10 +52,11 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = v.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
-                let update = (&*m / c1) / ((&*v / c2).sqrt() + self.eps) * self.lr;
-                let _ = p.g_sub_(&update);
+                // Exponential moving averages in place: m += (1-b1)(g-m), v += (1-b2)(g²-v).
+                let _ = m.lerp_(&g, 1.0 - b1);
+                let _ = v.lerp_(&g.square(), 1.0 - b2);
+                let denom = (&*v / c2).sqrt().g_add_scalar_(self.eps);
+                let _ = p.g_sub_(&(&*m / denom * (self.lr / c1)));
             }
         });
     }

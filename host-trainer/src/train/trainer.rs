@@ -124,18 +124,29 @@ impl Trainer {
     }
 
     /// Generator objective of `person` and its terms; `fake` is returned for the D step.
+    /// Terms with weight 0 are not computed at all (they would only cost time).
     fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
         let w = &self.config.weights;
         let (rgb, mask) = self.model.forward(&batch.input, person);
-        let l1 = losses::weighted_l1(&rgb, &batch.target, &self.priority);
-        let ssim = losses::ssim_loss(&rgb, &batch.target);
-        let edge = losses::edge_loss(&rgb, &batch.target);
-        let mask_l = losses::mask_loss(&mask, &self.prior);
-        let d = &self.discriminators[person];
-        let fake_feats = d.forward_all(&rgb);
-        let real_feats = tch::no_grad(|| d.forward_all(&batch.target));
-        let gan = losses::lsgan_g(fake_feats.last().expect("D has layers"));
-        let feature = losses::feature_matching(&real_feats, &fake_feats);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let term = |weight: f64, f: &dyn Fn() -> Tensor| if weight > 0.0 { f() } else { zero() };
+        let l1 = term(w.l1, &|| {
+            losses::weighted_l1(&rgb, &batch.target, &self.priority)
+        });
+        let ssim = term(w.ssim, &|| losses::ssim_loss(&rgb, &batch.target));
+        let edge = term(w.edge, &|| losses::edge_loss(&rgb, &batch.target));
+        let mask_l = term(w.mask, &|| losses::mask_loss(&mask, &self.prior));
+        let (gan, feature) = if w.gan > 0.0 || w.feature > 0.0 {
+            let d = &self.discriminators[person];
+            let fake_feats = d.forward_all(&rgb);
+            let real_feats = tch::no_grad(|| d.forward_all(&batch.target));
+            (
+                losses::lsgan_g(fake_feats.last().expect("D has layers")),
+                losses::feature_matching(&real_feats, &fake_feats),
+            )
+        } else {
+            (zero(), zero())
+        };
         let total = &l1 * w.l1
             + &ssim * w.ssim
             + &edge * w.edge

@@ -1,0 +1,139 @@
+//! Train-step time of `original` and `lite` at batch 16 on this machine's CPU threads: ours
+//! (tch) with all losses, ours with the autoencoder + L1 only, and the same autoencoder + L1 step
+//! in PyTorch-Python built from the same spec JSON (`scripts/peers/train_step_peer.py`), plus the
+//! loader's augmented images/s against what the full step consumes.
+//!
+//! `cargo bench --workspace --bench train_step` (run `make setup` first). Prints a table.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use host_trainer::model::presets::preset;
+use host_trainer::train::augment::AugmentConfig;
+use host_trainer::train::config::{LossWeights, TrainConfig};
+use host_trainer::train::data::spawn_loader;
+use host_trainer::train::trainer::{Batch, Trainer};
+use shared_proto::FaceCropSpec;
+use tch::{Device, Kind, Tensor};
+
+const BATCH: i64 = 16;
+
+fn ms_per_step(config: TrainConfig, steps: usize) -> f64 {
+    let size = preset(&config.preset).unwrap().size as i64;
+    let mut trainer =
+        Trainer::new(config, &FaceCropSpec::new(size as u32, 0.125), Device::Cpu).unwrap();
+    let batch = || Batch {
+        input: Tensor::rand([BATCH, 3, size, size], (Kind::Float, Device::Cpu)),
+        target: Tensor::rand([BATCH, 3, size, size], (Kind::Float, Device::Cpu)),
+    };
+    let batches = [batch(), batch()];
+    trainer.step(&batches); // warm-up
+    let start = Instant::now();
+    for _ in 0..steps {
+        trainer.step(&batches);
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / steps as f64
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(python.is_file(), "run `make setup` first");
+    let threads = tch::get_num_threads();
+    println!("train step, batch {BATCH} per person (2 people), CPU, {threads} threads");
+    println!("| preset | ours, all losses + D (ms) | ours, AE + L1 (ms) | PyTorch, AE + L1 (ms) | ours / PyTorch |");
+    println!("|---|---|---|---|---|");
+    let mut full_lite_ms = 0.0;
+    for (name, steps) in [("lite", 5), ("original", 2)] {
+        let full = ms_per_step(
+            TrainConfig {
+                preset: name.into(),
+                ..TrainConfig::default()
+            },
+            steps,
+        );
+        if name == "lite" {
+            full_lite_ms = full;
+        }
+        let l1_only = LossWeights {
+            ssim: 0.0,
+            edge: 0.0,
+            mask: 0.0,
+            gan: 0.0,
+            feature: 0.0,
+            eye_mouth_priority: 1.0,
+            ..LossWeights::default()
+        };
+        let ae = ms_per_step(
+            TrainConfig {
+                preset: name.into(),
+                weights: l1_only,
+                ..TrainConfig::default()
+            },
+            steps,
+        );
+        let spec_json = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            spec_json.path(),
+            serde_json::to_string(&preset(name).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let out = Command::new(&python)
+            .arg(root.join("scripts/peers/train_step_peer.py"))
+            .arg("--spec")
+            .arg(spec_json.path())
+            .args([
+                "--batch",
+                &BATCH.to_string(),
+                "--steps",
+                &steps.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .output()
+            .expect("run the PyTorch peer");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let peer: f64 = text
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix("ms_per_step="))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        println!(
+            "| {name} | {full:.0} | {ae:.0} | {peer:.0} | {:.2}× |",
+            ae / peer
+        );
+    }
+
+    // Loader throughput on 64-px crops with the default augmentation.
+    let faces: Vec<image::RgbImage> = (0..64)
+        .map(|k| {
+            image::RgbImage::from_fn(64, 64, |x, y| {
+                image::Rgb([(x * 4) as u8, (y * 4) as u8, (k * 4) as u8])
+            })
+        })
+        .collect();
+    let faces = Arc::new(faces);
+    let rx = spawn_loader(
+        [faces.clone(), faces],
+        BATCH as usize,
+        AugmentConfig::default(),
+        1,
+        2,
+    );
+    let _ = rx.recv();
+    let start = Instant::now();
+    let n = 20;
+    for _ in 0..n {
+        rx.recv().unwrap();
+    }
+    let loader = (n * 2 * BATCH as usize) as f64 / start.elapsed().as_secs_f64();
+    let need = 2.0 * BATCH as f64 / (full_lite_ms / 1000.0);
+    println!("\nloader: {loader:.0} augmented images/s; the lite step consumes {need:.0} images/s ({:.1}× headroom)", loader / need);
+}
