@@ -25,6 +25,39 @@ use super::quality::Quality;
 
 pub const METADATA: &str = "metadata.jsonl";
 pub const CONSENT: &str = "consent.toml";
+/// The crop geometry and normalisation every face of the dataset was made with.
+pub const CROP: &str = "crop.toml";
+
+/// Writes the crop spec of a new dataset, or checks it against the one already there.
+pub fn establish_crop(root: &Path, crop: &shared_proto::FaceCropSpec) -> Result<(), DatasetError> {
+    let path = root.join(CROP);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let existing: shared_proto::FaceCropSpec =
+                toml::from_str(&text).map_err(|e| DatasetError::Consent {
+                    path: path.clone(),
+                    detail: format!("invalid crop spec: {e}"),
+                })?;
+            if &existing != crop {
+                return Err(DatasetError::Consent {
+                    path,
+                    detail: format!(
+                        "dataset was made with {} px crops and margin {}; use the same --size/--margin or a new --out",
+                        existing.size, existing.margin
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Err(_) => {
+            let text = format!(
+                "# Crop geometry of this dataset; training and the device use exactly this.\n{}",
+                toml::to_string(crop).expect("crop spec serialises")
+            );
+            std::fs::write(&path, text).map_err(|source| DatasetError::NotWritable { path, source })
+        }
+    }
+}
 
 /// One metadata line.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -100,6 +100,7 @@ pub fn extract(
         )));
     }
     Consent::establish(&opts.out, opts.consent.clone())?;
+    dataset::establish_crop(&opts.out, &opts.crop)?;
     write_curation_config(&opts.out, &opts.curation)?;
 
     let done = dataset::done_frames(&previous);

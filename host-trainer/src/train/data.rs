@@ -12,7 +12,7 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
 use super::augment::{AugmentConfig, Augmentation};
-use crate::extract::dataset::{read_journal, Consent, CONSENT, METADATA};
+use crate::extract::dataset::{read_journal, Consent, CONSENT, CROP, METADATA};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -38,6 +38,7 @@ pub struct FaceSet {
     pub root: PathBuf,
     pub person: String,
     pub size: u32,
+    pub crop: shared_proto::FaceCropSpec,
     pub consent: Consent,
     pub train: Vec<RgbImage>,
     pub held_out: Vec<RgbImage>,
@@ -60,6 +61,10 @@ impl FaceSet {
         })?;
         let consent: Consent =
             toml::from_str(&consent_text).map_err(|e| bad(format!("consent.toml: {e}")))?;
+        let crop_text = std::fs::read_to_string(root.join(CROP))
+            .map_err(|_| bad("no crop.toml; re-run `host-trainer extract` on it".into()))?;
+        let crop: shared_proto::FaceCropSpec =
+            toml::from_str(&crop_text).map_err(|e| bad(format!("crop.toml: {e}")))?;
         let mut by_source: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
         for r in records.iter().filter(|r| r.accepted()) {
             if let Some(f) = &r.file {
@@ -112,10 +117,17 @@ impl FaceSet {
                 odd.height()
             )));
         }
+        if crop.size != size {
+            return Err(bad(format!(
+                "crop.toml says {} px but the faces are {size} px",
+                crop.size
+            )));
+        }
         Ok(Self {
             root: root.to_path_buf(),
             person,
             size,
+            crop,
             consent,
             train,
             held_out,
@@ -131,6 +143,17 @@ pub fn check_pair(a: &FaceSet, b: &FaceSet) -> Result<(), DataError> {
             sa: a.size,
             b: b.root.display().to_string(),
             sb: b.size,
+        });
+    }
+    if a.crop != b.crop {
+        return Err(DataError::Bad {
+            path: b.root.display().to_string(),
+            detail: format!(
+                "crop margin {} differs from {}'s {}; extract both with the same --margin",
+                b.crop.margin,
+                a.root.display(),
+                a.crop.margin
+            ),
         });
     }
     Ok(())

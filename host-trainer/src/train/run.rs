@@ -11,7 +11,6 @@ use std::time::Instant;
 use facekit::draw::{label, tile, RgbCanvas};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared_proto::FaceCropSpec;
 use tch::{Device, Tensor};
 
 use super::config::TrainConfig;
@@ -22,6 +21,7 @@ use crate::plot::{lines, Line};
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "config.toml";
 pub const METRICS: &str = "metrics.csv";
+pub const CROP: &str = "crop.toml";
 
 pub struct RunOptions {
     pub config: TrainConfig,
@@ -90,7 +90,13 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary, RunErro
         std::fs::write(&config_path, text).map_err(io(&config_path))?;
         opts.config.clone()
     };
-    let crop = FaceCropSpec::new(a.size, FaceCropSpec::default().margin);
+    let crop = a.crop.clone();
+    let crop_path = opts.out.join(CROP);
+    let crop_text = format!(
+        "# Crop geometry the model was trained on (from the datasets).\n{}",
+        toml::to_string(&crop).expect("crop serialises")
+    );
+    std::fs::write(&crop_path, crop_text).map_err(io(&crop_path))?;
     let mut trainer = Trainer::new(config.clone(), &crop, opts.device)?;
     if trainer.model.spec.size != a.size as usize {
         return Err(RunError::Config(format!(
