@@ -81,6 +81,41 @@ pub fn label(canvas: &mut RgbCanvas<'_>, text: &str, top_left: Point) {
     let _ = t.draw(canvas);
 }
 
+const SYNTHETIC: &str = "SYNTHETIC";
+/// The label strip at native font size (FONT_10X20 plus padding).
+const LABEL_W: u32 = 10 * SYNTHETIC.len() as u32 + 8;
+const LABEL_H: u32 = 24;
+
+/// Where [`synthetic_label`] puts the label: `(x, y, width, height)` in frame pixels. About a
+/// third of the frame width, never below the native font size so small frames stay readable.
+pub fn synthetic_label_rect(frame_width: u32) -> (u32, u32, u32, u32) {
+    let scale = (frame_width as f32 / 3.0 / LABEL_W as f32).max(1.0);
+    let margin = (frame_width / 80).max(2);
+    (
+        margin,
+        margin,
+        (LABEL_W as f32 * scale) as u32,
+        (LABEL_H as f32 * scale) as u32,
+    )
+}
+
+/// Burns the "SYNTHETIC" label into a frame: white text on red in the top-left corner. Every
+/// swapped frame carries it.
+pub fn synthetic_label(frame: &mut RgbImage) {
+    use embedded_graphics::mono_font::ascii::FONT_10X20;
+    let mut strip = RgbImage::from_pixel(LABEL_W, LABEL_H, image::Rgb([200, 0, 0]));
+    let style = MonoTextStyle::new(&FONT_10X20, Rgb888::WHITE);
+    let _ = Text::with_baseline(SYNTHETIC, Point::new(4, 2), style, Baseline::Top)
+        .draw(&mut RgbCanvas(&mut strip));
+    let (x, y, w, h) = synthetic_label_rect(frame.width());
+    let strip = if (w, h) == (LABEL_W, LABEL_H) {
+        strip
+    } else {
+        image::imageops::resize(&strip, w, h, image::imageops::FilterType::Triangle)
+    };
+    image::imageops::replace(frame, &strip, x as i64, y as i64);
+}
+
 /// Lays `tiles` out in a grid with `columns` columns on a dark background.
 pub fn tile(tiles: &[RgbImage], columns: u32) -> RgbImage {
     let (tw, th) = tiles

@@ -7,15 +7,19 @@
 //! landmarks; [`draw`] is the `embedded-graphics` canvas every overlay and contact sheet uses.
 
 pub mod align;
+pub mod blend;
 pub mod detect;
 pub mod draw;
 pub mod pose;
+pub mod smooth;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};
 pub use detect::{Detection, DetectorConfig, RetinaFace};
 pub use pose::{estimate_pose, Pose};
-pub use video::{frame_count_hint, open_source, FrameSource, ImageFolder, VideoReader};
+pub use video::{
+    frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader, VideoWriter,
+};
 
 /// Errors of the face library. Each names the file involved and what the user can do.
 #[derive(Debug, thiserror::Error)]

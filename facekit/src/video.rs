@@ -250,3 +250,111 @@ pub fn frame_count_hint(path: impl AsRef<Path>) -> Option<u64> {
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
+
+/// Frame rate from the container (`r_frame_rate`), `None` when unknown.
+pub fn frame_rate(path: impl AsRef<Path>) -> Option<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=r_frame_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path.as_ref())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (n, d) = text.trim().split_once('/')?;
+    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+    (d > 0.0 && n > 0.0).then_some(n / d)
+}
+
+/// Encodes RGB frames to a video file (H.264 in MP4/MKV, by extension) with an `ffmpeg` subprocess.
+pub struct VideoWriter {
+    path: PathBuf,
+    size: (u32, u32),
+    child: Child,
+}
+
+impl VideoWriter {
+    pub fn create(path: impl AsRef<Path>, width: u32, height: u32, fps: f64) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let child = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
+            .args([
+                "-s",
+                &format!("{width}x{height}"),
+                "-r",
+                &format!("{fps:.5}"),
+                "-i",
+                "-",
+            ])
+            // Even dimensions for yuv420p; high quality so the label and the face survive.
+            .args([
+                "-vf",
+                "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "16",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|_| FacekitError::FfmpegMissing)?;
+        Ok(Self {
+            path,
+            size: (width, height),
+            child,
+        })
+    }
+
+    pub fn write(&mut self, frame: &RgbImage) -> Result<()> {
+        use std::io::Write;
+        assert_eq!(
+            frame.dimensions(),
+            self.size,
+            "every frame has the video's size"
+        );
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        stdin
+            .write_all(frame.as_raw())
+            .map_err(|source| FacekitError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Flushes and waits for the encoder; the file is complete only after this.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|source| FacekitError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(FacekitError::Io {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(
+                    first_line(&String::from_utf8_lossy(&out.stderr))
+                        .unwrap_or("ffmpeg failed")
+                        .to_owned(),
+                ),
+            })
+        }
+    }
+}

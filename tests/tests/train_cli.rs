@@ -81,6 +81,50 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
         String::from_utf8_lossy(&o.stdout)
     );
 
+    // Convert 5 frames of A into B: every frame carries the burned-in label, and a provenance
+    // sidecar says the video is synthetic.
+    let video_out = dir.path().join("swapped.mp4");
+    let o = host_trainer(
+        "convert",
+        &[
+            "--run",
+            r,
+            "--input",
+            asset("data/carphone_pristine.mp4").to_str().unwrap(),
+            "--output",
+            video_out.to_str().unwrap(),
+            "--max-frames",
+            "5",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut reader = facekit::VideoReader::open(&video_out).unwrap();
+    let (x0, y0, lw, lh) = facekit::draw::synthetic_label_rect(176);
+    let mut n = 0;
+    while let Some(f) = facekit::FrameSource::next_frame(&mut reader).unwrap() {
+        n += 1;
+        let (mut red, mut white, mut total) = (0, 0, 0);
+        for y in y0 + 1..y0 + lh - 1 {
+            for x in x0 + 1..x0 + lw - 1 {
+                let [r, g, b] = f.get_pixel(x, y).0;
+                total += 1;
+                red += usize::from(r > 150 && g < 80 && b < 80);
+                white += usize::from(r > 200 && g > 170 && b > 170);
+            }
+        }
+        assert!(
+            red * 2 > total && white * 20 > total,
+            "frame {n}: label missing ({red} red, {white} white of {total})"
+        );
+    }
+    assert_eq!(n, 5);
+    let provenance: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("swapped.mp4.provenance.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(provenance["synthetic"], true);
+    assert_eq!(provenance["direction"], "A -> B");
+
     // Datasets of different crop sizes are refused before any training.
     let big = dataset(dir.path(), "B128", "data/movie.avi", "128");
     let other = dir.path().join("run2");

@@ -1,0 +1,250 @@
+//! Pasting a generated face back into the frame: the mask controls the seed names (erode/dilate
+//! and feather), colour transfer so the new face takes the scene's light, and the inverse warp of
+//! the alignment. Host `convert` and the booth share this code.
+
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::align::{sample_bilinear, Similarity};
+
+/// Mask and colour controls (crop pixels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlendOptions {
+    /// Shrink (positive) or grow (negative) the mask by this many crop pixels.
+    pub erode: i32,
+    /// Gaussian feather of the mask edge (sigma, crop pixels).
+    pub feather: f32,
+    /// Match the generated face's per-channel mean and spread (in YCbCr) to the original's.
+    pub colour_transfer: bool,
+}
+
+impl Default for BlendOptions {
+    fn default() -> Self {
+        Self {
+            erode: 2,
+            feather: 2.0,
+            colour_transfer: true,
+        }
+    }
+}
+
+/// Min (erode) or max (dilate) filter with a square window of radius `|r|`.
+pub fn erode_dilate(mask: &GrayImage, r: i32) -> GrayImage {
+    if r == 0 {
+        return mask.clone();
+    }
+    let (w, h) = mask.dimensions();
+    let k = r.unsigned_abs() as i64;
+    let pick = |a: u8, b: u8| if r > 0 { a.min(b) } else { a.max(b) };
+    // Separable: rows then columns.
+    let pass = |src: &GrayImage, horizontal: bool| {
+        GrayImage::from_fn(w, h, |x, y| {
+            let mut v = src.get_pixel(x, y).0[0];
+            for d in -k..=k {
+                let (xx, yy) = if horizontal {
+                    (x as i64 + d, y as i64)
+                } else {
+                    (x as i64, y as i64 + d)
+                };
+                // Outside the crop counts as background, so erosion pulls away from the border.
+                let s = if xx < 0 || yy < 0 || xx >= w as i64 || yy >= h as i64 {
+                    0
+                } else {
+                    src.get_pixel(xx as u32, yy as u32).0[0]
+                };
+                v = pick(v, s);
+            }
+            Luma([v])
+        })
+    };
+    pass(&pass(mask, true), false)
+}
+
+fn to_ycc(p: Rgb<u8>) -> [f32; 3] {
+    let [r, g, b] = p.0.map(|v| v as f32);
+    [
+        0.299 * r + 0.587 * g + 0.114 * b,
+        128.0 - 0.168_736 * r - 0.331_264 * g + 0.5 * b,
+        128.0 + 0.5 * r - 0.418_688 * g - 0.081_312 * b,
+    ]
+}
+
+fn from_ycc([y, cb, cr]: [f32; 3]) -> Rgb<u8> {
+    let r = y + 1.402 * (cr - 128.0);
+    let g = y - 0.344_136 * (cb - 128.0) - 0.714_136 * (cr - 128.0);
+    let b = y + 1.772 * (cb - 128.0);
+    Rgb([r, g, b].map(|v| v.round().clamp(0.0, 255.0) as u8))
+}
+
+/// Reinhard-style transfer: per YCbCr channel, `(x − μ_gen)·σ_orig/σ_gen + μ_orig` over the mask.
+pub fn colour_transfer(generated: &RgbImage, original: &RgbImage, mask: &GrayImage) -> RgbImage {
+    let stats = |img: &RgbImage| {
+        let (mut sum, mut sq, mut n) = ([0f64; 3], [0f64; 3], 0f64);
+        for (p, m) in img.pixels().zip(mask.pixels()) {
+            if m.0[0] > 127 {
+                let c = to_ycc(*p);
+                for i in 0..3 {
+                    sum[i] += c[i] as f64;
+                    sq[i] += (c[i] as f64).powi(2);
+                }
+                n += 1.0;
+            }
+        }
+        let n = n.max(1.0);
+        let mean = sum.map(|s| s / n);
+        let std: Vec<f64> = (0..3)
+            .map(|i| (sq[i] / n - mean[i].powi(2)).max(1e-6).sqrt())
+            .collect();
+        (mean, [std[0], std[1], std[2]])
+    };
+    let (mg, sg) = stats(generated);
+    let (mo, so) = stats(original);
+    RgbImage::from_fn(generated.width(), generated.height(), |x, y| {
+        let c = to_ycc(*generated.get_pixel(x, y));
+        from_ycc([0, 1, 2].map(|i| ((c[i] as f64 - mg[i]) * so[i] / sg[i] + mo[i]) as f32))
+    })
+}
+
+/// Blends `face` (crop space, with `mask`) into `frame` through the inverse of `to_crop`.
+/// `original` is the aligned crop of the frame the face replaces (for colour transfer).
+pub fn paste_back(
+    frame: &mut RgbImage,
+    face: &RgbImage,
+    mask: &GrayImage,
+    original: &RgbImage,
+    to_crop: &Similarity,
+    opts: &BlendOptions,
+) {
+    let mask = erode_dilate(mask, opts.erode);
+    let mask = if opts.feather > 0.0 {
+        image::imageops::blur(&mask, opts.feather)
+    } else {
+        mask
+    };
+    let face = if opts.colour_transfer {
+        colour_transfer(face, original, &mask)
+    } else {
+        face.clone()
+    };
+    let size = face.width() as f32;
+    // Frame-space bounding box of the crop square.
+    let from_crop = to_crop.inverse();
+    let corners = [[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]].map(|p| from_crop.apply(p));
+    let (fw, fh) = frame.dimensions();
+    let x0 = corners
+        .iter()
+        .map(|c| c[0])
+        .fold(f32::INFINITY, f32::min)
+        .floor()
+        .max(0.0) as u32;
+    let y0 = corners
+        .iter()
+        .map(|c| c[1])
+        .fold(f32::INFINITY, f32::min)
+        .floor()
+        .max(0.0) as u32;
+    let x1 = (corners
+        .iter()
+        .map(|c| c[0])
+        .fold(f32::NEG_INFINITY, f32::max)
+        .ceil() as u32)
+        .min(fw);
+    let y1 = (corners
+        .iter()
+        .map(|c| c[1])
+        .fold(f32::NEG_INFINITY, f32::max)
+        .ceil() as u32)
+        .min(fh);
+    let mask_rgb = RgbImage::from_fn(mask.width(), mask.height(), |x, y| {
+        Rgb([mask.get_pixel(x, y).0[0]; 3])
+    });
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let [u, v] = to_crop.apply([x as f32 + 0.5, y as f32 + 0.5]);
+            if u < 0.0 || v < 0.0 || u >= size || v >= size {
+                continue;
+            }
+            let a = sample_bilinear(&mask_rgb, u - 0.5, v - 0.5).0[0] as f32 / 255.0;
+            if a <= 0.0 {
+                continue;
+            }
+            let f = sample_bilinear(&face, u - 0.5, v - 0.5).0;
+            let o = frame.get_pixel(x, y).0;
+            let mix = |i: usize| (f[i] as f32 * a + o[i] as f32 * (1.0 - a)).round() as u8;
+            frame.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disc(size: u32, r: f32) -> GrayImage {
+        GrayImage::from_fn(size, size, |x, y| {
+            let d = (x as f32 + 0.5 - size as f32 / 2.0).hypot(y as f32 + 0.5 - size as f32 / 2.0);
+            Luma([if d <= r { 255 } else { 0 }])
+        })
+    }
+
+    fn area(m: &GrayImage) -> usize {
+        m.pixels().filter(|p| p.0[0] > 127).count()
+    }
+
+    #[test]
+    fn erosion_shrinks_and_dilation_grows_the_mask() {
+        let m = disc(64, 20.0);
+        assert!(area(&erode_dilate(&m, 3)) < area(&m));
+        assert!(area(&erode_dilate(&m, -3)) > area(&m));
+        assert_eq!(erode_dilate(&m, 0), m);
+    }
+
+    #[test]
+    fn colour_transfer_moves_the_mean_to_the_original() {
+        let gen = RgbImage::from_fn(32, 32, |x, _| Rgb([100 + x as u8, 60, 60]));
+        let orig = RgbImage::from_fn(32, 32, |x, _| Rgb([180, 140 + x as u8, 120]));
+        let m = GrayImage::from_pixel(32, 32, Luma([255]));
+        let out = colour_transfer(&gen, &orig, &m);
+        let mean =
+            |img: &RgbImage, c: usize| img.pixels().map(|p| p.0[c] as f32).sum::<f32>() / 1024.0;
+        for c in 0..3 {
+            assert!((mean(&out, c) - mean(&orig, c)).abs() < 3.0, "channel {c}");
+        }
+    }
+
+    #[test]
+    fn paste_back_changes_only_the_masked_face_region() {
+        let mut frame = RgbImage::from_pixel(120, 100, Rgb([10, 20, 30]));
+        let before = frame.clone();
+        let face = RgbImage::from_pixel(64, 64, Rgb([200, 50, 50]));
+        let original = RgbImage::from_pixel(64, 64, Rgb([10, 20, 30]));
+        // Crop = frame region starting at (30, 20), scale 1.
+        let t = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: -30.0,
+            ty: -20.0,
+        };
+        let opts = BlendOptions {
+            colour_transfer: false,
+            ..Default::default()
+        };
+        paste_back(&mut frame, &face, &disc(64, 24.0), &original, &t, &opts);
+        assert_eq!(
+            frame.get_pixel(62, 52).0,
+            [200, 50, 50],
+            "centre of the mask is the new face"
+        );
+        assert_eq!(
+            frame.get_pixel(5, 5),
+            before.get_pixel(5, 5),
+            "outside the crop untouched"
+        );
+        assert_eq!(
+            frame.get_pixel(32, 22),
+            before.get_pixel(32, 22),
+            "crop corner outside the mask untouched"
+        );
+    }
+}

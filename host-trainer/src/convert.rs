@@ -1,0 +1,170 @@
+//! `host-trainer convert`: swaps every face of a video into the other person with a trained run,
+//! pastes it back with the shared blending code, burns in the "SYNTHETIC" label on every frame
+//! and writes a provenance sidecar.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use facekit::blend::{paste_back, BlendOptions};
+use facekit::draw::synthetic_label;
+use facekit::smooth::OneEuro;
+use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader, VideoWriter};
+use image::{GrayImage, Luma};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use shared_proto::FaceCropSpec;
+use tch::Device;
+
+use crate::train::config::TrainConfig;
+use crate::train::run::{from_tensor, CHECKPOINT, CONFIG, CROP};
+use crate::train::trainer::{to_tensor, Trainer};
+
+pub struct ConvertOptions {
+    pub run: PathBuf,
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// Decoder to render with: 0 = A, 1 = B.
+    pub to: usize,
+    pub blend: BlendOptions,
+    /// One-Euro minimum cutoff (Hz) for landmark smoothing; lower = steadier.
+    pub smooth_cutoff: f32,
+    pub max_frames: Option<u64>,
+    pub detector: PathBuf,
+    pub device: Device,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Provenance {
+    pub synthetic: bool,
+    pub tool: String,
+    pub created: String,
+    pub source: String,
+    pub direction: String,
+    pub run: String,
+    pub preset: String,
+    pub checkpoint_sha256: String,
+    pub training_steps: i64,
+    pub blend: BlendOptions,
+    pub frames: u64,
+    pub frames_swapped: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{path}: {detail}")]
+    Run { path: String, detail: String },
+    #[error(transparent)]
+    Face(#[from] facekit::FacekitError),
+    #[error(transparent)]
+    Train(#[from] crate::train::trainer::TrainError),
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConvertError> {
+    let bad = |detail: String| ConvertError::Run {
+        path: path.display().to_string(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(format!("{e}; is this a `host-trainer train` run folder?")))?;
+    toml::from_str(&text).map_err(|e| bad(e.to_string()))
+}
+
+fn sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
+    let config: TrainConfig = read_toml(&opts.run.join(CONFIG))?;
+    let crop: FaceCropSpec = read_toml(&opts.run.join(CROP))?;
+    let checkpoint = opts.run.join(CHECKPOINT);
+    let mut trainer = Trainer::new(config.clone(), &crop, opts.device)?;
+    trainer.load(&checkpoint)?;
+    let detector = RetinaFace::load(&opts.detector, DetectorConfig::default())?;
+    let mut video = VideoReader::open(&opts.input)?;
+    let (w, h) = video.size();
+    let fps = facekit::frame_rate(&opts.input).unwrap_or(25.0);
+    let mut writer = VideoWriter::create(&opts.output, w, h, fps)?;
+    let mut smoother = OneEuro::new(opts.smooth_cutoff, 0.05);
+    let (mut frames, mut swapped) = (0u64, 0u64);
+    let _guard = tch::no_grad_guard();
+    while let Some(mut frame) = video.next_frame()? {
+        if opts.max_frames.is_some_and(|m| frames >= m) {
+            break;
+        }
+        frames += 1;
+        match detector.detect(&frame)?.first() {
+            Some(det) => {
+                let flat: Vec<f32> = det.landmarks.iter().flatten().copied().collect();
+                let s = smoother.filter(&flat, fps as f32);
+                let lm: [[f32; 2]; 5] = std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]);
+                if let Some(aligned) = align_face(&frame, &lm, &crop) {
+                    let x = to_tensor(std::slice::from_ref(&aligned.image), opts.device);
+                    let (rgb, mask) = trainer.model.forward(&x, opts.to);
+                    let face = from_tensor(&rgb.get(0));
+                    let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
+                    let mask_img = GrayImage::from_fn(m.width(), m.height(), |x, y| {
+                        Luma([m.get_pixel(x, y).0[0]])
+                    });
+                    paste_back(
+                        &mut frame,
+                        &face,
+                        &mask_img,
+                        &aligned.image,
+                        &aligned.to_crop,
+                        &opts.blend,
+                    );
+                    swapped += 1;
+                }
+            }
+            None => smoother.reset(),
+        }
+        synthetic_label(&mut frame);
+        writer.write(&frame)?;
+    }
+    writer.finish()?;
+    let names = ["A", "B"];
+    let provenance = Provenance {
+        synthetic: true,
+        tool: format!("doppel host-trainer {}", env!("CARGO_PKG_VERSION")),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        source: opts.input.display().to_string(),
+        direction: format!("{} -> {}", names[1 - opts.to], names[opts.to]),
+        run: opts.run.display().to_string(),
+        preset: config.preset,
+        checkpoint_sha256: sha256(&checkpoint).map_err(|e| ConvertError::Run {
+            path: checkpoint.display().to_string(),
+            detail: e.to_string(),
+        })?,
+        training_steps: trainer.step_count(),
+        blend: opts.blend.clone(),
+        frames,
+        frames_swapped: swapped,
+    };
+    let sidecar = provenance_path(&opts.output);
+    std::fs::write(
+        &sidecar,
+        serde_json::to_string_pretty(&provenance).expect("provenance serialises"),
+    )
+    .map_err(|e| ConvertError::Run {
+        path: sidecar.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(provenance)
+}
+
+/// `out.mp4` → `out.mp4.provenance.json`.
+pub fn provenance_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".provenance.json");
+    output.with_file_name(name)
+}
