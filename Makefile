@@ -68,12 +68,13 @@ demo: build
 		--out $(OUT)/datasets/B --consent "who=sample person B (kphotoalbum demo);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer train --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--out $(OUT)/runs/demo --preset lite --minutes $(DEMO_TRAIN_MINUTES) --steps 100000
+	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
 	@echo "demo done:"
 	@echo "  detections + contact sheets: $(OUT)/detect-carphone, $(OUT)/detect-movie"
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
-	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv"
+	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
 	@echo "  swapped video (labelled):    $(OUT)/carphone_as_B.mp4 (+ .provenance.json)"
 
 bench: build

@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod doctor;
+pub mod eval;
 pub mod extract;
 pub mod model;
 pub mod plot;

@@ -30,6 +30,21 @@ enum Command {
     Extract(ExtractArgs),
     /// Train the face-swap autoencoder (shared encoder, decoders for A and B) with its GAN.
     Train(TrainArgs),
+    /// Measure a run on held-out frames: PSNR/SSIM, identity transfer, pose keeping, flicker.
+    Eval {
+        /// Run folder of `host-trainer train`.
+        #[arg(long)]
+        run: PathBuf,
+        /// Dataset of person A.
+        #[arg(long)]
+        a: PathBuf,
+        /// Dataset of person B.
+        #[arg(long)]
+        b: PathBuf,
+        /// RetinaFace ONNX model.
+        #[arg(long, default_value = "models/retinaface-mnet025.onnx")]
+        model: PathBuf,
+    },
     /// Swap the faces of a video with a trained run; every frame is labelled SYNTHETIC.
     Convert(ConvertArgs),
     /// Print a model preset layer by layer: shapes, parameters and MFLOPs, counted from the spec.
@@ -175,6 +190,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Extract(args) => run_extract(args),
         Command::Train(args) => run_train(args),
         Command::Convert(args) => run_convert(args),
+        Command::Eval { run, a, b, model } => {
+            let report = host_trainer::eval::evaluate(
+                &run,
+                [&a, &b],
+                &model,
+                tch::Device::cuda_if_available(),
+            )
+            .with_context(|| format!("evaluating {}", run.display()))?;
+            let md = report.markdown();
+            std::fs::write(run.join("eval.md"), &md)
+                .with_context(|| format!("writing {}/eval.md", run.display()))?;
+            std::fs::write(
+                run.join("eval.json"),
+                serde_json::to_string_pretty(&report)?,
+            )
+            .with_context(|| format!("writing {}/eval.json", run.display()))?;
+            print!("{md}");
+            println!("\nwritten: {0}/eval.md, {0}/eval.json", run.display());
+            Ok(())
+        }
         Command::ModelInfo { preset, json } => {
             let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
                 format!(

@@ -81,6 +81,22 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
         String::from_utf8_lossy(&o.stdout)
     );
 
+    // Eval writes its table; the independent real-face classifier must itself be credible.
+    let o = host_trainer("eval", &["--run", r, "--a", &a, "--b", &b]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let people = eval["people"].as_array().unwrap();
+    assert_eq!(people.len(), 2);
+    for p in people {
+        assert!(
+            p["classifier_accuracy_real"].as_f64().unwrap() >= 0.9,
+            "{p}"
+        );
+        assert!(p["psnr_db"].as_f64().unwrap() > 5.0, "{p}");
+    }
+    assert!(run.join("eval.md").is_file());
+
     // Convert 5 frames of A into B: every frame carries the burned-in label, and a provenance
     // sidecar says the video is synthetic.
     let video_out = dir.path().join("swapped.mp4");

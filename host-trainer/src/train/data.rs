@@ -42,6 +42,8 @@ pub struct FaceSet {
     pub consent: Consent,
     pub train: Vec<RgbImage>,
     pub held_out: Vec<RgbImage>,
+    /// (source, frame index) of every held-out crop, in order: contiguous blocks per source.
+    pub held_out_frames: Vec<(String, u64)>,
 }
 
 impl FaceSet {
@@ -79,13 +81,15 @@ impl FaceSet {
             .map(|r| r.person.clone())
             .unwrap_or_default();
         let (mut train_files, mut held_files) = (Vec::new(), Vec::new());
-        for frames in by_source.values_mut() {
+        let mut held_out_frames = Vec::new();
+        for (source, frames) in by_source.iter_mut() {
             frames.sort();
             let keep = frames.len()
                 - ((frames.len() as f32 * held_out).round() as usize)
                     .min(frames.len().saturating_sub(1));
             train_files.extend(frames[..keep].iter().map(|(_, f)| root.join(f)));
             held_files.extend(frames[keep..].iter().map(|(_, f)| root.join(f)));
+            held_out_frames.extend(frames[keep..].iter().map(|(i, _)| (source.to_string(), *i)));
         }
         if train_files.is_empty() {
             return Err(DataError::Empty(shown));
@@ -131,6 +135,7 @@ impl FaceSet {
             consent,
             train,
             held_out,
+            held_out_frames,
         })
     }
 }

@@ -1,0 +1,255 @@
+//! `host-trainer eval`: how good is a run, measured on held-out frames (the last block of each
+//! source video, never trained on).
+//!
+//! - reconstruction PSNR / SSIM per person (A→A, B→B);
+//! - identity transfer rate: an independent A-vs-B classifier, trained only on real faces (LBPH
+//!   nearest-neighbour, no part of the generator), labels A→B outputs as B (and B→A as A);
+//! - pose keeping: RetinaFace landmarks on the swapped frame vs on the source frame, divided by
+//!   the inter-ocular distance;
+//! - flicker: mean frame-to-frame change of the swapped face over that of the source face
+//!   (1.0 = as steady as the real video).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use facekit::blend::{paste_back, BlendOptions};
+use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
+use image::{GrayImage, Luma, RgbImage};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::extract::identity::Lbph;
+use crate::train::config::TrainConfig;
+use crate::train::data::{DataError, FaceSet};
+use crate::train::losses::ssim_loss;
+use crate::train::run::{from_tensor, CHECKPOINT, CONFIG};
+use crate::train::trainer::{to_tensor, TrainError, Trainer};
+
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct PersonEval {
+    pub person: String,
+    pub held_out_faces: usize,
+    pub psnr_db: f64,
+    pub ssim: f64,
+    /// Fraction of this person's faces swapped into the other that the classifier calls "other".
+    pub identity_transfer_rate: f64,
+    /// Classifier accuracy on this person's real held-out faces (its own credibility).
+    pub classifier_accuracy_real: f64,
+    /// Mean landmark error of swapped vs source frames / inter-ocular distance.
+    pub pose_error: Option<f64>,
+    /// Swapped-face frame-to-frame change over source-face change.
+    pub flicker_ratio: Option<f64>,
+    pub frames_for_pose: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub run: String,
+    pub preset: String,
+    pub steps: i64,
+    pub people: Vec<PersonEval>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Face(#[from] facekit::FacekitError),
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+}
+
+/// Nearest-neighbour over LBPH descriptors of real faces of both people.
+struct Classifier {
+    refs: [Vec<Lbph>; 2],
+}
+
+impl Classifier {
+    fn predict(&self, face: &RgbImage) -> usize {
+        let d = Lbph::of(face);
+        let best = |k: usize| {
+            self.refs[k]
+                .iter()
+                .map(|r| r.distance(&d))
+                .fold(f32::INFINITY, f32::min)
+        };
+        usize::from(best(1) < best(0))
+    }
+}
+
+fn psnr(a: &Tensor, b: &Tensor) -> f64 {
+    let mse = f64::try_from((a - b).square().mean(Kind::Float)).unwrap_or(f64::NAN);
+    10.0 * (1.0 / mse.max(1e-12)).log10()
+}
+
+pub fn evaluate(
+    run: &Path,
+    datasets: [&Path; 2],
+    detector: &Path,
+    device: Device,
+) -> Result<EvalReport, EvalError> {
+    let io = |p: &Path, e: String| EvalError::Io {
+        path: p.display().to_string(),
+        detail: e,
+    };
+    let cfg_path = run.join(CONFIG);
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| io(&cfg_path, e.to_string()))?;
+    let config: TrainConfig = toml::from_str(&text).map_err(|e| io(&cfg_path, e.to_string()))?;
+    let sets = [
+        FaceSet::load(datasets[0], 0.1)?,
+        FaceSet::load(datasets[1], 0.1)?,
+    ];
+    let mut trainer = Trainer::new(config.clone(), &sets[0].crop, device)?;
+    trainer.load(&run.join(CHECKPOINT))?;
+    let classifier = Classifier {
+        refs: [0, 1].map(|k| sets[k].train.iter().map(Lbph::of).collect()),
+    };
+    let det = RetinaFace::load(detector, DetectorConfig::default())?;
+    let _guard = tch::no_grad_guard();
+
+    let mut people = Vec::new();
+    for (p, set) in sets.iter().enumerate() {
+        let faces = if set.held_out.is_empty() {
+            &set.train
+        } else {
+            &set.held_out
+        };
+        let x = to_tensor(faces, device);
+        let (rec, _) = trainer.model.forward(&x, p);
+        let (swap, _) = trainer.model.forward(&x, 1 - p);
+        let swapped: Vec<RgbImage> = (0..faces.len() as i64)
+            .map(|i| from_tensor(&swap.get(i)))
+            .collect();
+        let transferred = swapped
+            .iter()
+            .filter(|f| classifier.predict(f) == 1 - p)
+            .count();
+        let real_ok = faces.iter().filter(|f| classifier.predict(f) == p).count();
+        let (pose_error, flicker_ratio, frames_for_pose) =
+            pose_and_flicker(&trainer, &det, set, p)?;
+        people.push(PersonEval {
+            person: set.person.clone(),
+            held_out_faces: faces.len(),
+            psnr_db: psnr(&rec, &x),
+            ssim: 1.0 - f64::try_from(ssim_loss(&rec, &x)).unwrap_or(f64::NAN),
+            identity_transfer_rate: transferred as f64 / faces.len().max(1) as f64,
+            classifier_accuracy_real: real_ok as f64 / faces.len().max(1) as f64,
+            pose_error,
+            flicker_ratio,
+            frames_for_pose,
+        });
+    }
+    Ok(EvalReport {
+        run: run.display().to_string(),
+        preset: config.preset,
+        steps: trainer.step_count(),
+        people,
+    })
+}
+
+/// Swaps the held-out video frames of `set` into the other person and measures how well the
+/// head pose is kept and how much the swapped face flickers compared with the source.
+fn pose_and_flicker(
+    trainer: &Trainer,
+    det: &RetinaFace,
+    set: &FaceSet,
+    p: usize,
+) -> Result<(Option<f64>, Option<f64>, usize), EvalError> {
+    let mut wanted: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (source, frame) in &set.held_out_frames {
+        wanted.entry(source.as_str()).or_default().push(*frame);
+    }
+    let (mut pose_sum, mut pose_n) = (0.0f64, 0usize);
+    let (mut swap_change, mut src_change, mut pairs) = (0.0f64, 0.0f64, 0usize);
+    for (source, frames) in wanted {
+        let path = PathBuf::from(source);
+        if !path.is_file() {
+            tracing::warn!("{source}: source video not found from here; pose and flicker skip it");
+            continue;
+        }
+        let mut video = VideoReader::open(&path)?;
+        let mut index = 0u64;
+        let mut prev: Option<(u64, Tensor, Tensor)> = None;
+        while let Some(frame) = video.next_frame()? {
+            let i = index;
+            index += 1;
+            if !frames.contains(&i) {
+                continue;
+            }
+            let Some(src) = det.detect(&frame)?.into_iter().next() else {
+                continue;
+            };
+            let Some(aligned) = align_face(&frame, &src.landmarks, &set.crop) else {
+                continue;
+            };
+            let x = to_tensor(std::slice::from_ref(&aligned.image), trainer.device);
+            let (rgb, mask) = trainer.model.forward(&x, 1 - p);
+            let face = from_tensor(&rgb.get(0));
+            let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
+            let mask_img =
+                GrayImage::from_fn(m.width(), m.height(), |a, b| Luma([m.get_pixel(a, b).0[0]]));
+            let mut out = frame.clone();
+            paste_back(
+                &mut out,
+                &face,
+                &mask_img,
+                &aligned.image,
+                &aligned.to_crop,
+                &BlendOptions::default(),
+            );
+            if let Some(swapped) = det.detect(&out)?.into_iter().next() {
+                let iod = (src.landmarks[1][0] - src.landmarks[0][0])
+                    .hypot(src.landmarks[1][1] - src.landmarks[0][1])
+                    .max(1.0);
+                let err: f32 = src
+                    .landmarks
+                    .iter()
+                    .zip(&swapped.landmarks)
+                    .map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1]))
+                    .sum::<f32>()
+                    / 5.0;
+                pose_sum += (err / iod) as f64;
+                pose_n += 1;
+            }
+            if let Some((pi, px, prgb)) = &prev {
+                if *pi + 1 == i {
+                    src_change += f64::try_from((&x - px).abs().mean(Kind::Float)).unwrap_or(0.0);
+                    swap_change +=
+                        f64::try_from((&rgb - prgb).abs().mean(Kind::Float)).unwrap_or(0.0);
+                    pairs += 1;
+                }
+            }
+            prev = Some((i, x, rgb));
+        }
+    }
+    let pose = (pose_n > 0).then(|| pose_sum / pose_n as f64);
+    let flicker = (pairs > 0 && src_change > 0.0).then(|| swap_change / src_change);
+    Ok((pose, flicker, pose_n))
+}
+
+impl EvalReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|\n",
+            self.run, self.preset, self.steps
+        );
+        for p in &self.people {
+            let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
+            s += &format!(
+                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {} | {} |\n",
+                p.person,
+                p.held_out_faces,
+                p.psnr_db,
+                p.ssim,
+                100.0 * p.identity_transfer_rate,
+                100.0 * p.classifier_accuracy_real,
+                opt(p.pose_error),
+                opt(p.flicker_ratio)
+            );
+        }
+        s
+    }
+}
