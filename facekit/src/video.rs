@@ -231,45 +231,28 @@ pub fn open_source(path: impl AsRef<Path>) -> Result<Box<dyn FrameSource + Send>
     }
 }
 
-/// Frame count from the container header (no decoding); `None` when the container does not say.
-pub fn frame_count_hint(path: impl AsRef<Path>) -> Option<u64> {
+/// One field of the first video stream as ffprobe prints it, `None` when unavailable.
+fn probe_stream_entry(path: &Path, entry: &str) -> Option<String> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path.as_ref())
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .arg(format!("stream={entry}"))
+        .args(["-of", "csv=p=0"])
+        .arg(path)
         .stdin(Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Frame count from the container header (no decoding); `None` when the container does not say.
+pub fn frame_count_hint(path: impl AsRef<Path>) -> Option<u64> {
+    probe_stream_entry(path.as_ref(), "nb_frames")?.parse().ok()
 }
 
 /// Frame rate from the container (`r_frame_rate`), `None` when unknown.
 pub fn frame_rate(path: impl AsRef<Path>) -> Option<f64> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=r_frame_rate",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path.as_ref())
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (n, d) = text.trim().split_once('/')?;
+    let text = probe_stream_entry(path.as_ref(), "r_frame_rate")?;
+    let (n, d) = text.split_once('/')?;
     let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
     (d > 0.0 && n > 0.0).then_some(n / d)
 }

@@ -2,16 +2,16 @@
 //! pastes it back with the shared blending code, burns in the "SYNTHETIC" label on every frame
 //! and writes a provenance sidecar.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use facekit::blend::{paste_back, BlendOptions};
 use facekit::draw::synthetic_label;
 use facekit::smooth::OneEuro;
-use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader, VideoWriter};
+use facekit::{
+    align_face, AlignedFace, DetectorConfig, FrameSource, RetinaFace, VideoReader, VideoWriter,
+};
 use image::{GrayImage, Luma};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use shared_proto::FaceCropSpec;
 use tch::Device;
 
@@ -69,20 +69,6 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConvertEr
     toml::from_str(&text).map_err(|e| bad(e.to_string()))
 }
 
-fn sha256(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
     let config: TrainConfig = read_toml(&opts.run.join(CONFIG))?;
     let crop: FaceCropSpec = read_toml(&opts.run.join(CROP))?;
@@ -108,21 +94,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
                 let s = smoother.filter(&flat, fps as f32);
                 let lm: [[f32; 2]; 5] = std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]);
                 if let Some(aligned) = align_face(&frame, &lm, &crop) {
-                    let x = to_tensor(std::slice::from_ref(&aligned.image), opts.device);
-                    let (rgb, mask) = trainer.model.forward(&x, opts.to);
-                    let face = from_tensor(&rgb.get(0));
-                    let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
-                    let mask_img = GrayImage::from_fn(m.width(), m.height(), |x, y| {
-                        Luma([m.get_pixel(x, y).0[0]])
-                    });
-                    paste_back(
-                        &mut frame,
-                        &face,
-                        &mask_img,
-                        &aligned.image,
-                        &aligned.to_crop,
-                        &opts.blend,
-                    );
+                    let _ = swap_into_frame(&trainer, &mut frame, &aligned, opts.to, &opts.blend);
                     swapped += 1;
                 }
             }
@@ -141,9 +113,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
         direction: format!("{} -> {}", names[1 - opts.to], names[opts.to]),
         run: opts.run.display().to_string(),
         preset: config.preset,
-        checkpoint_sha256: sha256(&checkpoint).map_err(|e| ConvertError::Run {
-            path: checkpoint.display().to_string(),
-            detail: e.to_string(),
+        checkpoint_sha256: crate::doctor::sha256_file(&checkpoint).map_err(|e| {
+            ConvertError::Run {
+                path: checkpoint.display().to_string(),
+                detail: e.to_string(),
+            }
         })?,
         training_steps: trainer.step_count(),
         blend: opts.blend.clone(),
@@ -160,6 +134,31 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
         detail: e.to_string(),
     })?;
     Ok(provenance)
+}
+
+/// Renders the aligned face with decoder `to` and pastes it into `frame`; returns the decoder's
+/// RGB output `[1, 3, S, S]` (eval measures flicker on it).
+pub fn swap_into_frame(
+    trainer: &Trainer,
+    frame: &mut image::RgbImage,
+    aligned: &AlignedFace,
+    to: usize,
+    blend: &BlendOptions,
+) -> tch::Tensor {
+    let x = to_tensor(std::slice::from_ref(&aligned.image), trainer.device);
+    let (rgb, mask) = trainer.model.forward(&x, to);
+    let face = from_tensor(&rgb.get(0));
+    let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
+    let mask_img = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([m.get_pixel(x, y).0[0]]));
+    paste_back(
+        frame,
+        &face,
+        &mask_img,
+        &aligned.image,
+        &aligned.to_crop,
+        blend,
+    );
+    rgb
 }
 
 /// `out.mp4` → `out.mp4.provenance.json`.

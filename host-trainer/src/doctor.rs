@@ -105,7 +105,8 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use facekit::blend::{paste_back, BlendOptions};
+use facekit::blend::BlendOptions;
 use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
-use image::{GrayImage, Luma, RgbImage};
+use image::RgbImage;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
+use crate::convert::swap_into_frame;
 use crate::extract::identity::Lbph;
 use crate::train::config::TrainConfig;
 use crate::train::data::{DataError, FaceSet};
@@ -186,20 +187,8 @@ fn pose_and_flicker(
                 continue;
             };
             let x = to_tensor(std::slice::from_ref(&aligned.image), trainer.device);
-            let (rgb, mask) = trainer.model.forward(&x, 1 - p);
-            let face = from_tensor(&rgb.get(0));
-            let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
-            let mask_img =
-                GrayImage::from_fn(m.width(), m.height(), |a, b| Luma([m.get_pixel(a, b).0[0]]));
             let mut out = frame.clone();
-            paste_back(
-                &mut out,
-                &face,
-                &mask_img,
-                &aligned.image,
-                &aligned.to_crop,
-                &BlendOptions::default(),
-            );
+            let rgb = swap_into_frame(trainer, &mut out, &aligned, 1 - p, &BlendOptions::default());
             if let Some(swapped) = det.detect(&out)?.into_iter().next() {
                 let iod = (src.landmarks[1][0] - src.landmarks[0][0])
                     .hypot(src.landmarks[1][1] - src.landmarks[0][1])
