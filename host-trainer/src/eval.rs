@@ -64,13 +64,58 @@ pub enum EvalError {
 }
 
 /// Nearest-neighbour over LBPH descriptors of real faces of both people.
+/// It looks only at the face: pixels outside the template's face ellipse are blanked and colours
+/// are grey-world normalised, so the two scenes' backgrounds and lighting cannot decide.
 struct Classifier {
     refs: [Vec<Lbph>; 2],
+    face_mask: Vec<bool>,
 }
 
 impl Classifier {
+    fn new(sets: &[FaceSet; 2]) -> Self {
+        let crop = &sets[0].crop;
+        let prior =
+            crate::train::losses::face_prior(&crop.template_px(), crop.size as i64, Device::Cpu);
+        let face_mask: Vec<bool> = Vec::<f32>::try_from(prior.flatten(0, -1))
+            .expect("float mask")
+            .into_iter()
+            .map(|v| v > 0.5)
+            .collect();
+        let mut c = Self {
+            refs: [Vec::new(), Vec::new()],
+            face_mask,
+        };
+        c.refs = [0, 1].map(|k| sets[k].train.iter().map(|f| c.describe(f)).collect());
+        c
+    }
+
+    fn describe(&self, face: &RgbImage) -> Lbph {
+        let (mut sum, mut count) = ([0f32; 3], 0f32);
+        for (p, _) in face
+            .pixels()
+            .zip(&self.face_mask)
+            .filter(|(_, &inside)| inside)
+        {
+            for (acc, &v) in sum.iter_mut().zip(&p.0) {
+                *acc += v as f32;
+            }
+            count += 1.0;
+        }
+        // Grey world: every channel's mean over the face becomes 128.
+        let scale = sum.map(|s| 128.0 * count.max(1.0) / s.max(1.0));
+        let mut normalised = face.clone();
+        for (p, &inside) in normalised.pixels_mut().zip(&self.face_mask) {
+            p.0 = if inside {
+                [0, 1, 2].map(|c| (p.0[c] as f32 * scale[c]).clamp(0.0, 255.0) as u8)
+            } else {
+                [0; 3]
+            };
+        }
+        Lbph::of(&normalised)
+    }
+
     fn predict(&self, face: &RgbImage) -> usize {
-        let d = Lbph::of(face);
+        let d = self.describe(face);
         let best = |k: usize| {
             self.refs[k]
                 .iter()
@@ -105,9 +150,7 @@ pub fn evaluate(
     ];
     let mut trainer = Trainer::new(config.clone(), &sets[0].crop, device)?;
     trainer.load(&run.join(CHECKPOINT))?;
-    let classifier = Classifier {
-        refs: [0, 1].map(|k| sets[k].train.iter().map(Lbph::of).collect()),
-    };
+    let classifier = Classifier::new(&sets);
     let det = RetinaFace::load(detector, DetectorConfig::default())?;
     let _guard = tch::no_grad_guard();
 
