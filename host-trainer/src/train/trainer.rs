@@ -438,4 +438,35 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_nan_step_poisons_the_weights_and_reloading_the_checkpoint_heals_them() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        let mut tr = Trainer::new(TrainConfig::default(), &crop, Device::Cpu).unwrap();
+        tr.step(&b);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        tr.save(&path).unwrap();
+        let good = tr.evaluate(&b);
+        let poisoned = [0, 1].map(|p| Batch {
+            input: &b[p].input * f64::NAN,
+            target: b[p].target.shallow_clone(),
+        });
+        let t = tr.step(&poisoned);
+        assert!(
+            t.iter().all(|t| !t.total.is_finite()),
+            "the trainer must see the NaN"
+        );
+        assert!(
+            tr.evaluate(&b).iter().any(|t| !t.total.is_finite()),
+            "weights are poisoned"
+        );
+        tr.load(&path).unwrap();
+        assert_eq!(
+            tr.evaluate(&b),
+            good,
+            "reload restores the last good state exactly"
+        );
+    }
 }
