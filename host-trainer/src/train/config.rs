@@ -71,3 +71,21 @@ impl Default for TrainConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_documents_exactly_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/train.example.toml");
+        let parsed: TrainConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(parsed, TrainConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<TrainConfig>("presett = \"lite\"").is_err());
+        assert!(toml::from_str::<TrainConfig>("[weights]\nvgg = 1.0").is_err());
+    }
+}
