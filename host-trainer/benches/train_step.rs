@@ -30,11 +30,20 @@ fn ms_per_step(config: TrainConfig, steps: usize) -> f64 {
     };
     let batches = [batch(), batch()];
     trainer.step(&batches); // warm-up
-    let start = Instant::now();
-    for _ in 0..steps {
-        trainer.step(&batches);
-    }
-    start.elapsed().as_secs_f64() * 1000.0 / steps as f64
+    best_of(|| {
+        let start = Instant::now();
+        for _ in 0..steps {
+            trainer.step(&batches);
+        }
+        start.elapsed().as_secs_f64() * 1000.0 / steps as f64
+    })
+}
+
+/// This 2-core machine is shared and noisy: every figure is the best of three rounds.
+const ROUNDS: usize = 3;
+
+fn best_of(mut f: impl FnMut() -> f64) -> f64 {
+    (0..ROUNDS).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
 fn main() {
@@ -42,7 +51,9 @@ fn main() {
     let python = root.join(".venv/bin/python");
     assert!(python.is_file(), "run `make setup` first");
     let threads = tch::get_num_threads();
-    println!("train step, batch {BATCH} per person (2 people), CPU, {threads} threads");
+    println!(
+        "train step, batch {BATCH} per person (2 people), CPU, {threads} threads, best of {ROUNDS}"
+    );
     println!("| preset | ours, all losses + D (ms) | ours, AE + L1 (ms) | PyTorch, AE + L1 (ms) | ours / PyTorch |");
     println!("|---|---|---|---|---|");
     let mut full_lite_ms = 0.0;
@@ -80,31 +91,26 @@ fn main() {
             serde_json::to_string(&preset(name).unwrap()).unwrap(),
         )
         .unwrap();
-        let out = Command::new(&python)
-            .arg(root.join("scripts/peers/train_step_peer.py"))
-            .arg("--spec")
-            .arg(spec_json.path())
-            .args([
-                "--batch",
-                &BATCH.to_string(),
-                "--steps",
-                &steps.to_string(),
-                "--threads",
-                &threads.to_string(),
-            ])
-            .output()
-            .expect("run the PyTorch peer");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let peer: f64 = text
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix("ms_per_step="))
-            .and_then(|v| v.parse().ok())
-            .unwrap();
+        let peer = best_of(|| {
+            let out = Command::new(&python)
+                .arg(root.join("scripts/peers/train_step_peer.py"))
+                .arg("--spec")
+                .arg(spec_json.path())
+                .args(["--batch", &BATCH.to_string(), "--steps", &steps.to_string()])
+                .args(["--threads", &threads.to_string()])
+                .output()
+                .expect("run the PyTorch peer");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "peer failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text.split_whitespace()
+                .find_map(|t| t.strip_prefix("ms_per_step="))
+                .and_then(|v| v.parse().ok())
+                .expect("the peer prints ms_per_step=")
+        });
         println!(
             "| {name} | {full:.0} | {ae:.0} | {peer:.0} | {:.2}× |",
             ae / peer

@@ -55,8 +55,10 @@ impl Adam {
                 // Exponential moving averages in place: m += (1-b1)(g-m), v += (1-b2)(g²-v).
                 let _ = m.lerp_(&g, 1.0 - b1);
                 let _ = v.lerp_(&g.square(), 1.0 - b2);
-                let denom = (&*v / c2).sqrt().g_add_scalar_(self.eps);
-                let _ = p.g_sub_(&(&*m / denom * (self.lr / c1)));
+                // p -= lr/c1 · m / (sqrt(v/c2) + eps), with as few passes over the weights as tch allows.
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(c2.sqrt()).g_add_scalar_(self.eps);
+                let _ = p.addcdiv_(&(&*m * (-self.lr / c1)), &denom);
             }
         });
     }
