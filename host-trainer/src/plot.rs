@@ -47,12 +47,8 @@ pub fn grouped_bars(
     path: &Path,
     panels: &[(&str, &[f32], Vec<Bars<'_>>)],
 ) -> Result<(), PlotError> {
-    ensure_font()?;
     let (w, h) = (480 * panels.len() as u32, 360);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+    render(path, (w, h), |root| {
         let areas = root.split_evenly((1, panels.len()));
         for (area, (title, edges, series)) in areas.iter().zip(panels) {
             let max = series
@@ -107,6 +103,22 @@ pub fn grouped_bars(
                 .draw()
                 .map_err(draw_err)?;
         }
+        Ok(())
+    })
+}
+
+/// Draws on a white `size` canvas with the font registered, then saves it as PNG.
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
+    ensure_font()?;
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw(&root)?;
         root.present().map_err(draw_err)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
@@ -127,12 +139,7 @@ pub struct Line<'a> {
 
 /// A line chart (log-scaled y when every value is positive), e.g. loss curves.
 pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Result<(), PlotError> {
-    ensure_font()?;
-    let (w, h) = (800u32, 420u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+    render(path, (800, 420), |root| {
         let pts = || series.iter().flat_map(|s| s.points.iter().copied());
         let x_max = pts().map(|p| p.0).fold(1.0, f64::max);
         let y_min = pts()
@@ -145,7 +152,7 @@ pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Res
             .fold(0.0, f64::max)
             .max(y_min * 1.01);
         let y_min = if y_min.is_finite() { y_min * 0.9 } else { 1e-3 };
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
@@ -181,9 +188,6 @@ pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Res
             .label_font(("sans-serif", 12))
             .draw()
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
-    img.save(path)
-        .map_err(|e| PlotError::Save(path.display().to_string(), e))
+        Ok(())
+    })
 }
