@@ -12,11 +12,13 @@ use image::RgbImage;
 use shared_proto::{ChannelOrder, Normalisation};
 use tract_onnx::prelude::*;
 
-use super::{decode, nms, Detection, PriorLayout};
+use super::{decode, nms, Detection, Prior, PriorLayout};
 use crate::{FacekitError, Result};
 
 /// Reference-counted: cached plans are shared across threads cheaply.
 type Plan = Arc<TypedSimplePlan>;
+/// Per input size: the optimised plan and its priors (both depend only on the size).
+type SizedPlan = (Plan, Arc<Vec<Prior>>);
 
 /// Detector thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,9 +44,10 @@ impl Default for DetectorConfig {
 pub struct RetinaFace {
     path: String,
     model: InferenceModel,
-    plans: Mutex<HashMap<(u32, u32), Plan>>,
+    plans: Mutex<HashMap<(u32, u32), SizedPlan>>,
     pub config: DetectorConfig,
-    pub layout: PriorLayout,
+    // Private: the cached priors are derived from it.
+    layout: PriorLayout,
     pub normalisation: Normalisation,
 }
 
@@ -77,7 +80,7 @@ impl RetinaFace {
         Ok(det)
     }
 
-    fn plan(&self, width: u32, height: u32) -> Result<Plan> {
+    fn plan(&self, width: u32, height: u32) -> Result<SizedPlan> {
         let mut plans = self.plans.lock().expect("plan cache lock");
         if let Some(p) = plans.get(&(width, height)) {
             return Ok(p.clone());
@@ -93,8 +96,9 @@ impl RetinaFace {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(bad)?;
-        plans.insert((width, height), plan.clone());
-        Ok(plan)
+        let entry = (plan, Arc::new(self.layout.priors(width, height)));
+        plans.insert((width, height), entry.clone());
+        Ok(entry)
     }
 
     /// Network input for `frame`: NCHW float in the detector's channel order, means subtracted.
@@ -122,7 +126,7 @@ impl RetinaFace {
     /// Faces in `frame`, best first, in frame pixels.
     pub fn detect(&self, frame: &RgbImage) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
-        let plan = self.plan(w, h)?;
+        let (plan, priors) = self.plan(w, h)?;
         let outputs = plan
             .run(tvec!(self.preprocess(frame).into()))
             .map_err(|e| FacekitError::Inference(root_cause(&e)))?;
@@ -142,7 +146,6 @@ impl RetinaFace {
             .as_slice()
             .ok_or_else(|| FacekitError::Inference("landmarks not contiguous".into()))?;
 
-        let priors = self.layout.priors(w, h);
         if loc.len() != priors.len() * 4
             || conf.len() != priors.len() * 2
             || lms.len() != priors.len() * 10

@@ -109,6 +109,8 @@ pub fn extract(
         .filter(|r| r.accepted())
         .filter_map(|r| r.dhash.as_deref().and_then(DHash::from_hex))
         .collect();
+    // Everything journalled, old and new, for the report at the end (no re-read of the file).
+    let mut journal = previous;
     let mut summary = Summary {
         accepted_total: accepted_hashes.len(),
         ..Default::default()
@@ -178,6 +180,7 @@ pub fn extract(
                     }
                     dataset.append(&record, png.as_deref())?;
                     *summary.counts.entry(record.reason).or_default() += 1;
+                    journal.push(record);
                 }
                 summary.frames_processed += 1;
             }
@@ -188,8 +191,7 @@ pub fn extract(
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
 
-    let all = dataset::read_journal(&opts.out.join(dataset::METADATA))?;
-    summary.report = report::write(&opts.out, &opts.person, &all, &opts.crop)
+    summary.report = report::write(&opts.out, &opts.person, &journal, &opts.crop)
         .map_err(|e| ExtractError::Report(e.to_string()))?;
     if summary.accepted_total == 0 && !summary.interrupted {
         return Err(ExtractError::NoFaces {
