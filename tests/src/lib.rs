@@ -109,3 +109,26 @@ pub fn host_trainer(sub: &str, args: &[&str]) -> Output {
         .output()
         .expect("spawn host-trainer")
 }
+
+/// The consent the tests record for the sample people.
+pub const TEST_CONSENT: &str = "who=sample person;scope=doppel tests";
+
+/// `host-trainer extract --person P --input I --out O --consent TEST_CONSENT <extra>`.
+pub fn extract_consented(person: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (input, out) = (
+        input.to_str().expect("utf-8 path"),
+        out.to_str().expect("utf-8 path"),
+    );
+    let mut args = vec![
+        "--person",
+        person,
+        "--input",
+        input,
+        "--out",
+        out,
+        "--consent",
+        TEST_CONSENT,
+    ];
+    args.extend(extra);
+    extract(&args)
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use e2e_tests::{asset, extract, read_metadata};
+use e2e_tests::{asset, extract, extract_consented, read_metadata};
 use facekit::{FrameSource, VideoReader};
 use image::{imageops, Rgb, RgbImage};
 
@@ -98,16 +98,7 @@ fn each_rule_rejects_its_damage_and_keeps_the_originals() {
     }
 
     let out = dir.path().join("A");
-    let o = extract(&[
-        "--person",
-        "A",
-        "--input",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--consent",
-        "who=sample person;scope=doppel tests",
-    ]);
+    let o = extract_consented("A", &input, &out, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let lines = read_metadata(&out);
@@ -129,20 +120,10 @@ fn each_rule_rejects_its_damage_and_keeps_the_originals() {
 fn bad_inputs_fail_clearly_and_keep_earlier_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("A");
-    let consent = ["--consent", "who=sample person;scope=doppel tests"];
     let video = asset("data/carphone_pristine.mp4");
-    let mut args = vec![
-        "--person",
-        "A",
-        "--input",
-        video.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--max-faces",
-        "12",
-    ];
-    args.extend(consent);
-    assert!(extract(&args).status.success());
+    assert!(extract_consented("A", &video, &out, &["--max-faces", "12"])
+        .status
+        .success());
     let before = read_metadata(&out).len();
     let faces_before = std::fs::read_dir(out.join("faces")).unwrap().count();
     assert_eq!(faces_before, 12);
@@ -182,16 +163,7 @@ fn bad_inputs_fail_clearly_and_keep_earlier_work() {
             .unwrap();
     }
     let other = dir.path().join("C");
-    let mut args = vec![
-        "--person",
-        "C",
-        "--input",
-        empty.to_str().unwrap(),
-        "--out",
-        other.to_str().unwrap(),
-    ];
-    args.extend(consent);
-    let o = extract(&args);
+    let o = extract_consented("C", &empty, &other, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("no usable face found"),
@@ -202,16 +174,7 @@ fn bad_inputs_fail_clearly_and_keep_earlier_work() {
     let file = dir.path().join("plainfile");
     std::fs::write(&file, b"x").unwrap();
     let bad_out = file.join("A");
-    let mut args = vec![
-        "--person",
-        "A",
-        "--input",
-        video.to_str().unwrap(),
-        "--out",
-        bad_out.to_str().unwrap(),
-    ];
-    args.extend(consent);
-    let o = extract(&args);
+    let o = extract_consented("A", &video, &bad_out, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("cannot write") && err.contains("plainfile"),
@@ -241,18 +204,12 @@ fn reference_photos_keep_the_consenting_person_and_reject_someone_else() {
     }
     let run = |person: &str, video: &str| {
         let out = dir.path().join(person);
-        let o = extract(&[
-            "--person",
+        let o = extract_consented(
             person,
-            "--input",
-            asset(video).to_str().unwrap(),
-            "--reference",
-            refs.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--consent",
-            "who=sample person;scope=doppel tests",
-        ]);
+            &asset(video),
+            &out,
+            &["--reference", refs.to_str().unwrap()],
+        );
         (o, read_metadata(&out))
     };
     let (o, a) = run("A", "data/carphone_pristine.mp4");

@@ -4,21 +4,11 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use e2e_tests::{asset, extract, read_metadata, root, workspace_bin};
+use e2e_tests::{asset, extract_consented, read_metadata, root, workspace_bin, TEST_CONSENT};
 use shared_proto::FaceCropSpec;
 
 fn extract_ok(person: &str, video: &str, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "--person",
-        person,
-        "--input",
-        video,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(["--consent", "who=sample person;scope=doppel tests"]);
-    args.extend(extra);
-    let o = extract(&args);
+    let o = extract_consented(person, Path::new(video), out, extra);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -120,7 +110,7 @@ fn interrupt_leaves_a_valid_dataset_that_resumes() {
         .arg(asset("data/carphone_pristine.mp4"))
         .arg("--out")
         .arg(&out)
-        .args(["--consent", "who=sample person;scope=doppel tests"])
+        .args(["--consent", TEST_CONSENT])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -3,24 +3,16 @@
 
 use std::path::Path;
 
-use e2e_tests::{asset, extract, host_trainer};
+use e2e_tests::{asset, extract_consented, host_trainer};
 
 fn dataset(dir: &Path, person: &str, video: &str, size: &str) -> String {
     let out = dir.join(person);
-    let o = extract(&[
-        "--person",
+    let o = extract_consented(
         person,
-        "--input",
-        asset(video).to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--size",
-        size,
-        "--max-faces",
-        "24",
-        "--consent",
-        "who=sample person;scope=doppel tests",
-    ]);
+        &asset(video),
+        &out,
+        &["--size", size, "--max-faces", "24"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out.to_str().unwrap().to_owned()
 }

@@ -51,30 +51,27 @@ impl Net {
                 Shape::Chw(c, _, _) => *c,
                 Shape::Flat(n) => *n,
             };
+            // Variable names (`conv`, `dw`, `pw`) are the same for plain and upscaling layers.
+            let plain = |cout, k, stride| Built::Conv(conv(&q / "conv", cin, cout, k, stride, 1));
+            let separable = |cout, k, stride| {
+                Built::Sep(
+                    conv(&q / "dw", cin, cin, k, stride, cin),
+                    conv(&q / "pw", cin, cout, 1, 1, 1),
+                )
+            };
             let built = match *layer {
                 Layer::Conv {
                     out,
                     kernel,
                     stride,
                     act,
-                } => (
-                    Built::Conv(conv(&q / "conv", cin, out, kernel, stride, 1)),
-                    act,
-                    false,
-                ),
+                } => (plain(out, kernel, stride), act, false),
                 Layer::SepConv {
                     out,
                     kernel,
                     stride,
                     act,
-                } => (
-                    Built::Sep(
-                        conv(&q / "dw", cin, cin, kernel, stride, cin),
-                        conv(&q / "pw", cin, out, 1, 1, 1),
-                    ),
-                    act,
-                    false,
-                ),
+                } => (separable(out, kernel, stride), act, false),
                 Layer::Flatten => (Built::Flatten, Act::None, false),
                 Layer::Dense { out, act } => (
                     Built::Dense(nn::linear(
@@ -94,19 +91,15 @@ impl Net {
                 Layer::Upscale {
                     out,
                     kernel,
-                    separable,
+                    separable: true,
                     act,
-                } => {
-                    let built = if separable {
-                        Built::Sep(
-                            conv(&q / "dw", cin, cin, kernel, 1, cin),
-                            conv(&q / "pw", cin, 4 * out, 1, 1, 1),
-                        )
-                    } else {
-                        Built::Conv(conv(&q / "conv", cin, 4 * out, kernel, 1, 1))
-                    };
-                    (built, act, true)
-                }
+                } => (separable(4 * out, kernel, 1), act, true),
+                Layer::Upscale {
+                    out,
+                    kernel,
+                    separable: false,
+                    act,
+                } => (plain(4 * out, kernel, 1), act, true),
             };
             layers.push(built);
         }

@@ -145,14 +145,7 @@ impl Layer {
                 Shape::Chw(c, h, w),
             ) => {
                 let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-                let params = c * out * kernel * kernel + out;
-                Ok((
-                    Shape::Chw(out, ho, wo),
-                    Cost {
-                        params,
-                        macs: ho * wo * out * c * kernel * kernel,
-                    },
-                ))
+                Ok((Shape::Chw(out, ho, wo), conv_cost(c, out, kernel, ho * wo)))
             }
             (
                 Layer::SepConv {
@@ -164,9 +157,10 @@ impl Layer {
                 Shape::Chw(c, h, w),
             ) => {
                 let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-                let params = c * kernel * kernel + c + c * out + out;
-                let macs = ho * wo * c * kernel * kernel + ho * wo * c * out;
-                Ok((Shape::Chw(out, ho, wo), Cost { params, macs }))
+                Ok((
+                    Shape::Chw(out, ho, wo),
+                    sep_conv_cost(c, out, kernel, ho * wo),
+                ))
             }
             (Layer::Flatten, Shape::Chw(c, h, w)) => Ok((Shape::Flat(c * h * w), Cost::default())),
             (Layer::Dense { out, .. }, Shape::Flat(n)) => Ok((
@@ -188,22 +182,33 @@ impl Layer {
                 },
                 Shape::Chw(c, h, w),
             ) => {
-                let mid = 4 * out;
+                // The convolution runs at input resolution; the pixel shuffle is free.
                 let cost = if separable {
-                    Cost {
-                        params: c * kernel * kernel + c + c * mid + mid,
-                        macs: h * w * c * kernel * kernel + h * w * c * mid,
-                    }
+                    sep_conv_cost(c, 4 * out, kernel, h * w)
                 } else {
-                    Cost {
-                        params: c * mid * kernel * kernel + mid,
-                        macs: h * w * mid * c * kernel * kernel,
-                    }
+                    conv_cost(c, 4 * out, kernel, h * w)
                 };
                 Ok((Shape::Chw(out, 2 * h, 2 * w), cost))
             }
             _ => Err(bad()),
         }
+    }
+}
+
+/// A `k`×`k` convolution `cin`→`cout` with bias, producing `pixels` output positions.
+fn conv_cost(cin: usize, cout: usize, k: usize, pixels: usize) -> Cost {
+    Cost {
+        params: cin * cout * k * k + cout,
+        macs: pixels * cout * cin * k * k,
+    }
+}
+
+/// Depthwise `k`×`k` on `cin` channels, then pointwise 1×1 to `cout`, both with bias.
+fn sep_conv_cost(cin: usize, cout: usize, k: usize, pixels: usize) -> Cost {
+    let (dw, pw) = (conv_cost(1, 1, k, pixels), conv_cost(cin, cout, 1, pixels));
+    Cost {
+        params: cin * dw.params + pw.params,
+        macs: cin * dw.macs + pw.macs,
     }
 }
 
