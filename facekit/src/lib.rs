@@ -10,12 +10,14 @@ pub mod align;
 pub mod blend;
 pub mod detect;
 pub mod draw;
+pub mod onnx_model;
 pub mod pose;
 pub mod smooth;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};
 pub use detect::{Detection, DetectorConfig, RetinaFace};
+pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};
 pub use video::{
     frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader, VideoWriter,

@@ -7,6 +7,7 @@
 pub mod convert;
 pub mod doctor;
 pub mod eval;
+pub mod export;
 pub mod extract;
 pub mod model;
 pub mod plot;

@@ -5,6 +5,7 @@
 //! trainer learned on is the one the device crops with, because both read it from here (and,
 //! later, from the bundle manifest that embeds it).
 
+pub mod bundle;
 mod crop;
 mod envelope;
 

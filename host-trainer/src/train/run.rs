@@ -22,6 +22,60 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const CONFIG: &str = "config.toml";
 pub const METRICS: &str = "metrics.csv";
 pub const CROP: &str = "crop.toml";
+/// Which datasets a run was trained on, so eval and export find them (and their consent).
+pub const DATASETS: &str = "datasets.toml";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunDatasets {
+    pub a: PathBuf,
+    pub b: PathBuf,
+}
+
+/// The datasets recorded in `run`, if it was trained by a host-trainer that records them.
+pub fn run_datasets(run: &Path) -> Option<[PathBuf; 2]> {
+    let text = std::fs::read_to_string(run.join(DATASETS)).ok()?;
+    let d: RunDatasets = toml::from_str(&text).ok()?;
+    Some([d.a, d.b])
+}
+
+/// The generator of a finished run, without discriminators or optimiser state: what eval,
+/// convert and export need.
+pub struct Generator {
+    pub config: TrainConfig,
+    pub crop: shared_proto::FaceCropSpec,
+    pub vars: tch::nn::VarStore,
+    pub model: crate::model::net::Autoencoder,
+    pub steps: i64,
+    pub checkpoint_sha256: String,
+}
+
+impl Generator {
+    pub fn load(run: &Path, device: Device) -> Result<Self, RunError> {
+        let read = |name: &str| {
+            let path = run.join(name);
+            std::fs::read_to_string(&path).map_err(io(&path))
+        };
+        let config: TrainConfig = toml::from_str(&read(CONFIG)?)
+            .map_err(|e| RunError::Config(format!("{}: {e}", run.join(CONFIG).display())))?;
+        let crop: shared_proto::FaceCropSpec = toml::from_str(&read(CROP)?)
+            .map_err(|e| RunError::Config(format!("{}: {e}", run.join(CROP).display())))?;
+        let spec = crate::model::presets::preset(&config.preset)
+            .ok_or_else(|| TrainError::UnknownPreset(config.preset.clone()))?;
+        let vars = tch::nn::VarStore::new(device);
+        let model = crate::model::net::Autoencoder::new(&vars.root(), &spec, 2);
+        let path = run.join(CHECKPOINT);
+        let steps = super::trainer::load_generator_weights(&vars, &path)?;
+        let checkpoint_sha256 = crate::doctor::sha256_file(&path).unwrap_or_default();
+        Ok(Self {
+            config,
+            crop,
+            vars,
+            model,
+            steps,
+            checkpoint_sha256,
+        })
+    }
+}
 
 pub struct RunOptions {
     pub config: TrainConfig,
@@ -97,6 +151,17 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary, RunErro
         toml::to_string(&crop).expect("crop serialises")
     );
     std::fs::write(&crop_path, crop_text).map_err(io(&crop_path))?;
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let datasets = RunDatasets {
+        a: absolute(&opts.datasets[0]),
+        b: absolute(&opts.datasets[1]),
+    };
+    let datasets_path = opts.out.join(DATASETS);
+    let text = format!(
+        "# Datasets this run was trained on (eval and export read their faces and consent).\n{}",
+        toml::to_string(&datasets).expect("paths serialise")
+    );
+    std::fs::write(&datasets_path, text).map_err(io(&datasets_path))?;
     let mut trainer = Trainer::new(config.clone(), &crop, opts.device)?;
     if trainer.model.spec.size != a.size as usize {
         return Err(RunError::Config(format!(

@@ -282,6 +282,36 @@ impl Trainer {
     }
 }
 
+/// Loads only the generator (`g/…`) weights of a checkpoint into `vars`; returns the step.
+pub fn load_generator_weights(vars: &VarStore, path: &Path) -> Result<i64, TrainError> {
+    let err = |detail: String| TrainError::Checkpoint {
+        path: path.display().to_string(),
+        detail,
+    };
+    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| err(format!("unreadable ({e})")))?
+        .into_iter()
+        .collect();
+    for (name, mut var) in vars.variables() {
+        let src = tensors
+            .get(&format!("g/{name}"))
+            .ok_or_else(|| err(format!("variable g/{name} missing")))?;
+        if src.size() != var.size() {
+            return Err(err(format!(
+                "g/{name} has shape {:?}, model wants {:?} (different preset?)",
+                src.size(),
+                var.size()
+            )));
+        }
+        tch::no_grad(|| var.f_copy_(&src.to_device(var.device())))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    Ok(tensors
+        .get("opt_g/step")
+        .and_then(|t| i64::try_from(t).ok())
+        .unwrap_or(0))
+}
+
 /// Stacks RGB crops into a `[N, 3, S, S]` float tensor in 0..1.
 pub fn to_tensor(images: &[image::RgbImage], device: Device) -> Tensor {
     let (w, h) = images[0].dimensions();

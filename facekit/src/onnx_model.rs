@@ -1,0 +1,218 @@
+//! Loading a bundle's ONNX models (swap, detector) into tract, host and device alike.
+//!
+//! int8 bundles store weights as `DequantizeLinear(int8, scale, zero)`. tract folds such
+//! constant subgraphs to float only for tensors under 4 MiB and otherwise dequantises on every
+//! run (~7× slower), so [`fold_weight_dequantize`] does it for every weight at load: the file
+//! stays 4× smaller, inference runs float kernels on the dequantised weights.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
+use tract_onnx::prelude::*;
+
+use crate::{FacekitError, Result};
+
+type Plan = Arc<TypedSimplePlan>;
+
+/// A loaded model with a fixed batch size.
+pub struct OnnxModel {
+    plan: Plan,
+    /// Shape of the single input, batch included.
+    pub input_shape: Vec<usize>,
+    /// How many weight tensors were dequantised at load.
+    pub folded: usize,
+}
+
+fn bad(name: &str, detail: impl std::fmt::Display) -> FacekitError {
+    FacekitError::BadModel {
+        path: name.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+fn raw_f32(t: &TensorProto) -> Vec<f32> {
+    if !t.float_data.is_empty() {
+        return t.float_data.clone();
+    }
+    t.raw_data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Integer values of an int8/uint8 tensor (raw or in `int32_data`).
+fn raw_int8(t: &TensorProto) -> Option<Vec<f32>> {
+    let signed = t.data_type == DataType::Int8 as i32;
+    if !signed && t.data_type != DataType::Uint8 as i32 {
+        return None;
+    }
+    if !t.int32_data.is_empty() {
+        return Some(t.int32_data.iter().map(|&v| v as f32).collect());
+    }
+    Some(
+        t.raw_data
+            .iter()
+            .map(|&b| if signed { b as i8 as f32 } else { b as f32 })
+            .collect(),
+    )
+}
+
+/// Replaces every `DequantizeLinear` whose inputs are all initializers with its float result.
+/// Returns how many were folded.
+pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
+    let Some(graph) = model.graph.as_mut() else {
+        return Ok(0);
+    };
+    let inits: HashMap<String, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
+    let mut folded = Vec::new();
+    let mut keep = Vec::with_capacity(graph.node.len());
+    for node in std::mem::take(&mut graph.node) {
+        let constant = node.op_type == "DequantizeLinear"
+            && node.input.iter().all(|i| inits.contains_key(i))
+            && node.input.len() >= 2;
+        if !constant {
+            keep.push(node);
+            continue;
+        }
+        let get = |k: usize| node.input.get(k).map(|n| &graph.initializer[inits[n]]);
+        let q = get(0).expect("checked");
+        let Some(values) = raw_int8(q) else {
+            keep.push(node);
+            continue;
+        };
+        let scale = raw_f32(get(1).expect("checked"));
+        let zero = get(2)
+            .and_then(raw_int8)
+            .unwrap_or_else(|| vec![0.0; scale.len()]);
+        let axis = node
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .map(|a| a.i)
+            .unwrap_or(1);
+        let dims = &q.dims;
+        // Elements per step along `axis`, and the axis length (1 for per-tensor).
+        let (inner, along) = if scale.len() == 1 {
+            (values.len().max(1), 1)
+        } else {
+            let axis = if axis < 0 {
+                axis + dims.len() as i64
+            } else {
+                axis
+            } as usize;
+            let inner: i64 = dims[axis + 1..].iter().product();
+            (inner as usize, dims[axis] as usize)
+        };
+        if scale.len() != along || zero.len() != along {
+            return Err(bad(
+                &node.name,
+                "DequantizeLinear scale/zero-point length does not match its axis",
+            ));
+        }
+        let data: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / inner) % along;
+                (v - zero[c]) * scale[c]
+            })
+            .collect();
+        folded.push(TensorProto {
+            name: node.output[0].clone(),
+            dims: dims.clone(),
+            data_type: DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+    }
+    graph.node = keep;
+    let count = folded.len();
+    graph.initializer.extend(folded);
+    // Drop the int8 tensors nothing reads any more.
+    let used: HashSet<&String> = graph.node.iter().flat_map(|n| n.input.iter()).collect();
+    let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let used: HashSet<String> = used.into_iter().cloned().collect();
+    graph
+        .initializer
+        .retain(|t| used.contains(&t.name) || outputs.contains(&t.name));
+    Ok(count)
+}
+
+impl OnnxModel {
+    /// Parses ONNX `bytes` (named `name` in errors), folds int8 weights when `fold`, and
+    /// optimises for `batch` inputs.
+    pub fn from_bytes(name: &str, bytes: &[u8], batch: usize, fold: bool) -> Result<Self> {
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(|e| bad(name, e.root_cause()))?;
+        let folded = if fold {
+            fold_weight_dequantize(&mut proto)?
+        } else {
+            0
+        };
+        let input = proto
+            .graph
+            .as_ref()
+            .and_then(|g| g.input.first())
+            .ok_or_else(|| bad(name, "graph has no input"))?;
+        let dims = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => {
+                t.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default()
+            }
+            _ => return Err(bad(name, "input is not a tensor")),
+        };
+        let input_shape: Vec<usize> = dims
+            .iter()
+            .map(|d| match d.value {
+                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                    v as usize
+                }
+                _ => batch,
+            })
+            .collect();
+        let plan = onnx
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact(&input_shape).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| bad(name, e.root_cause()))?;
+        Ok(Self {
+            plan,
+            input_shape,
+            folded,
+        })
+    }
+
+    pub fn from_path(path: &std::path::Path, batch: usize, fold: bool) -> Result<Self> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| FacekitError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_bytes(&shown, &bytes, batch, fold)
+    }
+
+    /// Runs on `input` (row-major, `input_shape`); every output flattened, in graph order.
+    pub fn run(&self, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        let x = tract_ndarray::ArrayD::from_shape_vec(self.input_shape.clone(), input)
+            .map_err(|e| FacekitError::Inference(e.to_string()))?;
+        let outs = self
+            .plan
+            .run(tvec!(Tensor::from(x).into()))
+            .map_err(|e| FacekitError::Inference(e.root_cause().to_string()))?;
+        outs.iter()
+            .map(|t| {
+                t.to_plain_array_view::<f32>()
+                    .map(|v| v.iter().copied().collect())
+                    .map_err(|e| FacekitError::Inference(e.to_string()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,584 @@
+//! `host-trainer export`: a trained run becomes a signed bundle the device can load.
+//!
+//! For each direction (A→B, B→A) the swap graph is written from the spec ([`onnx`]), loaded back
+//! in tract and compared with tch; int8 graphs are calibrated on training faces and judged on
+//! held-out faces. Any check that fails stops the export before a bundle exists.
+
+pub mod keys;
+pub mod onnx;
+
+use std::path::{Path, PathBuf};
+
+use facekit::OnnxModel;
+use shared_proto::bundle::{
+    self, file_entry, predict_latency, ConsentRecord, DatasetRecord, Manifest, Metric, ModelEntry,
+    ModelKind, Precision, Provenance, QuantReport, TensorSpec,
+};
+use tch::nn::Module;
+use tch::{Device, Kind, Tensor};
+
+use crate::model::net::Autoencoder;
+use crate::model::spec::AutoencoderSpec;
+use crate::train::data::{DataError, FaceSet};
+use crate::train::run::{run_datasets, Generator, RunError};
+use crate::train::trainer::to_tensor;
+use onnx::{GraphBuilder, OnnxError, Quant, Range, Weights};
+
+/// Exactness required of the f32 graph against tch.
+pub const F32_TOLERANCE: f32 = 1e-4;
+
+/// How activation ranges are taken from calibration faces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Calibration {
+    MinMax,
+    /// Clip to the given percentile (e.g. 99.99) of each tensor, symmetric in the tails.
+    Percentile(f32),
+}
+
+impl std::str::FromStr for Calibration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "minmax" {
+            return Ok(Self::MinMax);
+        }
+        s.strip_prefix('p')
+            .and_then(|p| p.parse::<f32>().ok())
+            .filter(|p| (50.0..100.0).contains(p))
+            .map(Self::Percentile)
+            .ok_or_else(|| format!("{s:?}: use `minmax` or `pNN.NN` (e.g. p99.99)"))
+    }
+}
+
+impl std::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MinMax => write!(f, "minmax"),
+            Self::Percentile(p) => write!(f, "p{p}"),
+        }
+    }
+}
+
+pub struct ExportOptions {
+    pub run: PathBuf,
+    pub out: PathBuf,
+    pub int8: bool,
+    pub calibration: Calibration,
+    /// Faces per person used for calibration.
+    pub calibration_faces: usize,
+    /// Lowest acceptable PSNR of int8 against f32 on held-out faces.
+    pub min_int8_psnr: f64,
+    /// Overrides the datasets recorded in the run.
+    pub datasets: Option<[PathBuf; 2]>,
+    pub key_dir: PathBuf,
+    pub device: Device,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error("{0}: the run does not record its datasets; pass --a and --b")]
+    NoDatasets(String),
+    #[error("{model}: tract cannot run the exported graph: {detail}")]
+    Tract { model: String, detail: String },
+    #[error("{model}: tract and tch differ by {max_diff:.2e} on {inputs} (limit {F32_TOLERANCE:.0e}); the exporter and the tch model disagree")]
+    Mismatch {
+        model: String,
+        inputs: &'static str,
+        max_diff: f32,
+    },
+    #[error("{model}: int8 PSNR {psnr:.1} dB against f32 is below {min:.1} dB; try --calibration p99.99 or export without --int8")]
+    Int8Quality { model: String, psnr: f64, min: f64 },
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
+    move |e| ExportError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// What `export` did, for the CLI to print.
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub manifest: Manifest,
+    pub signer: String,
+    pub key_created: bool,
+    /// Per model: max |tract − tch| of the f32 graph on random and on real faces.
+    pub f32_max_diff: Vec<(String, f32, f32)>,
+}
+
+/// Every variable of `vars` as plain floats, keyed by `/`-joined path (tch joins with `.`).
+pub fn weights_of(vars: &tch::nn::VarStore) -> Weights {
+    let tensors = vars
+        .variables()
+        .into_iter()
+        .map(|(name, t)| {
+            let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            let data = Vec::<f32>::try_from(t.flatten(0, -1)).expect("float tensor");
+            (name.replace('.', "/"), (t.size(), data))
+        })
+        .collect();
+    Weights { tensors }
+}
+
+fn range_of(t: &Tensor, calibration: Calibration) -> Range {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
+    match calibration {
+        Calibration::MinMax => Range {
+            lo: f32::try_from(t.min()).unwrap_or(0.0),
+            hi: f32::try_from(t.max()).unwrap_or(0.0),
+        },
+        Calibration::Percentile(p) => {
+            let mut v = Vec::<f32>::try_from(&t).unwrap_or_default();
+            if v.is_empty() {
+                return Range { lo: 0.0, hi: 0.0 };
+            }
+            let n = v.len() - 1;
+            let hi_i = ((p as f64 / 100.0) * n as f64).round() as usize;
+            let lo_i = n - hi_i;
+            let (_, hi, _) = v.select_nth_unstable_by(hi_i, f32::total_cmp);
+            let hi = *hi;
+            let (_, lo, _) = v.select_nth_unstable_by(lo_i, f32::total_cmp);
+            Range { lo: *lo, hi }
+        }
+    }
+}
+
+/// Activation ranges of every encoder and decoder layer on `faces` (tch, f32).
+pub struct SwapRanges {
+    pub input: Range,
+    pub encoder: Vec<Range>,
+    pub decoder: Vec<Range>,
+}
+
+pub fn calibrate(
+    model: &Autoencoder,
+    faces: &Tensor,
+    decoder: usize,
+    calibration: Calibration,
+) -> SwapRanges {
+    let _guard = tch::no_grad_guard();
+    let enc = model.encoder.forward_all(faces);
+    let dec = model.decoders[decoder].forward_all(enc.last().expect("layers"));
+    SwapRanges {
+        // 8-bit pixels over 0..1: exact at scale 1/255.
+        input: Range { lo: 0.0, hi: 1.0 },
+        encoder: enc.iter().map(|t| range_of(t, calibration)).collect(),
+        decoder: dec.iter().map(|t| range_of(t, calibration)).collect(),
+    }
+}
+
+pub fn swap_inputs(size: usize) -> Vec<TensorSpec> {
+    let s = size as i64;
+    vec![TensorSpec {
+        name: "face".into(),
+        shape: vec![-1, 3, s, s],
+        meaning: "aligned face crop, NCHW RGB, (pixel - mean) / std per the manifest's crop normalisation (0..1)".into(),
+    }]
+}
+
+pub fn swap_outputs(size: usize) -> Vec<TensorSpec> {
+    let s = size as i64;
+    vec![
+        TensorSpec {
+            name: "rgb".into(),
+            shape: vec![-1, 3, s, s],
+            meaning: "the target person's face, NCHW RGB in 0..1".into(),
+        },
+        TensorSpec {
+            name: "mask".into(),
+            shape: vec![-1, 1, s, s],
+            meaning: "blend weight in 0..1: output = mask * rgb + (1 - mask) * input".into(),
+        },
+    ]
+}
+
+/// The swap graph: shared encoder, then decoder `to`; outputs `rgb` and `mask`.
+pub fn swap_graph(
+    spec: &AutoencoderSpec,
+    weights: &Weights,
+    to: usize,
+    ranges: Option<&SwapRanges>,
+) -> Result<onnx::Model, OnnxError> {
+    let (qe, qd) = match ranges {
+        None => (Quant::F32, Quant::F32),
+        Some(r) => (
+            Quant::Int8 {
+                input: r.input,
+                layers: &r.encoder,
+            },
+            Quant::Int8 {
+                input: r.input,
+                layers: &r.decoder,
+            },
+        ),
+    };
+    let mut g = GraphBuilder::default();
+    let x = g.input("face", qe);
+    let code = g.append_net(&spec.encoder, weights, "encoder", &x, qe)?;
+    let out = g.append_net(&spec.decoder, weights, &format!("decoder{to}"), &code, qd)?;
+    let split = g.i64_const("split_sizes", &[2], &[3, 1]);
+    g.node_multi(
+        "Split",
+        &[&out, &split],
+        &["rgb", "mask"],
+        vec![tract_onnx::pb::AttributeProto {
+            name: "axis".into(),
+            r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+            i: 1,
+            ..Default::default()
+        }],
+    );
+    let info = |t: &TensorSpec| onnx::value_info(&t.name, &t.shape, &t.meaning);
+    Ok(g.finish(
+        &format!("doppel_swap_{}_to_{to}", spec.preset),
+        &format!(
+            "doppel face swap, preset {}: shared encoder + decoder {to}",
+            spec.preset
+        ),
+        swap_inputs(spec.size).iter().map(info).collect(),
+        swap_outputs(spec.size).iter().map(info).collect(),
+    ))
+}
+
+/// tch output of the swap (RGB then mask, concatenated per face) as plain floats.
+pub fn tch_swap(model: &Autoencoder, x: &Tensor, to: usize) -> Vec<f32> {
+    let _guard = tch::no_grad_guard();
+    let out = model.decoders[to].forward(&model.encoder.forward(x));
+    Vec::<f32>::try_from(out.to_device(Device::Cpu).flatten(0, -1)).expect("float")
+}
+
+/// tract outputs (rgb, mask) merged back into the tch layout `[N, 4, S, S]`.
+pub fn tract_swap(model: &OnnxModel, x: &Tensor) -> Result<Vec<f32>, facekit::FacekitError> {
+    let input = Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
+    let outs = model.run(input)?;
+    let n = model.input_shape[0];
+    let (rgb, mask) = (&outs[0], &outs[1]);
+    let (pr, pm) = (rgb.len() / n, mask.len() / n);
+    let mut merged = Vec::with_capacity(rgb.len() + mask.len());
+    for i in 0..n {
+        merged.extend_from_slice(&rgb[i * pr..(i + 1) * pr]);
+        merged.extend_from_slice(&mask[i * pm..(i + 1) * pm]);
+    }
+    Ok(merged)
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        .max(if a.len() == b.len() {
+            0.0
+        } else {
+            f32::INFINITY
+        })
+}
+
+/// Max and mean absolute error and PSNR (signal range 1) of `test` against `reference`.
+pub fn error_stats(reference: &[f32], test: &[f32]) -> (f32, f32, f64) {
+    let n = reference.len().max(1) as f64;
+    let (mut max, mut sum, mut sq) = (0f32, 0f64, 0f64);
+    for (r, t) in reference.iter().zip(test) {
+        let d = (r - t).abs();
+        max = max.max(d);
+        sum += d as f64;
+        sq += (d as f64) * (d as f64);
+    }
+    let mse = (sq / n).max(1e-12);
+    (max, (sum / n) as f32, 10.0 * (1.0 / mse).log10())
+}
+
+fn tract_err(model: &str) -> impl Fn(facekit::FacekitError) -> ExportError + '_ {
+    move |e| ExportError::Tract {
+        model: model.into(),
+        detail: e.to_string(),
+    }
+}
+
+fn dataset_record(set: &FaceSet) -> DatasetRecord {
+    DatasetRecord {
+        person: set.person.clone(),
+        faces: (set.train.len() + set.held_out.len()) as u32,
+        metadata_sha256: crate::doctor::sha256_file(
+            &set.root.join(crate::extract::dataset::METADATA),
+        )
+        .unwrap_or_default(),
+        consent: ConsentRecord {
+            who: set.consent.who.clone(),
+            when: set.consent.when.clone(),
+            scope: set.consent.scope.clone(),
+        },
+    }
+}
+
+/// Numbers of the run's `eval.json`, flattened to `A.psnr_db`-style names.
+fn eval_metrics(run: &Path) -> Vec<Metric> {
+    let Ok(text) = std::fs::read_to_string(run.join("eval.json")) else {
+        return Vec::new();
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for person in json["people"].as_array().into_iter().flatten() {
+        let who = person["person"].as_str().unwrap_or("?");
+        for (k, v) in person.as_object().into_iter().flatten() {
+            if let Some(value) = v.as_f64() {
+                out.push(Metric {
+                    name: format!("{who}.{k}"),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
+    if opts.out.is_dir()
+        && !opts.out.join(bundle::MANIFEST).is_file()
+        && std::fs::read_dir(&opts.out)
+            .map_err(io(&opts.out))?
+            .next()
+            .is_some()
+    {
+        return Err(ExportError::Io {
+            path: opts.out.display().to_string(),
+            detail: "exists and is not a bundle; choose an empty or new --out folder".into(),
+        });
+    }
+    let generator = Generator::load(&opts.run, opts.device)?;
+    let spec = generator.model.spec.clone();
+    let datasets = opts
+        .datasets
+        .clone()
+        .or_else(|| run_datasets(&opts.run))
+        .ok_or_else(|| ExportError::NoDatasets(opts.run.display().to_string()))?;
+    let sets = [
+        FaceSet::load(&datasets[0], 0.1)?,
+        FaceSet::load(&datasets[1], 0.1)?,
+    ];
+    let weights = weights_of(&generator.vars);
+    let (key, key_created) = keys::load_or_create(&opts.key_dir)?;
+
+    // Build into a fresh sibling folder; the old bundle is replaced only once all checks pass.
+    let staging = opts.out.with_extension("export-tmp");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    std::fs::create_dir_all(staging.join("models")).map_err(io(&staging))?;
+
+    let mut models = Vec::new();
+    let mut f32_max_diff = Vec::new();
+    let s = spec.size as i64;
+    for to in 0..2 {
+        let from = 1 - to;
+        let name = format!("swap_{}_to_{}", sets[from].person, sets[to].person);
+        let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, to, None)?);
+
+        // f32 exactness: random inputs cover the whole input range, real faces the real one.
+        let random = Tensor::rand([4, 3, s, s], (Kind::Float, opts.device));
+        let real_faces = if sets[from].held_out.is_empty() {
+            &sets[from].train
+        } else {
+            &sets[from].held_out
+        };
+        let real = to_tensor(&real_faces[..real_faces.len().min(16)], opts.device);
+        let mut diffs = [0f32; 2];
+        for (k, (x, what)) in [(&random, "random inputs"), (&real, "real faces")]
+            .into_iter()
+            .enumerate()
+        {
+            let m = OnnxModel::from_bytes(&name, &f32_bytes, x.size()[0] as usize, false)
+                .map_err(tract_err(&name))?;
+            let diff = max_abs_diff(
+                &tract_swap(&m, x).map_err(tract_err(&name))?,
+                &tch_swap(&generator.model, x, to),
+            );
+            if !(diff <= F32_TOLERANCE) {
+                return Err(ExportError::Mismatch {
+                    model: name,
+                    inputs: what,
+                    max_diff: diff,
+                });
+            }
+            diffs[k] = diff;
+        }
+        f32_max_diff.push((name.clone(), diffs[0], diffs[1]));
+
+        let (bytes, precision, int8) = if opts.int8 {
+            let pool = &sets[from].train;
+            let step = (pool.len() / opts.calibration_faces.max(1)).max(1);
+            let calib: Vec<_> = pool.iter().step_by(step).cloned().collect();
+            let ranges = calibrate(
+                &generator.model,
+                &to_tensor(&calib, opts.device),
+                to,
+                opts.calibration,
+            );
+            let q_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, to, Some(&ranges))?);
+            let held = to_tensor(real_faces, opts.device);
+            let m = OnnxModel::from_bytes(&name, &q_bytes, real_faces.len(), true)
+                .map_err(tract_err(&name))?;
+            let q_out = tract_swap(&m, &held).map_err(tract_err(&name))?;
+            let (max_abs_error, mean_abs_error, psnr_db) =
+                error_stats(&tch_swap(&generator.model, &held, to), &q_out);
+            if !(psnr_db >= opts.min_int8_psnr) {
+                return Err(ExportError::Int8Quality {
+                    model: name,
+                    psnr: psnr_db,
+                    min: opts.min_int8_psnr,
+                });
+            }
+            let report = QuantReport {
+                f32_bytes: f32_bytes.len() as u64,
+                int8_bytes: q_bytes.len() as u64,
+                max_abs_error,
+                mean_abs_error,
+                psnr_db,
+                calibration: format!(
+                    "{} on {} training faces of {}",
+                    opts.calibration,
+                    calib.len(),
+                    sets[from].person
+                ),
+                faces: real_faces.len() as u32,
+            };
+            (q_bytes, Precision::Int8Qdq, Some(report))
+        } else {
+            (f32_bytes, Precision::F32, None)
+        };
+        let file = format!("models/{name}.onnx");
+        let path = staging.join(&file);
+        std::fs::write(&path, &bytes).map_err(io(&path))?;
+        let mflops = spec.flops_per_face() as f64 / 1e6;
+        models.push(ModelEntry {
+            name,
+            kind: ModelKind::Swap,
+            precision,
+            file,
+            preset: spec.preset.clone(),
+            from: Some(sets[from].person.clone()),
+            to: Some(sets[to].person.clone()),
+            inputs: swap_inputs(spec.size),
+            outputs: swap_outputs(spec.size),
+            params: spec.params(1) as u64,
+            mflops,
+            latency: predict_latency(mflops),
+            int8,
+        });
+    }
+
+    let files = models
+        .iter()
+        .map(|m| file_entry(&staging, &m.file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let manifest = Manifest {
+        producer: format!("doppel host-trainer {}", env!("CARGO_PKG_VERSION")),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        crop: generator.crop.clone(),
+        models,
+        provenance: Provenance {
+            run: opts.run.display().to_string(),
+            preset: spec.preset.clone(),
+            steps: generator.steps,
+            datasets: sets.iter().map(dataset_record).collect(),
+            metrics: eval_metrics(&opts.run),
+        },
+        files,
+    };
+    bundle::seal(&staging, &manifest, &key)?;
+    // The freshly written bundle must pass the same check a device runs.
+    bundle::open(&staging, &[key.verifying_key()])?;
+    if opts.out.exists() {
+        std::fs::remove_dir_all(&opts.out).map_err(io(&opts.out))?;
+    }
+    std::fs::rename(&staging, &opts.out).map_err(io(&opts.out))?;
+    Ok(ExportSummary {
+        manifest,
+        signer: keys::public_hex(&key),
+        key_created,
+        f32_max_diff,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::{preset, PRESETS};
+
+    #[test]
+    fn spec_to_onnx_to_tract_equals_tch_for_every_preset() {
+        for name in PRESETS {
+            let spec = preset(name).unwrap();
+            let vars = tch::nn::VarStore::new(Device::Cpu);
+            let model = Autoencoder::new(&vars.root(), &spec, 2);
+            let weights = weights_of(&vars);
+            let s = spec.size as i64;
+            let x = Tensor::rand([2, 3, s, s], (Kind::Float, Device::Cpu));
+            for to in 0..2 {
+                let bytes = onnx::to_bytes(&swap_graph(&spec, &weights, to, None).unwrap());
+                let m = OnnxModel::from_bytes(name, &bytes, 2, false).unwrap();
+                let diff = max_abs_diff(&tract_swap(&m, &x).unwrap(), &tch_swap(&model, &x, to));
+                assert!(diff <= F32_TOLERANCE, "{name} decoder {to}: {diff:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn int8_graph_stays_close_to_f32_and_folding_changes_nothing() {
+        let spec = preset("lite").unwrap();
+        let vars = tch::nn::VarStore::new(Device::Cpu);
+        let model = Autoencoder::new(&vars.root(), &spec, 2);
+        let weights = weights_of(&vars);
+        let x = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let ranges = calibrate(&model, &x, 1, Calibration::MinMax);
+        let bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, Some(&ranges)).unwrap());
+        let folded = OnnxModel::from_bytes("q", &bytes, 4, true).unwrap();
+        let as_is = OnnxModel::from_bytes("q", &bytes, 4, false).unwrap();
+        assert!(
+            folded.folded > 10,
+            "every conv weight folds: {}",
+            folded.folded
+        );
+        let (a, b) = (
+            tract_swap(&folded, &x).unwrap(),
+            tract_swap(&as_is, &x).unwrap(),
+        );
+        assert!(max_abs_diff(&a, &b) < 1e-5);
+        let (_, _, psnr) = error_stats(&tch_swap(&model, &x, 1), &a);
+        assert!(psnr > 30.0, "random-weight int8 PSNR {psnr:.1} dB");
+        let f32_len = onnx::to_bytes(&swap_graph(&spec, &weights, 1, None).unwrap()).len();
+        let ratio = f32_len as f64 / bytes.len() as f64;
+        assert!(ratio > 3.0, "int8 file {ratio:.2}x smaller");
+    }
+
+    #[test]
+    fn per_channel_quantisation_keeps_each_channel_within_half_a_step() {
+        let w = [0.5f32, -1.0, 0.25, 0.001, -0.002, 0.0005];
+        let (scales, q) = onnx::quantize_per_channel(&w, 2);
+        assert_eq!(q[1], -127);
+        assert_eq!(q[4], -127);
+        for (i, v) in w.iter().enumerate() {
+            let back = q[i] as f32 * scales[i / 3];
+            assert!((back - v).abs() <= scales[i / 3] / 2.0 + 1e-9);
+        }
+        assert_eq!(Range { lo: -1.0, hi: 3.0 }.uint8_params().1, 64);
+        assert_eq!(
+            "p99.9".parse::<Calibration>(),
+            Ok(Calibration::Percentile(99.9))
+        );
+        assert!("p101".parse::<Calibration>().is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The model bundle `host-trainer export` writes and the device loads: a directory of ONNX
+//! files plus a postcard manifest that lists every file's sha256 and is signed with ed25519.
+//!
+//! Writing ([`seal`]) and checking ([`open`]) live side by side so the host and the device can
+//! never disagree on what is signed: the signature covers the exact bytes of `manifest.bin`, and
+//! the manifest covers every other file by hash and size.
+
+use std::path::{Component, Path};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{decode, encode, FaceCropSpec, ProtoError};
+
+pub const MANIFEST: &str = "manifest.bin";
+pub const SIGNATURE: &str = "manifest.sig";
+pub const MANIFEST_KIND: &str = "bundle-manifest";
+
+/// Sustained f32 inference throughput assumed per board, all four cores, to predict latency from
+/// a model's FLOPs. Basis: MobileNetV2-class CNNs (~0.6 GFLOP) run in ~70 ms on a Pi 4 and ~25 ms
+/// on a Pi 5 with 4 threads in mature CPU runtimes. Estimates, not measurements.
+pub const BOARDS: [(&str, f64); 2] = [
+    ("Raspberry Pi 4 (4x Cortex-A72 1.8 GHz)", 8.0),
+    ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz)", 24.0),
+];
+
+/// Predicted latency of a `mflops` model on every board of [`BOARDS`].
+pub fn predict_latency(mflops: f64) -> Vec<LatencyEstimate> {
+    BOARDS
+        .iter()
+        .map(|&(device, gflops)| LatencyEstimate {
+            device: device.to_owned(),
+            assumed_gflops: gflops,
+            // MFLOP / (GFLOP/s) = ms.
+            ms: mflops / gflops,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Face in, the other person's face (RGB) and a blend mask out.
+    Swap,
+    /// Face in, probability that it is fake out.
+    Detector,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    F32,
+    /// Per-channel symmetric int8 weights and calibrated int8 activations, as ONNX
+    /// QuantizeLinear/DequantizeLinear pairs around float operators.
+    Int8Qdq,
+}
+
+/// A named graph input or output. `-1` in `shape` is the batch dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub meaning: String,
+}
+
+/// Latency predicted from the FLOP count and an assumed sustained throughput.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyEstimate {
+    pub device: String,
+    pub assumed_gflops: f64,
+    pub ms: f64,
+}
+
+/// How far the int8 model is from its f32 original on held-out faces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantReport {
+    pub f32_bytes: u64,
+    pub int8_bytes: u64,
+    pub max_abs_error: f32,
+    pub mean_abs_error: f32,
+    pub psnr_db: f64,
+    pub calibration: String,
+    pub faces: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    pub name: String,
+    pub kind: ModelKind,
+    pub precision: Precision,
+    /// Path of the ONNX file inside the bundle.
+    pub file: String,
+    pub preset: String,
+    /// For swap models: whose face goes in and whose comes out.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    pub params: u64,
+    pub mflops: f64,
+    pub latency: Vec<LatencyEstimate>,
+    pub int8: Option<QuantReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub who: String,
+    pub when: String,
+    pub scope: String,
+}
+
+/// One identity dataset a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    pub person: String,
+    pub faces: u32,
+    /// sha256 of the dataset's `metadata.jsonl`, which names every accepted crop.
+    pub metadata_sha256: String,
+    pub consent: ConsentRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub run: String,
+    pub preset: String,
+    pub steps: i64,
+    pub datasets: Vec<DatasetRecord>,
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub producer: String,
+    pub created: String,
+    /// The crop every model in the bundle expects: size, template, normalisation.
+    pub crop: FaceCropSpec,
+    pub models: Vec<ModelEntry>,
+    pub provenance: Provenance,
+    /// Every file of the bundle except the manifest and its signature.
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    pub fn model(&self, kind: ModelKind, to: Option<&str>) -> Option<&ModelEntry> {
+        self.models
+            .iter()
+            .find(|m| m.kind == kind && (to.is_none() || m.to.as_deref() == to))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error("{0}: missing; the bundle is incomplete, export it again")]
+    Missing(String),
+    #[error("{path}: not a doppel signature file ({detail})")]
+    BadSignatureFile { path: String, detail: String },
+    #[error("{0}: signature does not match the manifest; the bundle was modified after signing")]
+    SignatureMismatch(String),
+    #[error("bundle signed by key {signer}, which is not a trusted key; add it to the trusted keys only if you made this bundle")]
+    UntrustedSigner { signer: String },
+    #[error("{path}: {source}")]
+    Manifest { path: String, source: ProtoError },
+    #[error("{path}: {detail}; the file was modified or truncated, export the bundle again")]
+    FileMismatch { path: String, detail: String },
+    #[error("manifest names {0:?}, which is outside the bundle")]
+    UnsafePath(String),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> BundleError + '_ {
+    move |e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BundleError::Missing(path.display().to_string())
+        } else {
+            BundleError::Io {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Hash and size of `dir/path`, for the manifest's file list.
+pub fn file_entry(dir: &Path, path: &str) -> Result<FileEntry, BundleError> {
+    let full = dir.join(path);
+    let bytes = std::fs::read(&full).map_err(io(&full))?;
+    Ok(FileEntry {
+        path: path.to_owned(),
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+    })
+}
+
+/// Encodes `manifest` into `dir` and signs it with `key`. The caller has filled `files`.
+pub fn seal(dir: &Path, manifest: &Manifest, key: &SigningKey) -> Result<(), BundleError> {
+    let bytes = encode(MANIFEST_KIND, manifest).map_err(|source| BundleError::Manifest {
+        path: dir.join(MANIFEST).display().to_string(),
+        source,
+    })?;
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, &bytes).map_err(io(&path))?;
+    sign_manifest_file(dir, key)
+}
+
+/// (Re)writes the signature of `dir`'s manifest bytes as they are on disk.
+pub fn sign_manifest_file(dir: &Path, key: &SigningKey) -> Result<(), BundleError> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let sig = key.sign(&bytes);
+    let text = format!(
+        "ed25519 {} {}\n",
+        hex::encode(key.verifying_key().as_bytes()),
+        hex::encode(sig.to_bytes())
+    );
+    let path = dir.join(SIGNATURE);
+    std::fs::write(&path, text).map_err(io(&path))
+}
+
+/// Parses a public key written as 64 hex digits (what `host-trainer keys` prints).
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+    let raw = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+    let raw: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| "an ed25519 public key is 32 bytes (64 hex digits)".to_string())?;
+    VerifyingKey::from_bytes(&raw).map_err(|e| e.to_string())
+}
+
+fn read_signature(path: &Path) -> Result<(VerifyingKey, Signature), BundleError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let bad = |detail: String| BundleError::BadSignatureFile {
+        path: path.display().to_string(),
+        detail,
+    };
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [scheme, key, sig] = parts[..] else {
+        return Err(bad("expected `ed25519 <public key> <signature>`".into()));
+    };
+    if scheme != "ed25519" {
+        return Err(bad(format!("unknown scheme {scheme:?}")));
+    }
+    let key = parse_public_key(key).map_err(bad)?;
+    let sig = hex::decode(sig).map_err(|e| bad(format!("signature: {e}")))?;
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| bad("signature is not 64 bytes".into()))?;
+    Ok((key, Signature::from_bytes(&sig)))
+}
+
+/// A bundle whose signature, format version and file hashes were all checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedBundle {
+    pub manifest: Manifest,
+    pub signer: VerifyingKey,
+}
+
+impl VerifiedBundle {
+    pub fn signer_hex(&self) -> String {
+        hex::encode(self.signer.as_bytes())
+    }
+}
+
+/// Checks `dir` completely before anything in it is used: the signature over the manifest bytes
+/// (by one of `trusted`, unless `trusted` is empty), the format version, then every listed file's
+/// size and sha256.
+pub fn open(dir: &Path, trusted: &[VerifyingKey]) -> Result<VerifiedBundle, BundleError> {
+    let manifest_path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let sig_path = dir.join(SIGNATURE);
+    let (signer, signature) = read_signature(&sig_path)?;
+    signer
+        .verify(&bytes, &signature)
+        .map_err(|_| BundleError::SignatureMismatch(manifest_path.display().to_string()))?;
+    if !trusted.is_empty() && !trusted.contains(&signer) {
+        return Err(BundleError::UntrustedSigner {
+            signer: hex::encode(signer.as_bytes()),
+        });
+    }
+    let manifest: Manifest =
+        decode(MANIFEST_KIND, &bytes).map_err(|source| BundleError::Manifest {
+            path: manifest_path.display().to_string(),
+            source,
+        })?;
+    for entry in &manifest.files {
+        let rel = Path::new(&entry.path);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(BundleError::UnsafePath(entry.path.clone()));
+        }
+        let found = file_entry(dir, &entry.path)?;
+        let mismatch = |detail: String| BundleError::FileMismatch {
+            path: dir.join(&entry.path).display().to_string(),
+            detail,
+        };
+        if found.bytes != entry.bytes {
+            return Err(mismatch(format!(
+                "{} bytes, the manifest says {}",
+                found.bytes, entry.bytes
+            )));
+        }
+        if found.sha256 != entry.sha256 {
+            return Err(mismatch(format!(
+                "sha256 {} differs from the manifest's {}",
+                found.sha256, entry.sha256
+            )));
+        }
+    }
+    for model in &manifest.models {
+        if !manifest.files.iter().any(|f| f.path == model.file) {
+            return Err(BundleError::FileMismatch {
+                path: model.file.clone(),
+                detail: "model file is not covered by the manifest's hashes".into(),
+            });
+        }
+    }
+    Ok(VerifiedBundle { manifest, signer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn sample(dir: &Path) -> Manifest {
+        std::fs::create_dir_all(dir.join("models")).unwrap();
+        std::fs::write(dir.join("models/swap.onnx"), b"not really onnx, but hashed").unwrap();
+        Manifest {
+            producer: "test".into(),
+            created: "2026-11-25T00:00:00Z".into(),
+            crop: FaceCropSpec::default(),
+            models: vec![ModelEntry {
+                name: "swap_A_to_B".into(),
+                kind: ModelKind::Swap,
+                precision: Precision::F32,
+                file: "models/swap.onnx".into(),
+                preset: "lite".into(),
+                from: Some("A".into()),
+                to: Some("B".into()),
+                inputs: vec![],
+                outputs: vec![],
+                params: 1,
+                mflops: 1.0,
+                latency: vec![],
+                int8: None,
+            }],
+            provenance: Provenance {
+                run: "r".into(),
+                preset: "lite".into(),
+                steps: 1,
+                datasets: vec![],
+                metrics: vec![],
+            },
+            files: vec![file_entry(dir, "models/swap.onnx").unwrap()],
+        }
+    }
+
+    #[test]
+    fn sealed_bundle_opens_and_every_tampering_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = sample(d);
+        seal(d, &m, &key(1)).unwrap();
+        let ok = open(d, &[key(1).verifying_key()]).unwrap();
+        assert_eq!(ok.manifest, m);
+        assert!(open(d, &[]).is_ok(), "no trusted keys: integrity only");
+
+        let err = open(d, &[key(2).verifying_key()]).unwrap_err();
+        assert!(matches!(err, BundleError::UntrustedSigner { .. }), "{err}");
+
+        // A flipped byte in a model file.
+        let model = d.join("models/swap.onnx");
+        let orig = std::fs::read(&model).unwrap();
+        let mut bad = orig.clone();
+        bad[3] ^= 1;
+        std::fs::write(&model, &bad).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("sha256") && err.contains("swap.onnx"), "{err}");
+        std::fs::write(&model, &orig[..10]).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("10 bytes"), "{err}");
+        std::fs::write(&model, &orig).unwrap();
+
+        // A manifest edited after signing.
+        let mpath = d.join(MANIFEST);
+        let bytes = std::fs::read(&mpath).unwrap();
+        let mut edited = bytes.clone();
+        let last = edited.len() - 1;
+        edited[last] ^= 0x20;
+        std::fs::write(&mpath, &edited).unwrap();
+        assert!(matches!(
+            open(d, &[]).unwrap_err(),
+            BundleError::SignatureMismatch(_)
+        ));
+        // Re-signed by a key the device does not trust.
+        sign_manifest_file(d, &key(3)).unwrap();
+        assert!(matches!(
+            open(d, &[key(1).verifying_key()]).unwrap_err(),
+            BundleError::UntrustedSigner { .. }
+        ));
+        std::fs::write(&mpath, &bytes).unwrap();
+        sign_manifest_file(d, &key(1)).unwrap();
+        assert!(open(d, &[key(1).verifying_key()]).is_ok());
+    }
+}
