@@ -1,5 +1,7 @@
 //! `host-trainer`: the workstation half of doppel.
 
+mod bundle_cli;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -47,6 +49,17 @@ enum Command {
     },
     /// Swap the faces of a video with a trained run; every frame is labelled SYNTHETIC.
     Convert(ConvertArgs),
+    /// Create (first use) or show this host's bundle signing key.
+    Keys(bundle_cli::KeysArgs),
+    /// Write a trained run as a signed bundle of ONNX models (optionally int8), checked in tract.
+    Export(bundle_cli::ExportArgs),
+    /// Print a bundle's manifest as JSON (after checking its integrity).
+    Inspect {
+        /// Bundle folder.
+        bundle: PathBuf,
+    },
+    /// Check a bundle's signature, format version and file hashes as a device would.
+    Verify(bundle_cli::VerifyArgs),
     /// Print a model preset layer by layer: shapes, parameters and MFLOPs, counted from the spec.
     ModelInfo {
         /// original (the seed's 64-px model), lite (device), hq128.
@@ -210,6 +223,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("\nwritten: {0}/eval.md, {0}/eval.json", run.display());
             Ok(())
         }
+        Command::Keys(args) => bundle_cli::run_keys(args),
+        Command::Export(args) => bundle_cli::run_export(args),
+        Command::Inspect { bundle } => bundle_cli::run_inspect(bundle),
+        Command::Verify(args) => bundle_cli::run_verify(args),
         Command::ModelInfo { preset, json } => {
             let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
                 format!(

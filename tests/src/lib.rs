@@ -132,3 +132,16 @@ pub fn extract_consented(person: &str, input: &Path, out: &Path, extra: &[&str])
     args.extend(extra);
     extract(&args)
 }
+
+/// A small consented dataset (24 faces, 64 px) of `person` from the sample `video` in `dir`.
+pub fn small_dataset(dir: &Path, person: &str, video: &str) -> String {
+    let out = dir.join(person);
+    let o = extract_consented(
+        person,
+        &asset(video),
+        &out,
+        &["--size", "64", "--max-faces", "24"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.to_str().expect("utf-8 path").to_owned()
+}

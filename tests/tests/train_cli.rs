@@ -1,27 +1,13 @@
 //! `host-trainer train` end to end on the sample people: a short run writes its artefacts,
 //! resumes where it stopped, and bad inputs fail clearly without touching the run.
 
-use std::path::Path;
-
-use e2e_tests::{asset, extract_consented, host_trainer};
-
-fn dataset(dir: &Path, person: &str, video: &str, size: &str) -> String {
-    let out = dir.join(person);
-    let o = extract_consented(
-        person,
-        &asset(video),
-        &out,
-        &["--size", size, "--max-faces", "24"],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out.to_str().unwrap().to_owned()
-}
+use e2e_tests::{asset, extract_consented, host_trainer, small_dataset};
 
 #[test]
 fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let a = dataset(dir.path(), "A", "data/carphone_pristine.mp4", "64");
-    let b = dataset(dir.path(), "B", "data/movie.avi", "64");
+    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
+    let b = small_dataset(dir.path(), "B", "data/movie.avi");
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
     let common = [
@@ -134,7 +120,15 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     assert_eq!(provenance["direction"], "A -> B");
 
     // Datasets of different crop sizes are refused before any training.
-    let big = dataset(dir.path(), "B128", "data/movie.avi", "128");
+    let big = dir.path().join("B128");
+    let o = extract_consented(
+        "B",
+        &asset("data/movie.avi"),
+        &big,
+        &["--size", "128", "--max-faces", "4"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let big = big.to_str().unwrap().to_owned();
     let other = dir.path().join("run2");
     let o = host_trainer(
         "train",

@@ -1,0 +1,252 @@
+//! `host-trainer export / inspect / verify` end to end: a short real run becomes a signed int8
+//! bundle that onnxruntime agrees with, and every kind of damage is refused by `verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_tests::{host_trainer, root, small_dataset};
+use shared_proto::bundle::{self, SigningKey};
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("models")).unwrap();
+    for rel in [bundle::MANIFEST, bundle::SIGNATURE] {
+        std::fs::copy(from.join(rel), to.join(rel)).unwrap();
+    }
+    for e in std::fs::read_dir(from.join("models")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("models").join(e.file_name())).unwrap();
+    }
+}
+
+/// The last `n` faces of a dataset (the held-out end of the video) as NCHW floats in 0..1.
+fn last_faces(dataset: &str, n: usize) -> Vec<f32> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(dataset).join("faces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in &files[files.len() - n..] {
+        let img = image::open(f).unwrap().to_rgb8();
+        for c in 0..3 {
+            out.extend(img.pixels().map(|p| p.0[c] as f32 / 255.0));
+        }
+    }
+    out
+}
+
+/// onnx.checker + onnxruntime on `model` against `expected` (see scripts/peers/onnx_judge.py).
+fn judge(dir: &Path, model: &Path, input: &[f32], expected: &[f32], limit: &[&str]) -> String {
+    let raw = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.join("x.bin"), raw(input)).unwrap();
+    std::fs::write(dir.join("y.bin"), raw(expected)).unwrap();
+    let o = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/peers/onnx_judge.py"))
+        .arg(model)
+        .arg(dir.join("x.bin"))
+        .arg(dir.join("y.bin"))
+        .args(limit)
+        .output()
+        .expect("the venv's python (make setup)");
+    ok(&o)
+}
+
+/// tract's outputs (rgb then mask per face), as the device computes them.
+fn tract_outputs(model: &Path, faces: &[f32], n: usize) -> Vec<f32> {
+    let m = facekit::OnnxModel::from_path(model, n, true).unwrap();
+    let outs = m.run(faces.to_vec()).unwrap();
+    let (pr, pm) = (outs[0].len() / n, outs[1].len() / n);
+    (0..n)
+        .flat_map(|i| {
+            outs[0][i * pr..(i + 1) * pr]
+                .iter()
+                .chain(&outs[1][i * pm..(i + 1) * pm])
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = small_dataset(d, "A", "data/carphone_pristine.mp4");
+    let b = small_dataset(d, "B", "data/movie.avi");
+    let run = d.join("run");
+    let r = run.to_str().unwrap();
+    ok(&host_trainer(
+        "train",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--out",
+            r,
+            "--steps",
+            "20",
+            "--batch-size",
+            "4",
+        ],
+    ));
+    let keys = d.join("keys");
+    let k = keys.to_str().unwrap();
+    let bundle_dir = d.join("bundle");
+    let out = ok(&host_trainer(
+        "export",
+        &[
+            "--run",
+            r,
+            "--out",
+            bundle_dir.to_str().unwrap(),
+            "--int8",
+            "--keys",
+            k,
+        ],
+    ));
+    assert!(out.contains("created signing key"), "{out}");
+    let bundle_s = bundle_dir.to_str().unwrap();
+
+    // inspect prints the manifest as JSON: crop spec, models, provenance with consent.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&ok(&host_trainer("inspect", &[bundle_s]))).unwrap();
+    assert_eq!(manifest["crop"]["size"], 64);
+    let models = manifest["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        assert_eq!(m["precision"], "Int8Qdq");
+        let q = &m["int8"];
+        assert!(q["psnr_db"].as_f64().unwrap() >= 35.0, "{q}");
+        let ratio = q["f32_bytes"].as_f64().unwrap() / q["int8_bytes"].as_f64().unwrap();
+        assert!(ratio > 3.5, "int8 file {ratio:.2}x smaller than f32");
+        assert_eq!(m["latency"].as_array().unwrap().len(), 2);
+        assert_eq!(m["inputs"][0]["name"], "face");
+    }
+    let datasets = manifest["provenance"]["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 2);
+    assert!(datasets
+        .iter()
+        .all(|d| d["consent"]["who"] == "sample person"));
+
+    let pubkey = keys.join("host.pub");
+    let pk = pubkey.to_str().unwrap();
+    assert!(ok(&host_trainer("verify", &[bundle_s, "--pubkey", pk])).contains("ok:"));
+
+    // onnxruntime and onnx.checker, as outside judges, agree with what tract runs.
+    let model = bundle_dir.join("models/swap_A_to_B.onnx");
+    let faces = last_faces(&a, 6);
+    let tract = tract_outputs(&model, &faces, 6);
+    let judged = judge(d, &model, &faces, &tract, &["--min-psnr", "35"]);
+    assert!(judged.contains("psnr_db"), "{judged}");
+    let f32_dir = d.join("bundle_f32");
+    ok(&host_trainer(
+        "export",
+        &["--run", r, "--out", f32_dir.to_str().unwrap(), "--keys", k],
+    ));
+    let f32_model = f32_dir.join("models/swap_A_to_B.onnx");
+    let tract = tract_outputs(&f32_model, &faces, 6);
+    judge(d, &f32_model, &faces, &tract, &["--tol", "1e-4"]);
+
+    // Each kind of damage, on a fresh copy, is refused with a message naming the problem.
+    let refused = |name: &str, damage: &dyn Fn(&Path), extra: &[&str], expect: &str| {
+        let copy = d.join(name);
+        copy_dir(&bundle_dir, &copy);
+        damage(&copy);
+        let c = copy.to_str().unwrap();
+        let o = host_trainer("verify", &[&[c][..], extra].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{name}: verify accepted a damaged bundle"
+        );
+        assert!(err.contains(expect), "{name}: {err}");
+    };
+    let model_file = "models/swap_B_to_A.onnx";
+    refused(
+        "tampered_model",
+        &|c| {
+            let p = c.join(model_file);
+            let mut bytes = std::fs::read(&p).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x55;
+            std::fs::write(&p, bytes).unwrap();
+        },
+        &["--pubkey", pk],
+        "sha256",
+    );
+    refused(
+        "truncated_model",
+        &|c| {
+            let p = c.join(model_file);
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
+        },
+        &["--pubkey", pk],
+        "truncated",
+    );
+    refused(
+        "tampered_manifest",
+        &|c| {
+            let p = c.join(bundle::MANIFEST);
+            let mut bytes = std::fs::read(&p).unwrap();
+            let i = bytes.len() - 5;
+            bytes[i] ^= 1;
+            std::fs::write(&p, bytes).unwrap();
+        },
+        &["--pubkey", pk],
+        "signature does not match",
+    );
+    let stranger = SigningKey::from_bytes(&[7; 32]);
+    refused(
+        "wrong_signer",
+        &|c| bundle::sign_manifest_file(c, &stranger).unwrap(),
+        &["--pubkey", pk],
+        "not a trusted key",
+    );
+    let host_key = {
+        let hex_seed = std::fs::read_to_string(keys.join("host.key")).unwrap();
+        let seed: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex_seed.trim()[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        SigningKey::from_bytes(&seed.try_into().unwrap())
+    };
+    refused(
+        "future_version",
+        &|c| {
+            // The version varint follows the 4 magic bytes; re-signed so only the version is wrong.
+            let p = c.join(bundle::MANIFEST);
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[4] = (shared_proto::FORMAT_VERSION + 1) as u8;
+            std::fs::write(&p, bytes).unwrap();
+            bundle::sign_manifest_file(c, &host_key).unwrap();
+        },
+        &["--pubkey", pk],
+        "format version 2 is not supported",
+    );
+
+    // An export into a folder that holds other work is refused and leaves it untouched.
+    let precious = d.join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("notes.txt"), "keep me").unwrap();
+    let o = host_trainer(
+        "export",
+        &["--run", r, "--out", precious.to_str().unwrap(), "--keys", k],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a bundle"));
+    assert_eq!(
+        std::fs::read_to_string(precious.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+}
