@@ -23,7 +23,7 @@ help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
-	@echo "make bench   throughput tables (extract, train step) against Python peers"
+	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
 
 setup:
 	bash scripts/setup.sh
@@ -71,15 +71,19 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
+	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --out $(OUT)/bundle --int8
+	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle
 	@echo "demo done:"
 	@echo "  detections + contact sheets: $(OUT)/detect-carphone, $(OUT)/detect-movie"
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
 	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
 	@echo "  swapped video (labelled):    $(OUT)/carphone_as_B.mp4 (+ .provenance.json)"
+	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 
 bench: build
 	$(CARGO) bench --workspace --bench extract
 	$(CARGO) bench --workspace --bench train_step
+	$(CARGO) bench --workspace --bench export
 
 clean-out:
 	rm -rf $(OUT)

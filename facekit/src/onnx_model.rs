@@ -144,6 +144,16 @@ pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
     Ok(count)
 }
 
+/// Threads tract uses for matrix products from now on, process-wide (1 = no pool).
+pub fn set_threads(threads: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    });
+}
+
 impl OnnxModel {
     /// Parses ONNX `bytes` (named `name` in errors), folds int8 weights when `fold`, and
     /// optimises for `batch` inputs.

@@ -12,12 +12,11 @@ use facekit::{
 };
 use image::{GrayImage, Luma};
 use serde::Serialize;
-use shared_proto::FaceCropSpec;
 use tch::Device;
 
-use crate::train::config::TrainConfig;
-use crate::train::run::{from_tensor, CHECKPOINT, CONFIG, CROP};
-use crate::train::trainer::{to_tensor, Trainer};
+use crate::model::net::Autoencoder;
+use crate::train::run::{from_tensor, Generator};
+use crate::train::trainer::to_tensor;
 
 pub struct ConvertOptions {
     pub run: PathBuf,
@@ -56,25 +55,12 @@ pub enum ConvertError {
     #[error(transparent)]
     Face(#[from] facekit::FacekitError),
     #[error(transparent)]
-    Train(#[from] crate::train::trainer::TrainError),
-}
-
-fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConvertError> {
-    let bad = |detail: String| ConvertError::Run {
-        path: path.display().to_string(),
-        detail,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| bad(format!("{e}; is this a `host-trainer train` run folder?")))?;
-    toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    Generator(#[from] crate::train::run::RunError),
 }
 
 pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
-    let config: TrainConfig = read_toml(&opts.run.join(CONFIG))?;
-    let crop: FaceCropSpec = read_toml(&opts.run.join(CROP))?;
-    let checkpoint = opts.run.join(CHECKPOINT);
-    let mut trainer = Trainer::new(config.clone(), &crop, opts.device)?;
-    trainer.load(&checkpoint)?;
+    let generator = Generator::load(&opts.run, opts.device)?;
+    let crop = generator.crop.clone();
     let detector = RetinaFace::load(&opts.detector, DetectorConfig::default())?;
     let mut video = VideoReader::open(&opts.input)?;
     let (w, h) = video.size();
@@ -94,7 +80,13 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
                 let s = smoother.filter(&flat, fps as f32);
                 let lm: [[f32; 2]; 5] = std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]);
                 if let Some(aligned) = align_face(&frame, &lm, &crop) {
-                    let _ = swap_into_frame(&trainer, &mut frame, &aligned, opts.to, &opts.blend);
+                    let _ = swap_into_frame(
+                        &generator.model,
+                        &mut frame,
+                        &aligned,
+                        opts.to,
+                        &opts.blend,
+                    );
                     swapped += 1;
                 }
             }
@@ -112,14 +104,9 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
         source: opts.input.display().to_string(),
         direction: format!("{} -> {}", names[1 - opts.to], names[opts.to]),
         run: opts.run.display().to_string(),
-        preset: config.preset,
-        checkpoint_sha256: crate::doctor::sha256_file(&checkpoint).map_err(|e| {
-            ConvertError::Run {
-                path: checkpoint.display().to_string(),
-                detail: e.to_string(),
-            }
-        })?,
-        training_steps: trainer.step_count(),
+        preset: generator.config.preset.clone(),
+        checkpoint_sha256: generator.checkpoint_sha256.clone(),
+        training_steps: generator.steps,
         blend: opts.blend.clone(),
         frames,
         frames_swapped: swapped,
@@ -139,14 +126,15 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
 /// Renders the aligned face with decoder `to` and pastes it into `frame`; returns the decoder's
 /// RGB output `[1, 3, S, S]` (eval measures flicker on it).
 pub fn swap_into_frame(
-    trainer: &Trainer,
+    model: &Autoencoder,
     frame: &mut image::RgbImage,
     aligned: &AlignedFace,
     to: usize,
     blend: &BlendOptions,
 ) -> tch::Tensor {
-    let x = to_tensor(std::slice::from_ref(&aligned.image), trainer.device);
-    let (rgb, mask) = trainer.model.forward(&x, to);
+    let device = model.encoder.device();
+    let x = to_tensor(std::slice::from_ref(&aligned.image), device);
+    let (rgb, mask) = model.forward(&x, to);
     let face = from_tensor(&rgb.get(0));
     let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
     let mask_img = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([m.get_pixel(x, y).0[0]]));

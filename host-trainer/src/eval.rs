@@ -20,11 +20,11 @@ use tch::{Device, Kind, Tensor};
 
 use crate::convert::swap_into_frame;
 use crate::extract::identity::Lbph;
-use crate::train::config::TrainConfig;
+use crate::model::net::Autoencoder;
 use crate::train::data::{DataError, FaceSet};
 use crate::train::losses::ssim_loss;
-use crate::train::run::{from_tensor, CHECKPOINT, CONFIG};
-use crate::train::trainer::{to_tensor, TrainError, Trainer};
+use crate::train::run::{from_tensor, Generator, RunError};
+use crate::train::trainer::to_tensor;
 
 #[derive(Debug, Serialize, Clone, Default)]
 pub struct PersonEval {
@@ -56,11 +56,9 @@ pub enum EvalError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Run(#[from] RunError),
     #[error(transparent)]
     Face(#[from] facekit::FacekitError),
-    #[error("{path}: {detail}")]
-    Io { path: String, detail: String },
 }
 
 /// Nearest-neighbour over LBPH descriptors of real faces of both people.
@@ -137,19 +135,11 @@ pub fn evaluate(
     detector: &Path,
     device: Device,
 ) -> Result<EvalReport, EvalError> {
-    let io = |p: &Path, e: String| EvalError::Io {
-        path: p.display().to_string(),
-        detail: e,
-    };
-    let cfg_path = run.join(CONFIG);
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| io(&cfg_path, e.to_string()))?;
-    let config: TrainConfig = toml::from_str(&text).map_err(|e| io(&cfg_path, e.to_string()))?;
+    let generator = Generator::load(run, device)?;
     let sets = [
         FaceSet::load(datasets[0], 0.1)?,
         FaceSet::load(datasets[1], 0.1)?,
     ];
-    let mut trainer = Trainer::new(config.clone(), &sets[0].crop, device)?;
-    trainer.load(&run.join(CHECKPOINT))?;
     let classifier = Classifier::new(&sets);
     let det = RetinaFace::load(detector, DetectorConfig::default())?;
     let _guard = tch::no_grad_guard();
@@ -162,8 +152,8 @@ pub fn evaluate(
             &set.held_out
         };
         let x = to_tensor(faces, device);
-        let (rec, _) = trainer.model.forward(&x, p);
-        let (swap, _) = trainer.model.forward(&x, 1 - p);
+        let (rec, _) = generator.model.forward(&x, p);
+        let (swap, _) = generator.model.forward(&x, 1 - p);
         let swapped: Vec<RgbImage> = (0..faces.len() as i64)
             .map(|i| from_tensor(&swap.get(i)))
             .collect();
@@ -173,7 +163,7 @@ pub fn evaluate(
             .count();
         let real_ok = faces.iter().filter(|f| classifier.predict(f) == p).count();
         let (pose_error, flicker_ratio, frames_for_pose) =
-            pose_and_flicker(&trainer, &det, set, p)?;
+            pose_and_flicker(&generator.model, &det, set, p)?;
         people.push(PersonEval {
             person: set.person.clone(),
             held_out_faces: faces.len(),
@@ -188,8 +178,8 @@ pub fn evaluate(
     }
     Ok(EvalReport {
         run: run.display().to_string(),
-        preset: config.preset,
-        steps: trainer.step_count(),
+        preset: generator.config.preset.clone(),
+        steps: generator.steps,
         people,
     })
 }
@@ -197,7 +187,7 @@ pub fn evaluate(
 /// Swaps the held-out video frames of `set` into the other person and measures how well the
 /// head pose is kept and how much the swapped face flickers compared with the source.
 fn pose_and_flicker(
-    trainer: &Trainer,
+    model: &Autoencoder,
     det: &RetinaFace,
     set: &FaceSet,
     p: usize,
@@ -206,6 +196,7 @@ fn pose_and_flicker(
     for (source, frame) in &set.held_out_frames {
         wanted.entry(source.as_str()).or_default().push(*frame);
     }
+    let device = model.encoder.device();
     let (mut pose_sum, mut pose_n) = (0.0f64, 0usize);
     let (mut swap_change, mut src_change, mut pairs) = (0.0f64, 0.0f64, 0usize);
     for (source, frames) in wanted {
@@ -229,9 +220,9 @@ fn pose_and_flicker(
             let Some(aligned) = align_face(&frame, &src.landmarks, &set.crop) else {
                 continue;
             };
-            let x = to_tensor(std::slice::from_ref(&aligned.image), trainer.device);
+            let x = to_tensor(std::slice::from_ref(&aligned.image), device);
             let mut out = frame.clone();
-            let rgb = swap_into_frame(trainer, &mut out, &aligned, 1 - p, &BlendOptions::default());
+            let rgb = swap_into_frame(model, &mut out, &aligned, 1 - p, &BlendOptions::default());
             if let Some(swapped) = det.detect(&out)?.into_iter().next() {
                 let iod = (src.landmarks[1][0] - src.landmarks[0][0])
                     .hypot(src.landmarks[1][1] - src.landmarks[0][1])

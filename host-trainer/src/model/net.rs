@@ -110,6 +110,11 @@ impl Net {
         }
     }
 
+    /// Where the weights live.
+    pub fn device(&self) -> tch::Device {
+        self.leaky_slope.device()
+    }
+
     /// Output of every layer, for shape checks and feature matching.
     pub fn forward_all(&self, x: &Tensor) -> Vec<Tensor> {
         let mut outs = Vec::with_capacity(self.layers.len());

@@ -1,0 +1,166 @@
+//! Inference speed of the exported swap graphs, `lite` and `original`, batch 1 (one face): tract
+//! f32, tract int8 with weights folded at load (what the device runs), tract int8 as tract loads
+//! it by itself, and onnxruntime on the same files in the same run (`scripts/peers/ort_bench.py`);
+//! achieved GFLOP/s against this core's measured f32 matmul peak; file sizes.
+//!
+//! `cargo bench --workspace --bench export` (run `make setup` first). Prints a table.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use facekit::onnx_model::set_threads;
+use facekit::OnnxModel;
+use host_trainer::export::onnx::{self, GraphBuilder};
+use host_trainer::export::{calibrate, swap_graph, weights_of, Calibration};
+use host_trainer::model::net::Autoencoder;
+use host_trainer::model::presets::preset;
+use tch::{Device, Kind, Tensor};
+
+/// Median milliseconds of `f` over at least 10 runs and 1 s, after two warm-up runs.
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 10 || start.elapsed().as_secs_f64() < 1.0 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn tract_ms(path: &Path, fold: bool) -> f64 {
+    let m = OnnxModel::from_path(path, 1, fold).expect("model loads in tract");
+    let x = vec![0.5f32; m.input_shape.iter().product()];
+    median_ms(|| {
+        m.run(x.clone()).expect("runs");
+    })
+}
+
+/// tract's f32 matrix-product rate on a 512×1024 · 1024×1024 Gemm, in GFLOP/s.
+fn tract_gemm_gflops(dir: &Path) -> f64 {
+    let (m, k, n) = (512i64, 1024i64, 1024i64);
+    let mut g = GraphBuilder::default();
+    let w = vec![0.01f32; (k * n) as usize];
+    let b = vec![0f32; n as usize];
+    g.f32_const("w", &[n, k], &w);
+    g.f32_const("b", &[n], &b);
+    g.node(
+        "Gemm",
+        &["x", "w", "b"],
+        "y",
+        vec![tract_onnx::pb::AttributeProto {
+            name: "transB".into(),
+            r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+            i: 1,
+            ..Default::default()
+        }],
+    );
+    let model = g.finish(
+        "gemm",
+        "peak probe",
+        vec![onnx::value_info("x", &[m, k], "")],
+        vec![onnx::value_info("y", &[m, n], "")],
+    );
+    let path = dir.join("gemm.onnx");
+    std::fs::write(&path, onnx::to_bytes(&model)).unwrap();
+    let ms = tract_ms(&path, false);
+    2.0 * (m * k * n) as f64 / (ms * 1e6)
+}
+
+fn ort(python: &Path, script: &Path, threads: usize, files: &[PathBuf]) -> HashMap<String, f64> {
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--threads")
+        .arg(threads.to_string())
+        .args(files)
+        .env("OPENBLAS_NUM_THREADS", threads.to_string())
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .output()
+        .expect("run the onnxruntime peer");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("peer prints JSON")
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(python.is_file(), "run `make setup` first");
+    let script = root.join("scripts/peers/ort_bench.py");
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(0);
+
+    // Timing does not depend on trained values: random weights, calibrated on random faces.
+    let mut rows = Vec::new();
+    for name in ["lite", "original"] {
+        let spec = preset(name).unwrap();
+        let vars = tch::nn::VarStore::new(Device::Cpu);
+        let model = Autoencoder::new(&vars.root(), &spec, 2);
+        let weights = weights_of(&vars);
+        let s = spec.size as i64;
+        let faces = Tensor::rand([16, 3, s, s], (Kind::Float, Device::Cpu));
+        let ranges = calibrate(&model, &faces, 1, Calibration::MinMax);
+        let f32_path = dir.path().join(format!("{name}.f32.onnx"));
+        let int8_path = dir.path().join(format!("{name}.int8.onnx"));
+        let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, None).unwrap());
+        let int8_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, Some(&ranges)).unwrap());
+        std::fs::write(&f32_path, &f32_bytes).unwrap();
+        std::fs::write(&int8_path, &int8_bytes).unwrap();
+        rows.push((
+            name,
+            spec.flops_per_face() as f64 / 1e6,
+            f32_path,
+            int8_path,
+            f32_bytes.len(),
+            int8_bytes.len(),
+        ));
+    }
+
+    println!("swap model, batch 1 (ms per face, median), this machine's CPU");
+    println!("| preset | MFLOP | threads | tract f32 | tract int8 folded | tract int8 as loaded | ORT f32 | ORT int8 | tract/ORT f32 | tract f32 GFLOP/s | % of peak |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut peaks = Vec::new();
+    for threads in [1usize, 2] {
+        set_threads(threads);
+        let files: Vec<PathBuf> = rows
+            .iter()
+            .flat_map(|r| [r.2.clone(), r.3.clone()])
+            .collect();
+        let peer = ort(&python, &script, threads, &files);
+        let peak = tract_gemm_gflops(dir.path()).max(peer["numpy_gemm_gflops"]);
+        peaks.push((threads, peak, peer["numpy_gemm_gflops"]));
+        for (name, mflops, f32_path, int8_path, _, _) in &rows {
+            let t32 = tract_ms(f32_path, false);
+            let t8 = tract_ms(int8_path, true);
+            let t8_raw = tract_ms(int8_path, false);
+            let key = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+            let (o32, o8) = (peer[&key(f32_path)], peer[&key(int8_path)]);
+            let gflops = mflops / t32;
+            println!(
+                "| {name} | {mflops:.1} | {threads} | {t32:.2} | {t8:.2} | {t8_raw:.2} | {o32:.2} | {o8:.2} | {:.2} | {gflops:.1} | {:.0}% |",
+                t32 / o32,
+                100.0 * gflops / peak
+            );
+        }
+    }
+    for (threads, peak, numpy) in peaks {
+        println!("f32 matmul peak, {threads} thread(s): {peak:.1} GFLOP/s (max of tract Gemm 512x1024x1024 and numpy/OpenBLAS 1024^3 = {numpy:.1})");
+    }
+    for (name, _, _, _, f32_len, int8_len) in &rows {
+        println!(
+            "{name}: f32 file {:.1} MB, int8 file {:.1} MB ({:.2}x smaller)",
+            *f32_len as f64 / 1e6,
+            *int8_len as f64 / 1e6,
+            *f32_len as f64 / *int8_len as f64
+        );
+    }
+    println!("int8 QLinearConv graphs: not exported yet (QDQ only)");
+}
