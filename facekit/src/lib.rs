@@ -13,6 +13,7 @@ pub mod draw;
 pub mod onnx_model;
 pub mod pose;
 pub mod smooth;
+pub mod swap;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use facekit::blend::{paste_back, BlendOptions};
+use facekit::blend::BlendOptions;
 use facekit::draw::synthetic_label;
 use facekit::smooth::OneEuro;
-use facekit::{
-    align_face, AlignedFace, DetectorConfig, FrameSource, RetinaFace, VideoReader, VideoWriter,
-};
+use facekit::swap::{swap_into_frame, FaceSwapper};
+use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader, VideoWriter};
 use image::{GrayImage, Luma};
 use serde::Serialize;
 use tch::Device;
@@ -80,13 +79,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
                 let s = smoother.filter(&flat, fps as f32);
                 let lm: [[f32; 2]; 5] = std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]);
                 if let Some(aligned) = align_face(&frame, &lm, &crop) {
-                    let _ = swap_into_frame(
-                        &generator.model,
-                        &mut frame,
-                        &aligned,
-                        opts.to,
-                        &opts.blend,
-                    );
+                    let swapper = TchSwapper {
+                        model: &generator.model,
+                        to: opts.to,
+                    };
+                    swap_into_frame(&mut frame, &aligned, &swapper, &opts.blend)?;
                     swapped += 1;
                 }
             }
@@ -123,30 +120,21 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance, ConvertError> {
     Ok(provenance)
 }
 
-/// Renders the aligned face with decoder `to` and pastes it into `frame`; returns the decoder's
-/// RGB output `[1, 3, S, S]` (eval measures flicker on it).
-pub fn swap_into_frame(
-    model: &Autoencoder,
-    frame: &mut image::RgbImage,
-    aligned: &AlignedFace,
-    to: usize,
-    blend: &BlendOptions,
-) -> tch::Tensor {
-    let device = model.encoder.device();
-    let x = to_tensor(std::slice::from_ref(&aligned.image), device);
-    let (rgb, mask) = model.forward(&x, to);
-    let face = from_tensor(&rgb.get(0));
-    let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
-    let mask_img = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([m.get_pixel(x, y).0[0]]));
-    paste_back(
-        frame,
-        &face,
-        &mask_img,
-        &aligned.image,
-        &aligned.to_crop,
-        blend,
-    );
-    rgb
+/// The tch generator as the shared face library's swapper: decoder `to` of `model`.
+pub struct TchSwapper<'a> {
+    pub model: &'a Autoencoder,
+    pub to: usize,
+}
+
+impl FaceSwapper for TchSwapper<'_> {
+    fn swap(&self, crop: &image::RgbImage) -> facekit::Result<(image::RgbImage, GrayImage)> {
+        let x = to_tensor(std::slice::from_ref(crop), self.model.encoder.device());
+        let (rgb, mask) = tch::no_grad(|| self.model.forward(&x, self.to));
+        let face = from_tensor(&rgb.get(0));
+        let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
+        let mask = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([m.get_pixel(x, y).0[0]]));
+        Ok((face, mask))
+    }
 }
 
 /// `out.mp4` → `out.mp4.provenance.json`.

@@ -18,13 +18,14 @@ use image::RgbImage;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::convert::swap_into_frame;
+use crate::convert::TchSwapper;
 use crate::extract::identity::Lbph;
 use crate::model::net::Autoencoder;
 use crate::train::data::{DataError, FaceSet};
 use crate::train::losses::ssim_loss;
 use crate::train::run::{from_tensor, Generator, RunError};
 use crate::train::trainer::to_tensor;
+use facekit::swap::swap_into_frame;
 
 #[derive(Debug, Serialize, Clone, Default)]
 pub struct PersonEval {
@@ -222,7 +223,10 @@ fn pose_and_flicker(
             };
             let x = to_tensor(std::slice::from_ref(&aligned.image), device);
             let mut out = frame.clone();
-            let rgb = swap_into_frame(model, &mut out, &aligned, 1 - p, &BlendOptions::default());
+            let swapper = TchSwapper { model, to: 1 - p };
+            let (face, _) =
+                swap_into_frame(&mut out, &aligned, &swapper, &BlendOptions::default())?;
+            let rgb = to_tensor(&[face], device);
             if let Some(swapped) = det.detect(&out)?.into_iter().next() {
                 let iod = (src.landmarks[1][0] - src.landmarks[0][0])
                     .hypot(src.landmarks[1][1] - src.landmarks[0][1])

@@ -1,0 +1,92 @@
+//! One face swap inside a frame, whatever runs the network: host `convert` (tch) and the booth
+//! (tract, [`OnnxSwapper`]) both call [`swap_into_frame`], so their blending cannot differ.
+
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use shared_proto::{ChannelOrder, FaceCropSpec, Normalisation};
+
+use crate::align::AlignedFace;
+use crate::blend::{paste_back, BlendOptions};
+use crate::{FacekitError, OnnxModel, Result};
+
+/// Turns an aligned crop into the other person's face and a blend mask (both crop-sized).
+pub trait FaceSwapper {
+    fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)>;
+}
+
+/// Swaps `aligned` with `swapper` and blends the result into `frame`. Returns the generated face
+/// and mask (crop space) for callers that measure them. On error the frame is left untouched.
+pub fn swap_into_frame(
+    frame: &mut RgbImage,
+    aligned: &AlignedFace,
+    swapper: &dyn FaceSwapper,
+    blend: &BlendOptions,
+) -> Result<(RgbImage, GrayImage)> {
+    let (face, mask) = swapper.swap(&aligned.image)?;
+    paste_back(frame, &face, &mask, &aligned.image, &aligned.to_crop, blend);
+    Ok((face, mask))
+}
+
+/// NCHW floats of `crop` normalised as `n` says.
+pub fn to_input(crop: &RgbImage, n: &Normalisation) -> Vec<f32> {
+    let (w, h) = crop.dimensions();
+    let mut out = Vec::with_capacity((3 * w * h) as usize);
+    for c in 0..3 {
+        let src = match n.order {
+            ChannelOrder::Rgb => c,
+            ChannelOrder::Bgr => 2 - c,
+        };
+        out.extend(
+            crop.pixels()
+                .map(|p| (p.0[src] as f32 - n.mean[c]) / n.std[c]),
+        );
+    }
+    out
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+/// The bundle's swap model in tract: `face` in, `rgb` and `mask` (0..1) out.
+pub struct OnnxSwapper {
+    model: OnnxModel,
+    crop: FaceCropSpec,
+}
+
+impl OnnxSwapper {
+    pub fn new(model: OnnxModel, crop: FaceCropSpec) -> Self {
+        Self { model, crop }
+    }
+}
+
+impl FaceSwapper for OnnxSwapper {
+    fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
+        let s = self.crop.size;
+        if crop.dimensions() != (s, s) {
+            return Err(FacekitError::Inference(format!(
+                "crop is {}x{}, the model takes {s}x{s}",
+                crop.width(),
+                crop.height()
+            )));
+        }
+        let outs = self.model.run(to_input(crop, &self.crop.normalisation))?;
+        let [rgb, mask] = &outs[..] else {
+            return Err(FacekitError::Inference(format!(
+                "swap model returned {} outputs, expected rgb and mask",
+                outs.len()
+            )));
+        };
+        if rgb.iter().chain(mask).any(|v| !v.is_finite()) {
+            return Err(FacekitError::Inference(
+                "swap model produced NaN or infinity".into(),
+            ));
+        }
+        let plane = (s * s) as usize;
+        let face = RgbImage::from_fn(s, s, |x, y| {
+            let i = (y * s + x) as usize;
+            Rgb([0, 1, 2].map(|c| to_u8(rgb[c * plane + i])))
+        });
+        let mask = GrayImage::from_fn(s, s, |x, y| Luma([to_u8(mask[(y * s + x) as usize])]));
+        Ok((face, mask))
+    }
+}
