@@ -1,6 +1,17 @@
-//! The doppel booth daemon as a library, so tests drive exactly what the binary runs.
+//! The doppel booth: camera → faces → swap or deepfake score → display, on aarch64 Linux.
 //!
-//! Today: the offline detection slice ([`offline`]) — frames from a file, RetinaFace via tract,
-//! detections as JSON lines and an annotated contact sheet drawn with `embedded-graphics`.
+//! Data flow, one module each: [`source`] (camera, file, folder) → [`pipeline`] (detect,
+//! smooth, align, swap/score through the bundle's models from [`models`]) → [`overlay`]
+//! (embedded-graphics HUD and the SYNTHETIC label) → [`display`] (framebuffer, SPI LCD, MJPEG,
+//! PNG). [`daemon`] runs them on threads; [`button`] and signals steer it; [`config`] holds the
+//! settings. [`offline`] is the batch detection tool.
 
+pub mod button;
+pub mod config;
+pub mod daemon;
+pub mod display;
+pub mod models;
 pub mod offline;
+pub mod overlay;
+pub mod pipeline;
+pub mod source;

@@ -1,9 +1,12 @@
-//! `doppel-device`: the booth daemon. For now it runs the offline detection slice.
+//! `doppel-device`: the booth daemon (`run`) and the offline detection tool (`detect-video`).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use device_firmware::config::{DaemonConfig, DisplayKind, Mode};
 use device_firmware::offline::{detect_frames, Options};
 use facekit::{open_source, DetectorConfig, RetinaFace};
 
@@ -14,8 +17,48 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Booth configuration (TOML; see configs/booth.example.toml). Flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Camera device (/dev/videoN), video file or image folder.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Play a file input in a loop.
+    #[arg(long = "loop")]
+    looped: bool,
+    /// Bundle folder from `host-trainer export`.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Trusted public key (hex, or a host.pub file); repeatable; added to the config's.
+    #[arg(long)]
+    trust: Vec<String>,
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    #[arg(long, value_enum)]
+    display: Option<DisplayKind>,
+    /// Serve an MJPEG stream on this address (e.g. 0.0.0.0:8080).
+    #[arg(long)]
+    http: Option<String>,
+    /// Turn saving on: write displayed frames as PNG into this folder.
+    #[arg(long)]
+    save_frames: Option<PathBuf>,
+    /// With --save-frames: write the last displayed frame here at exit.
+    #[arg(long, requires = "save_frames")]
+    screenshot: Option<PathBuf>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// tract threads.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the booth: camera (or file) → faces → swap / score → display.
+    Run(RunArgs),
     /// Detect faces in a video file or image folder; write detections.jsonl and contact_sheet.png.
     DetectVideo {
         /// Video file (mp4/avi/mkv/mov) or folder of PNG/JPEG frames.
@@ -53,8 +96,124 @@ fn main() {
     }
 }
 
+fn booth(args: RunArgs) -> Result<()> {
+    use device_firmware::{button, daemon, models::ModelSlot};
+    let mut cfg: DaemonConfig = match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}: invalid booth config", p.display()))?
+        }
+        None => DaemonConfig::default(),
+    };
+    if let Some(i) = args.input {
+        cfg.source.input = i;
+    }
+    cfg.source.looped |= args.looped;
+    if args.bundle.is_some() {
+        cfg.bundle = args.bundle;
+    }
+    for k in &args.trust {
+        let text = if std::path::Path::new(k).is_file() {
+            std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
+        } else {
+            k.clone()
+        };
+        cfg.trusted_keys.push(text.trim().to_owned());
+    }
+    if let Some(m) = args.mode {
+        cfg.pipeline.mode = m;
+    }
+    if let Some(d) = args.display {
+        cfg.display.kind = d;
+    }
+    if let Some(h) = args.http {
+        cfg.display.http = h;
+    }
+    if let Some(dir) = args.save_frames {
+        cfg.save_frames = true;
+        cfg.save_dir = dir;
+    }
+    if args.max_frames.is_some() {
+        cfg.max_frames = args.max_frames;
+    }
+    if let Some(t) = args.threads {
+        cfg.pipeline.threads = t;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
+    let (tx, events) = std::sync::mpsc::channel();
+    if cfg.button.keyboard {
+        button::spawn_keyboard(tx.clone());
+    }
+    if !cfg.button.gpio_chip.as_os_str().is_empty() {
+        #[cfg(feature = "gpio")]
+        button::spawn_gpio(&cfg.button, tx.clone())
+            .map_err(anyhow::Error::msg)
+            .context("mode button")?;
+        #[cfg(not(feature = "gpio"))]
+        anyhow::bail!("button.gpio_chip is set but this build has no `gpio` feature");
+    }
+    let models = ModelSlot::default();
+    if let Some(dir) = &cfg.bundle {
+        // Refused bundles are logged by the slot; the booth still runs (faces only).
+        let _ = models.reload(dir, &cfg.trusted_keys, cfg.pipeline.swap_to.as_deref());
+    }
+    let controls = daemon::Controls {
+        stop,
+        reload,
+        events,
+    };
+    let last = Mutex::new(None);
+    let stats = daemon::run(&cfg, &controls, &models, Some(&last))
+        .with_context(|| format!("running the booth on {}", cfg.source.input.display()))?;
+    let n = stats.frames.max(1) as f64;
+    let t = &stats.times;
+    println!(
+        "{} frames in {:.1} s ({:.1} fps), {} with a face, {} swapped, {} scored, {} errors, {} dropped",
+        stats.frames,
+        stats.seconds,
+        stats.frames as f64 / stats.seconds.max(1e-9),
+        stats.faces,
+        stats.swapped,
+        stats.scored,
+        stats.errors,
+        stats.dropped
+    );
+    println!(
+        "ms/frame: decode {:.2} detect {:.2} align {:.2} swap {:.2} blend {:.2} score {:.2} draw {:.2}",
+        stats.decode_ms / n,
+        t.detect / n,
+        t.align / n,
+        t.swap / n,
+        t.blend / n,
+        t.score / n,
+        stats.draw_ms / n
+    );
+    if let Some(addr) = stats.mjpeg {
+        println!("MJPEG stream was at http://{addr}/");
+    }
+    if cfg.save_frames {
+        println!("frames: {}", cfg.save_dir.display());
+    }
+    if let (Some(path), Some(frame)) = (args.screenshot, last.lock().expect("last").take()) {
+        frame
+            .save(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("screenshot: {}", path.display());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => booth(args),
         Command::DetectVideo {
             input,
             out,

@@ -1,0 +1,327 @@
+//! The booth loop: capture, inference and display on their own threads, joined by one-frame
+//! slots. With a camera the slots keep only the newest frame (a stale frame is dropped, never
+//! queued, so latency cannot build up); with a file every frame is processed. SIGHUP reloads
+//! the bundle, SIGTERM/SIGINT end the loop cleanly.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use crate::button::Control;
+use crate::config::{DaemonConfig, DisplayKind};
+use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, Display};
+use crate::models::ModelSlot;
+use crate::overlay::{self, Hud};
+use crate::pipeline::{Pipeline, StageTimes};
+use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
+
+/// A one-item hand-over between threads. Lossy: `put` replaces an unread item (counted as
+/// dropped). Lossless: `put` waits until the item was taken.
+pub struct Slot<T> {
+    state: Mutex<(Option<T>, bool)>,
+    cv: Condvar,
+    lossy: bool,
+    pub dropped: AtomicU64,
+}
+
+impl<T> Slot<T> {
+    pub fn new(lossy: bool) -> Self {
+        Self {
+            state: Mutex::new((None, false)),
+            cv: Condvar::new(),
+            lossy,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns false once the slot is closed.
+    pub fn put(&self, item: T) -> bool {
+        let mut s = self.state.lock().expect("slot");
+        if !self.lossy {
+            while s.0.is_some() && !s.1 {
+                s = self.cv.wait(s).expect("slot");
+            }
+        }
+        if s.1 {
+            return false;
+        }
+        if s.0.replace(item).is_some() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.cv.notify_all();
+        true
+    }
+
+    /// Waits for an item; `None` once closed and empty.
+    pub fn take(&self) -> Option<T> {
+        let mut s = self.state.lock().expect("slot");
+        loop {
+            if let Some(item) = s.0.take() {
+                self.cv.notify_all();
+                return Some(item);
+            }
+            if s.1 {
+                return None;
+            }
+            s = self.cv.wait(s).expect("slot");
+        }
+    }
+
+    pub fn close(&self) {
+        self.state.lock().expect("slot").1 = true;
+        self.cv.notify_all();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("face detector: {0}")]
+    Detector(facekit::FacekitError),
+    #[error("frame source: {0}")]
+    Source(facekit::FacekitError),
+    #[error("display: {0}")]
+    Display(#[from] crate::display::DisplayError),
+}
+
+/// What a run did, for the log line at exit and for benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub frames: u64,
+    pub faces: u64,
+    pub swapped: u64,
+    pub scored: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub camera_lost: u64,
+    /// Summed per-stage milliseconds (divide by `frames`).
+    pub times: StageTimes,
+    pub decode_ms: f64,
+    pub draw_ms: f64,
+    pub seconds: f64,
+    pub mode_changes: u64,
+    pub reloads: u64,
+    pub mjpeg: Option<std::net::SocketAddr>,
+}
+
+struct Frame {
+    image: RgbImage,
+    captured: Instant,
+    decode_ms: f64,
+}
+
+/// Operator controls the loop watches.
+pub struct Controls {
+    pub stop: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+    pub events: Receiver<Control>,
+}
+
+fn displays(cfg: &DaemonConfig) -> Result<(Vec<Box<dyn Display>>, Option<std::net::SocketAddr>), DaemonError> {
+    let mut out: Vec<Box<dyn Display>> = Vec::new();
+    match cfg.display.kind {
+        DisplayKind::Headless => {}
+        DisplayKind::Framebuffer => out.push(Box::new(Framebuffer::open(&cfg.display)?)),
+        DisplayKind::Lcd => {
+            #[cfg(feature = "lcd")]
+            out.push(Box::new(crate::display::lcd::Lcd::open(&cfg.display)?));
+            #[cfg(not(feature = "lcd"))]
+            return Err(DaemonError::Config(
+                "display kind = \"lcd\" needs a build with feature `lcd`".into(),
+            ));
+        }
+    }
+    let mut mjpeg = None;
+    if !cfg.display.http.is_empty() {
+        let server = MjpegServer::bind(&cfg.display.http)?;
+        mjpeg = Some(server.address);
+        out.push(Box::new(server));
+    }
+    if cfg.save_frames {
+        out.push(Box::new(PngFrames::new(cfg.save_dir.clone(), cfg.save_every)?));
+    }
+    Ok((out, mjpeg))
+}
+
+/// Runs the booth until the source ends, `max_frames` is reached or `controls.stop` is set.
+/// `last_frame` receives the last displayed frame (for a screenshot).
+pub fn run(
+    cfg: &DaemonConfig,
+    controls: &Controls,
+    models: &ModelSlot,
+    last_frame: Option<&Mutex<Option<RgbImage>>>,
+) -> Result<Stats, DaemonError> {
+    let mut pipeline = Pipeline::new(cfg.pipeline.clone()).map_err(DaemonError::Detector)?;
+    facekit::onnx_model::set_threads(cfg.pipeline.threads.max(1));
+    let (mut outputs, mjpeg) = displays(cfg)?;
+    let camera = source::is_camera(&cfg.source.input);
+    let lossy = cfg.realtime.unwrap_or(camera);
+    // A file that cannot be opened is an error now; a camera may come later.
+    let first = if camera {
+        None
+    } else {
+        Some(source::open(&cfg.source).map_err(DaemonError::Source)?)
+    };
+
+    let captured: Arc<Slot<Result<Frame, String>>> = Arc::new(Slot::new(lossy));
+    let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
+    let stop = controls.stop.clone();
+    let src_cfg = cfg.source.clone();
+    let capture = {
+        let slot = captured.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let mut first = first;
+                let mut source = Reconnecting::new(Box::new(move || match first.take() {
+                    Some(s) => Ok(s),
+                    None => source::open(&src_cfg),
+                }));
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let item = match source.next() {
+                        Captured::Frame(image) => Ok(Frame {
+                            image,
+                            captured: t,
+                            decode_ms: t.elapsed().as_secs_f64() * 1e3,
+                        }),
+                        Captured::End => break,
+                        Captured::Lost { retry_in, error } => {
+                            if !camera {
+                                let _ = slot.put(Err(format!("source failed: {error}")));
+                                break;
+                            }
+                            std::thread::sleep(retry_in.min(Duration::from_millis(500)));
+                            Err(format!("{error}; retrying in {:.1} s", retry_in.as_secs_f32()))
+                        }
+                    };
+                    if !slot.put(item) {
+                        break;
+                    }
+                }
+                slot.close();
+            })
+            .expect("spawn capture thread")
+    };
+    let display = {
+        let slot = shown.clone();
+        std::thread::Builder::new()
+            .name("display".into())
+            .spawn(move || {
+                while let Some(frame) = slot.take() {
+                    for out in outputs.iter_mut() {
+                        if let Err(e) = out.show(&frame) {
+                            tracing::error!("display: {e}");
+                        }
+                    }
+                }
+            })
+            .expect("spawn display thread")
+    };
+
+    let mut stats = Stats {
+        mjpeg,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let rate = cfg.source.fps.max(1) as f32;
+    let (mut fps, mut last) = (0f32, Instant::now());
+    let (mut lost_w, mut lost_h) = (cfg.source.width, cfg.source.height);
+    let mut result_error = None;
+    while let Some(item) = captured.take() {
+        if controls.reload.swap(false, Ordering::Relaxed) {
+            if let Some(dir) = &cfg.bundle {
+                stats.reloads += 1;
+                let _ = models.reload(dir, &cfg.trusted_keys, cfg.pipeline.swap_to.as_deref());
+            }
+        }
+        while let Ok(event) = controls.events.try_recv() {
+            match event {
+                Control::NextMode => {
+                    pipeline.mode = pipeline.mode.next();
+                    stats.mode_changes += 1;
+                    tracing::info!("mode: {}", pipeline.mode.name());
+                }
+                Control::Quit => stop.store(true, Ordering::Relaxed),
+            }
+        }
+        let frame = match item {
+            Ok(f) => f,
+            Err(message) if camera => {
+                stats.camera_lost += 1;
+                shown.put(overlay::camera_lost(lost_w, lost_h, &message));
+                continue;
+            }
+            Err(message) => {
+                result_error = Some(message);
+                break;
+            }
+        };
+        let mut image = frame.image;
+        (lost_w, lost_h) = image.dimensions();
+        let bundle = models.current();
+        let r = pipeline.process(&mut image, bundle.as_deref(), rate);
+        let t = Instant::now();
+        let dt = last.elapsed().as_secs_f32().max(1e-6);
+        last = Instant::now();
+        fps = if fps == 0.0 { 1.0 / dt } else { 0.9 * fps + 0.1 / dt };
+        if let Some(e) = &r.error {
+            stats.errors += 1;
+            tracing::error!("frame {}: {e}", stats.frames);
+        }
+        let warning = match (&bundle, pipeline.mode) {
+            (None, m) if m.swaps() || m.scores() => Some("no bundle: showing faces only".into()),
+            (Some(b), m) if m.scores() && b.detector.is_none() => {
+                Some("bundle has no detector".into())
+            }
+            _ => r.error.clone(),
+        };
+        let hud = Hud {
+            mode: Some(pipeline.mode),
+            fps,
+            latency_ms: frame.captured.elapsed().as_secs_f32() * 1e3,
+            model: bundle.as_ref().map(|b| b.version.clone()).unwrap_or_default(),
+            score: r.score.map(|s| (s, cfg.pipeline.fake_threshold)),
+            face: r.face.clone(),
+            warning,
+        };
+        overlay::draw(&mut image, &hud);
+        stats.draw_ms += t.elapsed().as_secs_f64() * 1e3;
+        stats.decode_ms += frame.decode_ms;
+        stats.frames += 1;
+        stats.faces += r.face.is_some() as u64;
+        stats.swapped += r.swapped as u64;
+        stats.scored += r.score.is_some() as u64;
+        let times = &mut stats.times;
+        times.detect += r.times.detect;
+        times.align += r.times.align;
+        times.swap += r.times.swap;
+        times.blend += r.times.blend;
+        times.score += r.times.score;
+        if let Some(slot) = last_frame {
+            *slot.lock().expect("last frame") = Some(image.clone());
+        }
+        if !shown.put(image) || cfg.max_frames.is_some_and(|m| stats.frames >= m) {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    captured.close();
+    shown.close();
+    let _ = capture.join();
+    let _ = display.join();
+    stats.dropped = captured.dropped.load(Ordering::Relaxed) + shown.dropped.load(Ordering::Relaxed);
+    stats.seconds = started.elapsed().as_secs_f64();
+    match result_error {
+        Some(e) => Err(DaemonError::Source(facekit::FacekitError::Inference(e))),
+        None => Ok(stats),
+    }
+}

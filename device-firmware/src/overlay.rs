@@ -1,0 +1,128 @@
+//! What the booth draws over each frame, all through `embedded-graphics` on the frame itself:
+//! the face box and landmarks, the fake-score bar with its verdict, a status line (mode, FPS,
+//! latency, model version) and, in every swapping mode, the burned-in "SYNTHETIC" label last so
+//! nothing can cover it.
+
+use embedded_graphics::mono_font::{ascii::FONT_6X10, MonoTextStyle};
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
+use embedded_graphics::text::{Baseline, Text};
+use facekit::draw::{draw_detection, label, synthetic_label, RgbCanvas};
+use facekit::Detection;
+use image::RgbImage;
+
+use crate::config::Mode;
+
+/// Everything the overlay shows for one frame.
+#[derive(Debug, Clone, Default)]
+pub struct Hud {
+    pub mode: Option<Mode>,
+    pub fps: f32,
+    pub latency_ms: f32,
+    pub model: String,
+    /// Smoothed fake probability of the face, and the threshold of the verdict.
+    pub score: Option<(f32, f32)>,
+    pub face: Option<Detection>,
+    /// A problem the operator should see (failed inference, no detector in the bundle).
+    pub warning: Option<String>,
+}
+
+const BAR_H: u32 = 12;
+
+/// Where the score bar goes: `(x, y, width, height)`, above the status line.
+pub fn score_bar_rect(width: u32, height: u32) -> (u32, u32, u32, u32) {
+    let margin = 4;
+    (
+        margin,
+        height.saturating_sub(2 * BAR_H + 2 * margin),
+        width.saturating_sub(2 * margin),
+        BAR_H,
+    )
+}
+
+pub fn draw(frame: &mut RgbImage, hud: &Hud) {
+    let (w, h) = frame.dimensions();
+    {
+        let mut canvas = RgbCanvas(frame);
+        if let (Some(face), Some(mode)) = (&hud.face, hud.mode) {
+            if mode.scores() {
+                draw_detection(&mut canvas, face);
+            }
+        }
+        if let Some((score, threshold)) = hud.score {
+            let (x, y, bw, bh) = score_bar_rect(w, h);
+            let fake = score >= threshold;
+            let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(bw, bh))
+                .into_styled(PrimitiveStyle::with_fill(Rgb888::new(40, 40, 40)))
+                .draw(&mut canvas);
+            let filled = (score.clamp(0.0, 1.0) * bw as f32).round() as u32;
+            let colour = if fake {
+                Rgb888::new(220, 30, 30)
+            } else {
+                Rgb888::new(30, 180, 60)
+            };
+            let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(filled, bh))
+                .into_styled(PrimitiveStyle::with_fill(colour))
+                .draw(&mut canvas);
+            let tick = x + (threshold.clamp(0.0, 1.0) * bw as f32) as u32;
+            let _ = Rectangle::new(Point::new(tick as i32, y as i32), Size::new(1, bh))
+                .into_styled(PrimitiveStyle::with_fill(Rgb888::WHITE))
+                .draw(&mut canvas);
+            let verdict = format!(
+                "{} {score:.2} (threshold {threshold:.2})",
+                if fake { "FAKE" } else { "REAL" }
+            );
+            let style = MonoTextStyle::new(&FONT_6X10, Rgb888::WHITE);
+            let _ = Text::with_baseline(
+                &verdict,
+                Point::new(x as i32 + 2, y as i32 + 1),
+                style,
+                Baseline::Top,
+            )
+            .draw(&mut canvas);
+        }
+        let status = format!(
+            "{} | {:.1} fps | {:.0} ms | {}",
+            hud.mode.map_or("-", |m| m.name()),
+            hud.fps,
+            hud.latency_ms,
+            if hud.model.is_empty() {
+                "no bundle"
+            } else {
+                &hud.model
+            }
+        );
+        label(
+            &mut canvas,
+            &status,
+            Point::new(4, h as i32 - BAR_H as i32 - 2),
+        );
+        if let Some(warning) = &hud.warning {
+            // Above the score bar, clear of the face and of the SYNTHETIC label.
+            let y = score_bar_rect(w, h).1 as i32 - 12;
+            label(&mut canvas, warning, Point::new(4, y));
+        }
+    }
+    if hud.mode.is_some_and(|m| m.swaps()) {
+        synthetic_label(frame);
+    }
+}
+
+/// Shown while the camera is gone: dark screen, what happened, when the next try is.
+pub fn camera_lost(width: u32, height: u32, message: &str) -> RgbImage {
+    let mut frame = RgbImage::from_pixel(width, height, image::Rgb([16, 16, 24]));
+    let mut canvas = RgbCanvas(&mut frame);
+    label(
+        &mut canvas,
+        "camera lost",
+        Point::new(width as i32 / 2 - 33, height as i32 / 2 - 12),
+    );
+    let shown: String = message.chars().take((width / 6) as usize).collect();
+    label(
+        &mut canvas,
+        &shown,
+        Point::new(4, height as i32 / 2 + 4),
+    );
+    frame
+}
