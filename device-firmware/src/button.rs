@@ -48,7 +48,8 @@ impl Debouncer {
 #[cfg(feature = "gpio")]
 pub fn spawn_gpio(cfg: &crate::config::ButtonConfig, tx: Sender<Control>) -> Result<(), String> {
     use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
-    let mut chip = Chip::new(&cfg.gpio_chip).map_err(|e| format!("{}: {e}", cfg.gpio_chip.display()))?;
+    let mut chip =
+        Chip::new(&cfg.gpio_chip).map_err(|e| format!("{}: {e}", cfg.gpio_chip.display()))?;
     let handle = chip
         .get_line(cfg.line)
         .and_then(|l| l.request(LineRequestFlags::INPUT, 0, "doppel-button"))
@@ -63,7 +64,9 @@ pub fn spawn_gpio(cfg: &crate::config::ButtonConfig, tx: Sender<Control>) -> Res
                     tracing::error!("mode button: GPIO read failed; button disabled");
                     return;
                 };
-                if d.update(level != active_low, Instant::now()) && tx.send(Control::NextMode).is_err() {
+                if d.update(level != active_low, Instant::now())
+                    && tx.send(Control::NextMode).is_err()
+                {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(2));

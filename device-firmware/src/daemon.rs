@@ -121,7 +121,9 @@ pub struct Controls {
     pub events: Receiver<Control>,
 }
 
-fn displays(cfg: &DaemonConfig) -> Result<(Vec<Box<dyn Display>>, Option<std::net::SocketAddr>), DaemonError> {
+fn displays(
+    cfg: &DaemonConfig,
+) -> Result<(Vec<Box<dyn Display>>, Option<std::net::SocketAddr>), DaemonError> {
     let mut out: Vec<Box<dyn Display>> = Vec::new();
     match cfg.display.kind {
         DisplayKind::Headless => {}
@@ -142,7 +144,10 @@ fn displays(cfg: &DaemonConfig) -> Result<(Vec<Box<dyn Display>>, Option<std::ne
         out.push(Box::new(server));
     }
     if cfg.save_frames {
-        out.push(Box::new(PngFrames::new(cfg.save_dir.clone(), cfg.save_every)?));
+        out.push(Box::new(PngFrames::new(
+            cfg.save_dir.clone(),
+            cfg.save_every,
+        )?));
     }
     Ok((out, mjpeg))
 }
@@ -197,7 +202,10 @@ pub fn run(
                                 break;
                             }
                             std::thread::sleep(retry_in.min(Duration::from_millis(500)));
-                            Err(format!("{error}; retrying in {:.1} s", retry_in.as_secs_f32()))
+                            Err(format!(
+                                "{error}; retrying in {:.1} s",
+                                retry_in.as_secs_f32()
+                            ))
                         }
                     };
                     if !slot.put(item) {
@@ -269,7 +277,11 @@ pub fn run(
         let t = Instant::now();
         let dt = last.elapsed().as_secs_f32().max(1e-6);
         last = Instant::now();
-        fps = if fps == 0.0 { 1.0 / dt } else { 0.9 * fps + 0.1 / dt };
+        fps = if fps == 0.0 {
+            1.0 / dt
+        } else {
+            0.9 * fps + 0.1 / dt
+        };
         if let Some(e) = &r.error {
             stats.errors += 1;
             tracing::error!("frame {}: {e}", stats.frames);
@@ -285,7 +297,10 @@ pub fn run(
             mode: Some(pipeline.mode),
             fps,
             latency_ms: frame.captured.elapsed().as_secs_f32() * 1e3,
-            model: bundle.as_ref().map(|b| b.version.clone()).unwrap_or_default(),
+            model: bundle
+                .as_ref()
+                .map(|b| b.version.clone())
+                .unwrap_or_default(),
             score: r.score.map(|s| (s, cfg.pipeline.fake_threshold)),
             face: r.face.clone(),
             warning,
@@ -318,7 +333,8 @@ pub fn run(
     shown.close();
     let _ = capture.join();
     let _ = display.join();
-    stats.dropped = captured.dropped.load(Ordering::Relaxed) + shown.dropped.load(Ordering::Relaxed);
+    stats.dropped =
+        captured.dropped.load(Ordering::Relaxed) + shown.dropped.load(Ordering::Relaxed);
     stats.seconds = started.elapsed().as_secs_f64();
     match result_error {
         Some(e) => Err(DaemonError::Source(facekit::FacekitError::Inference(e))),

@@ -102,7 +102,8 @@ fn booth(args: RunArgs) -> Result<()> {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}: invalid booth config", p.display()))?
+            toml::from_str(&text)
+                .with_context(|| format!("{}: invalid booth config", p.display()))?
         }
         None => DaemonConfig::default(),
     };

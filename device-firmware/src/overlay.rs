@@ -119,10 +119,6 @@ pub fn camera_lost(width: u32, height: u32, message: &str) -> RgbImage {
         Point::new(width as i32 / 2 - 33, height as i32 / 2 - 12),
     );
     let shown: String = message.chars().take((width / 6) as usize).collect();
-    label(
-        &mut canvas,
-        &shown,
-        Point::new(4, height as i32 / 2 + 4),
-    );
+    label(&mut canvas, &shown, Point::new(4, height as i32 / 2 + 4));
     frame
 }

@@ -74,8 +74,7 @@ impl Pipeline {
         let w = self.config.detect_width;
         let (small, s) = if w > 0 && w < frame.width() {
             let h = (frame.height() as f32 * w as f32 / frame.width() as f32).round() as u32;
-            let small =
-                image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle);
+            let small = image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle);
             (Some(small), frame.width() as f32 / w as f32)
         } else {
             (None, 1.0)

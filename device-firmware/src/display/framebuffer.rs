@@ -134,13 +134,23 @@ impl Framebuffer {
             path: path.clone(),
             detail,
         };
-        let is_device = !Path::new(&cfg.framebuffer).is_file();
+        use std::os::unix::fs::FileTypeExt;
+        let path_ref = Path::new(&cfg.framebuffer);
+        let is_device = std::fs::metadata(path_ref)
+            .map(|m| m.file_type().is_char_device())
+            .unwrap_or(path_ref.starts_with("/dev"));
         let file = OpenOptions::new()
             .write(true)
             .create(!is_device)
             .truncate(false)
             .open(&cfg.framebuffer)
-            .map_err(|e| err(format!("{e}; is the user in the `video` group?")))?;
+            .map_err(|e| {
+                err(if is_device {
+                    format!("{e}; is the user in the `video` group, is the display attached?")
+                } else {
+                    e.to_string()
+                })
+            })?;
         let geometry = if is_device {
             #[cfg(target_os = "linux")]
             {

@@ -32,7 +32,9 @@ impl MjpegServer {
             path: address.to_owned(),
             detail: format!("{e}; choose another `http` address"),
         })?;
-        let local = listener.local_addr().map_err(|e| DisplayError::Device(e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| DisplayError::Device(e.to_string()))?;
         let latest: Arc<(Mutex<Latest>, Condvar)> = Arc::default();
         let shared = latest.clone();
         std::thread::Builder::new()

@@ -74,9 +74,19 @@ pub fn decode(
     data: &[u8],
 ) -> Result<RgbImage, FormatError> {
     match format {
-        PixelFormat::Mjpeg => image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
-            .map(|i| i.to_rgb8())
-            .map_err(|e| FormatError::BadJpeg(e.to_string())),
+        PixelFormat::Mjpeg => {
+            // USB transfers get cut short; the decoder would fill the rest with grey, so a frame
+            // without its end-of-image marker is dropped instead (cameras may pad with zeros).
+            let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            if end < 2 || data[end - 2..end] != [0xff, 0xd9] {
+                return Err(FormatError::BadJpeg(
+                    "truncated (no end-of-image marker)".into(),
+                ));
+            }
+            image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+                .map(|i| i.to_rgb8())
+                .map_err(|e| FormatError::BadJpeg(e.to_string()))
+        }
         PixelFormat::Yuyv => yuyv_to_rgb(width, height, data),
     }
 }

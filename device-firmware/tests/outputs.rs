@@ -1,0 +1,154 @@
+//! Display outputs rendered through the same code the booth uses, into files and sockets.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+
+use device_firmware::config::{DisplayConfig, DisplayKind, Mode};
+use device_firmware::display::framebuffer::{unpack_pixel, Framebuffer};
+use device_firmware::display::mjpeg::MjpegServer;
+use device_firmware::display::Display;
+use device_firmware::overlay::{self, Hud};
+use facekit::Detection;
+use image::RgbImage;
+
+fn fb_config(path: &std::path::Path, w: u32, h: u32, stride: u32, bits: u32) -> DisplayConfig {
+    DisplayConfig {
+        kind: DisplayKind::Framebuffer,
+        framebuffer: path.to_path_buf(),
+        fb_width: w,
+        fb_height: h,
+        fb_stride: stride,
+        fb_bits: bits,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn framebuffer_files_hold_the_frame_in_rgb565_and_xrgb8888_with_padded_strides() {
+    let frame = common::frames("data/carphone_pristine.mp4", 1).remove(0);
+    let (w, h) = frame.dimensions();
+    let dir = tempfile::tempdir().unwrap();
+    for (bits, stride, tolerance) in [(16, 2 * w + 64, 8), (32, 0, 0)] {
+        let path = dir.path().join(format!("fb{bits}"));
+        let mut fb = Framebuffer::open(&fb_config(&path, w, h, stride, bits)).unwrap();
+        fb.show(&frame).unwrap();
+        let mem = std::fs::read(&path).unwrap();
+        let g = fb.geometry;
+        assert_eq!(mem.len(), g.bytes());
+        assert_eq!(g.stride, if stride == 0 { 4 * w } else { stride });
+        let mut worst = 0;
+        for y in 0..h {
+            for x in 0..w {
+                let got = unpack_pixel(&mem, &g, x, y);
+                let want = frame.get_pixel(x, y).0;
+                for c in 0..3 {
+                    worst = worst.max(got[c].abs_diff(want[c]));
+                }
+            }
+        }
+        assert!(
+            worst <= tolerance,
+            "{bits} bpp: worst channel error {worst}"
+        );
+        // Padding bytes at the end of each RGB565 line stay zero.
+        if bits == 16 {
+            assert!(mem[(2 * w) as usize..stride as usize]
+                .iter()
+                .all(|&b| b == 0));
+        }
+    }
+    // A wider screen letterboxes: black bars left and right, the frame centred.
+    let path = dir.path().join("wide");
+    let mut fb = Framebuffer::open(&fb_config(&path, 2 * w, h, 0, 32)).unwrap();
+    fb.show(&frame).unwrap();
+    let mem = std::fs::read(&path).unwrap();
+    assert_eq!(unpack_pixel(&mem, &fb.geometry, 2, h / 2), [0, 0, 0]);
+    let centre = unpack_pixel(&mem, &fb.geometry, w, h / 2);
+    assert_ne!(centre, [0, 0, 0]);
+    // A framebuffer file without geometry is refused with the fix.
+    let err = Framebuffer::open(&fb_config(&dir.path().join("x"), 0, 0, 0, 32))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("fb_width"), "{err}");
+}
+
+#[test]
+fn mjpeg_clients_receive_the_newest_frame_as_jpeg() {
+    let mut server = MjpegServer::bind("127.0.0.1:0").unwrap();
+    let frame = common::frames("data/movie.avi", 1).remove(0);
+    server.show(&frame).unwrap();
+    let stream = std::net::TcpStream::connect(server.address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut r = BufReader::new(stream);
+    let mut status = String::new();
+    r.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.0 200"), "{status}");
+    let mut length = None;
+    let mut saw_multipart = false;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        saw_multipart |= line.contains("multipart/x-mixed-replace");
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            length = Some(v.trim().parse::<usize>().unwrap());
+        }
+        if line == "\r\n" && length.is_some() {
+            break;
+        }
+    }
+    assert!(saw_multipart);
+    let mut jpeg = vec![0; length.unwrap()];
+    r.read_exact(&mut jpeg).unwrap();
+    let decoded = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    assert_eq!(decoded.dimensions(), frame.dimensions());
+}
+
+/// Renders the detect-mode overlay on a fixed frame. The golden file is regenerated with
+/// `DOPPEL_UPDATE_GOLDEN=1`; otherwise at most 0.5% of pixels may differ by more than 2.
+#[test]
+fn overlay_layout_matches_the_golden_image() {
+    let mut frame = RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x * 255 / 320) as u8, (y * 255 / 240) as u8, 128])
+    });
+    let hud = Hud {
+        mode: Some(Mode::SwapDetect),
+        fps: 24.5,
+        latency_ms: 41.0,
+        model: "lite 584st 25884ed4".into(),
+        score: Some((0.83, 0.5)),
+        face: Some(Detection {
+            bbox: [110.0, 60.0, 210.0, 180.0],
+            score: 0.99,
+            landmarks: [
+                [140.0, 105.0],
+                [180.0, 105.0],
+                [160.0, 130.0],
+                [145.0, 155.0],
+                [175.0, 155.0],
+            ],
+        }),
+        warning: None,
+    };
+    overlay::draw(&mut frame, &hud);
+    let golden = common::root().join("device-firmware/tests/golden/overlay_swap_detect.png");
+    if std::env::var_os("DOPPEL_UPDATE_GOLDEN").is_some() {
+        frame.save(&golden).unwrap();
+    }
+    let want = image::open(&golden)
+        .expect("golden image (DOPPEL_UPDATE_GOLDEN=1 to create)")
+        .to_rgb8();
+    assert_eq!(want.dimensions(), frame.dimensions());
+    let off = frame
+        .pixels()
+        .zip(want.pixels())
+        .filter(|(a, b)| (0..3).any(|c| a.0[c].abs_diff(b.0[c]) > 2))
+        .count();
+    assert!(
+        off * 200 <= (320 * 240),
+        "{off} pixels differ from the golden overlay"
+    );
+}
