@@ -84,6 +84,7 @@ bench: build
 	$(CARGO) bench --workspace --bench extract
 	$(CARGO) bench --workspace --bench train_step
 	$(CARGO) bench --workspace --bench export
+	$(CARGO) bench --workspace --bench booth
 
 clean-out:
 	rm -rf $(OUT)

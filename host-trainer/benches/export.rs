@@ -3,7 +3,9 @@
 //! it by itself, and onnxruntime on the same files in the same run (`scripts/peers/ort_bench.py`);
 //! achieved GFLOP/s against this core's measured f32 matmul peak; file sizes.
 //!
-//! `cargo bench --workspace --bench export` (run `make setup` first). Prints a table.
+//! `cargo bench --workspace --bench export` (run `make setup` first). Prints a table and leaves
+//! the graphs in `out/bench-models/` (with `models.json`: MFLOPs per file) for the booth
+//! benchmark, `cargo bench --workspace --bench booth`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,8 +97,10 @@ fn main() {
     let python = root.join(".venv/bin/python");
     assert!(python.is_file(), "run `make setup` first");
     let script = root.join("scripts/peers/ort_bench.py");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = root.join("out/bench-models");
+    std::fs::create_dir_all(&dir).unwrap();
     tch::manual_seed(0);
+    let mut mflops_by_file = serde_json::Map::new();
 
     // Timing does not depend on trained values: random weights, calibrated on random faces.
     let mut rows = Vec::new();
@@ -108,8 +112,14 @@ fn main() {
         let s = spec.size as i64;
         let faces = Tensor::rand([16, 3, s, s], (Kind::Float, Device::Cpu));
         let ranges = calibrate(&model, &faces, 1, Calibration::MinMax);
-        let f32_path = dir.path().join(format!("{name}.f32.onnx"));
-        let int8_path = dir.path().join(format!("{name}.int8.onnx"));
+        let f32_path = dir.join(format!("{name}.f32.onnx"));
+        let int8_path = dir.join(format!("{name}.int8.onnx"));
+        for p in [&f32_path, &int8_path] {
+            mflops_by_file.insert(
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                (spec.flops_per_face() as f64 / 1e6).into(),
+            );
+        }
         let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, None).unwrap());
         let int8_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, Some(&ranges)).unwrap());
         std::fs::write(&f32_path, &f32_bytes).unwrap();
@@ -124,6 +134,11 @@ fn main() {
         ));
     }
 
+    std::fs::write(
+        dir.join("models.json"),
+        serde_json::to_string_pretty(&mflops_by_file).unwrap(),
+    )
+    .unwrap();
     println!("swap model, batch 1 (ms per face, median), this machine's CPU");
     println!("| preset | MFLOP | threads | tract f32 | tract int8 folded | tract int8 as loaded | ORT f32 | ORT int8 | tract/ORT f32 | tract f32 GFLOP/s | % of peak |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -135,7 +150,7 @@ fn main() {
             .flat_map(|r| [r.2.clone(), r.3.clone()])
             .collect();
         let peer = ort(&python, &script, threads, &files);
-        let peak = tract_gemm_gflops(dir.path()).max(peer["numpy_gemm_gflops"]);
+        let peak = tract_gemm_gflops(&dir).max(peer["numpy_gemm_gflops"]);
         peaks.push((threads, peak, peer["numpy_gemm_gflops"]));
         for (name, mflops, f32_path, int8_path, _, _) in &rows {
             let t32 = tract_ms(f32_path, false);

@@ -28,6 +28,7 @@ def median_ms(fn, min_runs=10, min_seconds=1.0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--input-shape", help="e.g. 1,3,240,320 for models with symbolic sizes")
     ap.add_argument("models", nargs="+")
     args = ap.parse_args()
     out = {}
@@ -37,7 +38,12 @@ def main():
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
-        x = np.random.rand(1, *inp.shape[1:]).astype(np.float32)
+        shape = (
+            [int(d) for d in args.input_shape.split(",")]
+            if args.input_shape
+            else [1, *inp.shape[1:]]
+        )
+        x = np.random.rand(*shape).astype(np.float32)
         out[os.path.basename(path)] = median_ms(lambda: sess.run(None, {inp.name: x}))
     a = np.random.rand(1024, 1024).astype(np.float32)
     b = np.random.rand(1024, 1024).astype(np.float32)

@@ -76,3 +76,96 @@ fn aarch64_detections_equal_x86_on_both_sample_videos() {
         );
     }
 }
+
+/// Runs `doppel-device run` in swap mode on 10 carphone frames, saving the frames into `out`.
+fn booth(mut cmd: Command, bundle: &std::path::Path, key: &std::path::Path, out: &std::path::Path) {
+    let o = cmd
+        .current_dir(e2e_tests::root())
+        .args(["run", "--input"])
+        .arg(asset("data/carphone_pristine.mp4"))
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--trust")
+        .arg(key)
+        .args(["--mode", "swap", "--max-frames", "10", "--threads", "1"])
+        .arg("--save-frames")
+        .arg(out)
+        .output()
+        .expect("run doppel-device");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("10 swapped"));
+}
+
+#[test]
+fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = e2e_tests::small_dataset(d, "A", "data/carphone_pristine.mp4");
+    let b = e2e_tests::small_dataset(d, "B", "data/movie.avi");
+    let run = d.join("run");
+    let r = run.to_str().unwrap();
+    let keys = d.join("keys");
+    let bundle = d.join("bundle");
+    for (sub, args) in [
+        (
+            "train",
+            vec![
+                "--a",
+                &a,
+                "--b",
+                &b,
+                "--out",
+                r,
+                "--steps",
+                "3",
+                "--batch-size",
+                "4",
+            ],
+        ),
+        (
+            "export",
+            vec![
+                "--run",
+                r,
+                "--out",
+                bundle.to_str().unwrap(),
+                "--int8",
+                "--keys",
+                keys.to_str().unwrap(),
+            ],
+        ),
+    ] {
+        let o = e2e_tests::host_trainer(sub, &args);
+        assert!(
+            o.status.success(),
+            "{sub}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let key = keys.join("host.pub");
+    let (x86_dir, arm_dir) = (d.join("x86"), d.join("arm"));
+    booth(device_cmd(), &bundle, &key, &x86_dir);
+    booth(aarch64_cmd(), &bundle, &key, &arm_dir);
+    let mut worst = 0u8;
+    for i in 0..10 {
+        let name = format!("frame_{i:06}.png");
+        let x = image::open(x86_dir.join(&name)).unwrap().to_rgb8();
+        let y = image::open(arm_dir.join(&name)).unwrap().to_rgb8();
+        assert_eq!(x.dimensions(), y.dimensions());
+        let (lx, ly, lw, lh) = facekit::draw::synthetic_label_rect(x.width());
+        // The bottom strip holds the status line, whose FPS and latency differ run to run.
+        let status_top = x.height() - 24;
+        for (px, py, p) in x.enumerate_pixels() {
+            let in_label = px < lx + lw && py < ly + lh;
+            if in_label || py >= status_top {
+                continue;
+            }
+            let q = y.get_pixel(px, py);
+            for c in 0..3 {
+                worst = worst.max(p.0[c].abs_diff(q.0[c]));
+            }
+        }
+    }
+    eprintln!("booth frames x86 vs aarch64: max pixel difference {worst}/255");
+    assert!(worst <= 2, "max pixel difference {worst}/255 > 2");
+}
