@@ -16,6 +16,8 @@ CARGO ?= cargo
 OUT ?= out
 # Wall-clock budget of the demo's CPU training run (the issue allows up to 15 min on 2 cores).
 DEMO_TRAIN_MINUTES ?= 10
+# Where the bundle signing key lives (created on first export).
+KEYS ?= $(HOME)/.config/doppel/keys
 
 .PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo doctor bench clean-out
 
@@ -71,20 +73,28 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
-	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --out $(OUT)/bundle --int8
-	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle
+	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --out $(OUT)/bundle --int8 --keys $(KEYS)
+	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
+	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
+	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
+		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png
+	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
+		--trust $(KEYS)/host.pub --mode detect --save-frames $(OUT)/booth/detect --screenshot $(OUT)/booth/detect.png
 	@echo "demo done:"
 	@echo "  detections + contact sheets: $(OUT)/detect-carphone, $(OUT)/detect-movie"
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
 	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
 	@echo "  swapped video (labelled):    $(OUT)/carphone_as_B.mp4 (+ .provenance.json)"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
+	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
+	@echo "  live booth in a browser:     doppel-device run --input data/carphone_pristine.mp4 --loop --bundle $(OUT)/bundle --trust $(KEYS)/host.pub --http 0.0.0.0:8080"
 
 bench: build
 	$(CARGO) bench --workspace --bench extract
 	$(CARGO) bench --workspace --bench train_step
 	$(CARGO) bench --workspace --bench export
 	$(CARGO) bench --workspace --bench booth
+	$(CARGO) test --release --workspace --test soak -- --ignored --nocapture
 
 clean-out:
 	rm -rf $(OUT)

@@ -220,7 +220,11 @@ fn main() {
                 ..Default::default()
             })
             .unwrap();
-            let r = measure(&mut pipeline, &bundle, &jpegs);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let r = pool.install(|| measure(&mut pipeline, &bundle, &jpegs));
             assert_eq!(r.swapped, FRAMES, "every frame has the face swapped");
             let o = peer[&name].as_f64().unwrap();
             let pi: Vec<f64> = BOARDS.iter().map(|(_, g)| 1e3 / (mf / g)).collect();

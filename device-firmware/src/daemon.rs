@@ -119,6 +119,8 @@ pub struct Controls {
     pub stop: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
     pub events: Receiver<Control>,
+    /// Frames processed so far (for watchdogs and the soak test).
+    pub progress: Arc<AtomicU64>,
 }
 
 fn displays(
@@ -161,7 +163,13 @@ pub fn run(
     last_frame: Option<&Mutex<Option<RgbImage>>>,
 ) -> Result<Stats, DaemonError> {
     let mut pipeline = Pipeline::new(cfg.pipeline.clone()).map_err(DaemonError::Detector)?;
-    facekit::onnx_model::set_threads(cfg.pipeline.threads.max(1));
+    let threads = cfg.pipeline.threads.max(1);
+    facekit::onnx_model::set_threads(threads);
+    // Blending spreads rows over rayon's pool; the booth's thread budget covers it too. A
+    // second run in the same process keeps the first pool (rayon's global pool is set once).
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
     let (mut outputs, mjpeg) = displays(cfg)?;
     let camera = source::is_camera(&cfg.source.input);
     let lossy = cfg.realtime.unwrap_or(camera);
@@ -309,6 +317,7 @@ pub fn run(
         stats.draw_ms += t.elapsed().as_secs_f64() * 1e3;
         stats.decode_ms += frame.decode_ms;
         stats.frames += 1;
+        controls.progress.store(stats.frames, Ordering::Relaxed);
         stats.faces += r.face.is_some() as u64;
         stats.swapped += r.swapped as u64;
         stats.scored += r.score.is_some() as u64;

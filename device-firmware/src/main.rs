@@ -170,6 +170,7 @@ fn booth(args: RunArgs) -> Result<()> {
         stop,
         reload,
         events,
+        progress: Default::default(),
     };
     let last = Mutex::new(None);
     let stats = daemon::run(&cfg, &controls, &models, Some(&last))

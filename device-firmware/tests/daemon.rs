@@ -29,6 +29,7 @@ fn controls() -> (Controls, std::sync::mpsc::Sender<Control>) {
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
             events,
+            progress: Default::default(),
         },
         tx,
     )

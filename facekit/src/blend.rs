@@ -3,9 +3,10 @@
 //! the alignment. Host `convert` and the booth share this code.
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::align::{sample_bilinear, Similarity};
+use crate::align::Similarity;
 
 /// Mask and colour controls (crop pixels).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,25 +157,53 @@ pub fn paste_back(
         .fold(f32::NEG_INFINITY, f32::max)
         .ceil() as u32)
         .min(fh);
-    let mask_rgb = RgbImage::from_fn(mask.width(), mask.height(), |x, y| {
-        Rgb([mask.get_pixel(x, y).0[0]; 3])
-    });
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let [u, v] = to_crop.apply([x as f32 + 0.5, y as f32 + 0.5]);
-            if u < 0.0 || v < 0.0 || u >= size || v >= size {
-                continue;
+    // Walk the frame box row by row, stepping the crop coordinate incrementally (the map is
+    // affine), and read the face only where the mask is non-zero: at 640×480 a close face covers
+    // ~200k frame pixels, so this loop is the whole cost of blending.
+    let (s, m) = (size as usize, mask.as_raw());
+    let (face_raw, stride) = (face.as_raw(), frame.width() as usize * 3);
+    let frame_raw: &mut [u8] = frame;
+    let (a, b) = (to_crop.a, to_crop.b);
+    let last = size - 1.0;
+    let rows = &mut frame_raw[y0 as usize * stride..y1 as usize * stride];
+    // Rows are independent: spread them over the cores (the result does not depend on how).
+    rows.par_chunks_mut(stride)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let y = y0 as usize + i;
+            let [mut u, mut v] = to_crop.apply([x0 as f32 + 0.5, y as f32 + 0.5]);
+            for x in x0 as usize..x1 as usize {
+                let (uc, vc) = (u - 0.5, v - 0.5);
+                u += a;
+                v += b;
+                if uc < -0.5 || vc < -0.5 || uc >= last + 0.5 || vc >= last + 0.5 {
+                    continue;
+                }
+                let (uc, vc) = (uc.clamp(0.0, last), vc.clamp(0.0, last));
+                let (x0c, y0c) = (uc as usize, vc as usize);
+                let (x1c, y1c) = ((x0c + 1).min(s - 1), (y0c + 1).min(s - 1));
+                let (fx, fy) = (uc - x0c as f32, vc - y0c as f32);
+                let w = [
+                    (1.0 - fx) * (1.0 - fy),
+                    fx * (1.0 - fy),
+                    (1.0 - fx) * fy,
+                    fx * fy,
+                ];
+                let idx = [y0c * s + x0c, y0c * s + x1c, y1c * s + x0c, y1c * s + x1c];
+                let alpha: f32 = (0..4).map(|k| m[idx[k]] as f32 * w[k]).sum::<f32>();
+                // Same rounding as an 8-bit mask read, so an all-zero neighbourhood is skipped.
+                let alpha = alpha.round() / 255.0;
+                if alpha <= 0.0 {
+                    continue;
+                }
+                let px = &mut row[x * 3..x * 3 + 3];
+                for (c, out) in px.iter_mut().enumerate() {
+                    let f: f32 = (0..4).map(|k| face_raw[idx[k] * 3 + c] as f32 * w[k]).sum();
+                    let f = f.round().clamp(0.0, 255.0);
+                    *out = (f * alpha + *out as f32 * (1.0 - alpha)).round() as u8;
+                }
             }
-            let a = sample_bilinear(&mask_rgb, u - 0.5, v - 0.5).0[0] as f32 / 255.0;
-            if a <= 0.0 {
-                continue;
-            }
-            let f = sample_bilinear(&face, u - 0.5, v - 0.5).0;
-            let o = frame.get_pixel(x, y).0;
-            let mix = |i: usize| (f[i] as f32 * a + o[i] as f32 * (1.0 - a)).round() as u8;
-            frame.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
-        }
-    }
+        });
 }
 
 #[cfg(test)]

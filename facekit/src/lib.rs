@@ -21,7 +21,8 @@ pub use detect::{Detection, DetectorConfig, RetinaFace};
 pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};
 pub use video::{
-    frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader, VideoWriter,
+    downscale, frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader,
+    VideoWriter,
 };
 
 /// Errors of the face library. Each names the file involved and what the user can do.
