@@ -15,7 +15,7 @@ use std::time::Instant;
 use facekit::onnx_model::set_threads;
 use facekit::OnnxModel;
 use host_trainer::export::onnx::{self, GraphBuilder};
-use host_trainer::export::{calibrate, swap_graph, weights_of, Calibration};
+use host_trainer::export::{calibrate, swap_graph, weights_of, Calibration, Int8Form};
 use host_trainer::model::net::Autoencoder;
 use host_trainer::model::presets::preset;
 use tch::{Device, Kind, Tensor};
@@ -114,21 +114,26 @@ fn main() {
         let ranges = calibrate(&model, &faces, 1, Calibration::MinMax);
         let f32_path = dir.join(format!("{name}.f32.onnx"));
         let int8_path = dir.join(format!("{name}.int8.onnx"));
-        for p in [&f32_path, &int8_path] {
+        let qlin_path = dir.join(format!("{name}.qlinear.onnx"));
+        for p in [&f32_path, &int8_path, &qlin_path] {
             mflops_by_file.insert(
                 p.file_name().unwrap().to_string_lossy().into_owned(),
                 (spec.flops_per_face() as f64 / 1e6).into(),
             );
         }
         let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, None).unwrap());
-        let int8_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, 1, Some(&ranges)).unwrap());
+        let int8 =
+            |form| onnx::to_bytes(&swap_graph(&spec, &weights, 1, Some((&ranges, form))).unwrap());
+        let int8_bytes = int8(Int8Form::Qdq);
         std::fs::write(&f32_path, &f32_bytes).unwrap();
         std::fs::write(&int8_path, &int8_bytes).unwrap();
+        std::fs::write(&qlin_path, int8(Int8Form::QLinearConv)).unwrap();
         rows.push((
             name,
             spec.flops_per_face() as f64 / 1e6,
             f32_path,
             int8_path,
+            qlin_path,
             f32_bytes.len(),
             int8_bytes.len(),
         ));
@@ -140,27 +145,32 @@ fn main() {
     )
     .unwrap();
     println!("swap model, batch 1 (ms per face, median), this machine's CPU");
-    println!("| preset | MFLOP | threads | tract f32 | tract int8 folded | tract int8 as loaded | ORT f32 | ORT int8 | tract/ORT f32 | tract f32 GFLOP/s | % of peak |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| preset | MFLOP | threads | tract f32 | tract int8 folded | tract int8 as loaded | tract int8 QLinearConv | ORT f32 | ORT int8 | ORT int8 QLinearConv | tract/ORT f32 | tract f32 GFLOP/s | % of peak |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut peaks = Vec::new();
     for threads in [1usize, 2] {
         set_threads(threads);
         let files: Vec<PathBuf> = rows
             .iter()
-            .flat_map(|r| [r.2.clone(), r.3.clone()])
+            .flat_map(|r| [r.2.clone(), r.3.clone(), r.4.clone()])
             .collect();
         let peer = ort(&python, &script, threads, &files);
         let peak = tract_gemm_gflops(&dir).max(peer["numpy_gemm_gflops"]);
         peaks.push((threads, peak, peer["numpy_gemm_gflops"]));
-        for (name, mflops, f32_path, int8_path, _, _) in &rows {
+        for (name, mflops, f32_path, int8_path, qlin_path, _, _) in &rows {
             let t32 = tract_ms(f32_path, false);
             let t8 = tract_ms(int8_path, true);
             let t8_raw = tract_ms(int8_path, false);
+            let tq = tract_ms(qlin_path, true);
             let key = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
-            let (o32, o8) = (peer[&key(f32_path)], peer[&key(int8_path)]);
+            let (o32, o8, oq) = (
+                peer[&key(f32_path)],
+                peer[&key(int8_path)],
+                peer[&key(qlin_path)],
+            );
             let gflops = mflops / t32;
             println!(
-                "| {name} | {mflops:.1} | {threads} | {t32:.2} | {t8:.2} | {t8_raw:.2} | {o32:.2} | {o8:.2} | {:.2} | {gflops:.1} | {:.0}% |",
+                "| {name} | {mflops:.1} | {threads} | {t32:.2} | {t8:.2} | {t8_raw:.2} | {tq:.2} | {o32:.2} | {o8:.2} | {oq:.2} | {:.2} | {gflops:.1} | {:.0}% |",
                 t32 / o32,
                 100.0 * gflops / peak
             );
@@ -169,7 +179,7 @@ fn main() {
     for (threads, peak, numpy) in peaks {
         println!("f32 matmul peak, {threads} thread(s): {peak:.1} GFLOP/s (max of tract Gemm 512x1024x1024 and numpy/OpenBLAS 1024^3 = {numpy:.1})");
     }
-    for (name, _, _, _, f32_len, int8_len) in &rows {
+    for (name, _, _, _, _, f32_len, int8_len) in &rows {
         println!(
             "{name}: f32 file {:.1} MB, int8 file {:.1} MB ({:.2}x smaller)",
             *f32_len as f64 / 1e6,
@@ -177,5 +187,5 @@ fn main() {
             *f32_len as f64 / *int8_len as f64
         );
     }
-    println!("int8 QLinearConv graphs: not exported yet (QDQ only)");
+    println!("int8 QLinearConv: convolutions as QLinearConv on uint8 tensors, dense layers float on int8 weights");
 }

@@ -93,15 +93,37 @@ impl Range {
     }
 }
 
+/// Calibrated ranges inside one layer (see `model::net::LayerTrace`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerRanges {
+    /// The layer's output (after activation): its QDQ pair.
+    pub out: Range,
+    /// The convolution output before pixel shuffle and activation (QLinearConv's output).
+    pub conv: Range,
+    /// The depthwise output of a separable layer.
+    pub dw: Option<Range>,
+}
+
 /// How the graph stores weights and activations.
 #[derive(Debug, Clone, Copy)]
 pub enum Quant<'a> {
     F32,
-    /// `input` is the range of the graph input, `layers[i]` that of layer `i`'s output.
+    /// QDQ: int8 weights behind `DequantizeLinear`, a uint8 Q/DQ pair after each layer. With
+    /// `qlinear`, convolutions become `QLinearConv` on the uint8 tensors (integer arithmetic).
     Int8 {
         input: Range,
-        layers: &'a [Range],
+        layers: &'a [LayerRanges],
+        qlinear: bool,
     },
+}
+
+/// A uint8 tensor in the graph with its quantisation parameters.
+#[derive(Debug, Clone)]
+struct QTensor {
+    q: String,
+    scale: String,
+    zero: String,
+    scale_value: f32,
 }
 
 /// Accumulates nodes and initializers of one graph.
@@ -284,18 +306,136 @@ impl GraphBuilder {
         name.into()
     }
 
-    /// Fake-quantises activation `x` to uint8 over `range` (QDQ pair); returns the new name.
-    fn activation_qdq(&mut self, x: &str, range: Range) -> String {
+    /// uint8 scale and zero-point constants for `range`, named after `x`.
+    fn qparams(&mut self, x: &str, range: Range) -> (String, String, f32) {
         let (scale, zero) = range.uint8_params();
         let s = self.f32_const(&format!("{x}_qscale"), &[], &[scale]);
         let zp = format!("{x}_qzero");
         self.initializers
             .push(tensor_bytes(&zp, &[], DataType::Uint8, vec![zero]));
+        (s, zp, scale)
+    }
+
+    fn quantize(&mut self, x: &str, range: Range) -> QTensor {
+        let (scale, zero, scale_value) = self.qparams(x, range);
         let q = format!("{x}_q");
-        self.node("QuantizeLinear", &[x, &s, &zp], &q, vec![]);
+        self.node("QuantizeLinear", &[x, &scale, &zero], &q, vec![]);
+        QTensor {
+            q,
+            scale,
+            zero,
+            scale_value,
+        }
+    }
+
+    fn dequantize(&mut self, t: &QTensor, out: &str) {
+        self.node("DequantizeLinear", &[&t.q, &t.scale, &t.zero], out, vec![]);
+    }
+
+    /// Fake-quantises activation `x` to uint8 over `range` (QDQ pair); returns the float name
+    /// and the uint8 tensor.
+    fn activation_qdq(&mut self, x: &str, range: Range) -> (String, QTensor) {
+        let q = self.quantize(x, range);
         let dq = format!("{x}_dq");
-        self.node("DequantizeLinear", &[&q, &s, &zp], &dq, vec![]);
-        dq
+        self.dequantize(&q, &dq);
+        (dq, q)
+    }
+
+    /// `QLinearConv` of uint8 `x` with per-channel int8 weights at `path`; the uint8 result
+    /// covers `y_range`. Bias becomes int32 at scale `x_scale · w_scale[c]`.
+    fn qlinear_conv(
+        &mut self,
+        weights: &Weights,
+        path: &str,
+        x: &QTensor,
+        (cin, cout, k, stride, groups): (usize, usize, usize, usize, usize),
+        y_range: Range,
+        out: &str,
+    ) -> Result<QTensor, OnnxError> {
+        let wdims = [cout as i64, (cin / groups) as i64, k as i64, k as i64];
+        let w = weights.get(&format!("{path}/weight"), &wdims)?;
+        let b = weights.get(&format!("{path}/bias"), &[cout as i64])?;
+        let (scales, q) = quantize_per_channel(w, cout);
+        let wq = format!("{path}/weight_int8");
+        self.initializers.push(tensor_bytes(
+            &wq,
+            &wdims,
+            DataType::Int8,
+            q.iter().map(|&v| v as u8).collect(),
+        ));
+        let ws = self.f32_const(&format!("{path}/weight_scale"), &[cout as i64], &scales);
+        let wz = format!("{path}/weight_zero");
+        self.initializers.push(tensor_bytes(
+            &wz,
+            &[cout as i64],
+            DataType::Int8,
+            vec![0; cout],
+        ));
+        let bias: Vec<i32> = b
+            .iter()
+            .zip(&scales)
+            .map(|(b, s)| (b / (x.scale_value * s)).round() as i32)
+            .collect();
+        let bname = format!("{path}/bias_int32");
+        self.initializers.push(tensor_bytes(
+            &bname,
+            &[cout as i64],
+            DataType::Int32,
+            bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+        let (ys, yz, y_scale) = self.qparams(out, y_range);
+        let yq = format!("{out}_q");
+        let p = (k / 2) as i64;
+        self.node(
+            "QLinearConv",
+            &[&x.q, &x.scale, &x.zero, &wq, &ws, &wz, &ys, &yz, &bname],
+            &yq,
+            vec![
+                attr_ints("kernel_shape", vec![k as i64, k as i64]),
+                attr_ints("pads", vec![p, p, p, p]),
+                attr_ints("strides", vec![stride as i64, stride as i64]),
+                attr_int("group", groups as i64),
+            ],
+        );
+        Ok(QTensor {
+            q: yq,
+            scale: ys,
+            zero: yz,
+            scale_value: y_scale,
+        })
+    }
+
+    /// [`Self::conv_block`] on uint8 input with `QLinearConv`; writes float `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn qlinear_block(
+        &mut self,
+        weights: &Weights,
+        path: &str,
+        x: &QTensor,
+        (cin, cout, k, stride): (usize, usize, usize, usize),
+        separable: bool,
+        ranges: &LayerRanges,
+        out: &str,
+    ) -> Result<(), OnnxError> {
+        let y = if separable {
+            let dw_range = ranges.dw.unwrap_or(ranges.conv);
+            let mid = format!("{path}/dw_out");
+            let d = self.qlinear_conv(
+                weights,
+                &format!("{path}/dw"),
+                x,
+                (cin, cin, k, stride, cin),
+                dw_range,
+                &mid,
+            )?;
+            let t = (cin, cout, 1, 1, 1);
+            self.qlinear_conv(weights, &format!("{path}/pw"), &d, t, ranges.conv, out)?
+        } else {
+            let t = (cin, cout, k, stride, 1);
+            self.qlinear_conv(weights, &format!("{path}/conv"), x, t, ranges.conv, out)?
+        };
+        self.dequantize(&y, out);
+        Ok(())
     }
 
     /// Convolution with "same" padding; weights `[cout, cin/groups, k, k]` at `path/weight`.
@@ -371,6 +511,13 @@ impl GraphBuilder {
     ) -> Result<String, OnnxError> {
         let shapes = spec.shapes().map_err(|e| OnnxError::Spec(e.to_string()))?;
         let int8 = matches!(quant, Quant::Int8 { .. });
+        let qlinear = matches!(quant, Quant::Int8 { qlinear: true, .. });
+        // The current tensor quantised (when it is), and the range of its values.
+        let mut xq: Option<QTensor> = None;
+        let mut x_range = match quant {
+            Quant::Int8 { input, .. } => input,
+            Quant::F32 => Range { lo: 0.0, hi: 1.0 },
+        };
         if let Quant::Int8 { layers, .. } = quant {
             if layers.len() != spec.layers.len() {
                 return Err(OnnxError::Ranges {
@@ -381,7 +528,30 @@ impl GraphBuilder {
             }
         }
         let mut x = input.to_string();
+        if input.ends_with("_dq") {
+            // The graph input was quantised by `Self::input`: reuse its uint8 tensor.
+            let base = input.trim_end_matches("_dq");
+            let (scale, _) = x_range.uint8_params();
+            xq = Some(QTensor {
+                q: format!("{base}_q"),
+                scale: format!("{base}_qscale"),
+                zero: format!("{base}_qzero"),
+                scale_value: scale,
+            });
+        }
         for (i, (layer, shape)) in spec.layers.iter().zip(&shapes).enumerate() {
+            let layer_ranges = match quant {
+                Quant::Int8 { layers, .. } => Some(layers[i]),
+                Quant::F32 => None,
+            };
+            let convolves = matches!(
+                layer,
+                Layer::Conv { .. } | Layer::SepConv { .. } | Layer::Upscale { .. }
+            );
+            if qlinear && convolves && xq.is_none() {
+                xq = Some(self.quantize(&x, x_range));
+            }
+            let q_in = if qlinear { xq.clone() } else { None };
             let path = format!("{prefix}/l{i}");
             let cin = match *shape {
                 Shape::Chw(c, _, _) => c,
@@ -396,7 +566,12 @@ impl GraphBuilder {
                     act,
                 } => {
                     let t = (cin, out, kernel, stride);
-                    self.conv_block(weights, &path, &x, t, false, int8, &pre)?;
+                    match (&q_in, &layer_ranges) {
+                        (Some(q), Some(r)) => {
+                            self.qlinear_block(weights, &path, q, t, false, r, &pre)?
+                        }
+                        _ => self.conv_block(weights, &path, &x, t, false, int8, &pre)?,
+                    }
                     (act, pre.clone())
                 }
                 Layer::SepConv {
@@ -406,7 +581,12 @@ impl GraphBuilder {
                     act,
                 } => {
                     let t = (cin, out, kernel, stride);
-                    self.conv_block(weights, &path, &x, t, true, int8, &pre)?;
+                    match (&q_in, &layer_ranges) {
+                        (Some(q), Some(r)) => {
+                            self.qlinear_block(weights, &path, q, t, true, r, &pre)?
+                        }
+                        _ => self.conv_block(weights, &path, &x, t, true, int8, &pre)?,
+                    }
                     (act, pre.clone())
                 }
                 Layer::Upscale {
@@ -417,7 +597,12 @@ impl GraphBuilder {
                 } => {
                     let conv_out = format!("{path}/conv_out");
                     let t = (cin, 4 * out, kernel, 1);
-                    self.conv_block(weights, &path, &x, t, separable, int8, &conv_out)?;
+                    match (&q_in, &layer_ranges) {
+                        (Some(q), Some(r)) => {
+                            self.qlinear_block(weights, &path, q, t, separable, r, &conv_out)?
+                        }
+                        _ => self.conv_block(weights, &path, &x, t, separable, int8, &conv_out)?,
+                    }
                     self.node(
                         "DepthToSpace",
                         &[&conv_out],
@@ -465,9 +650,15 @@ impl GraphBuilder {
             // Reshapes do not change values; the last layer stays float for the caller.
             let last = i + 1 == spec.layers.len();
             let reshapes = matches!(layer, Layer::Flatten | Layer::Reshape { .. });
-            if let Quant::Int8 { layers, .. } = quant {
+            xq = None;
+            if let Some(r) = layer_ranges {
+                if !reshapes {
+                    x_range = r.out;
+                }
                 if !last && !reshapes {
-                    x = self.activation_qdq(&x, layers[i]);
+                    let (dq, q) = self.activation_qdq(&x, r.out);
+                    x = dq;
+                    xq = Some(q);
                 }
             }
         }
@@ -478,7 +669,7 @@ impl GraphBuilder {
     pub fn input(&mut self, name: &str, quant: Quant<'_>) -> String {
         match quant {
             Quant::F32 => name.into(),
-            Quant::Int8 { input, .. } => self.activation_qdq(name, input),
+            Quant::Int8 { input, .. } => self.activation_qdq(name, input).0,
         }
     }
 

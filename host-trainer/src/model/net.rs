@@ -15,6 +15,14 @@ enum Built {
     Reshape(i64, i64, i64),
 }
 
+/// Values inside one layer: the depthwise output (separable layers), the convolution or dense
+/// output before pixel shuffle and activation, and the layer's output.
+pub struct LayerTrace {
+    pub dw: Option<Tensor>,
+    pub conv: Tensor,
+    pub out: Tensor,
+}
+
 /// A feed-forward network whose layers mirror its spec one to one.
 #[derive(Debug)]
 pub struct Net {
@@ -117,16 +125,27 @@ impl Net {
 
     /// Output of every layer, for shape checks and feature matching.
     pub fn forward_all(&self, x: &Tensor) -> Vec<Tensor> {
+        self.forward_trace(x).into_iter().map(|t| t.out).collect()
+    }
+
+    /// Every layer's intermediate values: what int8 calibration measures ranges of.
+    pub fn forward_trace(&self, x: &Tensor) -> Vec<LayerTrace> {
         let mut outs = Vec::with_capacity(self.layers.len());
         let mut x = x.shallow_clone();
         for (built, act, shuffle) in &self.layers {
+            let mut dw_out = None;
             x = match built {
                 Built::Conv(c) => c.forward(&x),
-                Built::Sep(dw, pw) => pw.forward(&dw.forward(&x)),
+                Built::Sep(dw, pw) => {
+                    let d = dw.forward(&x);
+                    dw_out = Some(d.shallow_clone());
+                    pw.forward(&d)
+                }
                 Built::Flatten => x.flatten(1, -1),
                 Built::Dense(d) => d.forward(&x),
                 Built::Reshape(c, h, w) => x.reshape([-1, *c, *h, *w]),
             };
+            let conv = x.shallow_clone();
             if *shuffle {
                 x = x.pixel_shuffle(2);
             }
@@ -135,7 +154,11 @@ impl Net {
                 Act::Leaky => x.prelu(&self.leaky_slope),
                 Act::Sigmoid => x.sigmoid(),
             };
-            outs.push(x.shallow_clone());
+            outs.push(LayerTrace {
+                dw: dw_out,
+                conv,
+                out: x.shallow_clone(),
+            });
         }
         outs
     }
