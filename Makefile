@@ -73,7 +73,8 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
-	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --out $(OUT)/bundle --int8 --keys $(KEYS)
+	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
+		--out $(OUT)/bundle --int8 --keys $(KEYS)
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \

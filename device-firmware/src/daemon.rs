@@ -123,9 +123,10 @@ pub struct Controls {
     pub progress: Arc<AtomicU64>,
 }
 
-fn displays(
-    cfg: &DaemonConfig,
-) -> Result<(Vec<Box<dyn Display>>, Option<std::net::SocketAddr>), DaemonError> {
+/// The configured outputs, and the MJPEG address when streaming.
+type Outputs = (Vec<Box<dyn Display>>, Option<std::net::SocketAddr>);
+
+fn displays(cfg: &DaemonConfig) -> Result<Outputs, DaemonError> {
     let mut out: Vec<Box<dyn Display>> = Vec::new();
     match cfg.display.kind {
         DisplayKind::Headless => {}
@@ -197,7 +198,7 @@ pub fn run(
                 }));
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let item = match source.next() {
+                    let item = match source.capture() {
                         Captured::Frame(image) => Ok(Frame {
                             image,
                             captured: t,

@@ -117,6 +117,10 @@ fn booth(args: RunArgs) -> Result<()> {
     for k in &args.trust {
         let text = if std::path::Path::new(k).is_file() {
             std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
+        } else if k.contains('/') || k.ends_with(".pub") {
+            anyhow::bail!(
+                "--trust {k}: no such key file (the host's `host-trainer keys` prints the key)"
+            );
         } else {
             k.clone()
         };

@@ -47,7 +47,7 @@ impl Reconnecting {
     }
 
     /// Never blocks longer than one capture; while lost, returns `Lost` until the next try.
-    pub fn next(&mut self) -> Captured {
+    pub fn capture(&mut self) -> Captured {
         if self.current.is_none() {
             if Instant::now() < self.next_try {
                 return Captured::Lost {
