@@ -130,6 +130,10 @@ fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
                 "--out",
                 bundle.to_str().unwrap(),
                 "--int8",
+                // A 3-step model is near its random init, whose int8 error is larger; this test
+                // is about equality across architectures, the quality gate is tested elsewhere.
+                "--min-int8-psnr",
+                "20",
                 "--keys",
                 keys.to_str().unwrap(),
             ],
