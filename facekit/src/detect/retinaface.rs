@@ -49,6 +49,40 @@ pub struct RetinaFace {
     // Private: the cached priors are derived from it.
     layout: PriorLayout,
     pub normalisation: Normalisation,
+    /// The class output is raw logits (its Softmax was cut off at load, see
+    /// [`strip_final_softmax`]); scores are computed only for candidates.
+    logits: bool,
+}
+
+/// Cuts a `Softmax` that produces graph output `index`, so the output becomes its logits.
+/// tract spends ~7% of RetinaFace's time softmaxing all ~4 000 priors at 320×240; the decoder
+/// needs the probability of the few candidates above threshold only. Returns whether it cut.
+fn strip_final_softmax(proto: &mut tract_onnx::pb::ModelProto, index: usize) -> bool {
+    let Some(graph) = proto.graph.as_mut() else {
+        return false;
+    };
+    let Some(out) = graph.output.get(index).map(|o| o.name.clone()) else {
+        return false;
+    };
+    let Some(pos) = graph
+        .node
+        .iter()
+        .position(|n| n.op_type == "Softmax" && n.output.first() == Some(&out))
+    else {
+        return false;
+    };
+    let node = graph.node.remove(pos);
+    // The logits keep the output's name, so nothing downstream changes.
+    let logits = node.input[0].clone();
+    for n in graph.node.iter_mut() {
+        for o in n.output.iter_mut().filter(|o| **o == logits) {
+            *o = out.clone();
+        }
+        for i in n.input.iter_mut().filter(|i| **i == logits) {
+            *i = out.clone();
+        }
+    }
+    true
 }
 
 impl RetinaFace {
@@ -62,13 +96,14 @@ impl RetinaFace {
                 hint: "; run `make setup` to extract the RetinaFace detector into models/",
             });
         }
-        let model =
-            tract_onnx::onnx()
-                .model_for_path(path)
-                .map_err(|e| FacekitError::BadModel {
-                    path: shown.clone(),
-                    detail: root_cause(&e),
-                })?;
+        let bad = |e: TractError| FacekitError::BadModel {
+            path: shown.clone(),
+            detail: root_cause(&e),
+        };
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx.proto_model_for_path(path).map_err(bad)?;
+        let logits = strip_final_softmax(&mut proto, 1);
+        let model = onnx.model_for_proto_model(&proto).map_err(bad)?;
         let det = Self {
             path: shown,
             model,
@@ -76,6 +111,7 @@ impl RetinaFace {
             config,
             layout: PriorLayout::default(),
             normalisation: Normalisation::retinaface_bgr(),
+            logits,
         };
         Ok(det)
     }
@@ -157,10 +193,23 @@ impl RetinaFace {
                 priors.len()
             )));
         }
-        let mut candidates: Vec<(usize, f32)> = (0..priors.len())
-            .map(|i| (i, conf[i * 2 + 1]))
-            .filter(|&(_, s)| s.is_finite() && s >= self.config.score_threshold)
-            .collect();
+        let t = self.config.score_threshold.clamp(1e-6, 1.0 - 1e-6);
+        // Two-class softmax: p(face) = sigmoid(l1 − l0); compare logits against logit(t).
+        let min_margin = (t / (1.0 - t)).ln();
+        let mut candidates: Vec<(usize, f32)> = if self.logits {
+            (0..priors.len())
+                .filter_map(|i| {
+                    let margin = conf[i * 2 + 1] - conf[i * 2];
+                    (margin >= min_margin).then(|| (i, 1.0 / (1.0 + (-margin).exp())))
+                })
+                .filter(|&(_, s)| s.is_finite())
+                .collect()
+        } else {
+            (0..priors.len())
+                .map(|i| (i, conf[i * 2 + 1]))
+                .filter(|&(_, s)| s.is_finite() && s >= self.config.score_threshold)
+                .collect()
+        };
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(self.config.top_k);
         let dets = candidates
