@@ -18,7 +18,7 @@ pub enum Captured {
 pub struct Reconnecting {
     open: Opener,
     current: Option<Box<dyn FrameSource + Send>>,
-    backoff: Duration,
+    pub(crate) backoff: Duration,
     next_try: Instant,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -71,5 +71,70 @@ impl Reconnecting {
             Ok(None) => Captured::End,
             Err(e) => self.lost(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// A camera that delivers `frames` frames per connection, then fails (unplugged).
+    struct Flaky {
+        left: u32,
+    }
+
+    impl FrameSource for Flaky {
+        fn size(&self) -> (u32, u32) {
+            (4, 4)
+        }
+        fn next_frame(&mut self) -> facekit::Result<Option<RgbImage>> {
+            if self.left == 0 {
+                return Err(facekit::FacekitError::Inference("device unplugged".into()));
+            }
+            self.left -= 1;
+            Ok(Some(RgbImage::new(4, 4)))
+        }
+    }
+
+    #[test]
+    fn a_lost_camera_is_reopened_with_growing_backoff_then_recovers() {
+        let opens = Arc::new(AtomicU32::new(0));
+        let counter = opens.clone();
+        // The first two reopen attempts fail (still unplugged), the third succeeds.
+        let mut cam = Reconnecting::new(Box::new(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            if n == 1 || n == 2 {
+                Err(facekit::FacekitError::Inference("no such device".into()))
+            } else {
+                Ok(Box::new(Flaky { left: 2 }) as Box<dyn FrameSource + Send>)
+            }
+        }));
+        cam.min_backoff = Duration::from_millis(5);
+        cam.backoff = cam.min_backoff;
+        cam.max_backoff = Duration::from_millis(20);
+        assert!(matches!(cam.capture(), Captured::Frame(_)));
+        assert!(matches!(cam.capture(), Captured::Frame(_)));
+        let mut waits = Vec::new();
+        let mut frames = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while frames < 2 && Instant::now() < deadline {
+            match cam.capture() {
+                Captured::Frame(_) => frames += 1,
+                Captured::Lost { retry_in, error } if error != "waiting to reconnect" => {
+                    waits.push(retry_in)
+                }
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        assert_eq!(frames, 2, "frames flow again after the camera returns");
+        // Unplugged, then two failed opens: the wait doubles each time.
+        assert_eq!(
+            waits,
+            [5, 10, 20].map(Duration::from_millis).to_vec(),
+            "backoff doubles"
+        );
+        assert_eq!(opens.load(Ordering::SeqCst), 4);
     }
 }
