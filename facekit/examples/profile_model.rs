@@ -37,7 +37,7 @@ fn main() -> TractResult<()> {
     }
     let total = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
     let mut rows: Vec<_> = by_op.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
     println!("{path} {shape:?}: {total:.2} ms per run (with profiling overhead)");
     println!("| operator | ms per run | nodes | share |");
     println!("|---|---|---|---|");
