@@ -10,6 +10,7 @@ pub mod align;
 pub mod blend;
 pub mod detect;
 pub mod draw;
+pub mod forensics;
 pub mod onnx_model;
 pub mod pose;
 pub mod smooth;

@@ -1,0 +1,275 @@
+//! Deepfake forensics on aligned face crops: the face-region mask, self-blended images (SBI) as
+//! training fakes, and the seed's hand-made cues. Host training, `detect` and the booth share it.
+//!
+//! Every cue is a ratio that grows when a face looks blended in:
+//! - **over-blur**: sharpness around the face ÷ sharpness of the face (generated faces are soft);
+//! - **edge colour**: colour step across the face boundary (skin tone of another person/light);
+//! - **double edges**: edge energy in a band along the boundary ÷ inside the face (seams);
+//! - **mouth blur**: sharpness of the rest of the face ÷ of the mouth (lip-sync models smear it);
+//! - **flicker**: frame-to-frame change inside the face ÷ outside it (over a track).
+
+use image::{imageops, GrayImage, Luma, Rgb, RgbImage};
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+
+use crate::align::sample_bilinear;
+use crate::blend::erode_dilate;
+
+/// Ellipse covering the face (brows to chin, cheek to cheek) for landmarks in crop pixels.
+pub fn face_ellipse(landmarks: &[[f32; 2]; 5]) -> (f32, f32, f32, f32) {
+    let eye = [
+        (landmarks[0][0] + landmarks[1][0]) / 2.0,
+        (landmarks[0][1] + landmarks[1][1]) / 2.0,
+    ];
+    let mouth = [
+        (landmarks[3][0] + landmarks[4][0]) / 2.0,
+        (landmarks[3][1] + landmarks[4][1]) / 2.0,
+    ];
+    let iod = (landmarks[1][0] - landmarks[0][0]).hypot(landmarks[1][1] - landmarks[0][1]);
+    let eye_mouth = (mouth[0] - eye[0]).hypot(mouth[1] - eye[1]);
+    let (cx, cy) = (
+        (eye[0] + mouth[0]) / 2.0,
+        (eye[1] + mouth[1]) / 2.0 - 0.1 * eye_mouth,
+    );
+    (cx, cy, 0.95 * iod, 1.35 * eye_mouth)
+}
+
+/// Binary face mask (255 inside the face ellipse) of a `size`×`size` crop.
+pub fn face_mask(size: u32, landmarks: &[[f32; 2]; 5]) -> GrayImage {
+    let (cx, cy, ax, ay) = face_ellipse(landmarks);
+    GrayImage::from_fn(size, size, |x, y| {
+        let (dx, dy) = ((x as f32 + 0.5 - cx) / ax, (y as f32 + 0.5 - cy) / ay);
+        Luma([if dx * dx + dy * dy <= 1.0 { 255 } else { 0 }])
+    })
+}
+
+/// How one self-blended image is made; drawn at random by [`SbiParams::sample`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SbiParams {
+    /// Per-channel gain and offset of the "source" copy.
+    pub gain: [f32; 3],
+    pub offset: [f32; 3],
+    /// Scale about the crop centre and shift (crop pixels) of the source copy.
+    pub scale: f32,
+    pub shift: [f32; 2],
+    /// Gaussian blur (>0) of the source copy.
+    pub blur: f32,
+    /// Low-frequency wobble of the mask outline: amplitude (fraction of the radius) and phases.
+    pub wobble: f32,
+    pub phases: [f32; 3],
+    /// Mask grown (negative) or shrunk (positive) by this many pixels, then feathered.
+    pub erode: i32,
+    pub feather: f32,
+    /// Blend strength at the mask centre (1 = full replacement).
+    pub strength: f32,
+}
+
+impl SbiParams {
+    /// The ranges follow the SBI paper's spirit: small enough that the fake is the same person,
+    /// large enough that a boundary exists.
+    pub fn sample(rng: &mut impl Rng) -> Self {
+        let mut u = |lo: f32, hi: f32| lo + (hi - lo) * rng.random::<f32>();
+        Self {
+            gain: [u(0.9, 1.1), u(0.9, 1.1), u(0.9, 1.1)],
+            offset: [u(-12.0, 12.0), u(-12.0, 12.0), u(-12.0, 12.0)],
+            scale: u(0.95, 1.05),
+            shift: [u(-2.0, 2.0), u(-2.0, 2.0)],
+            blur: u(0.0, 1.2),
+            wobble: u(0.0, 0.12),
+            phases: [u(0.0, 6.3), u(0.0, 6.3), u(0.0, 6.3)],
+            erode: (u(-2.0, 3.0)).round() as i32,
+            feather: u(1.0, 4.0),
+            strength: u(0.75, 1.0),
+        }
+    }
+}
+
+/// A self-blended image: `crop` blended with a slightly altered copy of itself under a soft face
+/// mask. Returns the fake and the blend mask (0–255, how much of the copy each pixel holds).
+pub fn self_blend(
+    crop: &RgbImage,
+    landmarks: &[[f32; 2]; 5],
+    p: &SbiParams,
+) -> (RgbImage, GrayImage) {
+    let (w, h) = crop.dimensions();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    // The source copy: shifted/scaled, recoloured, softened.
+    let moved = RgbImage::from_fn(w, h, |x, y| {
+        let sx = (x as f32 - cx - p.shift[0]) / p.scale + cx;
+        let sy = (y as f32 - cy - p.shift[1]) / p.scale + cy;
+        let px = sample_bilinear(crop, sx, sy).0;
+        Rgb(std::array::from_fn(|c| {
+            (px[c] as f32 * p.gain[c] + p.offset[c])
+                .round()
+                .clamp(0.0, 255.0) as u8
+        }))
+    });
+    let source = if p.blur > 0.05 {
+        imageops::blur(&moved, p.blur)
+    } else {
+        moved
+    };
+    // The mask: the face ellipse with a wobbly outline, eroded/dilated and feathered.
+    let (ex, ey, ax, ay) = face_ellipse(landmarks);
+    let hard = GrayImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = ((x as f32 + 0.5 - ex) / ax, (y as f32 + 0.5 - ey) / ay);
+        let angle = dy.atan2(dx);
+        let r = 1.0
+            + p.wobble
+                * ((2.0 * angle + p.phases[0]).sin()
+                    + 0.6 * (3.0 * angle + p.phases[1]).sin()
+                    + 0.4 * (5.0 * angle + p.phases[2]).sin())
+                / 2.0;
+        Luma([if dx.hypot(dy) <= r { 255 } else { 0 }])
+    });
+    let mask = imageops::blur(&erode_dilate(&hard, p.erode), p.feather.max(0.1));
+    let mask = GrayImage::from_fn(w, h, |x, y| {
+        Luma([(mask.get_pixel(x, y).0[0] as f32 * p.strength).round() as u8])
+    });
+    let fake = RgbImage::from_fn(w, h, |x, y| {
+        let a = mask.get_pixel(x, y).0[0] as f32 / 255.0;
+        let (s, t) = (source.get_pixel(x, y).0, crop.get_pixel(x, y).0);
+        Rgb(std::array::from_fn(|c| {
+            (s[c] as f32 * a + t[c] as f32 * (1.0 - a)).round() as u8
+        }))
+    });
+    (fake, mask)
+}
+
+/// The cues of one aligned crop (see the module docs); all ≈1 on an untouched face.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cues {
+    pub over_blur: f32,
+    pub edge_colour: f32,
+    pub double_edges: f32,
+    pub mouth_blur: f32,
+}
+
+fn luma(img: &RgbImage) -> GrayImage {
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0.map(|v| v as f32);
+        Luma([(0.299 * r + 0.587 * g + 0.114 * b).round() as u8])
+    })
+}
+
+/// Laplacian response and gradient magnitude at every interior pixel.
+fn filters(grey: &GrayImage) -> (Vec<f32>, Vec<f32>) {
+    let (w, h) = grey.dimensions();
+    let at = |x: u32, y: u32| grey.get_pixel(x, y).0[0] as f32;
+    let mut lap = vec![0f32; (w * h) as usize];
+    let mut grad = vec![0f32; (w * h) as usize];
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let i = (y * w + x) as usize;
+            lap[i] = at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y);
+            grad[i] = (at(x + 1, y) - at(x - 1, y)).hypot(at(x, y + 1) - at(x, y - 1)) / 2.0;
+        }
+    }
+    (lap, grad)
+}
+
+/// Variance of `values` where `select` holds (interior pixels only).
+fn variance_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for (_, &v) in values.iter().enumerate().filter(|(i, _)| select(*i)) {
+        n += 1.0;
+        s += v as f64;
+        s2 += (v as f64).powi(2);
+    }
+    if n < 2.0 {
+        return 0.0;
+    }
+    ((s2 / n - (s / n).powi(2)).max(0.0)) as f32
+}
+
+fn mean_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
+    let (mut n, mut s) = (0f64, 0f64);
+    for (_, &v) in values.iter().enumerate().filter(|(i, _)| select(*i)) {
+        n += 1.0;
+        s += v as f64;
+    }
+    (s / n.max(1.0)) as f32
+}
+
+/// Cues of `crop` (aligned, with margin so the face boundary is inside) whose landmarks are
+/// `landmarks` in crop pixels.
+pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
+    let (w, h) = crop.dimensions();
+    let mask = face_mask(w, landmarks);
+    let band = (w / 16).max(2) as i32;
+    let inner = erode_dilate(&mask, band);
+    let outer = erode_dilate(&mask, -band);
+    let grey = luma(crop);
+    let (lap, grad) = filters(&grey);
+    let interior = |i: usize| {
+        let (x, y) = (i as u32 % w, i as u32 / w);
+        x > 0 && y > 0 && x + 1 < w && y + 1 < h
+    };
+    let m = |img: &GrayImage, i: usize| img.as_raw()[i] > 127;
+    let face = |i: usize| interior(i) && m(&inner, i);
+    let ring = |i: usize| interior(i) && m(&outer, i) && !m(&mask, i);
+    let boundary = |i: usize| interior(i) && m(&outer, i) && !m(&inner, i);
+    let eps = 1e-3;
+
+    let over_blur = (variance_where(&lap, ring) + eps) / (variance_where(&lap, face) + eps);
+    let double_edges = (mean_where(&grad, boundary) + eps) / (mean_where(&grad, face) + eps);
+
+    // Colour step across the boundary: mean YCbCr just inside vs just outside, per unit of the
+    // face's own colour spread so a naturally contrasty scene does not read as a seam.
+    let ycc: Vec<[f32; 3]> = crop
+        .pixels()
+        .map(|p| {
+            let [r, g, b] = p.0.map(|v| v as f32);
+            [
+                0.299 * r + 0.587 * g + 0.114 * b,
+                -0.1687 * r - 0.3313 * g + 0.5 * b,
+                0.5 * r - 0.4187 * g - 0.0813 * b,
+            ]
+        })
+        .collect();
+    let just_in = |i: usize| m(&mask, i) && !m(&inner, i);
+    let just_out = |i: usize| m(&outer, i) && !m(&mask, i);
+    let mut step = 0f32;
+    let mut spread = 0f32;
+    for c in 0..3 {
+        let ch: Vec<f32> = ycc.iter().map(|v| v[c]).collect();
+        step += (mean_where(&ch, just_in) - mean_where(&ch, just_out)).powi(2);
+        spread += variance_where(&ch, face);
+    }
+    let edge_colour = (step.sqrt() + 1.0) / (spread.sqrt() + 1.0);
+
+    // Mouth: a box around the mouth corners vs the rest of the inner face.
+    let (ml, mr) = (landmarks[3], landmarks[4]);
+    let half_w = 0.6 * (mr[0] - ml[0]).abs().max(2.0);
+    let (mcx, mcy) = ((ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0);
+    let mouth = |i: usize| {
+        let (x, y) = ((i as u32 % w) as f32 + 0.5, (i as u32 / w) as f32 + 0.5);
+        (x - mcx).abs() <= half_w && (y - mcy).abs() <= 0.5 * half_w
+    };
+    let mouth_blur = (variance_where(&lap, |i| face(i) && !mouth(i)) + eps)
+        / (variance_where(&lap, |i| interior(i) && mouth(i)) + eps);
+    Cues {
+        over_blur,
+        edge_colour,
+        double_edges,
+        mouth_blur,
+    }
+}
+
+/// Flicker of one step of a track: mean absolute change inside the face ÷ outside it, between
+/// two consecutive aligned crops of the same face.
+pub fn flicker(previous: &RgbImage, current: &RgbImage, landmarks: &[[f32; 2]; 5]) -> f32 {
+    let mask = face_mask(current.width(), landmarks);
+    let (mut inside, mut ni, mut outside, mut no) = (0f64, 0f64, 0f64, 0f64);
+    for ((a, b), m) in previous.pixels().zip(current.pixels()).zip(mask.pixels()) {
+        let d: f64 = (0..3).map(|c| a.0[c].abs_diff(b.0[c]) as f64).sum::<f64>() / 3.0;
+        if m.0[0] > 127 {
+            inside += d;
+            ni += 1.0;
+        } else {
+            outside += d;
+            no += 1.0;
+        }
+    }
+    ((inside / ni.max(1.0) + 0.5) / (outside / no.max(1.0) + 0.5)) as f32
+}

@@ -1,0 +1,155 @@
+//! The forensic cues and the SBI generator on a real aligned face from the sample video.
+
+use facekit::forensics::{cues, face_mask, flicker, self_blend, SbiParams};
+use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
+use image::{imageops, Rgb, RgbImage};
+use rand::SeedableRng;
+use shared_proto::FaceCropSpec;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Two consecutive aligned 128 px crops (margin 0.25: the face boundary is inside) and the
+/// landmarks of the second in crop pixels.
+fn crops() -> (RgbImage, RgbImage, [[f32; 2]; 5]) {
+    let det = RetinaFace::load(
+        root().join("models/retinaface-mnet025.onnx"),
+        DetectorConfig::default(),
+    )
+    .unwrap();
+    let mut video = VideoReader::open(root().join("data/carphone_pristine.mp4")).unwrap();
+    let spec = FaceCropSpec::new(128, 0.25);
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let frame = video.next_frame().unwrap().unwrap();
+        let face = det.detect(&frame).unwrap().remove(0);
+        out.push(align_face(&frame, &face.landmarks, &spec).unwrap());
+    }
+    let b = out.pop().unwrap();
+    let a = out.pop().unwrap();
+    (a.image, b.image, b.landmarks)
+}
+
+/// `crop` with `f` applied to the pixels inside the face mask only.
+fn inside_face(crop: &RgbImage, lm: &[[f32; 2]; 5], f: impl Fn(&RgbImage) -> RgbImage) -> RgbImage {
+    let mask = face_mask(crop.width(), lm);
+    let changed = f(crop);
+    RgbImage::from_fn(crop.width(), crop.height(), |x, y| {
+        if mask.get_pixel(x, y).0[0] > 127 {
+            *changed.get_pixel(x, y)
+        } else {
+            *crop.get_pixel(x, y)
+        }
+    })
+}
+
+#[test]
+fn each_cue_moves_the_right_way() {
+    let (_, crop, lm) = crops();
+    let base = cues(&crop, &lm);
+    eprintln!("untouched: {base:?}");
+
+    let blurred = inside_face(&crop, &lm, |c| imageops::blur(c, 2.0));
+    let c = cues(&blurred, &lm);
+    assert!(
+        c.over_blur > 2.0 * base.over_blur,
+        "over-blur {base:?} -> {c:?}"
+    );
+
+    let tinted = inside_face(&crop, &lm, |c| {
+        RgbImage::from_fn(c.width(), c.height(), |x, y| {
+            let [r, g, b] = c.get_pixel(x, y).0;
+            Rgb([r.saturating_add(35), g, b.saturating_sub(25)])
+        })
+    });
+    let c = cues(&tinted, &lm);
+    assert!(
+        c.edge_colour > 1.5 * base.edge_colour,
+        "edge colour {base:?} -> {c:?}"
+    );
+
+    // A copy shifted by a few pixels pasted with a hard edge: a seam along the boundary.
+    let seamed = inside_face(&crop, &lm, |c| {
+        let mut shifted = RgbImage::new(c.width(), c.height());
+        imageops::overlay(&mut shifted, c, 4, 3);
+        shifted
+    });
+    let c = cues(&seamed, &lm);
+    assert!(
+        c.double_edges > 1.1 * base.double_edges,
+        "double edges {base:?} -> {c:?}"
+    );
+
+    let (ml, mr) = (lm[3], lm[4]);
+    let (x0, y0) = (ml[0] as i64 - 6, ml[1].min(mr[1]) as i64 - 6);
+    let (mw, mh) = ((mr[0] - ml[0]) as u32 + 12, 14);
+    let mouth = imageops::crop_imm(&crop, x0 as u32, y0 as u32, mw, mh).to_image();
+    let mut smeared = crop.clone();
+    imageops::replace(&mut smeared, &imageops::blur(&mouth, 2.5), x0, y0);
+    let c = cues(&smeared, &lm);
+    assert!(
+        c.mouth_blur > 1.5 * base.mouth_blur,
+        "mouth blur {base:?} -> {c:?}"
+    );
+}
+
+#[test]
+fn flicker_rises_when_only_the_face_changes() {
+    let (prev, cur, lm) = crops();
+    let calm = flicker(&prev, &cur, &lm);
+    let noisy = inside_face(&cur, &lm, |c| {
+        RgbImage::from_fn(c.width(), c.height(), |x, y| {
+            let n = ((x * 7 + y * 13) % 17) as u8 * 2;
+            let [r, g, b] = c.get_pixel(x, y).0;
+            Rgb([
+                r.saturating_add(n),
+                g.saturating_add(n),
+                b.saturating_add(n),
+            ])
+        })
+    });
+    let jittery = flicker(&prev, &noisy, &lm);
+    assert!(jittery > calm + 0.5, "flicker {calm:.2} -> {jittery:.2}");
+}
+
+#[test]
+fn self_blended_images_change_the_face_under_a_soft_mask_only() {
+    let (_, crop, lm) = crops();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+    for _ in 0..8 {
+        let p = SbiParams::sample(&mut rng);
+        let (fake, mask) = self_blend(&crop, &lm, &p);
+        let (w, h) = crop.dimensions();
+        // The face centre is blended at full strength, the corners are untouched.
+        let (cx, cy) = ((lm[0][0] + lm[4][0]) / 2.0, (lm[0][1] + lm[4][1]) / 2.0);
+        let centre = mask.get_pixel(cx as u32, cy as u32).0[0];
+        assert!(centre as f32 >= 250.0 * p.strength - 2.0, "{centre} {p:?}");
+        for (x, y) in [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)] {
+            assert_eq!(mask.get_pixel(x, y).0[0], 0);
+            assert_eq!(fake.get_pixel(x, y), crop.get_pixel(x, y));
+        }
+        // The boundary is soft: a band of partial values, as wide as the feather.
+        let partial = mask
+            .pixels()
+            .filter(|m| (16..240).contains(&m.0[0]))
+            .count();
+        assert!(
+            partial > 100,
+            "soft boundary: {partial} partial pixels ({p:?})"
+        );
+        // Wherever the mask is zero the image is the original.
+        for ((f, c), m) in fake.pixels().zip(crop.pixels()).zip(mask.pixels()) {
+            if m.0[0] == 0 {
+                assert_eq!(f, c);
+            }
+        }
+        // And the face did change.
+        let diff: u64 = fake
+            .pixels()
+            .zip(crop.pixels())
+            .map(|(a, b)| (0..3).map(|c| a.0[c].abs_diff(b.0[c]) as u64).sum::<u64>())
+            .sum();
+        assert!(diff > 1000, "{p:?}");
+    }
+}
