@@ -62,7 +62,7 @@ enum Command {
     Verify(bundle_cli::VerifyArgs),
     /// Print a model preset layer by layer: shapes, parameters and MFLOPs, counted from the spec.
     ModelInfo {
-        /// original (the seed's 64-px model), lite (device), hq128.
+        /// original (the seed's 64-px model), lite (device), hq128; detectors: meso4, meso-wide.
         #[arg(long, default_value = "original")]
         preset: String,
         /// Print the spec as JSON instead (what the Python peer benchmark builds from).
@@ -228,10 +228,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { bundle } => bundle_cli::run_inspect(bundle),
         Command::Verify(args) => bundle_cli::run_verify(args),
         Command::ModelInfo { preset, json } => {
+            use host_trainer::model::detector::{detector_preset, DETECTOR_PRESETS};
+            if let Some(d) = detector_preset(&preset) {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&d)?);
+                } else {
+                    print!("{}", host_trainer::model::describe_detector(&d));
+                }
+                return Ok(());
+            }
             let spec = host_trainer::model::presets::preset(&preset).with_context(|| {
                 format!(
-                    "unknown preset {preset:?}; choose one of {:?}",
-                    host_trainer::model::presets::PRESETS
+                    "unknown preset {preset:?}; choose one of {:?} or a detector {:?}",
+                    host_trainer::model::presets::PRESETS,
+                    DETECTOR_PRESETS
                 )
             })?;
             spec.validate().map_err(anyhow::Error::msg)?;

@@ -278,6 +278,44 @@ pub fn swap_graph(
     ))
 }
 
+pub fn detector_inputs(size: usize) -> Vec<TensorSpec> {
+    let s = size as i64;
+    vec![TensorSpec {
+        name: "face".into(),
+        shape: vec![-1, 3, s, s],
+        meaning: "aligned face crop with margin (the model entry's crop spec), NCHW RGB in 0..1"
+            .into(),
+    }]
+}
+
+pub fn detector_outputs() -> Vec<TensorSpec> {
+    vec![TensorSpec {
+        name: "fake_probability".into(),
+        shape: vec![-1, 1],
+        meaning: "probability that the face is fake (0..1)".into(),
+    }]
+}
+
+/// The detector graph, weights under `detector/`.
+pub fn detector_graph(
+    spec: &crate::model::detector::DetectorSpec,
+    weights: &Weights,
+) -> Result<onnx::Model, OnnxError> {
+    let mut g = GraphBuilder::default();
+    let out = g.append_net(&spec.net, weights, "detector", "face", Quant::F32)?;
+    g.node("Identity", &[&out], "fake_probability", vec![]);
+    let info = |t: &TensorSpec| onnx::value_info(&t.name, &t.shape, &t.meaning);
+    Ok(g.finish(
+        &format!("doppel_detector_{}", spec.preset),
+        &format!("doppel deepfake detector, preset {}", spec.preset),
+        detector_inputs(spec.crop.size as usize)
+            .iter()
+            .map(info)
+            .collect(),
+        detector_outputs().iter().map(info).collect(),
+    ))
+}
+
 /// tch output of the swap (RGB then mask, concatenated per face) as plain floats.
 pub fn tch_swap(model: &Autoencoder, x: &Tensor, to: usize) -> Vec<f32> {
     let _guard = tch::no_grad_guard();
@@ -573,6 +611,32 @@ mod tests {
                     let judged = judge(&bytes, &x, &expected, &["--tol", "1e-4"]);
                     assert!(judged.is_ok(), "{name}: onnxruntime/checker: {judged:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn detector_spec_to_onnx_to_tract_equals_tch() {
+        use crate::model::detector::{detector_preset, DETECTOR_PRESETS};
+        use crate::model::net::Net;
+        for name in DETECTOR_PRESETS {
+            let spec = detector_preset(name).unwrap();
+            let vars = tch::nn::VarStore::new(Device::Cpu);
+            let net = Net::new(&(vars.root() / "detector"), &spec.net);
+            let s = spec.crop.size as i64;
+            let x = Tensor::rand([3, 3, s, s], (Kind::Float, Device::Cpu));
+            let want =
+                Vec::<f32>::try_from(tch::no_grad(|| net.forward(&x)).flatten(0, -1)).unwrap();
+            assert_eq!(want.len(), 3);
+            let bytes = onnx::to_bytes(&detector_graph(&spec, &weights_of(&vars)).unwrap());
+            let m = OnnxModel::from_bytes(name, &bytes, 3, false).unwrap();
+            let input = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+            let got = m.run(input).unwrap().remove(0);
+            let diff = max_abs_diff(&got, &want);
+            assert!(diff <= F32_TOLERANCE, "{name}: {diff:e}");
+            if name == "meso4" {
+                let judged = judge(&bytes, &x, &want, &["--tol", "1e-4"]);
+                assert!(judged.is_ok(), "{name}: onnxruntime/checker: {judged:?}");
             }
         }
     }

@@ -9,6 +9,7 @@
 //! | `Flatten` | `Flatten(axis=1)` |
 //! | `Dense` | `Gemm(transB=1)` |
 //! | `Reshape` | `Reshape([-1, c, h, w])` |
+//! | `MaxPool` | `MaxPool(k, stride k)` |
 //! | `Upscale` | conv as above → `DepthToSpace(2, CRD)` (= torch `pixel_shuffle`) |
 //! | `Leaky` / `Sigmoid` | `LeakyRelu(0.1)` / `Sigmoid` |
 //!
@@ -624,6 +625,19 @@ impl GraphBuilder {
                     let b = self.f32_const(&format!("{path}/dense/bias"), &[out as i64], b);
                     self.node("Gemm", &[&x, &w, &b], &pre, vec![attr_int("transB", 1)]);
                     (act, pre.clone())
+                }
+                Layer::MaxPool { size } => {
+                    let k = size as i64;
+                    self.node(
+                        "MaxPool",
+                        &[&x],
+                        &pre,
+                        vec![
+                            attr_ints("kernel_shape", vec![k, k]),
+                            attr_ints("strides", vec![k, k]),
+                        ],
+                    );
+                    (Act::None, pre.clone())
                 }
                 Layer::Reshape { c, h, w } => {
                     let s = self.i64_const(

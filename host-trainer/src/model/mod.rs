@@ -1,6 +1,7 @@
 //! The face-swap autoencoder: one spec ([`spec`]), its presets ([`presets`]), and the tch
 //! model built from it ([`net`]).
 
+pub mod detector;
 pub mod net;
 pub mod presets;
 pub mod spec;
@@ -33,6 +34,24 @@ pub fn describe(spec: &AutoencoderSpec) -> String {
         "\nparameters: {:.2} M with 2 decoders ({:.2} M encoder + decoder used per swap)\nper face: {:.1} MFLOP (2 FLOP per multiply-accumulate)",
         spec.params(2) as f64 / 1e6,
         spec.params(1) as f64 / 1e6,
+        spec.flops_per_face() as f64 / 1e6
+    );
+    out
+}
+
+/// The `model-info` table of a detector preset.
+pub fn describe_detector(spec: &detector::DetectorSpec) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "detector {} — {}×{} RGB crop (margin {}) in, fake probability out\n{:<4} {:<44} {:>16} {:>12} {:>10}",
+        spec.preset, spec.crop.size, spec.crop.size, spec.crop.margin, "#", "layer", "output", "params", "MFLOP"
+    );
+    table(&mut out, &spec.net);
+    let _ = writeln!(
+        out,
+        "\nparameters: {}\nper face: {:.1} MFLOP",
+        spec.params(),
         spec.flops_per_face() as f64 / 1e6
     );
     out

@@ -13,6 +13,7 @@ enum Built {
     Flatten,
     Dense(nn::Linear),
     Reshape(i64, i64, i64),
+    MaxPool(i64),
 }
 
 /// Values inside one layer: the depthwise output (separable layers), the convolution or dense
@@ -91,6 +92,7 @@ impl Net {
                     act,
                     false,
                 ),
+                Layer::MaxPool { size } => (Built::MaxPool(size as i64), Act::None, false),
                 Layer::Reshape { c, h, w } => (
                     Built::Reshape(c as i64, h as i64, w as i64),
                     Act::None,
@@ -144,6 +146,7 @@ impl Net {
                 Built::Flatten => x.flatten(1, -1),
                 Built::Dense(d) => d.forward(&x),
                 Built::Reshape(c, h, w) => x.reshape([-1, *c, *h, *w]),
+                Built::MaxPool(k) => x.max_pool2d([*k, *k], [*k, *k], [0, 0], [1, 1], false),
             };
             let conv = x.shallow_clone();
             if *shuffle {

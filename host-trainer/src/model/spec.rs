@@ -40,6 +40,10 @@ pub enum Layer {
         h: usize,
         w: usize,
     },
+    /// Max over non-overlapping `size`×`size` windows (ONNX MaxPool, stride = size).
+    MaxPool {
+        size: usize,
+    },
     /// Convolution to `4·out` channels then pixel shuffle ×2 (ONNX DepthToSpace, CRD order).
     Upscale {
         out: usize,
@@ -74,6 +78,7 @@ impl std::fmt::Display for Layer {
             Layer::Flatten => write!(f, "flatten"),
             Layer::Dense { out, act: a } => write!(f, "dense → {out}{}", act(a)),
             Layer::Reshape { c, h, w } => write!(f, "reshape → {c}×{h}×{w}"),
+            Layer::MaxPool { size } => write!(f, "max pool {size}×{size}"),
             Layer::Upscale {
                 out,
                 kernel,
@@ -163,6 +168,11 @@ impl Layer {
                 ))
             }
             (Layer::Flatten, Shape::Chw(c, h, w)) => Ok((Shape::Flat(c * h * w), Cost::default())),
+            (Layer::MaxPool { size }, Shape::Chw(c, h, w))
+                if size > 0 && h.is_multiple_of(size) && w.is_multiple_of(size) =>
+            {
+                Ok((Shape::Chw(c, h / size, w / size), Cost::default()))
+            }
             (Layer::Dense { out, .. }, Shape::Flat(n)) => Ok((
                 Shape::Flat(out),
                 Cost {
