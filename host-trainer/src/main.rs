@@ -47,6 +47,9 @@ enum Command {
         #[arg(long, default_value = "models/retinaface-mnet025.onnx")]
         model: PathBuf,
     },
+    /// Train the deepfake detector on real faces, self-blended images and (with --run) swaps;
+    /// report AUC per kind of fake on the other person's video.
+    TrainDetector(TrainDetectorArgs),
     /// Swap the faces of a video with a trained run; every frame is labelled SYNTHETIC.
     Convert(ConvertArgs),
     /// Create (first use) or show this host's bundle signing key.
@@ -69,6 +72,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct TrainDetectorArgs {
+    /// Dataset of person A (training video of the report's cells).
+    #[arg(long)]
+    a: PathBuf,
+    /// Dataset of person B (test video of the report's cells).
+    #[arg(long)]
+    b: PathBuf,
+    /// A swap run whose swaps and reconstructions join the fakes.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Output folder: detector.safetensors, detector.toml, eval_detector.md/json, roc.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// meso4 or meso-wide.
+    #[arg(long, default_value = "meso4")]
+    preset: String,
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Score at or above which a face is called fake.
+    #[arg(long, default_value_t = 0.5)]
+    threshold: f32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -203,6 +236,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::Extract(args) => run_extract(args),
         Command::Train(args) => run_train(args),
         Command::Convert(args) => run_convert(args),
+        Command::TrainDetector(args) => {
+            use host_trainer::detector::{train_detector, DetectorOptions};
+            anyhow::ensure!(args.batch_size >= 2, "--batch-size must be at least 2");
+            let opts = DetectorOptions {
+                datasets: [args.a, args.b],
+                run: args.run,
+                out: args.out.clone(),
+                preset: args.preset,
+                steps: args.steps,
+                batch: args.batch_size,
+                lr: args.lr,
+                seed: args.seed,
+                threshold: args.threshold,
+                device: tch::Device::cuda_if_available(),
+            };
+            let report = train_detector(&opts)
+                .with_context(|| format!("training the detector into {}", args.out.display()))?;
+            print!("{}", report.markdown());
+            println!(
+                "\nwritten: {0}/detector.safetensors, {0}/eval_detector.md, {0}/roc.png",
+                args.out.display()
+            );
+            Ok(())
+        }
         Command::Eval { run, a, b, model } => {
             let report = host_trainer::eval::evaluate(
                 &run,

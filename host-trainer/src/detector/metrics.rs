@@ -1,0 +1,93 @@
+//! Detector metrics on `(score, is_fake)` pairs: AUC, accuracy at a threshold, log loss, ROC.
+
+/// Area under the ROC curve: the probability that a random fake scores above a random real
+/// face (ties count half). `NaN` without both classes.
+pub fn auc(scored: &[(f32, bool)]) -> f64 {
+    let mut v: Vec<(f32, bool)> = scored.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (pos, neg) = (
+        v.iter().filter(|s| s.1).count() as f64,
+        v.iter().filter(|s| !s.1).count() as f64,
+    );
+    if pos == 0.0 || neg == 0.0 {
+        return f64::NAN;
+    }
+    // Mann–Whitney U with average ranks for ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j < v.len() && v[j].0 == v[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg_rank * v[i..j].iter().filter(|s| s.1).count() as f64;
+        i = j;
+    }
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+pub fn accuracy(scored: &[(f32, bool)], threshold: f32) -> f64 {
+    let right = scored
+        .iter()
+        .filter(|(s, fake)| (*s >= threshold) == *fake)
+        .count();
+    right as f64 / scored.len().max(1) as f64
+}
+
+pub fn log_loss(scored: &[(f32, bool)]) -> f64 {
+    let sum: f64 = scored
+        .iter()
+        .map(|&(s, fake)| {
+            let p = (s as f64).clamp(1e-7, 1.0 - 1e-7);
+            -if fake { p.ln() } else { (1.0 - p).ln() }
+        })
+        .sum();
+    sum / scored.len().max(1) as f64
+}
+
+/// ROC points `(false-positive rate, true-positive rate)` from the strictest threshold down.
+pub fn roc(scored: &[(f32, bool)]) -> Vec<(f64, f64)> {
+    let mut v = scored.to_vec();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pos = v.iter().filter(|s| s.1).count().max(1) as f64;
+    let neg = v.iter().filter(|s| !s.1).count().max(1) as f64;
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = vec![(0.0, 0.0)];
+    for (i, &(s, fake)) in v.iter().enumerate() {
+        if fake {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        if v.get(i + 1).is_none_or(|n| n.0 != s) {
+            out.push((fp / neg, tp / pos));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_of_known_cases() {
+        let perfect = [(0.9, true), (0.8, true), (0.2, false), (0.1, false)];
+        assert_eq!(auc(&perfect), 1.0);
+        assert_eq!(accuracy(&perfect, 0.5), 1.0);
+        let inverted: Vec<_> = perfect.iter().map(|&(s, f)| (s, !f)).collect();
+        assert_eq!(auc(&inverted), 0.0);
+        // One fake below one real: 3 of 4 pairs ordered right.
+        let mixed = [(0.9, true), (0.3, true), (0.5, false), (0.1, false)];
+        assert!((auc(&mixed) - 0.75).abs() < 1e-12);
+        let ties = [(0.5, true), (0.5, false)];
+        assert!((auc(&ties) - 0.5).abs() < 1e-12);
+        assert!(auc(&[(0.5, true)]).is_nan());
+        assert!((log_loss(&[(0.5, true)]) - 2f64.ln()).abs() < 1e-9);
+        let r = roc(&perfect);
+        assert_eq!(r.first(), Some(&(0.0, 0.0)));
+        assert_eq!(r.last(), Some(&(1.0, 1.0)));
+        assert!(r.contains(&(0.0, 1.0)));
+    }
+}

@@ -1,0 +1,354 @@
+//! `host-trainer train-detector`: a MesoNet-class detector trained on our own fakes, and an
+//! honest measure of how far it generalises: every cell trains on one video (person A) and
+//! tests on the other (person B), per kind of fake, so no face, identity or scene leaks.
+
+pub mod data;
+pub mod metrics;
+
+use std::path::{Path, PathBuf};
+
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tch::nn::{Module, VarStore};
+use tch::{Device, Reduction, Tensor};
+
+use crate::model::detector::{detector_preset, DetectorSpec, DETECTOR_PRESETS};
+use crate::model::net::Net;
+use crate::plot::{lines, Line};
+use crate::train::optim::Adam;
+use crate::train::run::{Generator, RunError};
+use crate::train::trainer::to_tensor;
+use data::{samples, DetectorDataError, Kind, Sample};
+
+/// Weights of a trained detector, under `detector/…` like the ONNX exporter reads them.
+pub const WEIGHTS: &str = "detector.safetensors";
+pub const SETTINGS: &str = "detector.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error("unknown detector preset {0:?}; choose one of {DETECTOR_PRESETS:?}")]
+    UnknownPreset(String),
+    #[error(transparent)]
+    Data(#[from] DetectorDataError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> DetectorError + '_ {
+    move |e| DetectorError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// What `detector.toml` records next to the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub preset: String,
+    pub threshold: f32,
+    pub steps: usize,
+}
+
+pub struct DetectorOptions {
+    pub datasets: [PathBuf; 2],
+    /// A swap run: adds its swaps and reconstructions as fakes.
+    pub run: Option<PathBuf>,
+    pub out: PathBuf,
+    pub preset: String,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Score at or above which a face is called fake.
+    pub threshold: f32,
+    pub device: Device,
+}
+
+/// A trained detector.
+pub struct Trained {
+    pub spec: DetectorSpec,
+    pub vars: VarStore,
+    pub net: Net,
+}
+
+/// Fits a fresh detector on `train` with class-balanced batches (half real, half fake) and
+/// random horizontal flips.
+pub fn fit(
+    spec: &DetectorSpec,
+    train: &[&Sample],
+    steps: usize,
+    batch: usize,
+    lr: f64,
+    seed: u64,
+    device: Device,
+) -> Trained {
+    tch::manual_seed(seed as i64);
+    let vars = VarStore::new(device);
+    let net = Net::new(&(vars.root() / "detector"), &spec.net);
+    let mut opt = Adam::new(&vars, lr, (0.9, 0.999));
+    let reals: Vec<&Sample> = train
+        .iter()
+        .copied()
+        .filter(|s| !s.kind.is_fake())
+        .collect();
+    let fakes: Vec<&Sample> = train.iter().copied().filter(|s| s.kind.is_fake()).collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let half = (batch / 2).max(1);
+    for _ in 0..steps {
+        let mut crops = Vec::with_capacity(2 * half);
+        let mut labels = Vec::with_capacity(2 * half);
+        for (pool, label) in [(&reals, 0f32), (&fakes, 1f32)] {
+            for _ in 0..half {
+                crops.push(pool[rng.random_range(0..pool.len())].crop.clone());
+                labels.push(label);
+            }
+        }
+        let mut x = to_tensor(&crops, device);
+        if rng.random::<bool>() {
+            x = x.flip([3]);
+        }
+        let y = Tensor::from_slice(&labels)
+            .reshape([-1, 1])
+            .to_device(device);
+        let p = net.forward(&x).clamp(1e-6, 1.0 - 1e-6);
+        let loss = p.binary_cross_entropy::<Tensor>(&y, None, Reduction::Mean);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+    }
+    Trained {
+        spec: spec.clone(),
+        vars,
+        net,
+    }
+}
+
+/// Fake probability of each crop.
+pub fn predict(t: &Trained, crops: &[&image::RgbImage]) -> Vec<f32> {
+    let _guard = tch::no_grad_guard();
+    let device = t.vars.device();
+    let mut out = Vec::with_capacity(crops.len());
+    for chunk in crops.chunks(64) {
+        let owned: Vec<image::RgbImage> = chunk.iter().map(|c| (*c).clone()).collect();
+        let p = t.net.forward(&to_tensor(&owned, device));
+        out.extend(
+            Vec::<f32>::try_from(p.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// One train → test cell of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub trained_on: String,
+    pub tested_on: String,
+    pub real: usize,
+    pub fake: usize,
+    pub auc: f64,
+    pub accuracy: f64,
+    pub log_loss: f64,
+    #[serde(skip)]
+    pub roc: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorReport {
+    pub preset: String,
+    pub params: usize,
+    pub mflops: f64,
+    pub threshold: f32,
+    pub steps: usize,
+    pub split: String,
+    pub cells: Vec<Cell>,
+    /// What the saved model was trained on (both videos).
+    pub final_trained_on: String,
+}
+
+impl DetectorReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.2}\n\n{}\n\n| trained on | tested on | real | fake | AUC | accuracy | log loss |\n|---|---|---|---|---|---|---|\n",
+            self.preset, self.params, self.mflops, self.threshold, self.split
+        );
+        for c in &self.cells {
+            s += &format!(
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+                c.trained_on, c.tested_on, c.real, c.fake, c.auc, c.accuracy, c.log_loss
+            );
+        }
+        s += &format!("\nSaved model trained on: {}\n", self.final_trained_on);
+        s
+    }
+}
+
+fn kinds_name(kinds: &[Kind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, DetectorError> {
+    let spec = detector_preset(&opts.preset)
+        .ok_or_else(|| DetectorError::UnknownPreset(opts.preset.clone()))?;
+    let generator = match &opts.run {
+        Some(run) => Some(Generator::load(run, opts.device)?),
+        None => None,
+    };
+    let mut all = Vec::new();
+    for (video, dataset) in opts.datasets.iter().enumerate() {
+        let g = generator.as_ref().map(|g| (g, 1 - video, video));
+        all.extend(samples(dataset, video, &spec.crop, g, opts.seed)?);
+    }
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+
+    let fake_kinds: Vec<Kind> = [Kind::Sbi, Kind::Swap, Kind::Reconstruction]
+        .into_iter()
+        .filter(|k| all.iter().any(|s| s.kind == *k))
+        .collect();
+    let mut train_sets = vec![vec![Kind::Sbi]];
+    if fake_kinds.contains(&Kind::Swap) {
+        train_sets.push(vec![Kind::Sbi, Kind::Swap]);
+    }
+    let mut cells = Vec::new();
+    for kinds in &train_sets {
+        let train: Vec<&Sample> = all
+            .iter()
+            .filter(|s| s.video == 0 && (s.kind == Kind::Real || kinds.contains(&s.kind)))
+            .collect();
+        let model = fit(
+            &spec,
+            &train,
+            opts.steps,
+            opts.batch,
+            opts.lr,
+            opts.seed,
+            opts.device,
+        );
+        for &test_kind in &fake_kinds {
+            let test: Vec<&Sample> = all
+                .iter()
+                .filter(|s| s.video == 1 && (s.kind == Kind::Real || s.kind == test_kind))
+                .collect();
+            let scores = predict(&model, &test.iter().map(|s| &s.crop).collect::<Vec<_>>());
+            let scored: Vec<(f32, bool)> = scores
+                .into_iter()
+                .zip(&test)
+                .map(|(p, s)| (p, s.kind.is_fake()))
+                .collect();
+            cells.push(Cell {
+                trained_on: kinds_name(kinds),
+                tested_on: test_kind.name().into(),
+                real: scored.iter().filter(|s| !s.1).count(),
+                fake: scored.iter().filter(|s| s.1).count(),
+                auc: metrics::auc(&scored),
+                accuracy: metrics::accuracy(&scored, opts.threshold),
+                log_loss: metrics::log_loss(&scored),
+                roc: metrics::roc(&scored),
+            });
+        }
+    }
+    let colours = [
+        plotters::style::BLUE,
+        plotters::style::RED,
+        plotters::style::GREEN,
+    ];
+    let series: Vec<Line<'_>> = cells
+        .iter()
+        .filter(|c| c.trained_on == kinds_name(train_sets.last().expect("one set")))
+        .zip(colours.iter().cycle())
+        .map(|(c, colour)| Line {
+            label: &c.tested_on,
+            points: c.roc.clone(),
+            colour: *colour,
+        })
+        .collect();
+    let roc_path = opts.out.join("roc.png");
+    lines(
+        &roc_path,
+        &format!(
+            "ROC, trained on {} of video A, tested on video B",
+            kinds_name(train_sets.last().expect("one set"))
+        ),
+        "false positive rate",
+        &series,
+    )
+    .map_err(|e| DetectorError::Io {
+        path: roc_path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+
+    // The model that ships: every video, every kind of fake.
+    let everything: Vec<&Sample> = all.iter().collect();
+    let model = fit(
+        &spec,
+        &everything,
+        opts.steps,
+        opts.batch,
+        opts.lr,
+        opts.seed,
+        opts.device,
+    );
+    let weights = opts.out.join(WEIGHTS);
+    model.vars.save(&weights).map_err(|e| DetectorError::Io {
+        path: weights.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let settings = opts.out.join(SETTINGS);
+    let recorded = Settings {
+        preset: opts.preset.clone(),
+        threshold: opts.threshold,
+        steps: opts.steps,
+    };
+    std::fs::write(
+        &settings,
+        format!(
+            "# Detector trained by host-trainer train-detector.\n{}",
+            toml::to_string(&recorded).expect("settings serialise")
+        ),
+    )
+    .map_err(io(&settings))?;
+    let report = DetectorReport {
+        preset: opts.preset.clone(),
+        params: spec.params(),
+        mflops: spec.flops_per_face() as f64 / 1e6,
+        threshold: opts.threshold,
+        steps: opts.steps,
+        split: "Cells train on video A (person A) and test on video B (person B): no frame, identity or scene is shared.".into(),
+        cells,
+        final_trained_on: format!("real + {} of both videos", kinds_name(&fake_kinds)),
+    };
+    let md = opts.out.join("eval_detector.md");
+    std::fs::write(&md, report.markdown()).map_err(io(&md))?;
+    let json = opts.out.join("eval_detector.json");
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&report).expect("report serialises"),
+    )
+    .map_err(io(&json))?;
+    Ok(report)
+}
+
+/// Loads a detector saved by [`train_detector`].
+pub fn load(dir: &Path, device: Device) -> Result<(Trained, Settings), DetectorError> {
+    let path = dir.join(SETTINGS);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let settings: Settings = toml::from_str(&text).map_err(|e| DetectorError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let spec = detector_preset(&settings.preset)
+        .ok_or_else(|| DetectorError::UnknownPreset(settings.preset.clone()))?;
+    let mut vars = VarStore::new(device);
+    let net = Net::new(&(vars.root() / "detector"), &spec.net);
+    let weights = dir.join(WEIGHTS);
+    vars.load(&weights).map_err(|e| DetectorError::Io {
+        path: weights.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok((Trained { spec, vars, net }, settings))
+}
