@@ -73,8 +73,10 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
+	$(CARGO_TARGET_DIR)/release/host-trainer train-detector --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
+		--run $(OUT)/runs/demo --out $(OUT)/detector
 	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
-		--out $(OUT)/bundle --int8 --keys $(KEYS)
+		--detector $(OUT)/detector --out $(OUT)/bundle --int8 --keys $(KEYS)
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
@@ -86,6 +88,7 @@ demo: build
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
 	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
 	@echo "  swapped video (labelled):    $(OUT)/carphone_as_B.mp4 (+ .provenance.json)"
+	@echo "  detector + report + ROC:     $(OUT)/detector/eval_detector.md, roc.png"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
 	@echo "  live booth in a browser:     doppel-device run --input data/carphone_pristine.mp4 --loop --bundle $(OUT)/bundle --trust $(KEYS)/host.pub --http 0.0.0.0:8080"

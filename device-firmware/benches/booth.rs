@@ -45,6 +45,7 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
             preset: "bench".into(),
             from: Some("A".into()),
             to: Some("B".into()),
+            crop: None,
             inputs: vec![],
             outputs: vec![],
             params: 0,

@@ -97,7 +97,10 @@ pub fn load(
         None => None,
     };
     let detector = match manifest.model(ModelKind::Detector, None) {
-        Some(m) => Some((build(&m.file)?, manifest.crop.clone())),
+        Some(m) => Some((
+            build(&m.file)?,
+            m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
+        )),
         None => None,
     };
     let version = format!(

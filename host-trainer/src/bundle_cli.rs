@@ -39,6 +39,9 @@ pub struct ExportArgs {
     /// Dataset of person B (default: the one recorded in the run).
     #[arg(long, requires = "a")]
     pub b: Option<PathBuf>,
+    /// Output folder of `host-trainer train-detector`: adds the detector to the bundle.
+    #[arg(long)]
+    pub detector: Option<PathBuf>,
     /// Signing key folder (default: $DOPPEL_KEYS, else ~/.config/doppel/keys).
     #[arg(long)]
     pub keys: Option<PathBuf>,
@@ -75,6 +78,7 @@ pub fn run_export(args: ExportArgs) -> Result<()> {
         calibration_faces: args.calibration_faces,
         min_int8_psnr: args.min_int8_psnr,
         datasets: args.a.zip(args.b).map(|(a, b)| [a, b]),
+        detector: args.detector,
         key_dir: args.keys.unwrap_or_else(keys::default_dir),
         device: tch::Device::Cpu,
     };

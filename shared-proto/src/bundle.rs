@@ -94,6 +94,8 @@ pub struct ModelEntry {
     /// For swap models: whose face goes in and whose comes out.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// The crop this model expects when it differs from the bundle's (detectors see a margin).
+    pub crop: Option<FaceCropSpec>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     pub params: u64,
@@ -351,6 +353,7 @@ mod tests {
                 preset: "lite".into(),
                 from: Some("A".into()),
                 to: Some("B".into()),
+                crop: None,
                 inputs: vec![],
                 outputs: vec![],
                 params: 1,

@@ -232,7 +232,10 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
             bundle::sign_manifest_file(c, &host_key).unwrap();
         },
         &["--pubkey", pk],
-        "format version 2 is not supported",
+        &format!(
+            "format version {} is not supported",
+            shared_proto::FORMAT_VERSION + 1
+        ),
     );
 
     // An export into a folder that holds other work is refused and leaves it untouched.

@@ -195,6 +195,7 @@ fn entry(name: &str, kind: ModelKind, file: &str) -> ModelEntry {
         preset: "fixture".into(),
         from: (kind == ModelKind::Swap).then(|| "A".into()),
         to: (kind == ModelKind::Swap).then(|| "B".into()),
+        crop: None,
         inputs: vec![],
         outputs: vec![],
         params: 0,

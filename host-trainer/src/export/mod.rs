@@ -69,6 +69,8 @@ pub struct ExportOptions {
     pub min_int8_psnr: f64,
     /// Overrides the datasets recorded in the run.
     pub datasets: Option<[PathBuf; 2]>,
+    /// Output folder of `host-trainer train-detector`: the detector joins the bundle.
+    pub detector: Option<PathBuf>,
     pub key_dir: PathBuf,
     pub device: Device,
 }
@@ -99,6 +101,8 @@ pub enum ExportError {
     Int8Quality { model: String, psnr: f64, min: f64 },
     #[error("{path}: {detail}")]
     Io { path: String, detail: String },
+    #[error(transparent)]
+    Detector(#[from] crate::detector::DetectorError),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ExportError + '_ {
@@ -413,6 +417,77 @@ fn eval_metrics(run: &Path) -> Vec<Metric> {
     out
 }
 
+/// Writes the trained detector in `dir` as `models/detector.onnx` (f32: at ~16 k parameters
+/// int8 would save nothing that matters), checked against tch in tract. Returns its manifest
+/// entry, the max |tract − tch|, and its report's cells as metrics.
+fn export_detector(
+    dir: &Path,
+    staging: &Path,
+    device: Device,
+) -> Result<(ModelEntry, (f32, Vec<Metric>)), ExportError> {
+    let (trained, _) = crate::detector::load(dir, device)?;
+    let spec = &trained.spec;
+    let name = "detector".to_string();
+    let bytes = onnx::to_bytes(&detector_graph(spec, &weights_of(&trained.vars))?);
+    let s = spec.crop.size as i64;
+    let x = Tensor::rand([4, 3, s, s], (Kind::Float, device));
+    let want = Vec::<f32>::try_from(
+        tch::no_grad(|| trained.net.forward(&x))
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )
+    .expect("float");
+    let m = OnnxModel::from_bytes(&name, &bytes, 4, false).map_err(tract_err(&name))?;
+    let input = Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
+    let got = m.run(input).map_err(tract_err(&name))?.remove(0);
+    let diff = max_abs_diff(&got, &want);
+    if diff.is_nan() || diff > F32_TOLERANCE {
+        return Err(ExportError::Mismatch {
+            model: name,
+            inputs: "random inputs",
+            max_diff: diff,
+        });
+    }
+    let file = "models/detector.onnx".to_string();
+    let path = staging.join(&file);
+    std::fs::write(&path, &bytes).map_err(io(&path))?;
+    let mflops = spec.flops_per_face() as f64 / 1e6;
+    let mut metrics = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("eval_detector.json")) {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+            for c in json["cells"].as_array().into_iter().flatten() {
+                if let Some(auc) = c["auc"].as_f64() {
+                    metrics.push(Metric {
+                        name: format!(
+                            "detector.auc[{} -> {}]",
+                            c["trained_on"].as_str().unwrap_or("?"),
+                            c["tested_on"].as_str().unwrap_or("?")
+                        ),
+                        value: auc,
+                    });
+                }
+            }
+        }
+    }
+    let entry = ModelEntry {
+        name,
+        kind: ModelKind::Detector,
+        precision: Precision::F32,
+        file,
+        preset: spec.preset.clone(),
+        from: None,
+        to: None,
+        crop: Some(spec.crop.clone()),
+        inputs: detector_inputs(spec.crop.size as usize),
+        outputs: detector_outputs(),
+        params: spec.params() as u64,
+        mflops,
+        latency: predict_latency(mflops),
+        int8: None,
+    };
+    Ok((entry, (diff, metrics)))
+}
+
 pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     if opts.out.is_dir()
         && !opts.out.join(bundle::MANIFEST).is_file()
@@ -545,6 +620,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             preset: spec.preset.clone(),
             from: Some(sets[from].person.clone()),
             to: Some(sets[to].person.clone()),
+            crop: None,
             inputs: swap_inputs(spec.size),
             outputs: swap_outputs(spec.size),
             params: spec.params(1) as u64,
@@ -554,6 +630,13 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         });
     }
 
+    let mut metrics = eval_metrics(&opts.run);
+    if let Some(dir) = &opts.detector {
+        let (entry, detector_metrics) = export_detector(dir, &staging, opts.device)?;
+        f32_max_diff.push((entry.name.clone(), detector_metrics.0, f32::NAN));
+        metrics.extend(detector_metrics.1);
+        models.push(entry);
+    }
     let files = models
         .iter()
         .map(|m| file_entry(&staging, &m.file))
@@ -568,7 +651,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             preset: spec.preset.clone(),
             steps: generator.steps,
             datasets: sets.iter().map(dataset_record).collect(),
-            metrics: eval_metrics(&opts.run),
+            metrics,
         },
         files,
     };
