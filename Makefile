@@ -78,6 +78,11 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--detector $(OUT)/detector --out $(OUT)/bundle --int8 --keys $(KEYS)
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
+	@# The detector on the swapped video and on the untouched original: the fake must score higher.
+	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
+		--input $(OUT)/carphone_as_B.mp4 --out $(OUT)/detect-swapped
+	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
+		--input data/carphone_pristine.mp4 --out $(OUT)/detect-original
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png

@@ -5,6 +5,7 @@
 //! share; training and export build on those.
 
 pub mod convert;
+pub mod detect;
 pub mod detector;
 pub mod doctor;
 pub mod eval;

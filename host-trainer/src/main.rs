@@ -50,6 +50,29 @@ enum Command {
     /// Train the deepfake detector on real faces, self-blended images and (with --run) swaps;
     /// report AUC per kind of fake on the other person's video.
     TrainDetector(TrainDetectorArgs),
+    /// Score a video with the bundle's detector: per-frame fake probability, cues, verdict, plot.
+    Detect {
+        /// Bundle folder with a detector (export --detector).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Video file or image folder.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output folder: detect.json and score.png.
+        #[arg(long)]
+        out: PathBuf,
+        /// Mean score at or above which the verdict is FAKE.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// Trusted public key (hex or host.pub file); without one only integrity is checked.
+        #[arg(long)]
+        pubkey: Option<String>,
+        #[arg(long)]
+        max_frames: Option<u64>,
+        /// RetinaFace ONNX model.
+        #[arg(long, default_value = "models/retinaface-mnet025.onnx")]
+        model: PathBuf,
+    },
     /// Swap the faces of a video with a trained run; every frame is labelled SYNTHETIC.
     Convert(ConvertArgs),
     /// Create (first use) or show this host's bundle signing key.
@@ -236,6 +259,59 @@ fn run(cli: Cli) -> Result<()> {
         Command::Extract(args) => run_extract(args),
         Command::Train(args) => run_train(args),
         Command::Convert(args) => run_convert(args),
+        Command::Detect {
+            bundle,
+            input,
+            out,
+            threshold,
+            pubkey,
+            max_frames,
+            model,
+        } => {
+            let trusted = match pubkey {
+                Some(k) => {
+                    let text = if std::path::Path::new(&k).is_file() {
+                        std::fs::read_to_string(&k).with_context(|| format!("reading {k}"))?
+                    } else {
+                        k.clone()
+                    };
+                    vec![shared_proto::bundle::parse_public_key(&text)
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("--pubkey {k}"))?]
+                }
+                None => Vec::new(),
+            };
+            let opts = host_trainer::detect::DetectOptions {
+                bundle,
+                trusted,
+                input: input.clone(),
+                out: out.clone(),
+                threshold,
+                smoothing: 0.7,
+                detector: model,
+                max_frames,
+            };
+            let r = host_trainer::detect::detect(&opts)
+                .with_context(|| format!("scoring {}", input.display()))?;
+            let c = &r.mean_cues;
+            println!(
+                "{}: {} (mean fake probability {:.3}, threshold {:.2}) over {} of {} frames\ncues: over-blur {:.2}, edge colour {:.2}, double edges {:.2}, mouth blur {:.2}, flicker {}\nwritten: {}/detect.json, {}/score.png",
+                r.input,
+                r.verdict,
+                r.mean_score,
+                r.threshold,
+                r.frames_with_face,
+                r.frames,
+                c.over_blur,
+                c.edge_colour,
+                c.double_edges,
+                c.mouth_blur,
+                r.mean_flicker.map_or("-".into(), |f| format!("{f:.2}")),
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::TrainDetector(args) => {
             use host_trainer::detector::{train_detector, DetectorOptions};
             anyhow::ensure!(args.batch_size >= 2, "--batch-size must be at least 2");

@@ -46,6 +46,121 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     assert!((0.0..=1.0).contains(&auc), "{auc}");
     assert_eq!(report["params"], 15593);
 
+    // With a swap run, the detector joins a bundle and `detect` scores videos with it.
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let ok = |sub: &str, args: &[&str]| {
+        let o = host_trainer(sub, args);
+        assert!(
+            o.status.success(),
+            "{sub}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(
+        "train",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--out",
+            r,
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+        ],
+    );
+    let det = dir.path().join("det2");
+    ok(
+        "train-detector",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--run",
+            r,
+            "--out",
+            det.to_str().unwrap(),
+            "--steps",
+            "20",
+        ],
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(det.join("eval_detector.json")).unwrap())
+            .unwrap();
+    let tested: Vec<&str> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tested_on"].as_str().unwrap())
+        .collect();
+    assert!(
+        tested.contains(&"swap") && tested.contains(&"reconstruction"),
+        "{tested:?}"
+    );
+    let bundle = dir.path().join("bundle");
+    let keys = dir.path().join("keys");
+    ok(
+        "export",
+        &[
+            "--run",
+            r,
+            "--detector",
+            det.to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+        ],
+    );
+    let scored = dir.path().join("scored");
+    let video = e2e_tests::asset("data/carphone_pristine.mp4");
+    let printed = ok(
+        "detect",
+        &[
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--input",
+            video.to_str().unwrap(),
+            "--out",
+            scored.to_str().unwrap(),
+            "--max-frames",
+            "8",
+        ],
+    );
+    assert!(
+        printed.contains("REAL") || printed.contains("FAKE"),
+        "{printed}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scored.join("detect.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["frames_with_face"], 8);
+    assert!(scored.join("score.png").is_file());
+    // No face at all: an error that says so, not a score.
+    let blank = dir.path().join("blank");
+    std::fs::create_dir_all(&blank).unwrap();
+    image::RgbImage::from_pixel(160, 120, image::Rgb([90, 90, 90]))
+        .save(blank.join("0001.png"))
+        .unwrap();
+    let o = host_trainer(
+        "detect",
+        &[
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--input",
+            blank.to_str().unwrap(),
+            "--out",
+            scored.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no face found"));
+
     // A dataset path that is not a dataset fails clearly.
     let o = host_trainer(
         "train-detector",
