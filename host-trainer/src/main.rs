@@ -50,6 +50,24 @@ enum Command {
     /// Train the deepfake detector on real faces, self-blended images and (with --run) swaps;
     /// report AUC per kind of fake on the other person's video.
     TrainDetector(TrainDetectorArgs),
+    /// Measure a trained detector on one dataset's video: AUC, accuracy, log loss per kind of
+    /// fake (SBI, and with --run the run's swaps and reconstructions), ROC plot.
+    EvalDetector {
+        /// Output folder of `train-detector`.
+        #[arg(long)]
+        detector: PathBuf,
+        /// Dataset whose video to test on.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Which person of the run this dataset is (A or B), for its swaps.
+        #[arg(long, default_value = "B")]
+        person: String,
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// Output folder (default: <detector>/eval).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Score a video with the bundle's detector: per-frame fake probability, cues, verdict, plot.
     Detect {
         /// Bundle folder with a detector (export --detector).
@@ -259,6 +277,37 @@ fn run(cli: Cli) -> Result<()> {
         Command::Extract(args) => run_extract(args),
         Command::Train(args) => run_train(args),
         Command::Convert(args) => run_convert(args),
+        Command::EvalDetector {
+            detector,
+            dataset,
+            person,
+            run,
+            out,
+        } => {
+            let person = match person.as_str() {
+                "A" | "a" => 0,
+                "B" | "b" => 1,
+                other => anyhow::bail!("--person {other}: use A or B"),
+            };
+            let out = out.unwrap_or_else(|| detector.join("eval"));
+            let opts = host_trainer::detector::EvalOptions {
+                detector,
+                dataset: dataset.clone(),
+                person,
+                run,
+                out: out.clone(),
+                seed: 1,
+                device: tch::Device::cuda_if_available(),
+            };
+            let report = host_trainer::detector::evaluate(&opts)
+                .with_context(|| format!("evaluating the detector on {}", dataset.display()))?;
+            print!("{}", report.markdown());
+            println!(
+                "\nwritten: {0}/eval_detector.md, {0}/roc.png",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Detect {
             bundle,
             input,

@@ -184,6 +184,60 @@ impl DetectorReport {
     }
 }
 
+/// One cell per fake kind: `model` on the real faces of `test` against that kind's fakes.
+pub fn score_cells(
+    model: &Trained,
+    test: &[&Sample],
+    fake_kinds: &[Kind],
+    trained_on: &str,
+    threshold: f32,
+) -> Vec<Cell> {
+    let scores = predict(model, &test.iter().map(|s| &s.crop).collect::<Vec<_>>());
+    fake_kinds
+        .iter()
+        .map(|&kind| {
+            let scored: Vec<(f32, bool)> = scores
+                .iter()
+                .zip(test)
+                .filter(|(_, s)| s.kind == Kind::Real || s.kind == kind)
+                .map(|(&p, s)| (p, s.kind.is_fake()))
+                .collect();
+            Cell {
+                trained_on: trained_on.into(),
+                tested_on: kind.name().into(),
+                real: scored.iter().filter(|s| !s.1).count(),
+                fake: scored.iter().filter(|s| s.1).count(),
+                auc: metrics::auc(&scored),
+                accuracy: metrics::accuracy(&scored, threshold),
+                log_loss: metrics::log_loss(&scored),
+                roc: metrics::roc(&scored),
+            }
+        })
+        .collect()
+}
+
+/// The ROC curves of `cells` in one plot.
+pub fn roc_plot(cells: &[&Cell], title: &str, path: &Path) -> Result<(), DetectorError> {
+    let colours = [
+        plotters::style::BLUE,
+        plotters::style::RED,
+        plotters::style::GREEN,
+    ];
+    let series: Vec<Line<'_>> = cells
+        .iter()
+        .zip(colours.iter().cycle())
+        .map(|(c, colour)| Line {
+            label: &c.tested_on,
+            points: c.roc.clone(),
+            colour: *colour,
+        })
+        .collect();
+    lines(path, title, "false positive rate", &series).map_err(|e| DetectorError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
 fn kinds_name(kinds: &[Kind]) -> String {
     kinds
         .iter()
@@ -229,58 +283,22 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
             opts.seed,
             opts.device,
         );
-        for &test_kind in &fake_kinds {
-            let test: Vec<&Sample> = all
-                .iter()
-                .filter(|s| s.video == 1 && (s.kind == Kind::Real || s.kind == test_kind))
-                .collect();
-            let scores = predict(&model, &test.iter().map(|s| &s.crop).collect::<Vec<_>>());
-            let scored: Vec<(f32, bool)> = scores
-                .into_iter()
-                .zip(&test)
-                .map(|(p, s)| (p, s.kind.is_fake()))
-                .collect();
-            cells.push(Cell {
-                trained_on: kinds_name(kinds),
-                tested_on: test_kind.name().into(),
-                real: scored.iter().filter(|s| !s.1).count(),
-                fake: scored.iter().filter(|s| s.1).count(),
-                auc: metrics::auc(&scored),
-                accuracy: metrics::accuracy(&scored, opts.threshold),
-                log_loss: metrics::log_loss(&scored),
-                roc: metrics::roc(&scored),
-            });
-        }
+        let test: Vec<&Sample> = all.iter().filter(|s| s.video == 1).collect();
+        cells.extend(score_cells(
+            &model,
+            &test,
+            &fake_kinds,
+            &kinds_name(kinds),
+            opts.threshold,
+        ));
     }
-    let colours = [
-        plotters::style::BLUE,
-        plotters::style::RED,
-        plotters::style::GREEN,
-    ];
-    let series: Vec<Line<'_>> = cells
-        .iter()
-        .filter(|c| c.trained_on == kinds_name(train_sets.last().expect("one set")))
-        .zip(colours.iter().cycle())
-        .map(|(c, colour)| Line {
-            label: &c.tested_on,
-            points: c.roc.clone(),
-            colour: *colour,
-        })
-        .collect();
-    let roc_path = opts.out.join("roc.png");
-    lines(
-        &roc_path,
-        &format!(
-            "ROC, trained on {} of video A, tested on video B",
-            kinds_name(train_sets.last().expect("one set"))
-        ),
-        "false positive rate",
-        &series,
-    )
-    .map_err(|e| DetectorError::Io {
-        path: roc_path.display().to_string(),
-        detail: e.to_string(),
-    })?;
+    let headline = kinds_name(train_sets.last().expect("one set"));
+    let shown: Vec<&Cell> = cells.iter().filter(|c| c.trained_on == headline).collect();
+    roc_plot(
+        &shown,
+        &format!("ROC, trained on {headline} of video A, tested on video B"),
+        &opts.out.join("roc.png"),
+    )?;
 
     // The model that ships: every video, every kind of fake.
     let everything: Vec<&Sample> = all.iter().collect();
@@ -351,4 +369,67 @@ pub fn load(dir: &Path, device: Device) -> Result<(Trained, Settings), DetectorE
         detail: e.to_string(),
     })?;
     Ok((Trained { spec, vars, net }, settings))
+}
+
+/// `host-trainer eval-detector`: a trained detector on one dataset's video, per kind of fake.
+pub struct EvalOptions {
+    pub detector: PathBuf,
+    pub dataset: PathBuf,
+    /// Decoder index of this dataset's person in `run` (A = 0, B = 1).
+    pub person: usize,
+    pub run: Option<PathBuf>,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+}
+
+pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport, DetectorError> {
+    let (model, settings) = load(&opts.detector, opts.device)?;
+    let generator = match &opts.run {
+        Some(run) => Some(Generator::load(run, opts.device)?),
+        None => None,
+    };
+    let person = opts.person.min(1);
+    let g = generator.as_ref().map(|g| (g, 1 - person, person));
+    let all = samples(&opts.dataset, 0, &model.spec.crop, g, opts.seed)?;
+    let fake_kinds: Vec<Kind> = [Kind::Sbi, Kind::Swap, Kind::Reconstruction]
+        .into_iter()
+        .filter(|k| all.iter().any(|s| s.kind == *k))
+        .collect();
+    let test: Vec<&Sample> = all.iter().collect();
+    let cells = score_cells(
+        &model,
+        &test,
+        &fake_kinds,
+        &format!("{} (saved model)", opts.detector.display()),
+        settings.threshold,
+    );
+    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
+    roc_plot(
+        &cells.iter().collect::<Vec<_>>(),
+        &format!("ROC on {}", opts.dataset.display()),
+        &opts.out.join("roc.png"),
+    )?;
+    let report = DetectorReport {
+        preset: settings.preset.clone(),
+        params: model.spec.params(),
+        mflops: model.spec.flops_per_face() as f64 / 1e6,
+        threshold: settings.threshold,
+        steps: settings.steps,
+        split: format!(
+            "Every face of {} (its fakes made from its own frames).",
+            opts.dataset.display()
+        ),
+        cells,
+        final_trained_on: "see the detector's eval_detector.md".into(),
+    };
+    let md = opts.out.join("eval_detector.md");
+    std::fs::write(&md, report.markdown()).map_err(io(&md))?;
+    let json = opts.out.join("eval_detector.json");
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&report).expect("report serialises"),
+    )
+    .map_err(io(&json))?;
+    Ok(report)
 }
