@@ -143,6 +143,8 @@ impl Pipeline {
                         Ok((rgb, mask)) => {
                             out.times.swap = ms(t);
                             let t = Instant::now();
+                            let mask =
+                                facekit::swap::blend_mask(&mask, &aligned, self.config.blend.mask);
                             facekit::blend::paste_back(
                                 frame,
                                 &rgb,

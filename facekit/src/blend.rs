@@ -8,10 +8,37 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::Similarity;
 
+/// Which mask decides where the generated face replaces the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskSource {
+    /// The decoder's learned mask alone. It can collapse towards zero on the other person's
+    /// faces (the demo's B→A decoder: mean 0.008), leaving the frame unswapped.
+    Learned,
+    /// The face ellipse of the crop template (`forensics::face_mask`): always the whole face.
+    Hull,
+    /// The larger of both at each pixel: the face is always replaced, the learned mask can
+    /// extend it (hair line, beard).
+    Union,
+}
+
+impl std::str::FromStr for MaskSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "learned" => Ok(Self::Learned),
+            "hull" => Ok(Self::Hull),
+            "union" => Ok(Self::Union),
+            other => Err(format!("{other:?}: use learned, hull or union")),
+        }
+    }
+}
+
 /// Mask and colour controls (crop pixels).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlendOptions {
+    pub mask: MaskSource,
     /// Shrink (positive) or grow (negative) the mask by this many crop pixels.
     pub erode: i32,
     /// Gaussian feather of the mask edge (sigma, crop pixels).
@@ -23,6 +50,7 @@ pub struct BlendOptions {
 impl Default for BlendOptions {
     fn default() -> Self {
         Self {
+            mask: MaskSource::Union,
             erode: 2,
             feather: 2.0,
             colour_transfer: true,

@@ -5,7 +5,7 @@ use image::{GrayImage, Luma, Rgb, RgbImage};
 use shared_proto::{ChannelOrder, FaceCropSpec, Normalisation};
 
 use crate::align::AlignedFace;
-use crate::blend::{paste_back, BlendOptions};
+use crate::blend::{paste_back, BlendOptions, MaskSource};
 use crate::{FacekitError, OnnxModel, Result};
 
 /// Turns an aligned crop into the other person's face and a blend mask (both crop-sized).
@@ -21,9 +21,24 @@ pub fn swap_into_frame(
     swapper: &dyn FaceSwapper,
     blend: &BlendOptions,
 ) -> Result<(RgbImage, GrayImage)> {
-    let (face, mask) = swapper.swap(&aligned.image)?;
+    let (face, learned) = swapper.swap(&aligned.image)?;
+    let mask = blend_mask(&learned, aligned, blend.mask);
     paste_back(frame, &face, &mask, &aligned.image, &aligned.to_crop, blend);
     Ok((face, mask))
+}
+
+/// The mask `paste_back` uses: the decoder's, the face ellipse of the aligned landmarks, or both.
+pub fn blend_mask(learned: &GrayImage, aligned: &AlignedFace, source: MaskSource) -> GrayImage {
+    if source == MaskSource::Learned {
+        return learned.clone();
+    }
+    let hull = crate::forensics::face_mask(learned.width(), &aligned.landmarks);
+    if source == MaskSource::Hull {
+        return hull;
+    }
+    GrayImage::from_fn(learned.width(), learned.height(), |x, y| {
+        Luma([learned.get_pixel(x, y).0[0].max(hull.get_pixel(x, y).0[0])])
+    })
 }
 
 /// NCHW floats of `crop` normalised as `n` says.
@@ -88,5 +103,41 @@ impl FaceSwapper for OnnxSwapper {
         });
         let mask = GrayImage::from_fn(s, s, |x, y| Luma([to_u8(mask[(y * s + x) as usize])]));
         Ok((face, mask))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::Similarity;
+
+    #[test]
+    fn the_union_mask_always_covers_the_face_even_when_the_learned_mask_collapses() {
+        let spec = FaceCropSpec::default();
+        let aligned = AlignedFace {
+            image: RgbImage::new(64, 64),
+            to_crop: Similarity {
+                a: 1.0,
+                b: 0.0,
+                tx: 0.0,
+                ty: 0.0,
+            },
+            landmarks: spec.template_px(),
+            template_error: 0.0,
+            outside_fraction: 0.0,
+        };
+        let collapsed = GrayImage::from_pixel(64, 64, Luma([3]));
+        let centre = |m: &GrayImage| m.get_pixel(32, 36).0[0];
+        assert_eq!(
+            blend_mask(&collapsed, &aligned, MaskSource::Learned),
+            collapsed
+        );
+        let hull = blend_mask(&collapsed, &aligned, MaskSource::Hull);
+        let union = blend_mask(&collapsed, &aligned, MaskSource::Union);
+        assert_eq!(centre(&hull), 255);
+        assert_eq!(centre(&union), 255);
+        // Outside the face the learned value survives in the union, the hull is empty.
+        assert_eq!(union.get_pixel(0, 0).0[0], 3);
+        assert_eq!(hull.get_pixel(0, 0).0[0], 0);
     }
 }

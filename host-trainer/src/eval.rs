@@ -154,9 +154,24 @@ pub fn evaluate(
         };
         let x = to_tensor(faces, device);
         let (rec, _) = generator.model.forward(&x, p);
-        let (swap, _) = generator.model.forward(&x, 1 - p);
+        let (swap, learned) = generator.model.forward(&x, 1 - p);
+        // Judge what a viewer sees: the swap composited over the face with the blend mask the
+        // booth and convert use (learned ∪ face ellipse), not the raw decoder output.
+        let size = faces[0].width();
+        let hull = facekit::forensics::face_mask(size, &set.crop.template_px());
+        let hull = Tensor::from_slice(
+            &hull
+                .as_raw()
+                .iter()
+                .map(|&v| v as f32 / 255.0)
+                .collect::<Vec<_>>(),
+        )
+        .reshape([1, 1, size as i64, size as i64])
+        .to_device(device);
+        let mask = learned.maximum(&hull);
+        let composited: Tensor = &mask * &swap + (mask.ones_like() - &mask) * &x;
         let swapped: Vec<RgbImage> = (0..faces.len() as i64)
-            .map(|i| from_tensor(&swap.get(i)))
+            .map(|i| from_tensor(&composited.get(i)))
             .collect();
         let transferred = swapped
             .iter()

@@ -211,6 +211,9 @@ struct ConvertArgs {
     /// Skip the colour transfer to the scene.
     #[arg(long)]
     no_colour_transfer: bool,
+    /// learned (the decoder's mask), hull (the face ellipse), or union (both).
+    #[arg(long, default_value = "union")]
+    mask: facekit::blend::MaskSource,
     /// Landmark smoothing: One-Euro minimum cutoff in Hz (lower = steadier, more lag).
     #[arg(long, default_value_t = 1.5)]
     smooth_cutoff: f32,
@@ -620,6 +623,7 @@ fn run_convert(args: ConvertArgs) -> Result<()> {
             erode: args.erode,
             feather: args.feather,
             colour_transfer: !args.no_colour_transfer,
+            mask: args.mask,
         },
         smooth_cutoff: args.smooth_cutoff,
         max_frames: args.max_frames,
