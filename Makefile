@@ -85,6 +85,9 @@ demo: build
 		--input $(OUT)/carphone_as_B.mp4 --out $(OUT)/detect-swapped
 	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
 		--input data/carphone_pristine.mp4 --out $(OUT)/detect-original
+	@python3 -c "import json; s = lambda d: json.load(open('$(OUT)/' + d + '/detect.json'))['mean_score']; \
+		f, r = s('detect-swapped'), s('detect-original'); \
+		print(f'detector: swapped video {f:.3f}, original {r:.3f}'); exit(0 if f > r else 1)"
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png
