@@ -97,7 +97,7 @@ fn booth(mut cmd: Command, bundle: &std::path::Path, key: &std::path::Path, out:
 }
 
 #[test]
-fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
+fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let a = e2e_tests::small_dataset(d, "A", "data/carphone_pristine.mp4");
@@ -129,11 +129,6 @@ fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
                 r,
                 "--out",
                 bundle.to_str().unwrap(),
-                "--int8",
-                // A 3-step model is near its random init, whose int8 error is larger; this test
-                // is about equality across architectures, the quality gate is tested elsewhere.
-                "--min-int8-psnr",
-                "20",
                 "--keys",
                 keys.to_str().unwrap(),
             ],
@@ -147,17 +142,53 @@ fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
         );
     }
     let key = keys.join("host.pub");
-    let (x86_dir, arm_dir) = (d.join("x86"), d.join("arm"));
-    booth(device_cmd(), &bundle, &key, &x86_dir);
-    booth(aarch64_cmd(), &bundle, &key, &arm_dir);
-    let mut worst = 0u8;
+    let (worst, mean) = compare_booths(&bundle, &key, &d.join("f32"));
+    eprintln!("booth frames x86 vs aarch64, f32 bundle: max {worst}/255, mean {mean:.4}");
+    assert!(worst <= 2, "f32: max pixel difference {worst}/255 > 2");
+
+    // int8: the activation Q/DQ pairs round, so a 1e-6 difference between the two CPUs' float
+    // kernels can flip a rounding and move a pixel by a few levels; the frames must still agree
+    // almost everywhere.
+    let int8 = d.join("bundle8");
+    let o = e2e_tests::host_trainer(
+        "export",
+        &[
+            "--run",
+            r,
+            "--out",
+            int8.to_str().unwrap(),
+            "--int8",
+            // A 3-step model is near its random init, whose int8 error is larger; the quality
+            // gate is tested in export_bundle.
+            "--min-int8-psnr",
+            "20",
+            "--keys",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (worst, mean) = compare_booths(&int8, &key, &d.join("int8"));
+    eprintln!("booth frames x86 vs aarch64, int8 bundle: max {worst}/255, mean {mean:.4}");
+    assert!(mean <= 0.25, "int8: mean pixel difference {mean:.4} > 0.25");
+}
+
+/// Runs both builds on the same frames; max and mean channel difference outside the label and
+/// the status strip (whose FPS and latency text differ run to run).
+fn compare_booths(
+    bundle: &std::path::Path,
+    key: &std::path::Path,
+    out: &std::path::Path,
+) -> (u8, f64) {
+    let (x86_dir, arm_dir) = (out.join("x86"), out.join("arm"));
+    booth(device_cmd(), bundle, key, &x86_dir);
+    booth(aarch64_cmd(), bundle, key, &arm_dir);
+    let (mut worst, mut sum, mut n) = (0u8, 0f64, 0f64);
     for i in 0..10 {
         let name = format!("frame_{i:06}.png");
         let x = image::open(x86_dir.join(&name)).unwrap().to_rgb8();
         let y = image::open(arm_dir.join(&name)).unwrap().to_rgb8();
         assert_eq!(x.dimensions(), y.dimensions());
         let (lx, ly, lw, lh) = facekit::draw::synthetic_label_rect(x.width());
-        // The bottom strip holds the status line, whose FPS and latency differ run to run.
         let status_top = x.height() - 24;
         for (px, py, p) in x.enumerate_pixels() {
             let in_label = px < lx + lw && py < ly + lh;
@@ -166,10 +197,12 @@ fn aarch64_booth_frames_equal_x86_with_a_real_int8_bundle() {
             }
             let q = y.get_pixel(px, py);
             for c in 0..3 {
-                worst = worst.max(p.0[c].abs_diff(q.0[c]));
+                let d = p.0[c].abs_diff(q.0[c]);
+                worst = worst.max(d);
+                sum += d as f64;
+                n += 1.0;
             }
         }
     }
-    eprintln!("booth frames x86 vs aarch64: max pixel difference {worst}/255");
-    assert!(worst <= 2, "max pixel difference {worst}/255 > 2");
+    (worst, sum / n)
 }
