@@ -168,6 +168,18 @@ pub struct DetectorReport {
 }
 
 impl DetectorReport {
+    /// `eval_detector.md` and `eval_detector.json` in `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), DetectorError> {
+        let md = dir.join("eval_detector.md");
+        std::fs::write(&md, self.markdown()).map_err(io(&md))?;
+        let json = dir.join("eval_detector.json");
+        std::fs::write(
+            &json,
+            serde_json::to_string_pretty(self).expect("report serialises"),
+        )
+        .map_err(io(&json))
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.2}\n\n{}\n\n| trained on | tested on | real | fake | AUC | accuracy | log loss |\n|---|---|---|---|---|---|---|\n",
@@ -340,14 +352,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
         cells,
         final_trained_on: format!("real + {} of both videos", kinds_name(&fake_kinds)),
     };
-    let md = opts.out.join("eval_detector.md");
-    std::fs::write(&md, report.markdown()).map_err(io(&md))?;
-    let json = opts.out.join("eval_detector.json");
-    std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&report).expect("report serialises"),
-    )
-    .map_err(io(&json))?;
+    report.write(&opts.out)?;
     Ok(report)
 }
 
@@ -423,13 +428,6 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport, DetectorError> {
         cells,
         final_trained_on: "see the detector's eval_detector.md".into(),
     };
-    let md = opts.out.join("eval_detector.md");
-    std::fs::write(&md, report.markdown()).map_err(io(&md))?;
-    let json = opts.out.join("eval_detector.json");
-    std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&report).expect("report serialises"),
-    )
-    .map_err(io(&json))?;
+    report.write(&opts.out)?;
     Ok(report)
 }

@@ -565,28 +565,20 @@ impl GraphBuilder {
                     kernel,
                     stride,
                     act,
-                } => {
-                    let t = (cin, out, kernel, stride);
-                    match (&q_in, &layer_ranges) {
-                        (Some(q), Some(r)) => {
-                            self.qlinear_block(weights, &path, q, t, false, r, &pre)?
-                        }
-                        _ => self.conv_block(weights, &path, &x, t, false, int8, &pre)?,
-                    }
-                    (act, pre.clone())
                 }
-                Layer::SepConv {
+                | Layer::SepConv {
                     out,
                     kernel,
                     stride,
                     act,
                 } => {
+                    let separable = matches!(layer, Layer::SepConv { .. });
                     let t = (cin, out, kernel, stride);
                     match (&q_in, &layer_ranges) {
                         (Some(q), Some(r)) => {
-                            self.qlinear_block(weights, &path, q, t, true, r, &pre)?
+                            self.qlinear_block(weights, &path, q, t, separable, r, &pre)?
                         }
-                        _ => self.conv_block(weights, &path, &x, t, true, int8, &pre)?,
+                        _ => self.conv_block(weights, &path, &x, t, separable, int8, &pre)?,
                     }
                     (act, pre.clone())
                 }

@@ -230,10 +230,7 @@ impl Trainer {
 
     /// Weights and optimiser state in one safetensors file, written atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let err = |detail: String| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            detail,
-        };
+        let err = |detail: String| checkpoint_error(path, detail);
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (prefix, vs) in [("g", &self.generator_vars), ("d", &self.discriminator_vars)] {
             for (name, t) in vs.variables() {
@@ -250,62 +247,53 @@ impl Trainer {
     }
 
     pub fn load(&mut self, path: &Path) -> Result<(), TrainError> {
-        let err = |detail: String| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            detail,
-        };
-        let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| err(format!("unreadable ({e})")))?
-            .into_iter()
-            .collect();
+        let err = |detail: String| checkpoint_error(path, detail);
+        let tensors = read_checkpoint(path)?;
+        restore(&self.generator_vars, "g", &tensors).map_err(err)?;
+        restore(&self.discriminator_vars, "d", &tensors).map_err(err)?;
         let get = |n: &str| tensors.get(n).map(|t| t.to_device(self.device));
-        for (prefix, vs) in [
-            ("g", &mut self.generator_vars),
-            ("d", &mut self.discriminator_vars),
-        ] {
-            for (name, mut var) in vs.variables() {
-                let src = get(&format!("{prefix}/{name}"))
-                    .ok_or_else(|| err(format!("variable {prefix}/{name} missing")))?;
-                if src.size() != var.size() {
-                    return Err(err(format!(
-                        "{prefix}/{name} has shape {:?}, model wants {:?} (different preset?)",
-                        src.size(),
-                        var.size()
-                    )));
-                }
-                tch::no_grad(|| var.f_copy_(&src)).map_err(|e| err(e.to_string()))?;
-            }
-        }
         self.opt_g.load_state("opt_g", &get).map_err(err)?;
         self.opt_d.load_state("opt_d", &get).map_err(err)?;
         Ok(())
     }
 }
 
-/// Loads only the generator (`g/…`) weights of a checkpoint into `vars`; returns the step.
-pub fn load_generator_weights(vars: &VarStore, path: &Path) -> Result<i64, TrainError> {
-    let err = |detail: String| TrainError::Checkpoint {
+fn checkpoint_error(path: &Path, detail: String) -> TrainError {
+    TrainError::Checkpoint {
         path: path.display().to_string(),
         detail,
-    };
-    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| err(format!("unreadable ({e})")))?
+    }
+}
+
+fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>, TrainError> {
+    Ok(Tensor::read_safetensors(path)
+        .map_err(|e| checkpoint_error(path, format!("unreadable ({e})")))?
         .into_iter()
-        .collect();
+        .collect())
+}
+
+/// Copies `prefix/<name>` of a checkpoint into every variable of `vars`, shapes checked.
+fn restore(vars: &VarStore, prefix: &str, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
     for (name, mut var) in vars.variables() {
         let src = tensors
-            .get(&format!("g/{name}"))
-            .ok_or_else(|| err(format!("variable g/{name} missing")))?;
+            .get(&format!("{prefix}/{name}"))
+            .ok_or_else(|| format!("variable {prefix}/{name} missing"))?;
         if src.size() != var.size() {
-            return Err(err(format!(
-                "g/{name} has shape {:?}, model wants {:?} (different preset?)",
+            return Err(format!(
+                "{prefix}/{name} has shape {:?}, model wants {:?} (different preset?)",
                 src.size(),
                 var.size()
-            )));
+            ));
         }
-        tch::no_grad(|| var.f_copy_(&src.to_device(var.device())))
-            .map_err(|e| err(e.to_string()))?;
+        tch::no_grad(|| var.f_copy_(&src.to_device(var.device()))).map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Loads only the generator (`g/…`) weights of a checkpoint into `vars`; returns the step.
+pub fn load_generator_weights(vars: &VarStore, path: &Path) -> Result<i64, TrainError> {
+    let tensors = read_checkpoint(path)?;
+    restore(vars, "g", &tensors).map_err(|d| checkpoint_error(path, d))?;
     Ok(tensors
         .get("opt_g/step")
         .and_then(|t| i64::try_from(t).ok())
