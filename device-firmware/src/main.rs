@@ -115,16 +115,10 @@ fn booth(args: RunArgs) -> Result<()> {
         cfg.bundle = args.bundle;
     }
     for k in &args.trust {
-        let text = if std::path::Path::new(k).is_file() {
-            std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
-        } else if k.contains('/') || k.ends_with(".pub") {
-            anyhow::bail!(
-                "--trust {k}: no such key file (the host's `host-trainer keys` prints the key)"
-            );
-        } else {
-            k.clone()
-        };
-        cfg.trusted_keys.push(text.trim().to_owned());
+        let hex = shared_proto::bundle::public_key_text(k)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--trust {k}"))?;
+        cfg.trusted_keys.push(hex);
     }
     if let Some(m) = args.mode {
         cfg.pipeline.mode = m;

@@ -80,14 +80,11 @@ impl Pipeline {
             (None, 1.0)
         };
         let faces = self.detector.detect(small.as_ref().unwrap_or(frame))?;
-        Ok(faces
-            .into_iter()
-            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
-            .map(|d| Detection {
-                bbox: d.bbox.map(|v| v * s),
-                score: d.score,
-                landmarks: d.landmarks.map(|[x, y]| [x * s, y * s]),
-            }))
+        Ok(facekit::detect::largest(faces).map(|d| Detection {
+            bbox: d.bbox.map(|v| v * s),
+            score: d.score,
+            landmarks: d.landmarks.map(|[x, y]| [x * s, y * s]),
+        }))
     }
 
     /// Processes `frame` in place. `rate` is the frame rate the smoother assumes.

@@ -125,15 +125,7 @@ fn trusted(keys_given: &[String]) -> Result<Vec<ed25519_dalek::VerifyingKey>> {
     keys_given
         .iter()
         .map(|k| {
-            let looks_like_path = k.contains('/') || k.ends_with(".pub");
-            let text = if std::path::Path::new(k).is_file() {
-                std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
-            } else if looks_like_path {
-                anyhow::bail!("--pubkey {k}: no such key file (`host-trainer keys` creates one)");
-            } else {
-                k.clone()
-            };
-            bundle::parse_public_key(&text)
+            bundle::read_public_key(k)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("--pubkey {k}"))
         })

@@ -89,10 +89,7 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport, DetectError> {
         let index = frames;
         frames += 1;
         let found = faces.detect(&frame)?;
-        let Some(face) = found
-            .into_iter()
-            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
-        else {
+        let Some(face) = facekit::detect::largest(found) else {
             previous = None;
             continue;
         };

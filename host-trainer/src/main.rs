@@ -323,16 +323,9 @@ fn run(cli: Cli) -> Result<()> {
             model,
         } => {
             let trusted = match pubkey {
-                Some(k) => {
-                    let text = if std::path::Path::new(&k).is_file() {
-                        std::fs::read_to_string(&k).with_context(|| format!("reading {k}"))?
-                    } else {
-                        k.clone()
-                    };
-                    vec![shared_proto::bundle::parse_public_key(&text)
-                        .map_err(anyhow::Error::msg)
-                        .with_context(|| format!("--pubkey {k}"))?]
-                }
+                Some(k) => vec![shared_proto::bundle::read_public_key(&k)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("--pubkey {k}"))?],
                 None => Vec::new(),
             };
             let opts = host_trainer::detect::DetectOptions {

@@ -241,6 +241,28 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&raw).map_err(|e| e.to_string())
 }
 
+/// A public key as given on a command line — a key file such as `host.pub`, or the 64 hex
+/// digits themselves — as hex text.
+pub fn public_key_text(arg: &str) -> Result<String, String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| format!("{arg}: {e}"));
+    }
+    if arg.contains('/') || arg.ends_with(".pub") {
+        return Err(format!(
+            "{arg}: no such key file (`host-trainer keys` creates one and prints the key)"
+        ));
+    }
+    Ok(arg.trim().to_owned())
+}
+
+/// [`public_key_text`], parsed.
+pub fn read_public_key(arg: &str) -> Result<VerifyingKey, String> {
+    parse_public_key(&public_key_text(arg)?)
+}
+
 fn read_signature(path: &Path) -> Result<(VerifyingKey, Signature), BundleError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let bad = |detail: String| BundleError::BadSignatureFile {

@@ -22,6 +22,13 @@ pub struct Detection {
     pub landmarks: [[f32; 2]; 5],
 }
 
+/// The largest face (by box area): the visitor in front of the booth, the subject of a video.
+pub fn largest(faces: Vec<Detection>) -> Option<Detection> {
+    faces
+        .into_iter()
+        .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
+}
+
 impl Detection {
     pub fn width(&self) -> f32 {
         self.bbox[2] - self.bbox[0]
