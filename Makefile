@@ -19,13 +19,14 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo doctor bench clean-out
+.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo doctor bench gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
 	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
+	@echo "make gpu-pack  binaries for scripts/gpu/check.sh on a CUDA machine without Rust (.gpu/)"
 
 setup:
 	bash scripts/setup.sh
@@ -109,6 +110,19 @@ bench: build
 	$(CARGO) bench --workspace --bench export
 	$(CARGO) bench --workspace --bench booth
 	$(CARGO) test --release --workspace --test soak -- --ignored --nocapture
+
+# The trainer, its unit tests and the train-step bench, stripped and xz-packed into .gpu/ for
+# scripts/gpu/check.sh on a GPU machine that has PyTorch but no Rust toolchain.
+gpu-pack: build
+	@mkdir -p .gpu && rm -f .gpu/*
+	strip -o .gpu/host-trainer $(CARGO_TARGET_DIR)/release/host-trainer
+	strip -o .gpu/host_trainer_tests $$($(CARGO) test --release -p host-trainer --lib --no-run --message-format=json \
+		| python3 -c 'import sys,json; print([j["executable"] for j in map(json.loads,sys.stdin) if j.get("target",{}).get("kind")==["lib"] and j.get("executable")][0])')
+	strip -o .gpu/train_step $$($(CARGO) bench -p host-trainer --bench train_step --no-run --message-format=json \
+		| python3 -c 'import sys,json; print([j["executable"] for j in map(json.loads,sys.stdin) if j.get("executable")][0])')
+	xz -T2 -6 .gpu/host-trainer .gpu/host_trainer_tests .gpu/train_step
+	cp /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf .gpu/
+	@ls -l .gpu
 
 clean-out:
 	rm -rf $(OUT)

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 fn main() {
+    autocast_shim();
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Some(torch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
         println!("cargo:rustc-env=DOPPEL_TORCH_VERSION=unknown (LIBTORCH unset at build time)");
@@ -40,4 +41,24 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=DOPPEL_TORCH_VERSION={version}");
+}
+
+/// Compiles `src/train/autocast.cpp` against the libtorch torch-sys linked, found through its
+/// build metadata, so it works with `LIBTORCH` and `LIBTORCH_USE_PYTORCH` alike.
+fn autocast_shim() {
+    println!("cargo:rerun-if-changed=src/train/autocast.cpp");
+    let lib = PathBuf::from(
+        std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
+    );
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .file("src/train/autocast.cpp")
+        .compile("doppel_autocast");
 }

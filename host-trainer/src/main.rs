@@ -261,6 +261,9 @@ struct TrainArgs {
     /// auto (CUDA when available), cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Turn on the config's `mixed_precision` (fp16 autocast + loss scaling; CUDA only).
+    #[arg(long)]
+    mixed_precision: bool,
 }
 
 fn main() {
@@ -564,7 +567,22 @@ fn run_train(args: TrainArgs) -> Result<()> {
         args.steps.is_some() || args.minutes.is_some(),
         "give --steps or --minutes (or both) so training ends"
     );
-    tracing::info!("training {} on {:?}", config.preset, device);
+    if args.mixed_precision {
+        config.mixed_precision = true;
+    }
+    if config.mixed_precision && !device.is_cuda() {
+        tracing::warn!("mixed precision needs CUDA; training in f32 on {device:?}");
+    }
+    tracing::info!(
+        "training {} on {:?}{}",
+        config.preset,
+        device,
+        if config.mixed_precision && device.is_cuda() {
+            " with fp16 mixed precision"
+        } else {
+            ""
+        }
+    );
     let opts = run::RunOptions {
         config,
         datasets: [args.a, args.b],

@@ -3,6 +3,7 @@
 `host-trainer model-info --preset P --json` prints, and times the step the Rust benchmark times in
 its `ae-only` row: both decoders, L1 reconstruction, backward, Adam.
 
+With --rounds R it times R rounds and prints the best.
 Prints one line: `preset=<p> batch=<b> threads=<t> ms_per_step=<ms>`.
 """
 import argparse
@@ -67,31 +68,45 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1, help="timed rounds; the best is printed")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", action="store_true", help="fp16 autocast + GradScaler (CUDA)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     spec = json.load(open(args.spec))
     encoder = build(spec["encoder"])
-    decoders = [build(spec["decoder"]), build(spec["decoder"])]
+    encoder = encoder.to(dev)
+    decoders = [build(spec["decoder"]).to(dev), build(spec["decoder"]).to(dev)]
     params = list(encoder.parameters()) + [p for d in decoders for p in d.parameters()]
     opt = torch.optim.Adam(params, lr=5e-4, betas=(0.5, 0.999))
     s = spec["size"]
-    data = [(torch.rand(args.batch, 3, s, s), torch.rand(args.batch, 3, s, s)) for _ in range(2)]
+    data = [(torch.rand(args.batch, 3, s, s, device=dev), torch.rand(args.batch, 3, s, s, device=dev))
+            for _ in range(2)]
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
 
     def step():
         opt.zero_grad()
         loss = 0
         for p in range(2):
-            out = decoders[p](encoder(data[p][0]))
-            loss = loss + (out[:, :3] - data[p][1]).abs().mean()
-        loss.backward()
-        opt.step()
+            with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
+                out = decoders[p](encoder(data[p][0]))
+            loss = loss + (out[:, :3].float() - data[p][1]).abs().mean()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        # Like the Rust trainer, read the loss back every step (its logging does).
+        return loss.item()
 
     step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    ms = (time.perf_counter() - start) / args.steps * 1000
+    best = float("inf")
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        best = min(best, (time.perf_counter() - start) / args.steps * 1000)
+    ms = best
     print(f"preset={spec['preset']} batch={args.batch} threads={args.threads} ms_per_step={ms:.1f}")
 
 

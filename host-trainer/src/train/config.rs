@@ -52,6 +52,9 @@ pub struct TrainConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub seed: u64,
+    /// fp16 autocast with dynamic loss scaling on CUDA (ignored on CPU); master weights and
+    /// every loss stay f32.
+    pub mixed_precision: bool,
     pub weights: LossWeights,
     pub augment: AugmentConfig,
 }
@@ -66,6 +69,7 @@ impl Default for TrainConfig {
             beta1: 0.5,
             beta2: 0.999,
             seed: 1,
+            mixed_precision: false,
             weights: LossWeights::default(),
             augment: AugmentConfig::default(),
         }

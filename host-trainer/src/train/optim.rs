@@ -38,6 +38,11 @@ impl Adam {
     }
 
     pub fn step(&mut self) {
+        self.step_unscaled(1.0);
+    }
+
+    /// One step with every gradient multiplied by `inv_scale` first (loss scaling undone).
+    pub fn step_unscaled(&mut self, inv_scale: f64) {
         self.step += 1;
         let (b1, b2) = self.betas;
         let c1 = 1.0 - b1.powi(self.step as i32);
@@ -48,9 +53,12 @@ impl Adam {
                 .iter_mut()
                 .zip(self.m.iter_mut().zip(self.v.iter_mut()))
             {
-                let g = p.grad();
+                let mut g = p.grad();
                 if !g.defined() {
                     continue;
+                }
+                if inv_scale != 1.0 {
+                    g *= inv_scale;
                 }
                 // Exponential moving averages in place: m += (1-b1)(g-m), v += (1-b2)(g²-v).
                 let _ = m.lerp_(&g, 1.0 - b1);
@@ -61,6 +69,18 @@ impl Adam {
                 let _ = p.addcdiv_(&(&*m * (-self.lr / c1)), &denom);
             }
         });
+    }
+
+    /// True when every gradient is finite; one device sync for all of them.
+    pub fn grads_finite(&self) -> bool {
+        let flags: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(|g| g.defined())
+            .map(|g| g.isfinite().all())
+            .collect();
+        flags.is_empty() || bool::try_from(Tensor::stack(&flags, 0).all()).unwrap_or(false)
     }
 
     /// `prefix/m/<var>`, `prefix/v/<var>` and `prefix/step`.
@@ -94,5 +114,112 @@ impl Adam {
             load("v", v)?;
         }
         Ok(())
+    }
+}
+
+/// Dynamic loss scaling for fp16 mixed precision, as PyTorch's `GradScaler` does it: the loss is
+/// multiplied by `scale` so small gradients survive fp16, a step whose gradients overflowed is
+/// skipped and halves the scale, and 2000 clean steps in a row double it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossScaler {
+    pub scale: f64,
+    pub clean_steps: i64,
+}
+
+impl Default for LossScaler {
+    fn default() -> Self {
+        Self {
+            scale: 65536.0,
+            clean_steps: 0,
+        }
+    }
+}
+
+impl LossScaler {
+    const GROWTH_INTERVAL: i64 = 2000;
+
+    /// Backpropagates `loss · scale`, then steps `opt` unless a gradient overflowed.
+    /// Returns whether the step was taken.
+    pub fn backward_and_step(&mut self, loss: &Tensor, opt: &mut Adam) -> bool {
+        (loss * self.scale).backward();
+        let finite = opt.grads_finite();
+        if finite {
+            opt.step_unscaled(1.0 / self.scale);
+            self.clean_steps += 1;
+            if self.clean_steps >= Self::GROWTH_INTERVAL {
+                self.scale *= 2.0;
+                self.clean_steps = 0;
+            }
+        } else {
+            self.scale = (self.scale * 0.5).max(1.0);
+            self.clean_steps = 0;
+        }
+        finite
+    }
+
+    /// `prefix/scale` and `prefix/clean_steps`, for checkpoints.
+    pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{prefix}/scale"), Tensor::from(self.scale)),
+            (
+                format!("{prefix}/clean_steps"),
+                Tensor::from(self.clean_steps),
+            ),
+        ]
+    }
+
+    /// The saved scaler, or a fresh one when the checkpoint was written without mixed precision.
+    pub fn load_state(prefix: &str, get: &dyn Fn(&str) -> Option<Tensor>) -> Self {
+        let scale = get(&format!("{prefix}/scale")).and_then(|t| f64::try_from(t).ok());
+        let clean = get(&format!("{prefix}/clean_steps")).and_then(|t| i64::try_from(t).ok());
+        match (scale, clean) {
+            (Some(scale), Some(clean_steps)) => Self { scale, clean_steps },
+            _ => Self::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::VarStore;
+    use tch::{Device, Kind};
+
+    fn one_weight() -> (VarStore, Tensor) {
+        let vs = VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[4], tch::nn::Init::Const(1.0));
+        (vs, w)
+    }
+
+    #[test]
+    fn a_scaled_step_equals_the_unscaled_step() {
+        let (vs_a, w_a) = one_weight();
+        let (vs_b, w_b) = one_weight();
+        let mut plain = Adam::new(&vs_a, 0.1, (0.5, 0.999));
+        let mut scaled = Adam::new(&vs_b, 0.1, (0.5, 0.999));
+        let mut scaler = LossScaler::default();
+        for _ in 0..3 {
+            plain.zero_grad();
+            (&w_a * 3.0).sum(Kind::Float).backward();
+            plain.step();
+            scaled.zero_grad();
+            assert!(scaler.backward_and_step(&(&w_b * 3.0).sum(Kind::Float), &mut scaled));
+        }
+        let diff = f64::try_from((&w_a - &w_b).abs().max()).unwrap();
+        assert!(diff < 1e-6, "scaled and plain Adam differ by {diff}");
+    }
+
+    #[test]
+    fn an_overflowing_step_is_skipped_and_halves_the_scale() {
+        let (vs, w) = one_weight();
+        let mut opt = Adam::new(&vs, 0.1, (0.5, 0.999));
+        let mut scaler = LossScaler::default();
+        let before = w.copy();
+        opt.zero_grad();
+        let overflow = (&w * f64::INFINITY).sum(Kind::Float);
+        assert!(!scaler.backward_and_step(&overflow, &mut opt));
+        assert_eq!(scaler.scale, 32768.0);
+        assert_eq!(opt.step, 0, "the optimiser must not count a skipped step");
+        assert!(w.equal(&before), "weights changed on a skipped step");
     }
 }

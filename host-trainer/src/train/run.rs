@@ -300,7 +300,10 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary, RunErro
     bar.finish_and_clear();
     trainer.save(&checkpoint)?;
     write_preview(&trainer, &previews, &preview_path)?;
-    loss_curve(&metrics_path, &opts.out.join("loss_curve.png"))?;
+    // The checkpoint is safe by now: a missing font must not fail the run.
+    if let Err(e) = loss_curve(&metrics_path, &opts.out.join("loss_curve.png")) {
+        tracing::warn!("loss curve not drawn: {e}");
+    }
     let steps_this_run = trainer.step_count() - start_step;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RunSummary {

@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::TrainConfig;
 use super::losses;
-use super::optim::Adam;
+use super::optim::{Adam, LossScaler};
 use crate::model::net::{Autoencoder, Net};
 use crate::model::presets::preset;
 use crate::model::spec::{Act, Layer, NetSpec, Shape};
@@ -66,6 +66,10 @@ pub struct Trainer {
     discriminators: Vec<Net>,
     opt_g: Adam,
     opt_d: Adam,
+    /// fp16 autocast with loss scaling (CUDA and `mixed_precision` only).
+    amp: bool,
+    scaler_g: LossScaler,
+    scaler_d: LossScaler,
     priority: Tensor,
     prior: Tensor,
 }
@@ -105,6 +109,7 @@ impl Trainer {
         let priority =
             losses::priority_weights(&template, size, config.weights.eye_mouth_priority, device);
         let prior = losses::face_prior(&template, size, device);
+        let amp = config.mixed_precision && device.is_cuda();
         Ok(Self {
             config,
             device,
@@ -114,6 +119,9 @@ impl Trainer {
             discriminators,
             opt_g,
             opt_d,
+            amp,
+            scaler_g: LossScaler::default(),
+            scaler_d: LossScaler::default(),
             priority,
             prior,
         })
@@ -123,11 +131,28 @@ impl Trainer {
         self.opt_g.step
     }
 
+    /// Whether forward passes run in fp16 autocast.
+    pub fn mixed_precision(&self) -> bool {
+        self.amp
+    }
+
+    /// Runs `f` under fp16 autocast when mixed precision is on; outputs come back as f32 so every
+    /// loss is computed in full precision.
+    fn forward<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.amp {
+            super::autocast::cuda(f)
+        } else {
+            f()
+        }
+    }
+
     /// Generator objective of `person` and its terms; `fake` is returned for the D step.
     /// Terms with weight 0 are not computed at all (they would only cost time).
     fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
         let w = &self.config.weights;
-        let (rgb, mask) = self.model.forward(&batch.input, person);
+        let f32 = |t: Tensor| t.to_kind(Kind::Float);
+        let (rgb, mask) = self.forward(|| self.model.forward(&batch.input, person));
+        let (rgb, mask) = (f32(rgb), f32(mask));
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let term = |weight: f64, f: &dyn Fn() -> Tensor| if weight > 0.0 { f() } else { zero() };
         let l1 = term(w.l1, &|| {
@@ -138,8 +163,14 @@ impl Trainer {
         let mask_l = term(w.mask, &|| losses::mask_loss(&mask, &self.prior));
         let (gan, feature) = if w.gan > 0.0 || w.feature > 0.0 {
             let d = &self.discriminators[person];
-            let fake_feats = d.forward_all(&rgb);
-            let real_feats = tch::no_grad(|| d.forward_all(&batch.target));
+            let feats = |x: &Tensor| -> Vec<Tensor> {
+                self.forward(|| d.forward_all(x))
+                    .into_iter()
+                    .map(f32)
+                    .collect()
+            };
+            let fake_feats = feats(&rgb);
+            let real_feats = tch::no_grad(|| feats(&batch.target));
             (
                 losses::lsgan_g(fake_feats.last().expect("D has layers")),
                 losses::feature_matching(&real_feats, &fake_feats),
@@ -153,15 +184,22 @@ impl Trainer {
             + &mask_l * w.mask
             + &gan * w.gan
             + &feature * w.feature;
-        let v = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
+        // One device→host copy for all terms: on CUDA each read is a synchronisation.
+        let values = Vec::<f64>::try_from(
+            Tensor::stack(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total], 0)
+                .detach()
+                .to_kind(Kind::Double)
+                .to_device(Device::Cpu),
+        )
+        .unwrap_or_else(|_| vec![f64::NAN; 7]);
         let terms = Terms {
-            l1: v(&l1),
-            ssim: v(&ssim),
-            edge: v(&edge),
-            mask: v(&mask_l),
-            gan: v(&gan),
-            feature: v(&feature),
-            total: v(&total),
+            l1: values[0],
+            ssim: values[1],
+            edge: values[2],
+            mask: values[3],
+            gan: values[4],
+            feature: values[5],
+            total: values[6],
             discriminator: 0.0,
         };
         (total, terms, rgb)
@@ -172,12 +210,8 @@ impl Trainer {
         let _guard = tch::no_grad_guard();
         [0, 1].map(|p| {
             let (_, mut t, fake) = self.generator_terms(p, &batches[p]);
-            let d = &self.discriminators[p];
-            t.discriminator = f64::try_from(losses::lsgan_d(
-                &d.forward(&batches[p].target),
-                &d.forward(&fake),
-            ))
-            .unwrap_or(f64::NAN);
+            t.discriminator = f64::try_from(self.discriminator_loss(p, &batches[p].target, &fake))
+                .unwrap_or(f64::NAN);
             t
         })
     }
@@ -204,28 +238,51 @@ impl Trainer {
             terms[p] = t;
             fakes.push(fake.detach());
         }
-        total.backward();
-        self.opt_g.step();
+        if self.amp {
+            self.scaler_g.backward_and_step(&total, &mut self.opt_g);
+        } else {
+            total.backward();
+            self.opt_g.step();
+        }
         let [a, b]: [Tensor; 2] = fakes.try_into().expect("two people");
         (terms, [a, b])
     }
 
     /// Updates the discriminators on real targets vs `fakes`; returns their losses.
     pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &[Tensor; 2]) -> [f64; 2] {
+        let mut out = [0.0; 2];
+        if self.config.weights.gan == 0.0 && self.config.weights.feature == 0.0 {
+            return out; // no term uses the discriminators: neither train nor run them
+        }
         self.opt_d.zero_grad();
         let mut total = Tensor::zeros([], (Kind::Float, self.device));
-        let mut out = [0.0; 2];
+        let mut losses_d = Vec::with_capacity(2);
         for p in 0..2 {
-            let d = &self.discriminators[p];
-            let dl = losses::lsgan_d(&d.forward(&batches[p].target), &d.forward(&fakes[p]));
-            out[p] = f64::try_from(&dl).unwrap_or(f64::NAN);
-            total += dl;
+            let dl = self.discriminator_loss(p, &batches[p].target, &fakes[p]);
+            total += &dl;
+            losses_d.push(dl.detach());
         }
-        if self.config.weights.gan > 0.0 || self.config.weights.feature > 0.0 {
+        if self.amp {
+            self.scaler_d.backward_and_step(&total, &mut self.opt_d);
+        } else {
             total.backward();
             self.opt_d.step();
         }
+        let values = Vec::<f64>::try_from(
+            Tensor::stack(&losses_d, 0)
+                .to_kind(Kind::Double)
+                .to_device(Device::Cpu),
+        )
+        .unwrap_or_else(|_| vec![f64::NAN; 2]);
+        out.copy_from_slice(&values);
         out
+    }
+
+    /// LSGAN loss of person `p`'s discriminator on real `target` vs generated `fake`.
+    fn discriminator_loss(&self, p: usize, target: &Tensor, fake: &Tensor) -> Tensor {
+        let d = &self.discriminators[p];
+        let score = |x: &Tensor| self.forward(|| d.forward(x)).to_kind(Kind::Float);
+        losses::lsgan_d(&score(target), &score(fake))
     }
 
     /// Weights and optimiser state in one safetensors file, written atomically.
@@ -239,6 +296,8 @@ impl Trainer {
         }
         named.extend(self.opt_g.state("opt_g"));
         named.extend(self.opt_d.state("opt_d"));
+        named.extend(self.scaler_g.state("amp_g"));
+        named.extend(self.scaler_d.state("amp_d"));
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let tmp = path.with_extension("safetensors.part");
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -254,6 +313,8 @@ impl Trainer {
         let get = |n: &str| tensors.get(n).map(|t| t.to_device(self.device));
         self.opt_g.load_state("opt_g", &get).map_err(err)?;
         self.opt_d.load_state("opt_d", &get).map_err(err)?;
+        self.scaler_g = LossScaler::load_state("amp_g", &get);
+        self.scaler_d = LossScaler::load_state("amp_d", &get);
         Ok(())
     }
 }
@@ -320,6 +381,14 @@ mod tests {
     use crate::train::config::LossWeights;
     use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
 
+    /// `DOPPEL_TEST_DEVICE=cuda` runs these tests on the GPU (the CUDA path of the same code).
+    fn device() -> Device {
+        match std::env::var("DOPPEL_TEST_DEVICE").as_deref() {
+            Ok("cuda") => Device::Cuda(0),
+            _ => Device::Cpu,
+        }
+    }
+
     /// Four aligned 64-px crops from the first frames of a sample video.
     fn real_crops(video: &str) -> Vec<image::RgbImage> {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -342,7 +411,7 @@ mod tests {
 
     fn batches() -> [Batch; 2] {
         ["data/carphone_pristine.mp4", "data/movie.avi"].map(|v| {
-            let t = to_tensor(&real_crops(v), Device::Cpu);
+            let t = to_tensor(&real_crops(v), device());
             Batch {
                 input: t.shallow_clone(),
                 target: t,
@@ -396,7 +465,7 @@ mod tests {
         let b = batches();
         let crop = FaceCropSpec::default();
         for name in ["l1", "ssim", "edge", "mask", "gan", "feature"] {
-            let mut tr = Trainer::new(only(name), &crop, Device::Cpu).unwrap();
+            let mut tr = Trainer::new(only(name), &crop, device()).unwrap();
             let before = tr.evaluate(&b);
             let _ = tr.step_generator(&b);
             let after = tr.evaluate(&b);
@@ -413,7 +482,7 @@ mod tests {
                 ..only("gan")
             },
             &crop,
-            Device::Cpu,
+            device(),
         )
         .unwrap();
         let (_, fakes) = tr.step_generator(&b);
@@ -429,7 +498,7 @@ mod tests {
     fn checkpoint_resume_gives_the_identical_next_step() {
         let b = batches();
         let crop = FaceCropSpec::default();
-        let mut first = Trainer::new(TrainConfig::default(), &crop, Device::Cpu).unwrap();
+        let mut first = Trainer::new(TrainConfig::default(), &crop, device()).unwrap();
         first.step(&b);
         first.step(&b);
         let dir = tempfile::tempdir().unwrap();
@@ -441,7 +510,7 @@ mod tests {
                 ..TrainConfig::default()
             },
             &crop,
-            Device::Cpu,
+            device(),
         )
         .unwrap();
         resumed.load(&path).unwrap();
@@ -461,7 +530,7 @@ mod tests {
     fn a_nan_step_poisons_the_weights_and_reloading_the_checkpoint_heals_them() {
         let b = batches();
         let crop = FaceCropSpec::default();
-        let mut tr = Trainer::new(TrainConfig::default(), &crop, Device::Cpu).unwrap();
+        let mut tr = Trainer::new(TrainConfig::default(), &crop, device()).unwrap();
         tr.step(&b);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.safetensors");
@@ -486,5 +555,30 @@ mod tests {
             good,
             "reload restores the last good state exactly"
         );
+    }
+
+    #[test]
+    fn mixed_precision_is_cuda_only_and_still_learns() {
+        let b = batches();
+        let config = TrainConfig {
+            mixed_precision: true,
+            lr: 1e-3,
+            ..TrainConfig::default()
+        };
+        let mut tr = Trainer::new(config, &FaceCropSpec::default(), device()).unwrap();
+        assert_eq!(tr.mixed_precision(), device().is_cuda());
+        let before = tr.evaluate(&b);
+        for _ in 0..3 {
+            tr.step(&b);
+        }
+        let after = tr.evaluate(&b);
+        for p in 0..2 {
+            assert!(
+                after[p].l1 < before[p].l1 && after[p].total.is_finite(),
+                "person {p}: {:?} -> {:?}",
+                before[p],
+                after[p]
+            );
+        }
     }
 }
