@@ -52,6 +52,7 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
             mflops,
             latency: predict_latency(mflops),
             int8: None,
+            threshold: None,
         }],
         provenance: Provenance {
             run: String::new(),

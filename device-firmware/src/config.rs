@@ -98,8 +98,9 @@ pub struct PipelineConfig {
     /// Whose face to swap in (a person named in the bundle); default: the first swap model's.
     pub swap_to: Option<String>,
     pub blend: BlendOptions,
-    /// Fake-probability above which the verdict reads FAKE.
-    pub fake_threshold: f32,
+    /// Fake probability at or above which the verdict reads FAKE; `None` takes the threshold
+    /// the bundle's detector was calibrated to.
+    pub fake_threshold: Option<f32>,
     /// Exponential smoothing of the fake score along the track (0 = none, 0.9 = slow).
     pub score_smoothing: f32,
     /// tract threads for matrix products.
@@ -118,7 +119,7 @@ impl Default for PipelineConfig {
             smooth_beta: 0.05,
             swap_to: None,
             blend: BlendOptions::default(),
-            fake_threshold: 0.5,
+            fake_threshold: None,
             score_smoothing: 0.7,
             threads: 1,
         }

@@ -13,7 +13,7 @@ use image::RgbImage;
 use crate::button::Control;
 use crate::config::{DaemonConfig, DisplayKind};
 use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, Display};
-use crate::models::ModelSlot;
+use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
 use crate::pipeline::{Pipeline, StageTimes};
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
@@ -310,7 +310,12 @@ pub fn run(
                 .as_ref()
                 .map(|b| b.version.clone())
                 .unwrap_or_default(),
-            score: r.score.map(|s| (s, cfg.pipeline.fake_threshold)),
+            score: r.score.map(|s| {
+                let threshold = cfg.pipeline.fake_threshold.or_else(|| {
+                    bundle.as_deref().and_then(LoadedBundle::fake_threshold)
+                });
+                (s, threshold.unwrap_or(0.5))
+            }),
             face: r.face.clone(),
             warning,
         };

@@ -142,6 +142,7 @@ fn main() {
         AugmentConfig::default(),
         1,
         2,
+        facekit::forensics::face_mask(64, &FaceCropSpec::default().template_px()),
     );
     let _ = rx.recv();
     let start = Instant::now();
@@ -201,6 +202,7 @@ fn l1_only() -> LossWeights {
         gan: 0.0,
         feature: 0.0,
         eye_mouth_priority: 1.0,
+        outside_face: 1.0,
         ..LossWeights::default()
     }
 }

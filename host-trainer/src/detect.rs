@@ -18,7 +18,8 @@ pub struct DetectOptions {
     pub trusted: Vec<bundle::VerifyingKey>,
     pub input: PathBuf,
     pub out: PathBuf,
-    pub threshold: f32,
+    /// Verdict threshold; `None` takes the one the bundle's detector was calibrated to.
+    pub threshold: Option<f32>,
     /// Exponential smoothing of the score along the track (0 = none).
     pub smoothing: f32,
     pub detector: PathBuf,
@@ -124,6 +125,7 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport, DetectError> {
     }
     let n = per_frame.len() as f32;
     let mean_score = per_frame.iter().map(|f| f.score).sum::<f32>() / n;
+    let threshold = opts.threshold.or(entry.threshold).unwrap_or(0.5);
     let mean = |get: fn(&Cues) -> f32| per_frame.iter().map(|f| get(&f.cues)).sum::<f32>() / n;
     let flickers: Vec<f32> = per_frame.iter().filter_map(|f| f.flicker).collect();
     let report = DetectReport {
@@ -133,8 +135,8 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport, DetectError> {
         frames,
         frames_with_face: per_frame.len(),
         mean_score,
-        threshold: opts.threshold,
-        verdict: if mean_score >= opts.threshold {
+        threshold,
+        verdict: if mean_score >= threshold {
             "FAKE".into()
         } else {
             "REAL".into()

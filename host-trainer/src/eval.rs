@@ -37,6 +37,9 @@ pub struct PersonEval {
     pub identity_transfer_rate: f64,
     /// Classifier accuracy on this person's real held-out faces (its own credibility).
     pub classifier_accuracy_real: f64,
+    /// Classifier accuracy on this person's reconstructions through their own decoder: the
+    /// control that it judges identity rather than the generator's blur.
+    pub classifier_accuracy_reconstructed: f64,
     /// Mean landmark error of swapped vs source frames / inter-ocular distance.
     pub pose_error: Option<f64>,
     /// Swapped-face frame-to-frame change over source-face change.
@@ -153,7 +156,7 @@ pub fn evaluate(
             &set.held_out
         };
         let x = to_tensor(faces, device);
-        let (rec, _) = generator.model.forward(&x, p);
+        let (rec, rec_mask) = generator.model.forward(&x, p);
         let (swap, learned) = generator.model.forward(&x, 1 - p);
         // Judge what a viewer sees: the swap composited over the face with the blend mask the
         // booth and convert use (learned ∪ face ellipse), not the raw decoder output.
@@ -168,14 +171,22 @@ pub fn evaluate(
         )
         .reshape([1, 1, size as i64, size as i64])
         .to_device(device);
-        let mask = learned.maximum(&hull);
-        let composited: Tensor = &mask * &swap + (mask.ones_like() - &mask) * &x;
-        let swapped: Vec<RgbImage> = (0..faces.len() as i64)
-            .map(|i| from_tensor(&composited.get(i)))
-            .collect();
-        let transferred = swapped
+        let composite = |generated: &Tensor, learned: &Tensor| -> Vec<RgbImage> {
+            let mask = learned.maximum(&hull);
+            let out: Tensor = &mask * generated + (mask.ones_like() - &mask) * &x;
+            (0..faces.len() as i64)
+                .map(|i| from_tensor(&out.get(i)))
+                .collect()
+        };
+        let transferred = composite(&swap, &learned)
             .iter()
             .filter(|f| classifier.predict(f) == 1 - p)
+            .count();
+        // Control: the same decoder path on the person's own decoder. If the classifier calls
+        // these the other person, it is reading the generator's blur, not identity.
+        let kept = composite(&rec, &rec_mask)
+            .iter()
+            .filter(|f| classifier.predict(f) == p)
             .count();
         let real_ok = faces.iter().filter(|f| classifier.predict(f) == p).count();
         let (pose_error, flicker_ratio, frames_for_pose) =
@@ -187,6 +198,7 @@ pub fn evaluate(
             ssim: 1.0 - f64::try_from(ssim_loss(&rec, &x)).unwrap_or(f64::NAN),
             identity_transfer_rate: transferred as f64 / faces.len().max(1) as f64,
             classifier_accuracy_real: real_ok as f64 / faces.len().max(1) as f64,
+            classifier_accuracy_reconstructed: kept as f64 / faces.len().max(1) as f64,
             pose_error,
             flicker_ratio,
             frames_for_pose,
@@ -275,19 +287,20 @@ fn pose_and_flicker(
 impl EvalReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|\n",
+            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | classifier on reconstructions | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|\n",
             self.run, self.preset, self.steps
         );
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
             s += &format!(
-                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {:.0}% | {} | {} |\n",
                 p.person,
                 p.held_out_faces,
                 p.psnr_db,
                 p.ssim,
                 100.0 * p.identity_transfer_rate,
                 100.0 * p.classifier_accuracy_real,
+                100.0 * p.classifier_accuracy_reconstructed,
                 opt(p.pose_error),
                 opt(p.flicker_ratio)
             );

@@ -102,6 +102,9 @@ pub struct ModelEntry {
     pub mflops: f64,
     pub latency: Vec<LatencyEstimate>,
     pub int8: Option<QuantReport>,
+    /// Detectors: the score at or above which a face is called fake, calibrated on frames the
+    /// detector was not trained on. Devices and `host-trainer detect` use it unless told otherwise.
+    pub threshold: Option<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,6 +385,7 @@ mod tests {
                 mflops: 1.0,
                 latency: vec![],
                 int8: None,
+                threshold: None,
             }],
             provenance: Provenance {
                 run: "r".into(),

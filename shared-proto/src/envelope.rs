@@ -2,7 +2,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped whenever a type in this crate changes its encoding.
 /// 2: bundle model entries carry their own crop spec (detectors crop wider than swap models).
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Leading bytes of every encoded envelope, so a random file is told apart from an old version.
 pub const MAGIC: [u8; 4] = *b"DPL\0";
 

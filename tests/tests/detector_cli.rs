@@ -140,6 +140,26 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         serde_json::from_str(&std::fs::read_to_string(scored.join("detect.json")).unwrap())
             .unwrap();
     assert_eq!(json["frames_with_face"], 8);
+    // The threshold calibrated on held-out frames travels from detector.toml through the signed
+    // manifest into the verdict.
+    let calibrated: f64 = std::fs::read_to_string(det.join("detector.toml"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("threshold = "))
+        .expect("detector.toml records the threshold")
+        .parse()
+        .unwrap();
+    assert!(calibrated > 0.0 && calibrated < 1.0, "{calibrated}");
+    assert!(
+        report["threshold_from"]
+            .as_str()
+            .unwrap()
+            .contains("equal-error"),
+        "{}",
+        report["threshold_from"]
+    );
+    let used = json["threshold"].as_f64().unwrap();
+    assert!((used - calibrated).abs() < 1e-6, "{used} vs {calibrated}");
     assert!(scored.join("score.png").is_file());
     // No face at all: an error that says so, not a score.
     let blank = dir.path().join("blank");

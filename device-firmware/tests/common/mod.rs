@@ -202,6 +202,7 @@ fn entry(name: &str, kind: ModelKind, file: &str) -> ModelEntry {
         mflops: 0.0,
         latency: vec![],
         int8: None,
+        threshold: None,
     }
 }
 

@@ -51,7 +51,13 @@ pub struct Sample {
     pub kind: Kind,
     /// Index of the dataset (= person = video) it was made from: the split key.
     pub video: usize,
+    /// From the last block of its video's accepted frames (the last [`CALIBRATION_SHARE`]):
+    /// kept out of training to calibrate the threshold.
+    pub late: bool,
 }
+
+/// Share of each video's accepted frames, taken from its end, that calibrates the threshold.
+pub const CALIBRATION_SHARE: f64 = 0.2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorDataError {
@@ -92,7 +98,11 @@ pub fn samples(
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ video as u64);
     let blend = BlendOptions::default();
     let mut out = Vec::new();
-    for (source, frames) in wanted {
+    for (source, mut frames) in wanted {
+        frames.sort_by_key(|f| f.0);
+        let cut = frames[((frames.len() as f64 * (1.0 - CALIBRATION_SHARE)) as usize)
+            .min(frames.len() - 1)]
+        .0;
         let path = PathBuf::from(&source);
         let err = |detail: String| DetectorDataError::Source {
             path: source.clone(),
@@ -109,12 +119,14 @@ pub fn samples(
             let Some(real) = align_face(&frame, &lm, crop) else {
                 continue;
             };
+            let late = i >= cut;
             let params = SbiParams::sample(&mut rng);
             let (sbi, _) = self_blend(&real.image, &real.landmarks, &params);
             out.push(Sample {
                 crop: sbi,
                 kind: Kind::Sbi,
                 video,
+                late,
             });
             if let Some((g, swap_to, self_decoder)) = generator {
                 for (to, kind) in [(swap_to, Kind::Swap), (self_decoder, Kind::Reconstruction)] {
@@ -132,6 +144,7 @@ pub fn samples(
                                 crop: fake.image,
                                 kind,
                                 video,
+                                late,
                             });
                         }
                     }
@@ -141,6 +154,7 @@ pub fn samples(
                 crop: real.image,
                 kind: Kind::Real,
                 video,
+                late,
             });
         }
     }

@@ -35,6 +35,43 @@ pub fn accuracy(scored: &[(f32, bool)], threshold: f32) -> f64 {
     right as f64 / scored.len().max(1) as f64
 }
 
+/// The threshold at the equal-error point: where the share of real faces called fake is
+/// closest to the share of fakes called real. Scores are probabilities, so the midpoint between
+/// neighbouring scores is returned. 0.5 without both classes.
+pub fn eer_threshold(scored: &[(f32, bool)]) -> f32 {
+    let pos = scored.iter().filter(|s| s.1).count();
+    let neg = scored.len() - pos;
+    if pos == 0 || neg == 0 {
+        return 0.5;
+    }
+    let mut v = scored.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Threshold just above v[i]: v[..=i] are called real.
+    let (mut missed_fakes, mut kept_reals) = (0usize, 0usize);
+    let mut best = (f64::INFINITY, 0.5f32);
+    for i in 0..v.len() {
+        if v[i].1 {
+            missed_fakes += 1;
+        } else {
+            kept_reals += 1;
+        }
+        if v.get(i + 1).is_some_and(|n| n.0 == v[i].0) {
+            continue;
+        }
+        let fnr = missed_fakes as f64 / pos as f64;
+        let fpr = (neg - kept_reals) as f64 / neg as f64;
+        let t = match v.get(i + 1) {
+            Some(n) => (v[i].0 + n.0) / 2.0,
+            None => (v[i].0 + 1.0) / 2.0,
+        };
+        let gap = (fnr - fpr).abs();
+        if gap < best.0 {
+            best = (gap, t);
+        }
+    }
+    best.1
+}
+
 pub fn log_loss(scored: &[(f32, bool)]) -> f64 {
     let sum: f64 = scored
         .iter()
@@ -70,6 +107,21 @@ pub fn roc(scored: &[(f32, bool)]) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_equal_error_threshold_separates_separable_scores_and_balances_overlap() {
+        let separable = [(0.9, true), (0.7, true), (0.4, false), (0.1, false)];
+        let t = eer_threshold(&separable);
+        assert!(t > 0.4 && t < 0.7, "{t}");
+        assert_eq!(accuracy(&separable, t), 1.0);
+        // Shifted scores (every real above 0.5) still get a threshold between the classes.
+        let shifted = [(0.99, true), (0.97, true), (0.9, false), (0.8, false)];
+        let t = eer_threshold(&shifted);
+        assert!(t > 0.9 && t < 0.97, "{t}");
+        // One real above one fake: the best threshold errs once on each side or not at all.
+        let overlap = [(0.9, true), (0.6, false), (0.5, true), (0.2, false)];
+        assert!(accuracy(&overlap, eer_threshold(&overlap)) >= 0.5);
+    }
 
     #[test]
     fn metrics_of_known_cases() {

@@ -61,8 +61,8 @@ pub struct DetectorOptions {
     pub batch: usize,
     pub lr: f64,
     pub seed: u64,
-    /// Score at or above which a face is called fake.
-    pub threshold: f32,
+    /// Score at or above which a face is called fake; `None` calibrates it on held-out frames.
+    pub threshold: Option<f32>,
     pub device: Device,
 }
 
@@ -73,8 +73,38 @@ pub struct Trained {
     pub net: Net,
 }
 
-/// Fits a fresh detector on `train` with class-balanced batches (half real, half fake) and
-/// random horizontal flips.
+/// Camera and codec variation applied to reals and fakes alike, so that what one video's
+/// camera does to every face (its sharpness, compression, exposure) cannot tell real from fake:
+/// each of blur, JPEG re-encoding and a brightness/contrast change with probability 0.3.
+fn degrade(img: &image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImage {
+    let mut out = img.clone();
+    if rng.random::<f32>() < 0.3 {
+        out = image::imageops::blur(&out, rng.random_range(0.3..1.2));
+    }
+    if rng.random::<f32>() < 0.3 {
+        let mut bytes = Vec::new();
+        let quality = rng.random_range(50..95);
+        let encoded = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
+            .encode_image(&out)
+            .is_ok();
+        if let Some(decoded) = encoded
+            .then(|| image::load_from_memory(&bytes).ok())
+            .flatten()
+        {
+            out = decoded.to_rgb8();
+        }
+    }
+    if rng.random::<f32>() < 0.3 {
+        let (gain, bias) = (rng.random_range(0.85..1.15f32), rng.random_range(-12.0..12.0f32));
+        for p in out.pixels_mut() {
+            p.0 = p.0.map(|v| (v as f32 * gain + bias).clamp(0.0, 255.0) as u8);
+        }
+    }
+    out
+}
+
+/// Fits a fresh detector on `train` with class-balanced batches (half real, half fake), random
+/// horizontal flips and [`degrade`].
 pub fn fit(
     spec: &DetectorSpec,
     train: &[&Sample],
@@ -101,7 +131,8 @@ pub fn fit(
         let mut labels = Vec::with_capacity(2 * half);
         for (pool, label) in [(&reals, 0f32), (&fakes, 1f32)] {
             for _ in 0..half {
-                crops.push(pool[rng.random_range(0..pool.len())].crop.clone());
+                let pick = pool[rng.random_range(0..pool.len())];
+                crops.push(degrade(&pick.crop, &mut rng));
                 labels.push(label);
             }
         }
@@ -148,7 +179,9 @@ pub struct Cell {
     pub real: usize,
     pub fake: usize,
     pub auc: f64,
+    /// Accuracy at `threshold`, calibrated without the test video.
     pub accuracy: f64,
+    pub threshold: f32,
     pub log_loss: f64,
     #[serde(skip)]
     pub roc: Vec<(f64, f64)>,
@@ -159,7 +192,9 @@ pub struct DetectorReport {
     pub preset: String,
     pub params: usize,
     pub mflops: f64,
+    /// The saved model's threshold and how it was chosen.
     pub threshold: f32,
+    pub threshold_from: String,
     pub steps: usize,
     pub split: String,
     pub cells: Vec<Cell>,
@@ -182,13 +217,20 @@ impl DetectorReport {
 
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.2}\n\n{}\n\n| trained on | tested on | real | fake | AUC | accuracy | log loss |\n|---|---|---|---|---|---|---|\n",
-            self.preset, self.params, self.mflops, self.threshold, self.split
+            "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.3} ({})\n\n{}\n\n| trained on | tested on | real | fake | AUC | accuracy | at threshold | log loss |\n|---|---|---|---|---|---|---|---|\n",
+            self.preset, self.params, self.mflops, self.threshold, self.threshold_from, self.split
         );
         for c in &self.cells {
             s += &format!(
-                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
-                c.trained_on, c.tested_on, c.real, c.fake, c.auc, c.accuracy, c.log_loss
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                c.trained_on,
+                c.tested_on,
+                c.real,
+                c.fake,
+                c.auc,
+                c.accuracy,
+                c.threshold,
+                c.log_loss
             );
         }
         s += &format!("\nSaved model trained on: {}\n", self.final_trained_on);
@@ -221,6 +263,7 @@ pub fn score_cells(
                 fake: scored.iter().filter(|s| s.1).count(),
                 auc: metrics::auc(&scored),
                 accuracy: metrics::accuracy(&scored, threshold),
+                threshold,
                 log_loss: metrics::log_loss(&scored),
                 roc: metrics::roc(&scored),
             }
@@ -280,28 +323,43 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
     if fake_kinds.contains(&Kind::Swap) {
         train_sets.push(vec![Kind::Sbi, Kind::Swap]);
     }
-    let mut cells = Vec::new();
-    for kinds in &train_sets {
-        let train: Vec<&Sample> = all
-            .iter()
-            .filter(|s| s.video == 0 && (s.kind == Kind::Real || kinds.contains(&s.kind)))
-            .collect();
+    let fit_and_calibrate = |train_and_calibrate: &[&Sample]| -> (Trained, f32) {
+        let (late, early): (Vec<&Sample>, Vec<&Sample>) =
+            train_and_calibrate.iter().partition(|s| s.late);
         let model = fit(
             &spec,
-            &train,
+            &early,
             opts.steps,
             opts.batch,
             opts.lr,
             opts.seed,
             opts.device,
         );
+        let scores = predict(&model, &late.iter().map(|s| &s.crop).collect::<Vec<_>>());
+        let scored: Vec<(f32, bool)> = scores
+            .into_iter()
+            .zip(&late)
+            .map(|(p, s)| (p, s.kind.is_fake()))
+            .collect();
+        let threshold = opts
+            .threshold
+            .unwrap_or_else(|| metrics::eer_threshold(&scored));
+        (model, threshold)
+    };
+    let mut cells = Vec::new();
+    for kinds in &train_sets {
+        let train: Vec<&Sample> = all
+            .iter()
+            .filter(|s| s.video == 0 && (s.kind == Kind::Real || kinds.contains(&s.kind)))
+            .collect();
+        let (model, threshold) = fit_and_calibrate(&train);
         let test: Vec<&Sample> = all.iter().filter(|s| s.video == 1).collect();
         cells.extend(score_cells(
             &model,
             &test,
             &fake_kinds,
             &kinds_name(kinds),
-            opts.threshold,
+            threshold,
         ));
     }
     let headline = kinds_name(train_sets.last().expect("one set"));
@@ -312,17 +370,17 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
         &opts.out.join("roc.png"),
     )?;
 
-    // The model that ships: every video, every kind of fake.
+    // The model that ships: every video, every kind of fake; the last block of each video
+    // calibrates its threshold.
     let everything: Vec<&Sample> = all.iter().collect();
-    let model = fit(
-        &spec,
-        &everything,
-        opts.steps,
-        opts.batch,
-        opts.lr,
-        opts.seed,
-        opts.device,
-    );
+    let (model, threshold) = fit_and_calibrate(&everything);
+    let threshold_from = match opts.threshold {
+        Some(_) => "given with --threshold".to_owned(),
+        None => format!(
+            "equal-error point on the last {:.0}% of each video's frames, not trained on",
+            100.0 * data::CALIBRATION_SHARE
+        ),
+    };
     let weights = opts.out.join(WEIGHTS);
     model.vars.save(&weights).map_err(|e| DetectorError::Io {
         path: weights.display().to_string(),
@@ -331,7 +389,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
     let settings = opts.out.join(SETTINGS);
     let recorded = Settings {
         preset: opts.preset.clone(),
-        threshold: opts.threshold,
+        threshold,
         steps: opts.steps,
     };
     std::fs::write(
@@ -346,9 +404,10 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport, Detector
         preset: opts.preset.clone(),
         params: spec.params(),
         mflops: spec.flops_per_face() as f64 / 1e6,
-        threshold: opts.threshold,
+        threshold,
+        threshold_from,
         steps: opts.steps,
-        split: "Cells train on video A (person A) and test on video B (person B): no frame, identity or scene is shared.".into(),
+        split: format!("Cells train on video A (person A) and test on video B (person B): no frame, identity or scene is shared. Each cell's threshold is the equal-error point on the last {:.0}% of video A's frames, which that cell does not train on.", 100.0 * data::CALIBRATION_SHARE),
         cells,
         final_trained_on: format!("real + {} of both videos", kinds_name(&fake_kinds)),
     };
@@ -420,6 +479,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport, DetectorError> {
         params: model.spec.params(),
         mflops: model.spec.flops_per_face() as f64 / 1e6,
         threshold: settings.threshold,
+        threshold_from: format!("recorded in {}", opts.detector.join(SETTINGS).display()),
         steps: settings.steps,
         split: format!(
             "Every face of {} (its fakes made from its own frames).",

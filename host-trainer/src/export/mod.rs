@@ -425,7 +425,7 @@ fn export_detector(
     staging: &Path,
     device: Device,
 ) -> Result<(ModelEntry, (f32, Vec<Metric>)), ExportError> {
-    let (trained, _) = crate::detector::load(dir, device)?;
+    let (trained, settings) = crate::detector::load(dir, device)?;
     let spec = &trained.spec;
     let name = "detector".to_string();
     let bytes = onnx::to_bytes(&detector_graph(spec, &weights_of(&trained.vars))?);
@@ -484,6 +484,7 @@ fn export_detector(
         mflops,
         latency: predict_latency(mflops),
         int8: None,
+        threshold: Some(settings.threshold),
     };
     Ok((entry, (diff, metrics)))
 }
@@ -627,6 +628,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             mflops,
             latency: predict_latency(mflops),
             int8,
+            threshold: None,
         });
     }
 

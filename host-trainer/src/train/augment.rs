@@ -29,6 +29,11 @@ pub struct AugmentConfig {
     pub brightness: f32,
     pub contrast: f32,
     pub saturation: f32,
+    /// Probability that a face takes the colour statistics (mean/std per YCbCr channel over the
+    /// face) of a random face of the *other* person, input and target alike. Without it the two
+    /// videos' lighting alone separates A and B in the shared encoder, and each decoder meets
+    /// the other person's codes only at swap time.
+    pub colour_transfer: f32,
 }
 
 impl Default for AugmentConfig {
@@ -43,6 +48,7 @@ impl Default for AugmentConfig {
             brightness: 0.05,
             contrast: 0.1,
             saturation: 0.1,
+            colour_transfer: 0.5,
         }
     }
 }

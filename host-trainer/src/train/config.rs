@@ -23,6 +23,10 @@ pub struct LossWeights {
     pub feature: f64,
     /// Weight of eye and mouth pixels relative to the rest in the L1 term.
     pub eye_mouth_priority: f64,
+    /// Masked training: how much pixels outside the face ellipse count in every image term and
+    /// in what the discriminator sees (1 = whole crop, 0 = face only). The swap is pasted back
+    /// inside the mask, so background detail only spends the bottleneck's capacity.
+    pub outside_face: f64,
 }
 
 impl Default for LossWeights {
@@ -35,6 +39,7 @@ impl Default for LossWeights {
             gan: 0.05,
             feature: 0.5,
             eye_mouth_priority: 3.0,
+            outside_face: 0.2,
         }
     }
 }

@@ -2,12 +2,14 @@
 //! each source (neighbouring video frames are near-copies, so a random split would leak), and a
 //! background loader that augments batches in parallel so the trainer never waits.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use image::RgbImage;
+use facekit::blend::colour_transfer;
+use image::{GrayImage, RgbImage};
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 
@@ -178,19 +180,21 @@ fn push_chw(img: &RgbImage, out: &mut Vec<f32>) {
 }
 
 /// Spawns the loader: batches are produced ahead on the rayon pool, `depth` at most.
+/// `face_mask` (crop-sized, 255 on the face) is where colour statistics are measured.
 pub fn spawn_loader(
     sets: [Arc<Vec<RgbImage>>; 2],
     batch: usize,
     augment: AugmentConfig,
     seed: u64,
     depth: usize,
+    face_mask: GrayImage,
 ) -> Receiver<HostBatch> {
     let (tx, rx) = sync_channel(depth);
     std::thread::spawn(move || {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         loop {
             let people = [0, 1].map(|p| {
-                let set = &sets[p];
+                let (set, other) = (&sets[p], &sets[1 - p]);
                 let picks: Vec<(usize, u64)> = (0..batch)
                     .map(|_| (rng.random_range(0..set.len()), rng.random::<u64>()))
                     .collect();
@@ -198,7 +202,13 @@ pub fn spawn_loader(
                     .par_iter()
                     .map(|&(i, s)| {
                         let mut r = rand::rngs::SmallRng::seed_from_u64(s);
-                        Augmentation::sample(&augment, set[i].width(), &mut r).apply(&set[i])
+                        let face = if r.random::<f32>() < augment.colour_transfer {
+                            let look = &other[r.random_range(0..other.len())];
+                            Cow::Owned(colour_transfer(&set[i], look, &face_mask))
+                        } else {
+                            Cow::Borrowed(&set[i])
+                        };
+                        Augmentation::sample(&augment, face.width(), &mut r).apply(&face)
                     })
                     .collect();
                 let (mut input, mut target) = (Vec::new(), Vec::new());

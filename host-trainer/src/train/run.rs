@@ -196,6 +196,7 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary, RunErro
         config.augment.clone(),
         config.seed ^ trainer.step_count() as u64,
         4,
+        facekit::forensics::face_mask(crop.size, &crop.template_px()),
     );
 
     let metrics_path = opts.out.join(METRICS);

@@ -72,6 +72,8 @@ pub struct Trainer {
     scaler_d: LossScaler,
     priority: Tensor,
     prior: Tensor,
+    /// Per-pixel weight of the generated face in the loss images (`outside_face` off the face).
+    face_weight: Tensor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,8 @@ impl Trainer {
             losses::priority_weights(&template, size, config.weights.eye_mouth_priority, device);
         let prior = losses::face_prior(&template, size, device);
         let amp = config.mixed_precision && device.is_cuda();
+        let outside = config.weights.outside_face.clamp(0.0, 1.0);
+        let face_weight = &prior + (prior.ones_like() - &prior) * outside;
         Ok(Self {
             config,
             device,
@@ -124,6 +128,7 @@ impl Trainer {
             scaler_d: LossScaler::default(),
             priority,
             prior,
+            face_weight,
         })
     }
 
@@ -152,7 +157,15 @@ impl Trainer {
         let w = &self.config.weights;
         let f32 = |t: Tensor| t.to_kind(Kind::Float);
         let (rgb, mask) = self.forward(|| self.model.forward(&batch.input, person));
-        let (rgb, mask) = (f32(rgb), f32(mask));
+        // Masked training: off the face, the prediction is (mostly) replaced by the target, so
+        // those pixels add little loss and little gradient to any term, the GAN's included.
+        let rgb = if w.outside_face < 1.0 {
+            f32(rgb) * &self.face_weight
+                + &batch.target * (self.face_weight.ones_like() - &self.face_weight)
+        } else {
+            f32(rgb)
+        };
+        let mask = f32(mask);
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let term = |weight: f64, f: &dyn Fn() -> Tensor| if weight > 0.0 { f() } else { zero() };
         let l1 = term(w.l1, &|| {
@@ -428,6 +441,7 @@ mod tests {
             gan: 0.0,
             feature: 0.0,
             eye_mouth_priority: 3.0,
+            outside_face: 1.0,
         };
         let weights = match term {
             "l1" => LossWeights { l1: 1.0, ..zero },
