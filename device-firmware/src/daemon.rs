@@ -311,9 +311,10 @@ pub fn run(
                 .map(|b| b.version.clone())
                 .unwrap_or_default(),
             score: r.score.map(|s| {
-                let threshold = cfg.pipeline.fake_threshold.or_else(|| {
-                    bundle.as_deref().and_then(LoadedBundle::fake_threshold)
-                });
+                let threshold = cfg
+                    .pipeline
+                    .fake_threshold
+                    .or_else(|| bundle.as_deref().and_then(LoadedBundle::fake_threshold));
                 (s, threshold.unwrap_or(0.5))
             }),
             face: r.face.clone(),

@@ -100,8 +100,8 @@ pub fn samples(
     let mut out = Vec::new();
     for (source, mut frames) in wanted {
         frames.sort_by_key(|f| f.0);
-        let cut = frames[((frames.len() as f64 * (1.0 - CALIBRATION_SHARE)) as usize)
-            .min(frames.len() - 1)]
+        let cut = frames
+            [((frames.len() as f64 * (1.0 - CALIBRATION_SHARE)) as usize).min(frames.len() - 1)]
         .0;
         let path = PathBuf::from(&source);
         let err = |detail: String| DetectorDataError::Source {

@@ -95,9 +95,13 @@ fn degrade(img: &image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImage {
         }
     }
     if rng.random::<f32>() < 0.3 {
-        let (gain, bias) = (rng.random_range(0.85..1.15f32), rng.random_range(-12.0..12.0f32));
+        let (gain, bias) = (
+            rng.random_range(0.85..1.15f32),
+            rng.random_range(-12.0..12.0f32),
+        );
         for p in out.pixels_mut() {
-            p.0 = p.0.map(|v| (v as f32 * gain + bias).clamp(0.0, 255.0) as u8);
+            p.0 =
+                p.0.map(|v| (v as f32 * gain + bias).clamp(0.0, 255.0) as u8);
         }
     }
     out
