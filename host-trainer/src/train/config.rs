@@ -25,7 +25,8 @@ pub struct LossWeights {
     pub eye_mouth_priority: f64,
     /// Masked training: how much pixels outside the face ellipse count in every image term and
     /// in what the discriminator sees (1 = whole crop, 0 = face only). The swap is pasted back
-    /// inside the mask, so background detail only spends the bottleneck's capacity.
+    /// inside the mask, so background detail only spends the bottleneck's capacity; 1 by default
+    /// because the demo measured no gain (see README).
     pub outside_face: f64,
 }
 
@@ -39,7 +40,7 @@ impl Default for LossWeights {
             gan: 0.05,
             feature: 0.5,
             eye_mouth_priority: 3.0,
-            outside_face: 0.2,
+            outside_face: 1.0,
         }
     }
 }
