@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 fn main() {
-    autocast_shim();
+    aten_shim();
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Some(torch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
         println!("cargo:rustc-env=DOPPEL_TORCH_VERSION=unknown (LIBTORCH unset at build time)");
@@ -43,10 +43,10 @@ fn main() {
     println!("cargo:rustc-env=DOPPEL_TORCH_VERSION={version}");
 }
 
-/// Compiles `src/train/autocast.cpp` against the libtorch torch-sys linked, found through its
+/// Compiles `src/aten.cpp` against the libtorch torch-sys linked, found through its
 /// build metadata, so it works with `LIBTORCH` and `LIBTORCH_USE_PYTORCH` alike.
-fn autocast_shim() {
-    println!("cargo:rerun-if-changed=src/train/autocast.cpp");
+fn aten_shim() {
+    println!("cargo:rerun-if-changed=src/aten.cpp");
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
     );
@@ -59,6 +59,6 @@ fn autocast_shim() {
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
-        .file("src/train/autocast.cpp")
-        .compile("doppel_autocast");
+        .file("src/aten.cpp")
+        .compile("doppel_aten");
 }

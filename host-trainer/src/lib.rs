@@ -4,6 +4,7 @@
 //! aligned face datasets; [`model`] is the one architecture spec the trainer and the exporter
 //! share; training and export build on those.
 
+pub mod aten;
 pub mod convert;
 pub mod detect;
 pub mod detector;

@@ -28,9 +28,8 @@ pub struct LayerTrace {
 #[derive(Debug)]
 pub struct Net {
     layers: Vec<(Built, Act, bool)>,
-    /// LeakyReLU(0.1) as PReLU with a constant slope: one fused kernel (tch's `leaky_relu` has
-    /// a fixed 0.01 slope, and max(x, 0.1x) costs three kernels forward and backward).
-    leaky_slope: Tensor,
+    /// Where the weights live.
+    device: tch::Device,
 }
 
 fn conv(
@@ -113,16 +112,15 @@ impl Net {
             };
             layers.push(built);
         }
-        let leaky_slope = Tensor::from_slice(&[0.1f32]).to_device(p.device());
         Self {
             layers,
-            leaky_slope,
+            device: p.device(),
         }
     }
 
     /// Where the weights live.
     pub fn device(&self) -> tch::Device {
-        self.leaky_slope.device()
+        self.device
     }
 
     /// Output of every layer, for shape checks and feature matching.
@@ -154,7 +152,7 @@ impl Net {
             }
             x = match act {
                 Act::None => x,
-                Act::Leaky => x.prelu(&self.leaky_slope),
+                Act::Leaky => crate::aten::leaky_relu(&x, 0.1),
                 Act::Sigmoid => x.sigmoid(),
             };
             outs.push(LayerTrace {
@@ -195,7 +193,17 @@ impl Autoencoder {
 
     /// `x` in 0..1, `[N, 3, S, S]` → (RGB `[N, 3, S, S]`, mask `[N, 1, S, S]`) of `person`.
     pub fn forward(&self, x: &Tensor, person: usize) -> (Tensor, Tensor) {
-        let out = self.decoders[person].forward(&self.encoder.forward(x));
+        self.decode(&self.encoder.forward(x), person)
+    }
+
+    /// The shared encoder's code of `x`.
+    pub fn encode(&self, x: &Tensor) -> Tensor {
+        self.encoder.forward(x)
+    }
+
+    /// (RGB, mask) of `person`'s decoder for an encoder code.
+    pub fn decode(&self, code: &Tensor, person: usize) -> (Tensor, Tensor) {
+        let out = self.decoders[person].forward(code);
         (out.narrow(1, 0, 3), out.narrow(1, 3, 1))
     }
 }

@@ -28,6 +28,10 @@ pub struct LossWeights {
     /// inside the mask, so background detail only spends the bottleneck's capacity; 1 by default
     /// because the demo measured no gain (see README).
     pub outside_face: f64,
+    /// The mask regulariser on the *other* decoder's mask for this person's faces — the mask a
+    /// swap pastes with. A decoder otherwise only ever sees its own person's codes and its mask
+    /// collapses on the other's. Logged inside the `mask` term (counts only when `mask` > 0).
+    pub swap_mask: f64,
 }
 
 impl Default for LossWeights {
@@ -41,6 +45,7 @@ impl Default for LossWeights {
             feature: 0.5,
             eye_mouth_priority: 3.0,
             outside_face: 1.0,
+            swap_mask: 0.1,
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `host-trainer train`: the shared-encoder / two-decoder face-swap autoencoder.
 
 pub mod augment;
-pub mod autocast;
 pub mod config;
 pub mod data;
 pub mod losses;

@@ -145,7 +145,7 @@ impl Trainer {
     /// loss is computed in full precision.
     fn forward<T>(&self, f: impl FnOnce() -> T) -> T {
         if self.amp {
-            super::autocast::cuda(f)
+            crate::aten::cuda(f)
         } else {
             f()
         }
@@ -156,7 +156,8 @@ impl Trainer {
     fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
         let w = &self.config.weights;
         let f32 = |t: Tensor| t.to_kind(Kind::Float);
-        let (rgb, mask) = self.forward(|| self.model.forward(&batch.input, person));
+        let code = self.forward(|| self.model.encode(&batch.input));
+        let (rgb, mask) = self.forward(|| self.model.decode(&code, person));
         // Masked training: off the face, the prediction is (mostly) replaced by the target, so
         // those pixels add little loss and little gradient to any term, the GAN's included.
         let rgb = if w.outside_face < 1.0 {
@@ -173,7 +174,16 @@ impl Trainer {
         });
         let ssim = term(w.ssim, &|| losses::ssim_loss(&rgb, &batch.target));
         let edge = term(w.edge, &|| losses::edge_loss(&rgb, &batch.target));
-        let mask_l = term(w.mask, &|| losses::mask_loss(&mask, &self.prior));
+        let mask_l = term(w.mask, &|| {
+            let own = losses::mask_loss(&mask, &self.prior);
+            if w.swap_mask > 0.0 {
+                // The other decoder's mask on this person's code: what a swap pastes with.
+                let (_, swapped) = self.forward(|| self.model.decode(&code, 1 - person));
+                own + losses::mask_loss(&f32(swapped), &self.prior) * (w.swap_mask / w.mask)
+            } else {
+                own
+            }
+        });
         let (gan, feature) = if w.gan > 0.0 || w.feature > 0.0 {
             let d = &self.discriminators[person];
             let feats = |x: &Tensor| -> Vec<Tensor> {
@@ -442,12 +452,17 @@ mod tests {
             feature: 0.0,
             eye_mouth_priority: 3.0,
             outside_face: 1.0,
+            swap_mask: 0.0,
         };
         let weights = match term {
             "l1" => LossWeights { l1: 1.0, ..zero },
             "ssim" => LossWeights { ssim: 1.0, ..zero },
             "edge" => LossWeights { edge: 1.0, ..zero },
-            "mask" => LossWeights { mask: 1.0, ..zero },
+            "mask" => LossWeights {
+                mask: 1.0,
+                swap_mask: 1.0,
+                ..zero
+            },
             "gan" => LossWeights { gan: 1.0, ..zero },
             "feature" => LossWeights {
                 feature: 1.0,
