@@ -40,6 +40,9 @@ pub struct PersonEval {
     /// Classifier accuracy on this person's reconstructions through their own decoder: the
     /// control that it judges identity rather than the generator's blur.
     pub classifier_accuracy_reconstructed: f64,
+    /// Mean of the other decoder's learned mask over the face ellipse when swapping this
+    /// person's faces: near 0 means the learned mask collapsed and would paste nothing.
+    pub swap_mask_on_face: f64,
     /// Mean landmark error of swapped vs source frames / inter-ocular distance.
     pub pose_error: Option<f64>,
     /// Swapped-face frame-to-frame change over source-face change.
@@ -171,6 +174,10 @@ pub fn evaluate(
         )
         .reshape([1, 1, size as i64, size as i64])
         .to_device(device);
+        let swap_mask_on_face = f64::try_from(
+            (&learned * &hull).sum(Kind::Float) / (hull.sum(Kind::Float) * faces.len() as f64),
+        )
+        .unwrap_or(f64::NAN);
         let composite = |generated: &Tensor, learned: &Tensor| -> Vec<RgbImage> {
             let mask = learned.maximum(&hull);
             let out: Tensor = &mask * generated + (mask.ones_like() - &mask) * &x;
@@ -199,6 +206,7 @@ pub fn evaluate(
             identity_transfer_rate: transferred as f64 / faces.len().max(1) as f64,
             classifier_accuracy_real: real_ok as f64 / faces.len().max(1) as f64,
             classifier_accuracy_reconstructed: kept as f64 / faces.len().max(1) as f64,
+            swap_mask_on_face,
             pose_error,
             flicker_ratio,
             frames_for_pose,
@@ -287,13 +295,13 @@ fn pose_and_flicker(
 impl EvalReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | classifier on reconstructions | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|\n",
+            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | classifier on reconstructions | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
             self.run, self.preset, self.steps
         );
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
             s += &format!(
-                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {:.0}% | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {:.0}% | {:.2} | {} | {} |\n",
                 p.person,
                 p.held_out_faces,
                 p.psnr_db,
@@ -301,6 +309,7 @@ impl EvalReport {
                 100.0 * p.identity_transfer_rate,
                 100.0 * p.classifier_accuracy_real,
                 100.0 * p.classifier_accuracy_reconstructed,
+                p.swap_mask_on_face,
                 opt(p.pose_error),
                 opt(p.flicker_ratio)
             );
