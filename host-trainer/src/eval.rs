@@ -35,11 +35,18 @@ pub struct PersonEval {
     pub ssim: f64,
     /// Fraction of this person's faces swapped into the other that the classifier calls "other".
     pub identity_transfer_rate: f64,
+    /// The same with a "neither" answer: the swap must also lie within the other person's own
+    /// spread of real faces (see `Classifier::predict_open`).
+    pub identity_transfer_open_set: f64,
     /// Classifier accuracy on this person's real held-out faces (its own credibility).
     pub classifier_accuracy_real: f64,
+
     /// Classifier accuracy on this person's reconstructions through their own decoder: the
     /// control that it judges identity rather than the generator's blur.
     pub classifier_accuracy_reconstructed: f64,
+    /// The same, open-set: if reconstructions fail it too, open-set misses are the
+    /// autoencoder's blur rather than the wrong identity.
+    pub classifier_accuracy_reconstructed_open_set: f64,
     /// Mean of the other decoder's learned mask over the face ellipse when swapping this
     /// person's faces: near 0 means the learned mask collapsed and would paste nothing.
     pub swap_mask_on_face: f64,
@@ -74,6 +81,9 @@ pub enum EvalError {
 struct Classifier {
     refs: [Vec<Lbph>; 2],
     face_mask: Vec<bool>,
+    /// Per person: how far their own unseen real faces lie from their training faces (the
+    /// farthest held-out face's nearest-neighbour distance). Farther than that is "neither".
+    radius: [f32; 2],
 }
 
 impl Classifier {
@@ -89,8 +99,22 @@ impl Classifier {
         let mut c = Self {
             refs: [Vec::new(), Vec::new()],
             face_mask,
+            radius: [f32::INFINITY; 2],
         };
         c.refs = [0, 1].map(|k| sets[k].train.iter().map(|f| c.describe(f)).collect());
+        // Neighbouring training frames are near-copies, so their spread says nothing; the
+        // spread of a person's unseen frames does: the farthest held-out real face.
+        c.radius = [0, 1].map(|k| {
+            let unseen = if sets[k].held_out.is_empty() {
+                &sets[k].train
+            } else {
+                &sets[k].held_out
+            };
+            unseen
+                .iter()
+                .map(|f| c.nearest(f)[k])
+                .fold(0.0f32, f32::max)
+        });
         c
     }
 
@@ -119,15 +143,28 @@ impl Classifier {
         Lbph::of(&normalised)
     }
 
+    /// Forced choice: the person whose nearest real face is nearer.
     fn predict(&self, face: &RgbImage) -> usize {
+        let [a, b] = self.nearest(face);
+        usize::from(b < a)
+    }
+
+    /// Open set: that person only if the face is also as close to their real faces as their own
+    /// unseen faces are; `None` for a face like neither (a featureless blob, say).
+    fn predict_open(&self, face: &RgbImage) -> Option<usize> {
+        let d = self.nearest(face);
+        let k = usize::from(d[1] < d[0]);
+        (d[k] <= self.radius[k]).then_some(k)
+    }
+
+    fn nearest(&self, face: &RgbImage) -> [f32; 2] {
         let d = self.describe(face);
-        let best = |k: usize| {
+        [0, 1].map(|k| {
             self.refs[k]
                 .iter()
                 .map(|r| r.distance(&d))
                 .fold(f32::INFINITY, f32::min)
-        };
-        usize::from(best(1) < best(0))
+        })
     }
 }
 
@@ -185,17 +222,28 @@ pub fn evaluate(
                 .map(|i| from_tensor(&out.get(i)))
                 .collect()
         };
-        let transferred = composite(&swap, &learned)
+        let swapped = composite(&swap, &learned);
+        let transferred = swapped
             .iter()
             .filter(|f| classifier.predict(f) == 1 - p)
             .count();
+        let transferred_open = swapped
+            .iter()
+            .filter(|f| classifier.predict_open(f) == Some(1 - p))
+            .count();
         // Control: the same decoder path on the person's own decoder. If the classifier calls
         // these the other person, it is reading the generator's blur, not identity.
-        let kept = composite(&rec, &rec_mask)
+        let reconstructed = composite(&rec, &rec_mask);
+        let kept = reconstructed
             .iter()
             .filter(|f| classifier.predict(f) == p)
             .count();
+        let kept_open = reconstructed
+            .iter()
+            .filter(|f| classifier.predict_open(f) == Some(p))
+            .count();
         let real_ok = faces.iter().filter(|f| classifier.predict(f) == p).count();
+
         let (pose_error, flicker_ratio, frames_for_pose) =
             pose_and_flicker(&generator.model, &det, set, p)?;
         people.push(PersonEval {
@@ -204,8 +252,12 @@ pub fn evaluate(
             psnr_db: psnr(&rec, &x),
             ssim: 1.0 - f64::try_from(ssim_loss(&rec, &x)).unwrap_or(f64::NAN),
             identity_transfer_rate: transferred as f64 / faces.len().max(1) as f64,
+            identity_transfer_open_set: transferred_open as f64 / faces.len().max(1) as f64,
             classifier_accuracy_real: real_ok as f64 / faces.len().max(1) as f64,
+
             classifier_accuracy_reconstructed: kept as f64 / faces.len().max(1) as f64,
+            classifier_accuracy_reconstructed_open_set: kept_open as f64
+                / faces.len().max(1) as f64,
             swap_mask_on_face,
             pose_error,
             flicker_ratio,
@@ -295,20 +347,22 @@ fn pose_and_flicker(
 impl EvalReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer | classifier on real | classifier on reconstructions | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer (forced / open-set) | classifier on real | classifier on reconstructions (forced / open-set) | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
             self.run, self.preset, self.steps
         );
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
             s += &format!(
-                "| {} | {} | {:.2} | {:.3} | {:.0}% | {:.0}% | {:.0}% | {:.2} | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.3} | {:.0}% / {:.0}% | {:.0}% | {:.0}% / {:.0}% | {:.2} | {} | {} |\n",
                 p.person,
                 p.held_out_faces,
                 p.psnr_db,
                 p.ssim,
                 100.0 * p.identity_transfer_rate,
+                100.0 * p.identity_transfer_open_set,
                 100.0 * p.classifier_accuracy_real,
                 100.0 * p.classifier_accuracy_reconstructed,
+                100.0 * p.classifier_accuracy_reconstructed_open_set,
                 p.swap_mask_on_face,
                 opt(p.pose_error),
                 opt(p.flicker_ratio)
