@@ -9,11 +9,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
+use shared_proto::bundle::DEFAULT_FAKE_THRESHOLD;
 
 use crate::button::Control;
 use crate::config::{DaemonConfig, DisplayKind};
 use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, Display};
-use crate::models::{LoadedBundle, ModelSlot};
+use crate::models::ModelSlot;
 use crate::overlay::{self, Hud};
 use crate::pipeline::{Pipeline, StageTimes};
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
@@ -311,11 +312,12 @@ pub fn run(
                 .map(|b| b.version.clone())
                 .unwrap_or_default(),
             score: r.score.map(|s| {
-                let threshold = cfg
-                    .pipeline
-                    .fake_threshold
-                    .or_else(|| bundle.as_deref().and_then(LoadedBundle::fake_threshold));
-                (s, threshold.unwrap_or(0.5))
+                let threshold = cfg.pipeline.fake_threshold.unwrap_or_else(|| {
+                    bundle
+                        .as_deref()
+                        .map_or(DEFAULT_FAKE_THRESHOLD, |b| b.manifest.fake_threshold())
+                });
+                (s, threshold)
             }),
             face: r.face.clone(),
             warning,

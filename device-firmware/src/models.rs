@@ -42,13 +42,6 @@ impl LoadedBundle {
     pub fn crop(&self) -> &FaceCropSpec {
         &self.manifest.crop
     }
-
-    /// The detector's calibrated threshold as the manifest records it.
-    pub fn fake_threshold(&self) -> Option<f32> {
-        self.manifest
-            .model(ModelKind::Detector, None)
-            .and_then(|m| m.threshold)
-    }
 }
 
 pub fn load(

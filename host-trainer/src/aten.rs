@@ -36,7 +36,7 @@ pub fn cuda<T>(f: impl FnOnce() -> T) -> T {
 
 #[cfg(test)]
 mod tests {
-    use tch::{Device, Kind, Tensor};
+    use tch::{Kind, Tensor};
 
     #[test]
     fn leaky_relu_has_the_slope_and_gradient_of_its_definition() {
@@ -55,10 +55,7 @@ mod tests {
     /// `DOPPEL_TEST_DEVICE=cuda` runs this on the GPU, where the region must switch to fp16.
     #[test]
     fn regions_nest_restore_and_cast_only_cuda_work() {
-        let device = match std::env::var("DOPPEL_TEST_DEVICE").as_deref() {
-            Ok("cuda") => Device::Cuda(0),
-            _ => Device::Cpu,
-        };
+        let device = crate::test_device();
         let a = Tensor::rand([8, 8], (Kind::Float, device));
         let inner = super::cuda(|| super::cuda(|| a.matmul(&a)));
         let expected = if device.is_cuda() {

@@ -125,7 +125,9 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport, DetectError> {
     }
     let n = per_frame.len() as f32;
     let mean_score = per_frame.iter().map(|f| f.score).sum::<f32>() / n;
-    let threshold = opts.threshold.or(entry.threshold).unwrap_or(0.5);
+    let threshold = opts
+        .threshold
+        .unwrap_or_else(|| verified.manifest.fake_threshold());
     let mean = |get: fn(&Cues) -> f32| per_frame.iter().map(|f| get(&f.cues)).sum::<f32>() / n;
     let flickers: Vec<f32> = per_frame.iter().filter_map(|f| f.flicker).collect();
     let report = DetectReport {

@@ -15,3 +15,13 @@ pub mod extract;
 pub mod model;
 pub mod plot;
 pub mod train;
+
+/// The device unit tests run on: `DOPPEL_TEST_DEVICE=cuda` takes the CUDA path of the same code
+/// (scripts/gpu/check.sh), anything else the CPU.
+#[cfg(test)]
+pub(crate) fn test_device() -> tch::Device {
+    match std::env::var("DOPPEL_TEST_DEVICE").as_deref() {
+        Ok("cuda") => tch::Device::Cuda(0),
+        _ => tch::Device::Cpu,
+    }
+}

@@ -164,7 +164,18 @@ impl Manifest {
             .iter()
             .find(|m| m.kind == kind && (to.is_none() || m.to.as_deref() == to))
     }
+
+    /// The score at or above which the detector's verdict is FAKE: its calibrated threshold,
+    /// or [`DEFAULT_FAKE_THRESHOLD`] when the manifest records none.
+    pub fn fake_threshold(&self) -> f32 {
+        self.model(ModelKind::Detector, None)
+            .and_then(|m| m.threshold)
+            .unwrap_or(DEFAULT_FAKE_THRESHOLD)
+    }
 }
+
+/// Verdict threshold for a detector that records no calibrated one.
+pub const DEFAULT_FAKE_THRESHOLD: f32 = 0.5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

@@ -110,6 +110,23 @@ pub fn host_trainer(sub: &str, args: &[&str]) -> Output {
         .expect("spawn host-trainer")
 }
 
+/// Runs `host-trainer <sub> <args>`, asserts it succeeded (showing its output if not) and
+/// returns its stdout.
+pub fn host_trainer_ok(sub: &str, args: &[&str]) -> String {
+    succeeded(&host_trainer(sub, args), sub)
+}
+
+/// Asserts `o` succeeded, naming `what` and showing its output if not; returns its stdout.
+pub fn succeeded(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// The consent the tests record for the sample people.
 pub const TEST_CONSENT: &str = "who=sample person;scope=doppel tests";
 

@@ -134,12 +134,7 @@ fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
             ],
         ),
     ] {
-        let o = e2e_tests::host_trainer(sub, &args);
-        assert!(
-            o.status.success(),
-            "{sub}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        e2e_tests::host_trainer_ok(sub, &args);
     }
     let key = keys.join("host.pub");
     let (worst, mean) = compare_booths(&bundle, &key, &d.join("f32"));

@@ -1,7 +1,7 @@
 //! `host-trainer train-detector` on the sample people: SBI fakes only (no swap run), a short
 //! fit, and the report and artefacts it promises.
 
-use e2e_tests::{host_trainer, small_dataset};
+use e2e_tests::{host_trainer, host_trainer_ok, small_dataset};
 
 #[test]
 fn a_short_detector_run_reports_cells_split_by_video() {
@@ -49,16 +49,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     // With a swap run, the detector joins a bundle and `detect` scores videos with it.
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
-    let ok = |sub: &str, args: &[&str]| {
-        let o = host_trainer(sub, args);
-        assert!(
-            o.status.success(),
-            "{sub}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    ok(
+    host_trainer_ok(
         "train",
         &[
             "--a",
@@ -74,7 +65,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         ],
     );
     let det = dir.path().join("det2");
-    ok(
+    host_trainer_ok(
         "train-detector",
         &[
             "--a",
@@ -104,7 +95,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     );
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
-    ok(
+    host_trainer_ok(
         "export",
         &[
             "--run",
@@ -119,7 +110,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     );
     let scored = dir.path().join("scored");
     let video = e2e_tests::asset("data/carphone_pristine.mp4");
-    let printed = ok(
+    let printed = host_trainer_ok(
         "detect",
         &[
             "--bundle",

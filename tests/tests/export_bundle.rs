@@ -4,18 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_tests::{host_trainer, root, small_dataset};
+use e2e_tests::{host_trainer, host_trainer_ok, root, small_dataset, succeeded};
 use shared_proto::bundle::{self, SigningKey};
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("models")).unwrap();
@@ -58,7 +48,7 @@ fn judge(dir: &Path, model: &Path, input: &[f32], expected: &[f32], limit: &[&st
         .args(limit)
         .output()
         .expect("the venv's python (make setup)");
-    ok(&o)
+    succeeded(&o, "onnx_judge.py")
 }
 
 /// tract's outputs (rgb then mask per face), as the device computes them.
@@ -85,7 +75,7 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
     let b = small_dataset(d, "B", "data/movie.avi");
     let run = d.join("run");
     let r = run.to_str().unwrap();
-    ok(&host_trainer(
+    host_trainer_ok(
         "train",
         &[
             "--a",
@@ -99,11 +89,11 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
             "--batch-size",
             "4",
         ],
-    ));
+    );
     let keys = d.join("keys");
     let k = keys.to_str().unwrap();
     let bundle_dir = d.join("bundle");
-    let out = ok(&host_trainer(
+    let out = host_trainer_ok(
         "export",
         &[
             "--run",
@@ -114,13 +104,13 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
             "--keys",
             k,
         ],
-    ));
+    );
     assert!(out.contains("created signing key"), "{out}");
     let bundle_s = bundle_dir.to_str().unwrap();
 
     // inspect prints the manifest as JSON: crop spec, models, provenance with consent.
     let manifest: serde_json::Value =
-        serde_json::from_str(&ok(&host_trainer("inspect", &[bundle_s]))).unwrap();
+        serde_json::from_str(&host_trainer_ok("inspect", &[bundle_s])).unwrap();
     assert_eq!(manifest["crop"]["size"], 64);
     let models = manifest["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
@@ -141,7 +131,7 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
 
     let pubkey = keys.join("host.pub");
     let pk = pubkey.to_str().unwrap();
-    assert!(ok(&host_trainer("verify", &[bundle_s, "--pubkey", pk])).contains("ok:"));
+    assert!(host_trainer_ok("verify", &[bundle_s, "--pubkey", pk]).contains("ok:"));
 
     // onnxruntime and onnx.checker, as outside judges, agree with what tract runs.
     let model = bundle_dir.join("models/swap_A_to_B.onnx");
@@ -150,10 +140,10 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
     let judged = judge(d, &model, &faces, &tract, &["--min-psnr", "35"]);
     assert!(judged.contains("psnr_db"), "{judged}");
     let f32_dir = d.join("bundle_f32");
-    ok(&host_trainer(
+    host_trainer_ok(
         "export",
         &["--run", r, "--out", f32_dir.to_str().unwrap(), "--keys", k],
-    ));
+    );
     let f32_model = f32_dir.join("models/swap_A_to_B.onnx");
     let tract = tract_outputs(&f32_model, &faces, 6);
     judge(d, &f32_model, &faces, &tract, &["--tol", "1e-4"]);

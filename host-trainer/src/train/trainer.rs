@@ -207,14 +207,7 @@ impl Trainer {
             + &mask_l * w.mask
             + &gan * w.gan
             + &feature * w.feature;
-        // One device→host copy for all terms: on CUDA each read is a synchronisation.
-        let values = Vec::<f64>::try_from(
-            Tensor::stack(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total], 0)
-                .detach()
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu),
-        )
-        .unwrap_or_else(|_| vec![f64::NAN; 7]);
+        let values = to_host(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total]);
         let terms = Terms {
             l1: values[0],
             ssim: values[1],
@@ -261,12 +254,11 @@ impl Trainer {
             terms[p] = t;
             fakes.push(fake.detach());
         }
-        if self.amp {
-            self.scaler_g.backward_and_step(&total, &mut self.opt_g);
-        } else {
-            total.backward();
-            self.opt_g.step();
-        }
+        backward_and_step(
+            &total,
+            &mut self.opt_g,
+            self.amp.then_some(&mut self.scaler_g),
+        );
         let [a, b]: [Tensor; 2] = fakes.try_into().expect("two people");
         (terms, [a, b])
     }
@@ -283,21 +275,14 @@ impl Trainer {
         for p in 0..2 {
             let dl = self.discriminator_loss(p, &batches[p].target, &fakes[p]);
             total += &dl;
-            losses_d.push(dl.detach());
+            losses_d.push(dl);
         }
-        if self.amp {
-            self.scaler_d.backward_and_step(&total, &mut self.opt_d);
-        } else {
-            total.backward();
-            self.opt_d.step();
-        }
-        let values = Vec::<f64>::try_from(
-            Tensor::stack(&losses_d, 0)
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu),
-        )
-        .unwrap_or_else(|_| vec![f64::NAN; 2]);
-        out.copy_from_slice(&values);
+        backward_and_step(
+            &total,
+            &mut self.opt_d,
+            self.amp.then_some(&mut self.scaler_d),
+        );
+        out.copy_from_slice(&to_host(&losses_d));
         out
     }
 
@@ -340,6 +325,31 @@ impl Trainer {
         self.scaler_d = LossScaler::load_state("amp_d", &get);
         Ok(())
     }
+}
+
+/// Backpropagates `loss` and steps `opt`, through `scaler` under mixed precision.
+fn backward_and_step(loss: &Tensor, opt: &mut Adam, scaler: Option<&mut LossScaler>) {
+    match scaler {
+        Some(scaler) => {
+            scaler.backward_and_step(loss, opt);
+        }
+        None => {
+            loss.backward();
+            opt.step();
+        }
+    }
+}
+
+/// Scalar tensors as host numbers in one device→host copy (on CUDA each read is a sync);
+/// NaN for all of them if the copy fails.
+fn to_host<T: std::borrow::Borrow<Tensor>>(scalars: &[T]) -> Vec<f64> {
+    Vec::<f64>::try_from(
+        Tensor::stack(scalars, 0)
+            .detach()
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu),
+    )
+    .unwrap_or_else(|_| vec![f64::NAN; scalars.len()])
 }
 
 fn checkpoint_error(path: &Path, detail: String) -> TrainError {
@@ -404,13 +414,7 @@ mod tests {
     use crate::train::config::LossWeights;
     use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
 
-    /// `DOPPEL_TEST_DEVICE=cuda` runs these tests on the GPU (the CUDA path of the same code).
-    fn device() -> Device {
-        match std::env::var("DOPPEL_TEST_DEVICE").as_deref() {
-            Ok("cuda") => Device::Cuda(0),
-            _ => Device::Cpu,
-        }
-    }
+    use crate::test_device as device;
 
     /// Four aligned 64-px crops from the first frames of a sample video.
     fn real_crops(video: &str) -> Vec<image::RgbImage> {
