@@ -164,7 +164,7 @@ pub fn sample_bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     for (c, p) in px.iter_mut().enumerate() {
         let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
         let bottom = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
-        *p = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+        *p = crate::to_u8(top * (1.0 - fy) + bottom * fy);
     }
     Rgb(px)
 }

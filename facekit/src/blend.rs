@@ -103,7 +103,7 @@ fn from_ycc([y, cb, cr]: [f32; 3]) -> Rgb<u8> {
     let r = y + 1.402 * (cr - 128.0);
     let g = y - 0.344_136 * (cb - 128.0) - 0.714_136 * (cr - 128.0);
     let b = y + 1.772 * (cb - 128.0);
-    Rgb([r, g, b].map(|v| v.round().clamp(0.0, 255.0) as u8))
+    Rgb([r, g, b].map(crate::to_u8))
 }
 
 /// Reinhard-style transfer: per YCbCr channel, `(x − μ_gen)·σ_orig/σ_gen + μ_orig` over the mask.
@@ -228,7 +228,7 @@ pub fn paste_back(
                 for (c, out) in px.iter_mut().enumerate() {
                     let f: f32 = (0..4).map(|k| face_raw[idx[k] * 3 + c] as f32 * w[k]).sum();
                     let f = f.round().clamp(0.0, 255.0);
-                    *out = (f * alpha + *out as f32 * (1.0 - alpha)).round() as u8;
+                    *out = crate::to_u8(f * alpha + *out as f32 * (1.0 - alpha));
                 }
             }
         });

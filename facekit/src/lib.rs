@@ -18,6 +18,13 @@ pub mod swap;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};
+
+/// Nearest u8, saturating (NaN → 0). `f32::round` is a libm call on baseline x86-64 and was the
+/// largest single cost of a self-blend; for values ≥ 0, adding ½ and truncating rounds the same.
+#[inline]
+pub(crate) fn to_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 255.0) + 0.5) as u8
+}
 pub use detect::{Detection, DetectorConfig, RetinaFace};
 pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};

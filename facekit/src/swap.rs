@@ -59,7 +59,7 @@ pub fn to_input(crop: &RgbImage, n: &Normalisation) -> Vec<f32> {
 }
 
 fn to_u8(v: f32) -> u8 {
-    (v * 255.0).round().clamp(0.0, 255.0) as u8
+    crate::to_u8(v * 255.0)
 }
 
 /// The bundle's swap model in tract: `face` in, `rgb` and `mask` (0..1) out.
