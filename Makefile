@@ -77,7 +77,7 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer train-detector --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--run $(OUT)/runs/demo --out $(OUT)/detector
 	$(CARGO_TARGET_DIR)/release/host-trainer eval-detector --detector $(OUT)/detector \
-		--dataset $(OUT)/datasets/B --person B --run $(OUT)/runs/demo
+		--dataset $(OUT)/datasets/B --person B --run $(OUT)/runs/demo --donors $(OUT)/datasets/A
 	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--detector $(OUT)/detector --out $(OUT)/bundle --int8 --keys $(KEYS)
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub

@@ -12,8 +12,9 @@ use image::{imageops, GrayImage, Luma, Rgb, RgbImage};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
-use crate::align::sample_bilinear;
-use crate::blend::erode_dilate;
+use crate::align::{sample_bilinear, warp_to_crop, Similarity};
+use crate::blend::{erode_dilate, paste_back, BlendOptions};
+use crate::to_u8;
 
 /// Ellipse covering the face (brows to chin, cheek to cheek) for landmarks in crop pixels.
 pub fn face_ellipse(landmarks: &[[f32; 2]; 5]) -> (f32, f32, f32, f32) {
@@ -99,9 +100,7 @@ pub fn self_blend(
         let sy = (y as f32 - cy - p.shift[1]) / p.scale + cy;
         let px = sample_bilinear(crop, sx, sy).0;
         Rgb(std::array::from_fn(|c| {
-            (px[c] as f32 * p.gain[c] + p.offset[c])
-                .round()
-                .clamp(0.0, 255.0) as u8
+            to_u8(px[c] as f32 * p.gain[c] + p.offset[c])
         }))
     });
     let source = if p.blur > 0.05 {
@@ -113,6 +112,11 @@ pub fn self_blend(
     let (ex, ey, ax, ay) = face_ellipse(landmarks);
     let hard = GrayImage::from_fn(w, h, |x, y| {
         let (dx, dy) = ((x as f32 + 0.5 - ex) / ax, (y as f32 + 0.5 - ey) / ay);
+        // The outline stays within 1 ± wobble: only that ring needs the trigonometry.
+        let d = dx.hypot(dy);
+        if d <= 1.0 - p.wobble || d > 1.0 + p.wobble {
+            return Luma([if d <= 1.0 { 255 } else { 0 }]);
+        }
         let angle = dy.atan2(dx);
         let r = 1.0
             + p.wobble
@@ -120,20 +124,38 @@ pub fn self_blend(
                     + 0.6 * (3.0 * angle + p.phases[1]).sin()
                     + 0.4 * (5.0 * angle + p.phases[2]).sin())
                 / 2.0;
-        Luma([if dx.hypot(dy) <= r { 255 } else { 0 }])
+        Luma([if d <= r { 255 } else { 0 }])
     });
     let mask = imageops::blur(&erode_dilate(&hard, p.erode), p.feather.max(0.1));
     let mask = GrayImage::from_fn(w, h, |x, y| {
-        Luma([(mask.get_pixel(x, y).0[0] as f32 * p.strength).round() as u8])
+        Luma([to_u8(mask.get_pixel(x, y).0[0] as f32 * p.strength)])
     });
     let fake = RgbImage::from_fn(w, h, |x, y| {
         let a = mask.get_pixel(x, y).0[0] as f32 / 255.0;
         let (s, t) = (source.get_pixel(x, y).0, crop.get_pixel(x, y).0);
         Rgb(std::array::from_fn(|c| {
-            (s[c] as f32 * a + t[c] as f32 * (1.0 - a)).round() as u8
+            to_u8(s[c] as f32 * a + t[c] as f32 * (1.0 - a))
         }))
     });
     (fake, mask)
+}
+
+/// FaceForensics++'s graphics-based FaceSwap on aligned crops: `donor`'s face warped from its
+/// landmarks onto `target`'s, colour-matched and blended under the target's face mask with
+/// the booth's blend. `None` when the landmarks admit no similarity.
+pub fn graphic_swap(
+    target: &RgbImage,
+    target_landmarks: &[[f32; 2]; 5],
+    donor: &RgbImage,
+    donor_landmarks: &[[f32; 2]; 5],
+    blend: &BlendOptions,
+) -> Option<RgbImage> {
+    let to_target = Similarity::fit(donor_landmarks, target_landmarks)?;
+    let (face, _) = warp_to_crop(donor, &to_target, target.width());
+    let mask = face_mask(target.width(), target_landmarks);
+    let mut out = target.clone();
+    paste_back(&mut out, &face, &mask, target, &Similarity::IDENTITY, blend);
+    Some(out)
 }
 
 /// The cues of one aligned crop (see the module docs); all ≈1 on an untouched face.
@@ -145,10 +167,23 @@ pub struct Cues {
     pub mouth_blur: f32,
 }
 
+impl Cues {
+    /// Exponential smoothing along a track: `keep` of `self`, the rest of `new`.
+    pub fn smoothed(self, new: Cues, keep: f32) -> Cues {
+        let mix = |old: f32, new: f32| keep * old + (1.0 - keep) * new;
+        Cues {
+            over_blur: mix(self.over_blur, new.over_blur),
+            edge_colour: mix(self.edge_colour, new.edge_colour),
+            double_edges: mix(self.double_edges, new.double_edges),
+            mouth_blur: mix(self.mouth_blur, new.mouth_blur),
+        }
+    }
+}
+
 fn luma(img: &RgbImage) -> GrayImage {
     GrayImage::from_fn(img.width(), img.height(), |x, y| {
         let [r, g, b] = img.get_pixel(x, y).0.map(|v| v as f32);
-        Luma([(0.299 * r + 0.587 * g + 0.114 * b).round() as u8])
+        Luma([to_u8(0.299 * r + 0.587 * g + 0.114 * b)])
     })
 }
 

@@ -1,6 +1,7 @@
 //! The forensic cues and the SBI generator on a real aligned face from the sample video.
 
-use facekit::forensics::{cues, face_mask, flicker, self_blend, SbiParams};
+use facekit::blend::{erode_dilate, BlendOptions};
+use facekit::forensics::{cues, face_mask, flicker, graphic_swap, self_blend, SbiParams};
 use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
 use image::{imageops, Rgb, RgbImage};
 use rand::SeedableRng;
@@ -152,4 +153,57 @@ fn self_blended_images_change_the_face_under_a_soft_mask_only() {
             .sum();
         assert!(diff > 1000, "{p:?}");
     }
+}
+
+#[test]
+fn a_graphics_swap_warps_the_donor_onto_the_target_and_leaves_the_rest_alone() {
+    let (_, target, lm) = crops();
+    // The donor: the same face moved by (7, -5) pixels and tinted, with its landmarks moved
+    // alike. Warped back and colour-matched it must land on the target's own face.
+    let (dx, dy) = (7i64, -5i64);
+    let mut donor = RgbImage::new(target.width(), target.height());
+    imageops::overlay(&mut donor, &target, dx, dy);
+    for p in donor.pixels_mut() {
+        p.0 = [p.0[0].saturating_add(40), p.0[1], p.0[2].saturating_sub(30)];
+    }
+    let donor_lm = lm.map(|[x, y]| [x + dx as f32, y + dy as f32]);
+    let fake = graphic_swap(&target, &lm, &donor, &donor_lm, &BlendOptions::default()).unwrap();
+
+    let mask = face_mask(target.width(), &lm);
+    let inner = erode_dilate(&mask, 6);
+    let reach = erode_dilate(&mask, -8);
+    let (mut inside, mut n) = (0u64, 0u64);
+    for ((f, t), (m, r)) in fake
+        .pixels()
+        .zip(target.pixels())
+        .zip(inner.pixels().zip(reach.pixels()))
+    {
+        if r.0[0] == 0 {
+            assert_eq!(f, t, "changed outside the face");
+        }
+        if m.0[0] == 255 {
+            inside += (0..3).map(|c| f.0[c].abs_diff(t.0[c]) as u64).sum::<u64>();
+            n += 3;
+        }
+    }
+    let mean = inside as f64 / n as f64;
+    assert!(
+        mean < 6.0,
+        "inside the face the warped donor is {mean:.1} levels off"
+    );
+
+    // Without the warp (donor landmarks taken as the target's) the face lands 7 px off.
+    let unwarped = graphic_swap(&target, &lm, &donor, &lm, &BlendOptions::default()).unwrap();
+    let off: u64 = unwarped
+        .pixels()
+        .zip(target.pixels())
+        .zip(inner.pixels())
+        .filter(|(_, m)| m.0[0] == 255)
+        .map(|((f, t), _)| (0..3).map(|c| f.0[c].abs_diff(t.0[c]) as u64).sum::<u64>())
+        .sum();
+    assert!(
+        off as f64 / n as f64 > 2.0 * mean,
+        "{} vs {mean}",
+        off as f64 / n as f64
+    );
 }

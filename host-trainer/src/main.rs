@@ -62,8 +62,12 @@ enum Command {
         /// Which person of the run this dataset is (A or B), for its swaps.
         #[arg(long, default_value = "B")]
         person: String,
+        /// A swap run: its swaps and reconstructions of this dataset join the fakes.
         #[arg(long)]
         run: Option<PathBuf>,
+        /// Another person's dataset: graphics swaps paste its real faces into this one's.
+        #[arg(long)]
+        donors: Option<PathBuf>,
         /// Output folder (default: <detector>/eval).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -147,6 +151,9 @@ struct TrainDetectorArgs {
     threshold: Option<f32>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Fits per report cell (seeds seed, seed+1, …), reported as mean ± standard deviation.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
 }
 
 #[derive(clap::Args)]
@@ -292,6 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             dataset,
             person,
             run,
+            donors,
             out,
         } => {
             let person = match person.as_str() {
@@ -305,6 +313,7 @@ fn run(cli: Cli) -> Result<()> {
                 dataset: dataset.clone(),
                 person,
                 run,
+                donors,
                 out: out.clone(),
                 seed: 1,
                 device: tch::Device::cuda_if_available(),
@@ -367,6 +376,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::TrainDetector(args) => {
             use host_trainer::detector::{train_detector, DetectorOptions};
             anyhow::ensure!(args.batch_size >= 2, "--batch-size must be at least 2");
+            anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
             let opts = DetectorOptions {
                 datasets: [args.a, args.b],
                 run: args.run,
@@ -376,8 +386,10 @@ fn run(cli: Cli) -> Result<()> {
                 batch: args.batch_size,
                 lr: args.lr,
                 seed: args.seed,
+                seeds: args.seeds,
                 threshold: args.threshold,
                 device: tch::Device::cuda_if_available(),
+                progress: true,
             };
             let report = train_detector(&opts)
                 .with_context(|| format!("training the detector into {}", args.out.display()))?;

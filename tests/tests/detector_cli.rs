@@ -1,5 +1,5 @@
-//! `host-trainer train-detector` on the sample people: SBI fakes only (no swap run), a short
-//! fit, and the report and artefacts it promises.
+//! `host-trainer train-detector` on the sample people: SBI and graphics-swap fakes only (no
+//! swap run), a short fit, and the report and artefacts it promises; then with a swap run.
 
 use e2e_tests::{host_trainer, host_trainer_ok, small_dataset};
 
@@ -20,6 +20,8 @@ fn a_short_detector_run_reports_cells_split_by_video() {
             out.to_str().unwrap(),
             "--steps",
             "40",
+            "--seeds",
+            "2",
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -36,14 +38,25 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         serde_json::from_str(&std::fs::read_to_string(out.join("eval_detector.json")).unwrap())
             .unwrap();
     let cells = report["cells"].as_array().unwrap();
-    // Without a swap run: trained on SBI, tested on SBI of the other video.
-    assert_eq!(cells.len(), 1);
-    let c = &cells[0];
-    assert_eq!(c["trained_on"], "SBI");
-    assert_eq!(c["tested_on"], "SBI");
-    assert!(c["real"].as_u64().unwrap() >= 20 && c["fake"] == c["real"]);
-    let auc = c["auc"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&auc), "{auc}");
+    // Without a swap run: trained on SBI, tested on SBI and on graphics swaps (person A's real
+    // faces pasted into B's) of the other video, each cell fitted with two seeds.
+    let tested: Vec<&str> = cells
+        .iter()
+        .map(|c| c["tested_on"].as_str().unwrap())
+        .collect();
+    assert_eq!(tested, ["SBI", "graphics swap"]);
+    for c in cells {
+        assert_eq!(c["trained_on"], "SBI");
+        assert_eq!(c["seeds"], 2);
+        assert!(c["real"].as_u64().unwrap() >= 20);
+        assert!(c["fake"].as_u64().unwrap() >= 20);
+        for key in ["auc", "auc_same_video"] {
+            let auc = c[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&auc), "{key} {auc}");
+        }
+        assert!(c["auc_sd"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(cells[0]["fake"], cells[0]["real"]);
     assert_eq!(report["params"], 15593);
 
     // With a swap run, the detector joins a bundle and `detect` scores videos with it.
@@ -78,6 +91,8 @@ fn a_short_detector_run_reports_cells_split_by_video() {
             det.to_str().unwrap(),
             "--steps",
             "20",
+            "--seeds",
+            "1",
         ],
     );
     let report: serde_json::Value =
@@ -93,6 +108,15 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         tested.contains(&"swap") && tested.contains(&"reconstruction"),
         "{tested:?}"
     );
+    // Cells train on fakes of A's own person first, then on swaps that show person B's face.
+    let mut trained: Vec<&str> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["trained_on"].as_str().unwrap())
+        .collect();
+    trained.dedup();
+    assert_eq!(trained, ["SBI", "SBI + reconstruction", "SBI + swap"]);
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
     host_trainer_ok(

@@ -1,15 +1,18 @@
 //! Detector training data from the extracted datasets, at the detector's crop geometry:
-//! real faces re-cropped from their source frames, and three kinds of fake made from the same
-//! frames — self-blended images (SBI), swaps by a trained run pasted back with the booth's blend,
-//! and the run's same-person reconstructions pasted back the same way.
+//! real faces re-cropped from their source frames, and four kinds of fake made from them —
+//! self-blended images (SBI), graphics swaps (another person's real face warped onto this one,
+//! no network), swaps by a trained run pasted back with the booth's blend, and the run's
+//! same-person reconstructions pasted back the same way.
 
 use std::path::{Path, PathBuf};
 
 use facekit::align_face;
 use facekit::blend::BlendOptions;
+use facekit::forensics::graphic_swap;
 use facekit::forensics::{self_blend, SbiParams};
 use facekit::swap::swap_into_frame;
 use image::RgbImage;
+use rand::RngExt;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use shared_proto::FaceCropSpec;
@@ -27,6 +30,10 @@ pub enum Kind {
     Swap,
     /// The run's reconstruction of the same person, pasted back.
     Reconstruction,
+    /// Another person's real face warped onto this face's landmarks, colour-matched and
+    /// blended with the booth's blend: FaceForensics++'s graphics-based FaceSwap, a generator
+    /// with no network that no cell of the report trains on.
+    Graphic,
 }
 
 impl Kind {
@@ -40,14 +47,20 @@ impl Kind {
             Kind::Sbi => "SBI",
             Kind::Swap => "swap",
             Kind::Reconstruction => "reconstruction",
+            Kind::Graphic => "graphics swap",
         }
     }
+
+    /// Every kind of fake, in report order.
+    pub const FAKES: [Kind; 4] = [Kind::Sbi, Kind::Graphic, Kind::Swap, Kind::Reconstruction];
 }
 
 /// One detector-geometry crop with what it is and whose video it came from.
 #[derive(Clone)]
 pub struct Sample {
     pub crop: RgbImage,
+    /// The five landmarks in crop pixels (where a fresh self-blend puts its mask).
+    pub landmarks: [[f32; 2]; 5],
     pub kind: Kind,
     /// Index of the dataset (= person = video) it was made from: the split key.
     pub video: usize,
@@ -120,10 +133,12 @@ pub fn samples(
                 continue;
             };
             let late = i >= cut;
+            let landmarks = real.landmarks;
             let params = SbiParams::sample(&mut rng);
-            let (sbi, _) = self_blend(&real.image, &real.landmarks, &params);
+            let (sbi, _) = self_blend(&real.image, &landmarks, &params);
             out.push(Sample {
                 crop: sbi,
+                landmarks,
                 kind: Kind::Sbi,
                 video,
                 late,
@@ -142,6 +157,7 @@ pub fn samples(
                         if let Some(fake) = align_face(&pasted, &lm, crop) {
                             out.push(Sample {
                                 crop: fake.image,
+                                landmarks,
                                 kind,
                                 video,
                                 late,
@@ -152,6 +168,7 @@ pub fn samples(
             }
             out.push(Sample {
                 crop: real.image,
+                landmarks,
                 kind: Kind::Real,
                 video,
                 late,
@@ -162,4 +179,44 @@ pub fn samples(
         return Err(DetectorDataError::Empty(shown));
     }
     Ok(out)
+}
+
+/// One graphics swap (see [`Kind::Graphic`]) per real face of `targets`, each with a face drawn
+/// at random from the real faces of `donors`.
+pub fn graphic_swaps(targets: &[Sample], donors: &[Sample], seed: u64) -> Vec<Sample> {
+    let donors: Vec<&Sample> = donors.iter().filter(|s| s.kind == Kind::Real).collect();
+    if donors.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let blend = BlendOptions::default();
+    targets
+        .iter()
+        .filter(|s| s.kind == Kind::Real)
+        .filter_map(|target| {
+            let donor = donors[rng.random_range(0..donors.len())];
+            let fake = graphic_swap(
+                &target.crop,
+                &target.landmarks,
+                &donor.crop,
+                &donor.landmarks,
+                &blend,
+            )?;
+            Some(Sample {
+                crop: fake,
+                kind: Kind::Graphic,
+                ..target.clone()
+            })
+        })
+        .collect()
+}
+
+/// A flat crop of `colour` at the detector's size with a little texture, for unit tests.
+#[cfg(test)]
+pub fn detector_test_crop(colour: [u8; 3]) -> RgbImage {
+    let size = crate::model::detector::detector_crop().size;
+    RgbImage::from_fn(size, size, |x, y| {
+        let t = ((x * 3 + y * 5) % 7) as u8;
+        image::Rgb(colour.map(|c| c.saturating_add(t)))
+    })
 }
