@@ -319,6 +319,7 @@ pub fn run(
                 });
                 (s, threshold)
             }),
+            cues: r.cues,
             face: r.face.clone(),
             warning,
         };

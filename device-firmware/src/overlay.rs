@@ -1,7 +1,7 @@
 //! What the booth draws over each frame, all through `embedded-graphics` on the frame itself:
-//! the face box and landmarks, the fake-score bar with its verdict, a status line (mode, FPS,
-//! latency, model version) and, in every swapping mode, the burned-in "SYNTHETIC" label last so
-//! nothing can cover it.
+//! the face box and landmarks, the fake-score bar with its verdict and the seed's cues above it,
+//! a status line (mode, FPS, latency, model version) and, in every swapping mode, the burned-in
+//! "SYNTHETIC" label last so nothing can cover it.
 
 use embedded_graphics::mono_font::{ascii::FONT_6X10, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
@@ -13,6 +13,7 @@ use facekit::Detection;
 use image::RgbImage;
 
 use crate::config::Mode;
+use crate::pipeline::BoothCues;
 
 /// Everything the overlay shows for one frame.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,8 @@ pub struct Hud {
     pub model: String,
     /// Smoothed fake probability of the face, and the threshold of the verdict.
     pub score: Option<(f32, f32)>,
+    /// The seed's cues next to the score (≈1 on an untouched face, higher when blended in).
+    pub cues: Option<BoothCues>,
     pub face: Option<Detection>,
     /// A problem the operator should see (failed inference, no detector in the bundle).
     pub warning: Option<String>,
@@ -98,9 +101,21 @@ pub fn draw(frame: &mut RgbImage, hud: &Hud) {
             &status,
             Point::new(4, h as i32 - BAR_H as i32 - 2),
         );
+        // Above the score bar, clear of the face and of the SYNTHETIC label: the cues, then
+        // any warning above them.
+        let mut y = score_bar_rect(w, h).1 as i32 - 12;
+        if let Some(c) = &hud.cues {
+            let mut text = format!(
+                "blur {:.1} edge {:.1} seam {:.1} mouth {:.1}",
+                c.cues.over_blur, c.cues.edge_colour, c.cues.double_edges, c.cues.mouth_blur
+            );
+            if let Some(f) = c.flicker {
+                text += &format!(" flicker {f:.1}");
+            }
+            label(&mut canvas, &text, Point::new(4, y));
+            y -= 12;
+        }
         if let Some(warning) = &hud.warning {
-            // Above the score bar, clear of the face and of the SYNTHETIC label.
-            let y = score_bar_rect(w, h).1 as i32 - 12;
             label(&mut canvas, warning, Point::new(4, y));
         }
     }

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
 use facekit::swap::{to_input, FaceSwapper};
 use facekit::{align_face, Detection, DetectorConfig, RetinaFace};
@@ -31,8 +32,18 @@ pub struct FrameResult {
     pub swapped: bool,
     /// Fake probability smoothed along the track.
     pub score: Option<f32>,
+    /// The seed's hand-made cues of the scored face, smoothed along the track like the score.
+    pub cues: Option<BoothCues>,
     pub times: StageTimes,
     pub error: Option<String>,
+}
+
+/// The cues `detect` reports, for the booth: per-crop [`Cues`] and flicker against the previous
+/// scored crop of the same track (none on a track's first frame).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BoothCues {
+    pub cues: Cues,
+    pub flicker: Option<f32>,
 }
 
 pub struct Pipeline {
@@ -43,6 +54,9 @@ pub struct Pipeline {
     held: Option<Detection>,
     frame_index: u64,
     score: Option<f32>,
+    cues: Option<BoothCues>,
+    /// The last scored crop of the track, for flicker.
+    previous_crop: Option<RgbImage>,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -66,6 +80,8 @@ impl Pipeline {
             held: None,
             frame_index: 0,
             score: None,
+            cues: None,
+            previous_crop: None,
         })
     }
 
@@ -115,6 +131,8 @@ impl Pipeline {
         let Some(raw) = self.held.clone() else {
             self.smoother.reset();
             self.score = None;
+            self.cues = None;
+            self.previous_crop = None;
             return out;
         };
         let flat: Vec<f32> = raw.landmarks.iter().flatten().copied().collect();
@@ -167,24 +185,44 @@ impl Pipeline {
                 let result = align_face(frame, &face.landmarks, crop)
                     .ok_or_else(|| "face cannot be aligned".to_string())
                     .and_then(|a| {
-                        model
+                        let p = model
                             .run(to_input(&a.image, &crop.normalisation))
-                            .map_err(|e| e.to_string())
-                    })
-                    .and_then(|o| match o.first().and_then(|v| v.first()) {
-                        Some(p) if p.is_finite() => Ok(*p),
-                        _ => Err("detector returned no finite score".to_string()),
+                            .map_err(|e| e.to_string())?;
+                        match p.first().and_then(|v| v.first()) {
+                            Some(p) if p.is_finite() => Ok((*p, a)),
+                            _ => Err("detector returned no finite score".to_string()),
+                        }
                     });
-                out.times.score = ms(t);
                 match result {
-                    Ok(p) => {
+                    Ok((p, aligned)) => {
                         let k = self.config.score_smoothing.clamp(0.0, 0.99);
                         let smoothed = self.score.map_or(p, |old| k * old + (1.0 - k) * p);
                         self.score = Some(smoothed);
                         out.score = Some(smoothed);
+                        let now = BoothCues {
+                            cues: cues(&aligned.image, &aligned.landmarks),
+                            flicker: self
+                                .previous_crop
+                                .as_ref()
+                                .map(|prev| flicker(prev, &aligned.image, &aligned.landmarks)),
+                        };
+                        let smoothed = match self.cues {
+                            Some(old) => BoothCues {
+                                cues: old.cues.smoothed(now.cues, k),
+                                flicker: match (old.flicker, now.flicker) {
+                                    (Some(o), Some(n)) => Some(k * o + (1.0 - k) * n),
+                                    (_, n) => n,
+                                },
+                            },
+                            None => now,
+                        };
+                        self.cues = Some(smoothed);
+                        out.cues = Some(smoothed);
+                        self.previous_crop = Some(aligned.image);
                     }
                     Err(e) => out.error = Some(format!("scoring failed: {e}")),
                 }
+                out.times.score = ms(t);
             }
         }
         out

@@ -65,11 +65,24 @@ fn swap_changes_the_face_only_and_detect_scores_without_touching_the_frame() {
     let r = p.process(&mut scored, Some(&bundle), 30.0);
     assert!(!r.swapped && r.score.is_some());
     assert_eq!(scored, frame);
+    // The cues come with the score; flicker needs a previous scored crop of the track.
+    let first = r.cues.expect("cues with the score");
+    assert!(first.flicker.is_none());
+    let c = first.cues;
+    for v in [c.over_blur, c.edge_colour, c.double_edges, c.mouth_blur] {
+        assert!(v.is_finite() && v > 0.0, "{c:?}");
+    }
     p.mode = p.mode.next();
     assert_eq!(p.mode, Mode::SwapDetect);
     let mut both = frame.clone();
     let r = p.process(&mut both, Some(&bundle), 30.0);
     assert!(r.swapped && r.score.is_some(), "{r:?}");
+    // Same frame, swapped face: only the face changed since the last scored crop.
+    let flicker = r
+        .cues
+        .and_then(|c| c.flicker)
+        .expect("flicker on the second crop");
+    assert!(flicker > 1.0, "flicker {flicker}");
 }
 
 #[test]

@@ -9,6 +9,8 @@ use device_firmware::display::framebuffer::{unpack_pixel, Framebuffer};
 use device_firmware::display::mjpeg::MjpegServer;
 use device_firmware::display::Display;
 use device_firmware::overlay::{self, Hud};
+use device_firmware::pipeline::BoothCues;
+use facekit::forensics::Cues;
 use facekit::Detection;
 use image::RgbImage;
 
@@ -120,6 +122,15 @@ fn overlay_layout_matches_the_golden_image() {
         latency_ms: 41.0,
         model: "lite 584st 25884ed4".into(),
         score: Some((0.83, 0.5)),
+        cues: Some(BoothCues {
+            cues: Cues {
+                over_blur: 1.4,
+                edge_colour: 0.9,
+                double_edges: 1.1,
+                mouth_blur: 1.0,
+            },
+            flicker: Some(2.3),
+        }),
         face: Some(Detection {
             bbox: [110.0, 60.0, 210.0, 180.0],
             score: 0.99,
