@@ -9,14 +9,15 @@
 use std::path::PathBuf;
 
 fn main() {
-    aten_shim();
+    // torch-sys reports the libtorch it linked, however it found it (`LIBTORCH` or
+    // `LIBTORCH_USE_PYTORCH`): the shim, the rpath and the CUDA link all use that one.
+    let lib = PathBuf::from(
+        std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
+    );
     println!("cargo:rerun-if-env-changed=LIBTORCH");
-    let Some(torch) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
-        println!("cargo:rustc-env=DOPPEL_TORCH_VERSION=unknown (LIBTORCH unset at build time)");
-        return;
-    };
-    let lib = torch.join("lib");
     println!("cargo:rerun-if-changed={}", lib.display());
+    aten_shim(&lib);
+    let torch = lib.join("..");
     // The binary finds libtorch without LD_LIBRARY_PATH.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 
@@ -43,13 +44,9 @@ fn main() {
     println!("cargo:rustc-env=DOPPEL_TORCH_VERSION={version}");
 }
 
-/// Compiles `src/aten.cpp` against the libtorch torch-sys linked, found through its
-/// build metadata, so it works with `LIBTORCH` and `LIBTORCH_USE_PYTORCH` alike.
-fn aten_shim() {
+/// Compiles `src/aten.cpp` against the libtorch in `lib`.
+fn aten_shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/aten.cpp");
-    let lib = PathBuf::from(
-        std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib dir"),
-    );
     let include = lib.join("../include");
     cc::Build::new()
         .cpp(true)
