@@ -119,7 +119,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     assert_eq!(trained, ["SBI", "SBI + reconstruction", "SBI + swap"]);
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
-    host_trainer_ok(
+    let exported = host_trainer_ok(
         "export",
         &[
             "--run",
@@ -132,6 +132,18 @@ fn a_short_detector_run_reports_cells_split_by_video() {
             keys.to_str().unwrap(),
         ],
     );
+    // The exported detector equals tch in tract on real faces too, not just on noise.
+    let line = exported
+        .lines()
+        .find(|l| l.starts_with("detector: f32 graph vs tch"))
+        .unwrap_or_else(|| panic!("{exported}"));
+    let real: f64 = line
+        .split_whitespace()
+        .rev()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(real <= 1e-4, "{line}");
     let scored = dir.path().join("scored");
     let video = e2e_tests::asset("data/carphone_pristine.mp4");
     let printed = host_trainer_ok(

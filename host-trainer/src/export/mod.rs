@@ -418,35 +418,54 @@ fn eval_metrics(run: &Path) -> Vec<Metric> {
 }
 
 /// Writes the trained detector in `dir` as `models/detector.onnx` (f32: at ~16 k parameters
-/// int8 would save nothing that matters), checked against tch in tract. Returns its manifest
-/// entry, the max |tract − tch|, and its report's cells as metrics.
+/// int8 would save nothing that matters), checked against tch in tract on random inputs and on
+/// real faces of `dataset` cropped at the detector's geometry. Returns its manifest entry, the
+/// max |tract − tch| on each, and its report's cells as metrics.
 fn export_detector(
     dir: &Path,
+    dataset: &Path,
     staging: &Path,
     device: Device,
-) -> Result<(ModelEntry, (f32, Vec<Metric>)), ExportError> {
+) -> Result<(ModelEntry, (f32, f32, Vec<Metric>)), ExportError> {
     let (trained, settings) = crate::detector::load(dir, device)?;
     let spec = &trained.spec;
     let name = "detector".to_string();
     let bytes = onnx::to_bytes(&detector_graph(spec, &weights_of(&trained.vars))?);
     let s = spec.crop.size as i64;
-    let x = Tensor::rand([4, 3, s, s], (Kind::Float, device));
-    let want = Vec::<f32>::try_from(
-        tch::no_grad(|| trained.net.forward(&x))
-            .to_device(Device::Cpu)
-            .flatten(0, -1),
-    )
-    .expect("float");
-    let m = OnnxModel::from_bytes(&name, &bytes, 4, false).map_err(tract_err(&name))?;
-    let input = Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
-    let got = m.run(input).map_err(tract_err(&name))?.remove(0);
-    let diff = max_abs_diff(&got, &want);
-    if diff.is_nan() || diff > F32_TOLERANCE {
-        return Err(ExportError::Mismatch {
-            model: name,
-            inputs: "random inputs",
-            max_diff: diff,
-        });
+    let random = Tensor::rand([4, 3, s, s], (Kind::Float, device));
+    let faces: Vec<image::RgbImage> =
+        crate::detector::data::samples(dataset, 0, &spec.crop, None, 1)
+            .map_err(crate::detector::DetectorError::from)?
+            .into_iter()
+            .filter(|f| !f.kind.is_fake())
+            .take(16)
+            .map(|f| f.crop)
+            .collect();
+    let real = to_tensor(&faces, device);
+    let mut diffs = [0f32; 2];
+    for (k, (x, what)) in [(&random, "random inputs"), (&real, "real faces")]
+        .into_iter()
+        .enumerate()
+    {
+        let want = Vec::<f32>::try_from(
+            tch::no_grad(|| trained.net.forward(x))
+                .to_device(Device::Cpu)
+                .flatten(0, -1),
+        )
+        .expect("float");
+        let m = OnnxModel::from_bytes(&name, &bytes, x.size()[0] as usize, false)
+            .map_err(tract_err(&name))?;
+        let input = Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
+        let got = m.run(input).map_err(tract_err(&name))?.remove(0);
+        let diff = max_abs_diff(&got, &want);
+        if diff.is_nan() || diff > F32_TOLERANCE {
+            return Err(ExportError::Mismatch {
+                model: name,
+                inputs: what,
+                max_diff: diff,
+            });
+        }
+        diffs[k] = diff;
     }
     let file = "models/detector.onnx".to_string();
     let path = staging.join(&file);
@@ -486,7 +505,7 @@ fn export_detector(
         int8: None,
         threshold: Some(settings.threshold),
     };
-    Ok((entry, (diff, metrics)))
+    Ok((entry, (diffs[0], diffs[1], metrics)))
 }
 
 pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
@@ -634,9 +653,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
 
     let mut metrics = eval_metrics(&opts.run);
     if let Some(dir) = &opts.detector {
-        let (entry, detector_metrics) = export_detector(dir, &staging, opts.device)?;
-        f32_max_diff.push((entry.name.clone(), detector_metrics.0, f32::NAN));
-        metrics.extend(detector_metrics.1);
+        let (entry, (random, real, detector_metrics)) =
+            export_detector(dir, &datasets[0], &staging, opts.device)?;
+        f32_max_diff.push((entry.name.clone(), random, real));
+        metrics.extend(detector_metrics);
         models.push(entry);
     }
     let files = models
