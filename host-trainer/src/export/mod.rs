@@ -417,16 +417,24 @@ fn eval_metrics(run: &Path) -> Vec<Metric> {
     out
 }
 
+/// What [`export_detector`] wrote and measured.
+struct ExportedDetector {
+    entry: ModelEntry,
+    /// Max |tract − tch| on random inputs and on real faces.
+    max_diff: [f32; 2],
+    /// The report's cells, as bundle metrics.
+    metrics: Vec<Metric>,
+}
+
 /// Writes the trained detector in `dir` as `models/detector.onnx` (f32: at ~16 k parameters
 /// int8 would save nothing that matters), checked against tch in tract on random inputs and on
-/// real faces of `dataset` cropped at the detector's geometry. Returns its manifest entry, the
-/// max |tract − tch| on each, and its report's cells as metrics.
+/// real faces of `dataset` cropped at the detector's geometry.
 fn export_detector(
     dir: &Path,
     dataset: &Path,
     staging: &Path,
     device: Device,
-) -> Result<(ModelEntry, (f32, f32, Vec<Metric>)), ExportError> {
+) -> Result<ExportedDetector, ExportError> {
     let (trained, settings) = crate::detector::load(dir, device)?;
     let spec = &trained.spec;
     let name = "detector".to_string();
@@ -505,7 +513,11 @@ fn export_detector(
         int8: None,
         threshold: Some(settings.threshold),
     };
-    Ok((entry, (diffs[0], diffs[1], metrics)))
+    Ok(ExportedDetector {
+        entry,
+        max_diff: diffs,
+        metrics,
+    })
 }
 
 pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
@@ -653,11 +665,11 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
 
     let mut metrics = eval_metrics(&opts.run);
     if let Some(dir) = &opts.detector {
-        let (entry, (random, real, detector_metrics)) =
-            export_detector(dir, &datasets[0], &staging, opts.device)?;
-        f32_max_diff.push((entry.name.clone(), random, real));
-        metrics.extend(detector_metrics);
-        models.push(entry);
+        let detector = export_detector(dir, &datasets[0], &staging, opts.device)?;
+        let [random, real] = detector.max_diff;
+        f32_max_diff.push((detector.entry.name.clone(), random, real));
+        metrics.extend(detector.metrics);
+        models.push(detector.entry);
     }
     let files = models
         .iter()
