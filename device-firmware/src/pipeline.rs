@@ -196,7 +196,8 @@ impl Pipeline {
                 match result {
                     Ok((p, aligned)) => {
                         let k = self.config.score_smoothing.clamp(0.0, 0.99);
-                        let smoothed = self.score.map_or(p, |old| k * old + (1.0 - k) * p);
+                        let ema = |old: f32, new: f32| k * old + (1.0 - k) * new;
+                        let smoothed = self.score.map_or(p, |old| ema(old, p));
                         self.score = Some(smoothed);
                         out.score = Some(smoothed);
                         let now = BoothCues {
@@ -210,7 +211,7 @@ impl Pipeline {
                             Some(old) => BoothCues {
                                 cues: old.cues.smoothed(now.cues, k),
                                 flicker: match (old.flicker, now.flicker) {
-                                    (Some(o), Some(n)) => Some(k * o + (1.0 - k) * n),
+                                    (Some(o), Some(n)) => Some(ema(o, n)),
                                     (_, n) => n,
                                 },
                             },

@@ -204,8 +204,10 @@ pub fn graphic_swaps(targets: &[Sample], donors: &[Sample], seed: u64) -> Vec<Sa
             )?;
             Some(Sample {
                 crop: fake,
+                landmarks: target.landmarks,
                 kind: Kind::Graphic,
-                ..target.clone()
+                video: target.video,
+                late: target.late,
             })
         })
         .collect()

@@ -82,8 +82,7 @@ pub struct Trained {
 /// camera does to every face (its resolution, sharpness, compression, exposure) cannot tell real
 /// from fake: each of down-and-up resampling, blur, JPEG re-encoding and a brightness/contrast
 /// change with probability 0.3.
-fn degrade(img: &image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImage {
-    let mut out = img.clone();
+fn degrade(mut out: image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImage {
     if rng.random::<f32>() < 0.3 {
         // A face that filled fewer camera pixels, upscaled to the crop like a small face is.
         let (w, h) = out.dimensions();
@@ -172,7 +171,7 @@ impl<'a> BatchDrawer<'a> {
         let mut labels = Vec::with_capacity(2 * self.half);
         for _ in 0..self.half {
             let real = self.real();
-            crops.push(degrade(&real.crop, &mut self.rng));
+            crops.push(degrade(real.crop.clone(), &mut self.rng));
             labels.push(0f32);
         }
         for _ in 0..self.half {
@@ -185,7 +184,7 @@ impl<'a> BatchDrawer<'a> {
                 let pool = &self.fakes[kind].1;
                 pool[self.rng.random_range(0..pool.len())].crop.clone()
             };
-            crops.push(degrade(&fake, &mut self.rng));
+            crops.push(degrade(fake, &mut self.rng));
             labels.push(1f32);
         }
         Batch {

@@ -417,6 +417,37 @@ fn eval_metrics(run: &Path) -> Vec<Metric> {
     out
 }
 
+/// f32 exactness of an exported graph: max |tract − tch| on random inputs (the whole input
+/// range) and on real faces (the real one), in that order. NaN fails too, hence not
+/// `diff > tolerance`.
+fn check_f32_graph(
+    name: &str,
+    bytes: &[u8],
+    inputs: [&Tensor; 2],
+    tract: impl Fn(&OnnxModel, &Tensor) -> Result<Vec<f32>, facekit::FacekitError>,
+    tch: impl Fn(&Tensor) -> Vec<f32>,
+) -> Result<[f32; 2], ExportError> {
+    let mut diffs = [0f32; 2];
+    for (k, (x, what)) in inputs
+        .into_iter()
+        .zip(["random inputs", "real faces"])
+        .enumerate()
+    {
+        let m = OnnxModel::from_bytes(name, bytes, x.size()[0] as usize, false)
+            .map_err(tract_err(name))?;
+        let diff = max_abs_diff(&tract(&m, x).map_err(tract_err(name))?, &tch(x));
+        if diff.is_nan() || diff > F32_TOLERANCE {
+            return Err(ExportError::Mismatch {
+                model: name.to_string(),
+                inputs: what,
+                max_diff: diff,
+            });
+        }
+        diffs[k] = diff;
+    }
+    Ok(diffs)
+}
+
 /// What [`export_detector`] wrote and measured.
 struct ExportedDetector {
     entry: ModelEntry,
@@ -450,31 +481,24 @@ fn export_detector(
             .map(|f| f.crop)
             .collect();
     let real = to_tensor(&faces, device);
-    let mut diffs = [0f32; 2];
-    for (k, (x, what)) in [(&random, "random inputs"), (&real, "real faces")]
-        .into_iter()
-        .enumerate()
-    {
-        let want = Vec::<f32>::try_from(
-            tch::no_grad(|| trained.net.forward(x))
-                .to_device(Device::Cpu)
-                .flatten(0, -1),
-        )
-        .expect("float");
-        let m = OnnxModel::from_bytes(&name, &bytes, x.size()[0] as usize, false)
-            .map_err(tract_err(&name))?;
-        let input = Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
-        let got = m.run(input).map_err(tract_err(&name))?.remove(0);
-        let diff = max_abs_diff(&got, &want);
-        if diff.is_nan() || diff > F32_TOLERANCE {
-            return Err(ExportError::Mismatch {
-                model: name,
-                inputs: what,
-                max_diff: diff,
-            });
-        }
-        diffs[k] = diff;
-    }
+    let diffs = check_f32_graph(
+        &name,
+        &bytes,
+        [&random, &real],
+        |m, x| {
+            let input =
+                Vec::<f32>::try_from(x.to_device(Device::Cpu).flatten(0, -1)).expect("float");
+            Ok(m.run(input)?.remove(0))
+        },
+        |x| {
+            Vec::<f32>::try_from(
+                tch::no_grad(|| trained.net.forward(x))
+                    .to_device(Device::Cpu)
+                    .flatten(0, -1),
+            )
+            .expect("float")
+        },
+    )?;
     let file = "models/detector.onnx".to_string();
     let path = staging.join(&file);
     std::fs::write(&path, &bytes).map_err(io(&path))?;
@@ -562,7 +586,6 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         let name = format!("swap_{}_to_{}", sets[from].person, sets[to].person);
         let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, to, None)?);
 
-        // f32 exactness: random inputs cover the whole input range, real faces the real one.
         let random = Tensor::rand([4, 3, s, s], (Kind::Float, opts.device));
         let real_faces = if sets[from].held_out.is_empty() {
             &sets[from].train
@@ -570,27 +593,9 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             &sets[from].held_out
         };
         let real = to_tensor(&real_faces[..real_faces.len().min(16)], opts.device);
-        let mut diffs = [0f32; 2];
-        for (k, (x, what)) in [(&random, "random inputs"), (&real, "real faces")]
-            .into_iter()
-            .enumerate()
-        {
-            let m = OnnxModel::from_bytes(&name, &f32_bytes, x.size()[0] as usize, false)
-                .map_err(tract_err(&name))?;
-            let diff = max_abs_diff(
-                &tract_swap(&m, x).map_err(tract_err(&name))?,
-                &tch_swap(&generator.model, x, to),
-            );
-            // NaN must fail too, hence not `diff > tolerance`.
-            if diff.is_nan() || diff > F32_TOLERANCE {
-                return Err(ExportError::Mismatch {
-                    model: name,
-                    inputs: what,
-                    max_diff: diff,
-                });
-            }
-            diffs[k] = diff;
-        }
+        let diffs = check_f32_graph(&name, &f32_bytes, [&random, &real], tract_swap, |x| {
+            tch_swap(&generator.model, x, to)
+        })?;
         f32_max_diff.push((name.clone(), diffs[0], diffs[1]));
 
         let (bytes, precision, int8) = if opts.int8 {
