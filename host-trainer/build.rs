@@ -44,9 +44,9 @@ fn main() {
     println!("cargo:rustc-env=DOPPEL_TORCH_VERSION={version}");
 }
 
-/// Compiles `src/aten.cpp` against the libtorch in `lib`.
+/// Compiles `src/model/aten.cpp` against the libtorch in `lib`.
 fn aten_shim(lib: &std::path::Path) {
-    println!("cargo:rerun-if-changed=src/aten.cpp");
+    println!("cargo:rerun-if-changed=src/model/aten.cpp");
     let include = lib.join("../include");
     cc::Build::new()
         .cpp(true)
@@ -56,6 +56,6 @@ fn aten_shim(lib: &std::path::Path) {
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
-        .file("src/aten.cpp")
+        .file("src/model/aten.cpp")
         .compile("doppel_aten");
 }

@@ -171,7 +171,7 @@ fn main() {
     .unwrap();
     let jpegs = camera_frames();
     let tmp = tempfile::tempdir().unwrap();
-    let detector = root().join("models/retinaface-mnet025.onnx");
+    let detector = root().join(facekit::RETINAFACE_MODEL);
 
     // The detector alone at both resolutions, tract vs onnxruntime, 1 thread.
     facekit::onnx_model::set_threads(1);
@@ -217,7 +217,7 @@ fn main() {
             let mf = mflops[&name].as_f64().unwrap();
             let bundle = bundle_for(file, &tmp.path().join(format!("{name}-{threads}")), mf);
             let mut pipeline = Pipeline::new(PipelineConfig {
-                detector: detector.clone(),
+                face_detector: detector.clone(),
                 threads,
                 ..Default::default()
             })

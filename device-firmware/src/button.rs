@@ -44,16 +44,37 @@ impl Debouncer {
     }
 }
 
+/// The mode button could not be started.
+#[cfg(feature = "gpio")]
+#[derive(Debug, thiserror::Error)]
+pub enum ButtonError {
+    #[error("{} line {line}: {cause}", chip.display())]
+    Gpio {
+        chip: std::path::PathBuf,
+        line: u32,
+        cause: linux_embedded_hal::gpio_cdev::Error,
+    },
+    #[error("cannot start the button thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// Polls the GPIO line every 2 ms on its own thread.
 #[cfg(feature = "gpio")]
-pub fn spawn_gpio(cfg: &crate::config::ButtonConfig, tx: Sender<Control>) -> Result<(), String> {
+pub fn spawn_gpio(
+    cfg: &crate::config::ButtonConfig,
+    tx: Sender<Control>,
+) -> Result<(), ButtonError> {
     use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
-    let mut chip =
-        Chip::new(&cfg.gpio_chip).map_err(|e| format!("{}: {e}", cfg.gpio_chip.display()))?;
+    let failed = |cause| ButtonError::Gpio {
+        chip: cfg.gpio_chip.clone(),
+        line: cfg.line,
+        cause,
+    };
+    let mut chip = Chip::new(&cfg.gpio_chip).map_err(failed)?;
     let handle = chip
         .get_line(cfg.line)
         .and_then(|l| l.request(LineRequestFlags::INPUT, 0, "doppel-button"))
-        .map_err(|e| format!("{} line {}: {e}", cfg.gpio_chip.display(), cfg.line))?;
+        .map_err(failed)?;
     let (active_low, hold) = (cfg.active_low, Duration::from_millis(cfg.debounce_ms));
     std::thread::Builder::new()
         .name("button".into())
@@ -72,7 +93,7 @@ pub fn spawn_gpio(cfg: &crate::config::ButtonConfig, tx: Sender<Control>) -> Res
                 std::thread::sleep(Duration::from_millis(2));
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(ButtonError::Thread)?;
     Ok(())
 }
 

@@ -84,8 +84,10 @@ impl Default for SourceConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     pub mode: Mode,
-    /// RetinaFace ONNX model.
-    pub detector: PathBuf,
+    /// RetinaFace ONNX model that finds the faces (`detector` in configs written before the
+    /// deepfake detector joined the bundle).
+    #[serde(alias = "detector")]
+    pub face_detector: PathBuf,
     /// Run detection every N frames; landmarks are held and smoothed in between.
     pub detect_every: u32,
     /// Width frames are scaled to for detection (0 = full resolution).
@@ -111,7 +113,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             mode: Mode::Swap,
-            detector: PathBuf::from("models/retinaface-mnet025.onnx"),
+            face_detector: PathBuf::from(facekit::RETINAFACE_MODEL),
             detect_every: 1,
             detect_width: 320,
             score_threshold: 0.6,

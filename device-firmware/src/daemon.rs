@@ -13,10 +13,10 @@ use shared_proto::bundle::DEFAULT_FAKE_THRESHOLD;
 
 use crate::button::Control;
 use crate::config::{DaemonConfig, DisplayKind};
-use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, Display};
-use crate::models::ModelSlot;
+use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, FrameSink};
+use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
-use crate::pipeline::{Pipeline, StageTimes};
+use crate::pipeline::{FrameResult, Pipeline, StageTimes};
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
 
 /// A one-item hand-over between threads. Lossy: `put` replaces an unread item (counted as
@@ -125,10 +125,10 @@ pub struct Controls {
 }
 
 /// The configured outputs, and the MJPEG address when streaming.
-type Outputs = (Vec<Box<dyn Display>>, Option<std::net::SocketAddr>);
+type Outputs = (Vec<Box<dyn FrameSink>>, Option<std::net::SocketAddr>);
 
 fn displays(cfg: &DaemonConfig) -> Result<Outputs, DaemonError> {
-    let mut out: Vec<Box<dyn Display>> = Vec::new();
+    let mut out: Vec<Box<dyn FrameSink>> = Vec::new();
     match cfg.display.kind {
         DisplayKind::Headless => {}
         DisplayKind::Framebuffer => out.push(Box::new(Framebuffer::open(&cfg.display)?)),
@@ -172,7 +172,7 @@ pub fn run(
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
-    let (mut outputs, mjpeg) = displays(cfg)?;
+    let (outputs, mjpeg) = displays(cfg)?;
     let camera = source::is_camera(&cfg.source.input);
     let lossy = cfg.realtime.unwrap_or(camera);
     // A file that cannot be opened is an error now; a camera may come later.
@@ -185,62 +185,8 @@ pub fn run(
     let captured: Arc<Slot<Result<Frame, String>>> = Arc::new(Slot::new(lossy));
     let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
     let stop = controls.stop.clone();
-    let src_cfg = cfg.source.clone();
-    let capture = {
-        let slot = captured.clone();
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                let mut first = first;
-                let mut source = Reconnecting::new(Box::new(move || match first.take() {
-                    Some(s) => Ok(s),
-                    None => source::open(&src_cfg),
-                }));
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let item = match source.capture() {
-                        Captured::Frame(image) => Ok(Frame {
-                            image,
-                            captured: t,
-                            decode_ms: t.elapsed().as_secs_f64() * 1e3,
-                        }),
-                        Captured::End => break,
-                        Captured::Lost { retry_in, error } => {
-                            if !camera {
-                                let _ = slot.put(Err(format!("source failed: {error}")));
-                                break;
-                            }
-                            std::thread::sleep(retry_in.min(Duration::from_millis(500)));
-                            Err(format!(
-                                "{error}; retrying in {:.1} s",
-                                retry_in.as_secs_f32()
-                            ))
-                        }
-                    };
-                    if !slot.put(item) {
-                        break;
-                    }
-                }
-                slot.close();
-            })
-            .expect("spawn capture thread")
-    };
-    let display = {
-        let slot = shown.clone();
-        std::thread::Builder::new()
-            .name("display".into())
-            .spawn(move || {
-                while let Some(frame) = slot.take() {
-                    for out in outputs.iter_mut() {
-                        if let Err(e) = out.show(&frame) {
-                            tracing::error!("display: {e}");
-                        }
-                    }
-                }
-            })
-            .expect("spawn display thread")
-    };
+    let capture = spawn_capture(cfg, first, camera, captured.clone(), stop.clone());
+    let display = spawn_display(outputs, shown.clone());
 
     let mut stats = Stats {
         mjpeg,
@@ -258,16 +204,7 @@ pub fn run(
                 let _ = models.reload(dir, &cfg.trusted_keys, cfg.pipeline.swap_to.as_deref());
             }
         }
-        while let Ok(event) = controls.events.try_recv() {
-            match event {
-                Control::NextMode => {
-                    pipeline.mode = pipeline.mode.next();
-                    stats.mode_changes += 1;
-                    tracing::info!("mode: {}", pipeline.mode.name());
-                }
-                Control::Quit => stop.store(true, Ordering::Relaxed),
-            }
-        }
+        steer(controls, &mut pipeline, &mut stats);
         let frame = match item {
             Ok(f) => f,
             Err(message) if camera => {
@@ -296,47 +233,13 @@ pub fn run(
             stats.errors += 1;
             tracing::error!("frame {}: {e}", stats.frames);
         }
-        let warning = match (&bundle, pipeline.mode) {
-            (None, m) if m.swaps() || m.scores() => Some("no bundle: showing faces only".into()),
-            (Some(b), m) if m.scores() && b.detector.is_none() => {
-                Some("bundle has no detector".into())
-            }
-            _ => r.error.clone(),
-        };
-        let hud = Hud {
-            mode: Some(pipeline.mode),
-            fps,
-            latency_ms: frame.captured.elapsed().as_secs_f32() * 1e3,
-            model: bundle
-                .as_ref()
-                .map(|b| b.version.clone())
-                .unwrap_or_default(),
-            score: r.score.map(|s| {
-                let threshold = cfg.pipeline.fake_threshold.unwrap_or_else(|| {
-                    bundle
-                        .as_deref()
-                        .map_or(DEFAULT_FAKE_THRESHOLD, |b| b.manifest.fake_threshold())
-                });
-                (s, threshold)
-            }),
-            cues: r.cues,
-            face: r.face.clone(),
-            warning,
-        };
+        let latency_ms = frame.captured.elapsed().as_secs_f32() * 1e3;
+        let hud = hud(cfg, &pipeline, bundle.as_deref(), &r, fps, latency_ms);
         overlay::draw(&mut image, &hud);
         stats.draw_ms += t.elapsed().as_secs_f64() * 1e3;
         stats.decode_ms += frame.decode_ms;
-        stats.frames += 1;
+        stats.count(&r);
         controls.progress.store(stats.frames, Ordering::Relaxed);
-        stats.faces += r.face.is_some() as u64;
-        stats.swapped += r.swapped as u64;
-        stats.scored += r.score.is_some() as u64;
-        let times = &mut stats.times;
-        times.detect += r.times.detect;
-        times.align += r.times.align;
-        times.swap += r.times.swap;
-        times.blend += r.times.blend;
-        times.score += r.times.score;
         if let Some(slot) = last_frame {
             *slot.lock().expect("last frame") = Some(image.clone());
         }
@@ -359,4 +262,132 @@ pub fn run(
         Some(e) => Err(DaemonError::Source(facekit::FacekitError::Inference(e))),
         None => Ok(stats),
     }
+}
+
+impl Stats {
+    /// Adds one processed frame's outcome and stage times.
+    fn count(&mut self, r: &FrameResult) {
+        self.frames += 1;
+        self.faces += r.face.is_some() as u64;
+        self.swapped += r.swapped as u64;
+        self.scored += r.score.is_some() as u64;
+        let times = &mut self.times;
+        times.detect += r.times.detect;
+        times.align += r.times.align;
+        times.swap += r.times.swap;
+        times.blend += r.times.blend;
+        times.score += r.times.score;
+    }
+}
+
+/// Applies the operator's button presses and quit requests.
+fn steer(controls: &Controls, pipeline: &mut Pipeline, stats: &mut Stats) {
+    while let Ok(event) = controls.events.try_recv() {
+        match event {
+            Control::NextMode => {
+                pipeline.mode = pipeline.mode.next();
+                stats.mode_changes += 1;
+                tracing::info!("mode: {}", pipeline.mode.name());
+            }
+            Control::Quit => controls.stop.store(true, Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the overlay shows for one processed frame.
+fn hud(
+    cfg: &DaemonConfig,
+    pipeline: &Pipeline,
+    bundle: Option<&LoadedBundle>,
+    r: &FrameResult,
+    fps: f32,
+    latency_ms: f32,
+) -> Hud {
+    let warning = match (bundle, pipeline.mode) {
+        (None, m) if m.swaps() || m.scores() => Some("no bundle: showing faces only".into()),
+        (Some(b), m) if m.scores() && b.detector.is_none() => Some("bundle has no detector".into()),
+        _ => r.error.clone(),
+    };
+    Hud {
+        mode: Some(pipeline.mode),
+        fps,
+        latency_ms,
+        model: bundle.map(|b| b.version.clone()).unwrap_or_default(),
+        score: r.score.map(|s| {
+            let threshold = cfg.pipeline.fake_threshold.unwrap_or_else(|| {
+                bundle.map_or(DEFAULT_FAKE_THRESHOLD, |b| b.manifest.fake_threshold())
+            });
+            (s, threshold)
+        }),
+        cues: r.cues,
+        face: r.face.clone(),
+        warning,
+    }
+}
+
+/// The capture thread: frames (or "lost" messages) into `slot` until the source ends or
+/// `stop` is set. A lost camera is reopened with backoff; a failed file ends the run.
+fn spawn_capture(
+    cfg: &DaemonConfig,
+    first: Option<Box<dyn facekit::FrameSource + Send>>,
+    camera: bool,
+    slot: Arc<Slot<Result<Frame, String>>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let src_cfg = cfg.source.clone();
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut first = first;
+            let mut source = Reconnecting::new(Box::new(move || match first.take() {
+                Some(s) => Ok(s),
+                None => source::open(&src_cfg),
+            }));
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let item = match source.capture() {
+                    Captured::Frame(image) => Ok(Frame {
+                        image,
+                        captured: t,
+                        decode_ms: t.elapsed().as_secs_f64() * 1e3,
+                    }),
+                    Captured::End => break,
+                    Captured::Lost { retry_in, error } => {
+                        if !camera {
+                            let _ = slot.put(Err(format!("source failed: {error}")));
+                            break;
+                        }
+                        std::thread::sleep(retry_in.min(Duration::from_millis(500)));
+                        Err(format!(
+                            "{error}; retrying in {:.1} s",
+                            retry_in.as_secs_f32()
+                        ))
+                    }
+                };
+                if !slot.put(item) {
+                    break;
+                }
+            }
+            slot.close();
+        })
+        .expect("spawn capture thread")
+}
+
+/// The display thread: every frame of `slot` to every output.
+fn spawn_display(
+    mut outputs: Vec<Box<dyn FrameSink>>,
+    slot: Arc<Slot<RgbImage>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("display".into())
+        .spawn(move || {
+            while let Some(frame) = slot.take() {
+                for out in outputs.iter_mut() {
+                    if let Err(e) = out.show(&frame) {
+                        tracing::error!("display: {e}");
+                    }
+                }
+            }
+        })
+        .expect("spawn display thread")
 }

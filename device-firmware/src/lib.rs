@@ -4,14 +4,14 @@
 //! smooth, align, swap/score through the bundle's models from [`models`]) → [`overlay`]
 //! (embedded-graphics HUD and the SYNTHETIC label) → [`display`] (framebuffer, SPI LCD, MJPEG,
 //! PNG). [`daemon`] runs them on threads; [`button`] and signals steer it; [`config`] holds the
-//! settings. [`offline`] is the batch detection tool.
+//! settings. [`find_faces`] is the batch face-finding tool (`doppel-device find-faces`).
 
 pub mod button;
 pub mod config;
 pub mod daemon;
 pub mod display;
+pub mod find_faces;
 pub mod models;
-pub mod offline;
 pub mod overlay;
 pub mod pipeline;
 pub mod source;

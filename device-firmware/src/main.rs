@@ -1,4 +1,4 @@
-//! `doppel-device`: the booth daemon (`run`) and the offline detection tool (`detect-video`).
+//! `doppel-device`: the booth daemon (`run`) and the batch face-finding tool (`find-faces`).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use device_firmware::config::{DaemonConfig, DisplayKind, Mode};
-use device_firmware::offline::{detect_frames, Options};
-use facekit::{open_source, DetectorConfig, RetinaFace};
+use device_firmware::find_faces::{detect_frames, Options};
+use facekit::{open_source, FaceDetectorConfig, RetinaFace};
 
 #[derive(Parser)]
 #[command(name = "doppel-device", version, about = "doppel booth daemon")]
@@ -59,8 +59,10 @@ struct RunArgs {
 enum Command {
     /// Run the booth: camera (or file) → faces → swap / score → display.
     Run(RunArgs),
-    /// Detect faces in a video file or image folder; write detections.jsonl and contact_sheet.png.
-    DetectVideo {
+    /// Find faces (RetinaFace) in a video file or image folder; write detections.jsonl and
+    /// contact_sheet.png.
+    #[command(alias = "detect-video")]
+    FindFaces {
         /// Video file (mp4/avi/mkv/mov) or folder of PNG/JPEG frames.
         #[arg(long)]
         input: PathBuf,
@@ -68,10 +70,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// RetinaFace ONNX model.
-        #[arg(long, default_value = "models/retinaface-mnet025.onnx")]
+        #[arg(long, default_value = facekit::RETINAFACE_MODEL)]
         model: PathBuf,
         /// Minimum face probability.
-        #[arg(long, default_value_t = DetectorConfig::default().score_threshold)]
+        #[arg(long, default_value_t = FaceDetectorConfig::default().score_threshold)]
         score_threshold: f32,
         /// Process every Nth frame.
         #[arg(long, default_value_t = 1)]
@@ -115,9 +117,8 @@ fn booth(args: RunArgs) -> Result<()> {
         cfg.bundle = args.bundle;
     }
     for k in &args.trust {
-        let hex = shared_proto::bundle::public_key_text(k)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("--trust {k}"))?;
+        let hex =
+            shared_proto::bundle::public_key_text(k).with_context(|| format!("--trust {k}"))?;
         cfg.trusted_keys.push(hex);
     }
     if let Some(m) = args.mode {
@@ -153,9 +154,7 @@ fn booth(args: RunArgs) -> Result<()> {
     }
     if !cfg.button.gpio_chip.as_os_str().is_empty() {
         #[cfg(feature = "gpio")]
-        button::spawn_gpio(&cfg.button, tx.clone())
-            .map_err(anyhow::Error::msg)
-            .context("mode button")?;
+        button::spawn_gpio(&cfg.button, tx.clone()).context("mode button")?;
         #[cfg(not(feature = "gpio"))]
         anyhow::bail!("button.gpio_chip is set but this build has no `gpio` feature");
     }
@@ -214,7 +213,7 @@ fn booth(args: RunArgs) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => booth(args),
-        Command::DetectVideo {
+        Command::FindFaces {
             input,
             out,
             model,
@@ -222,7 +221,7 @@ fn run(cli: Cli) -> Result<()> {
             every,
             max_frames,
         } => {
-            let config = DetectorConfig {
+            let config = FaceDetectorConfig {
                 score_threshold,
                 ..Default::default()
             };

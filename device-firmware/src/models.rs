@@ -14,8 +14,12 @@ use shared_proto::FaceCropSpec;
 pub enum ModelError {
     #[error("trusted_keys is empty: the booth accepts no bundle; add the host's public key (`host-trainer keys`)")]
     NoTrustedKeys,
-    #[error("trusted key {key:?}: {detail}")]
-    BadKey { key: String, detail: String },
+    /// The cause is in the message: the booth logs errors with their `Display`.
+    #[error("trusted key {key:?}: {cause}")]
+    BadKey {
+        key: String,
+        cause: bundle::KeyError,
+    },
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
     #[error("{file}: {source}")]
@@ -55,9 +59,9 @@ pub fn load(
     let keys = trusted
         .iter()
         .map(|k| {
-            bundle::parse_public_key(k).map_err(|detail| ModelError::BadKey {
+            bundle::parse_public_key(k).map_err(|cause| ModelError::BadKey {
                 key: k.clone(),
-                detail,
+                cause,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

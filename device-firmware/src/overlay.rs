@@ -1,5 +1,5 @@
 //! What the booth draws over each frame, all through `embedded-graphics` on the frame itself:
-//! the face box and landmarks, the fake-score bar with its verdict and the seed's cues above it,
+//! the face box and landmarks, the fake-score bar with its verdict and the hand-made forensic cues above it,
 //! a status line (mode, FPS, latency, model version) and, in every swapping mode, the burned-in
 //! "SYNTHETIC" label last so nothing can cover it.
 
@@ -24,7 +24,7 @@ pub struct Hud {
     pub model: String,
     /// Smoothed fake probability of the face, and the threshold of the verdict.
     pub score: Option<(f32, f32)>,
-    /// The seed's cues next to the score (≈1 on an untouched face, higher when blended in).
+    /// The hand-made forensic cues next to the score (≈1 on an untouched face, higher when blended in).
     pub cues: Option<BoothCues>,
     pub face: Option<Detection>,
     /// A problem the operator should see (failed inference, no detector in the bundle).

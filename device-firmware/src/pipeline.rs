@@ -7,7 +7,7 @@ use std::time::Instant;
 use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
 use facekit::swap::{to_input, FaceSwapper};
-use facekit::{align_face, Detection, DetectorConfig, RetinaFace};
+use facekit::{align_face, Detection, FaceDetectorConfig, RetinaFace};
 use image::RgbImage;
 
 use crate::config::{Mode, PipelineConfig};
@@ -32,7 +32,7 @@ pub struct FrameResult {
     pub swapped: bool,
     /// Fake probability smoothed along the track.
     pub score: Option<f32>,
-    /// The seed's hand-made cues of the scored face, smoothed along the track like the score.
+    /// The hand-made forensic cues of the scored face, smoothed along the track like the score.
     pub cues: Option<BoothCues>,
     pub times: StageTimes,
     pub error: Option<String>,
@@ -47,7 +47,7 @@ pub struct BoothCues {
 }
 
 pub struct Pipeline {
-    detector: RetinaFace,
+    face_detector: RetinaFace,
     pub config: PipelineConfig,
     pub mode: Mode,
     smoother: OneEuro,
@@ -65,15 +65,15 @@ fn ms(t: Instant) -> f64 {
 
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> facekit::Result<Self> {
-        let detector = RetinaFace::load(
-            &config.detector,
-            DetectorConfig {
+        let face_detector = RetinaFace::load(
+            &config.face_detector,
+            FaceDetectorConfig {
                 score_threshold: config.score_threshold,
                 ..Default::default()
             },
         )?;
         Ok(Self {
-            detector,
+            face_detector,
             smoother: OneEuro::new(config.smooth_cutoff, config.smooth_beta),
             mode: config.mode,
             config,
@@ -95,8 +95,8 @@ impl Pipeline {
         } else {
             (None, 1.0)
         };
-        let faces = self.detector.detect(small.as_ref().unwrap_or(frame))?;
-        Ok(facekit::detect::largest(faces).map(|d| Detection {
+        let faces = self.face_detector.detect(small.as_ref().unwrap_or(frame))?;
+        Ok(facekit::face_detection::largest(faces).map(|d| Detection {
             bbox: d.bbox.map(|v| v * s),
             score: d.score,
             landmarks: d.landmarks.map(|[x, y]| [x * s, y * s]),

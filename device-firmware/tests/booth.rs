@@ -12,7 +12,7 @@ use image::RgbImage;
 fn pipeline(mode: Mode) -> Pipeline {
     Pipeline::new(PipelineConfig {
         mode,
-        detector: root().join("models/retinaface-mnet025.onnx"),
+        face_detector: root().join(facekit::RETINAFACE_MODEL),
         ..Default::default()
     })
     .unwrap()

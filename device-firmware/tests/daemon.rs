@@ -14,7 +14,7 @@ use device_firmware::models::ModelSlot;
 fn config(bundle: &std::path::Path, frames: u64) -> DaemonConfig {
     let mut cfg = DaemonConfig::default();
     cfg.source.input = common::root().join("data/carphone_pristine.mp4");
-    cfg.pipeline.detector = common::root().join("models/retinaface-mnet025.onnx");
+    cfg.pipeline.face_detector = common::root().join(facekit::RETINAFACE_MODEL);
     cfg.bundle = Some(bundle.to_path_buf());
     cfg.trusted_keys = vec![common::key_hex()];
     cfg.button.keyboard = false;

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use device_firmware::offline::{detect_frames, Options};
-use facekit::{DetectorConfig, RetinaFace, VideoReader};
+use device_firmware::find_faces::{detect_frames, Options};
+use facekit::{FaceDetectorConfig, RetinaFace, VideoReader};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -13,8 +13,8 @@ fn root() -> PathBuf {
 #[test]
 fn finds_one_face_per_frame_in_the_first_carphone_frames() {
     let det = RetinaFace::load(
-        root().join("models/retinaface-mnet025.onnx"),
-        DetectorConfig::default(),
+        root().join(facekit::RETINAFACE_MODEL),
+        FaceDetectorConfig::default(),
     )
     .expect("run `make setup` first");
     let mut video = VideoReader::open(root().join("data/carphone_pristine.mp4")).unwrap();
@@ -30,7 +30,7 @@ fn finds_one_face_per_frame_in_the_first_carphone_frames() {
     let sheet = image::open(&summary.contact_sheet).unwrap();
     assert!(sheet.width() > 176 && sheet.height() >= 144);
     for line in std::fs::read_to_string(&summary.jsonl).unwrap().lines() {
-        let rec: device_firmware::offline::FrameDetections = serde_json::from_str(line).unwrap();
+        let rec: device_firmware::find_faces::FrameDetections = serde_json::from_str(line).unwrap();
         assert_eq!(rec.faces.len(), 1, "frame {}", rec.frame);
         assert!(rec.faces[0].score > 0.9);
     }

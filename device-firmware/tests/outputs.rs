@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use device_firmware::config::{DisplayConfig, DisplayKind, Mode};
 use device_firmware::display::framebuffer::{unpack_pixel, Framebuffer};
 use device_firmware::display::mjpeg::MjpegServer;
-use device_firmware::display::Display;
+use device_firmware::display::FrameSink;
 use device_firmware::overlay::{self, Hud};
 use device_firmware::pipeline::BoothCues;
 use facekit::forensics::Cues;

@@ -35,7 +35,7 @@ fn ten_thousand_frames_keep_memory_flat() {
     let mut cfg = DaemonConfig::default();
     cfg.source.input = common::root().join("data/carphone_pristine.mp4");
     cfg.source.looped = true;
-    cfg.pipeline.detector = common::root().join("models/retinaface-mnet025.onnx");
+    cfg.pipeline.face_detector = common::root().join(facekit::RETINAFACE_MODEL);
     cfg.pipeline.mode = Mode::SwapDetect;
     cfg.button.keyboard = false;
     cfg.max_frames = Some(FRAMES);

@@ -1,6 +1,6 @@
-//! Pasting a generated face back into the frame: the mask controls the seed names (erode/dilate
-//! and feather), colour transfer so the new face takes the scene's light, and the inverse warp of
-//! the alignment. Host `convert` and the booth share this code.
+//! Pasting a generated face back into the frame: the mask controls classic face-swap tools offer
+//! (erode/dilate and feather), colour transfer so the new face takes the scene's light, and the
+//! inverse warp of the alignment. Host `convert` and the booth share this code.
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use rayon::prelude::*;
@@ -22,14 +22,19 @@ pub enum MaskSource {
     Union,
 }
 
+/// A mask source name that is none of `learned`, `hull`, `union`.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0:?}: use learned, hull or union")]
+pub struct BadMaskSource(String);
+
 impl std::str::FromStr for MaskSource {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadMaskSource;
+    fn from_str(s: &str) -> Result<Self, BadMaskSource> {
         match s {
             "learned" => Ok(Self::Learned),
             "hull" => Ok(Self::Hull),
             "union" => Ok(Self::Union),
-            other => Err(format!("{other:?}: use learned, hull or union")),
+            other => Err(BadMaskSource(other.to_owned())),
         }
     }
 }

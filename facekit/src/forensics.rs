@@ -1,5 +1,7 @@
 //! Deepfake forensics on aligned face crops: the face-region mask, self-blended images (SBI) as
-//! training fakes, and the seed's hand-made cues. Host training, `detect` and the booth share it.
+//! training fakes, and the hand-made forensic cues (over-blur, edge colour, double edges, mouth
+//! blur, flicker: what a person looks for in a face swap). Host training, `detect` and the booth
+//! share it.
 //!
 //! Every cue is a ratio that grows when a face looks blended in:
 //! - **over-blur**: sharpness around the face ÷ sharpness of the face (generated faces are soft);

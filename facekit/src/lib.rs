@@ -1,18 +1,20 @@
 //! The face pipeline that host and device share, so a crop seen in training is produced by
 //! exactly the code that produces it live on the booth.
 //!
-//! Layers, bottom up: [`video`] yields RGB frames; [`detect`] runs RetinaFace and decodes its
-//! priors into [`Detection`]s; [`align`] maps the five landmarks onto the crop template of
+//! Layers, bottom up: [`video`] yields RGB frames; [`face_detection`] runs RetinaFace and
+//! decodes its priors into [`Detection`]s; [`align`] maps the five landmarks onto the crop template of
 //! [`shared_proto::FaceCropSpec`] and warps the crop; [`pose`] estimates head pose from the
 //! landmarks; [`draw`] is the `embedded-graphics` canvas every overlay and contact sheet uses.
 
 pub mod align;
 pub mod blend;
-pub mod detect;
 pub mod draw;
+pub mod face_detection;
 pub mod forensics;
+pub mod identity;
 pub mod onnx_model;
 pub mod pose;
+pub mod quality;
 pub mod smooth;
 pub mod swap;
 pub mod video;
@@ -25,7 +27,7 @@ pub use align::{align_face, AlignedFace, Similarity};
 pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 255.0) + 0.5) as u8
 }
-pub use detect::{Detection, DetectorConfig, RetinaFace};
+pub use face_detection::{Detection, FaceDetectorConfig, RetinaFace, RETINAFACE_MODEL};
 pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};
 pub use video::{

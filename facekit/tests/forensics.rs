@@ -2,7 +2,7 @@
 
 use facekit::blend::{erode_dilate, BlendOptions};
 use facekit::forensics::{cues, face_mask, flicker, graphic_swap, self_blend, SbiParams};
-use facekit::{align_face, DetectorConfig, FrameSource, RetinaFace, VideoReader};
+use facekit::{align_face, FaceDetectorConfig, FrameSource, RetinaFace, VideoReader};
 use image::{imageops, Rgb, RgbImage};
 use rand::SeedableRng;
 use shared_proto::FaceCropSpec;
@@ -15,8 +15,8 @@ fn root() -> std::path::PathBuf {
 /// landmarks of the second in crop pixels.
 fn crops() -> (RgbImage, RgbImage, [[f32; 2]; 5]) {
     let det = RetinaFace::load(
-        root().join("models/retinaface-mnet025.onnx"),
-        DetectorConfig::default(),
+        root().join(facekit::RETINAFACE_MODEL),
+        FaceDetectorConfig::default(),
     )
     .unwrap();
     let mut video = VideoReader::open(root().join("data/carphone_pristine.mp4")).unwrap();

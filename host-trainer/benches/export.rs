@@ -14,10 +14,13 @@ use std::time::Instant;
 
 use facekit::onnx_model::set_threads;
 use facekit::OnnxModel;
-use host_trainer::export::onnx::{self, GraphBuilder};
-use host_trainer::export::{calibrate, swap_graph, weights_of, Calibration, Int8Form};
 use host_trainer::model::net::Autoencoder;
-use host_trainer::model::presets::preset;
+use host_trainer::model::tensors::weights_of;
+use host_trainer::stages::export::calibration::{calibrate, Calibration};
+use host_trainer::Person;
+use model_spec::graphs::{swap_graph, Int8Form};
+use model_spec::onnx::{self, GraphBuilder};
+use model_spec::swap::preset;
 use tch::{Device, Kind, Tensor};
 
 /// Median milliseconds of `f` over at least 10 runs and 1 s, after two warm-up runs.
@@ -55,12 +58,7 @@ fn tract_gemm_gflops(dir: &Path) -> f64 {
         "Gemm",
         &["x", "w", "b"],
         "y",
-        vec![tract_onnx::pb::AttributeProto {
-            name: "transB".into(),
-            r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
-            i: 1,
-            ..Default::default()
-        }],
+        vec![onnx::attr_int("transB", 1)],
     );
     let model = g.finish(
         "gemm",
@@ -111,7 +109,7 @@ fn main() {
         let weights = weights_of(&vars);
         let s = spec.size as i64;
         let faces = Tensor::rand([16, 3, s, s], (Kind::Float, Device::Cpu));
-        let ranges = calibrate(&model, &faces, 1, Calibration::MinMax);
+        let ranges = calibrate(&model, &faces, Person::B, Calibration::MinMax);
         let f32_path = dir.join(format!("{name}.f32.onnx"));
         let int8_path = dir.join(format!("{name}.int8.onnx"));
         let qlin_path = dir.join(format!("{name}.qlinear.onnx"));

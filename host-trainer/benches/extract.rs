@@ -8,15 +8,14 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use facekit::RetinaFace;
-use host_trainer::extract::{
-    self, curate::CurationConfig, dataset::Consent, inputs::Input, ExtractOptions,
-};
+use host_trainer::artefacts::dataset::Consent;
+use host_trainer::stages::extract::{self, curate::CurationConfig, inputs::Input, ExtractOptions};
 use shared_proto::FaceCropSpec;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let video = root.join("data/carphone_pristine.mp4");
-    let model = root.join("models/retinaface-mnet025.onnx");
+    let model = root.join(facekit::RETINAFACE_MODEL);
     let python = root.join(".venv/bin/python");
     assert!(
         video.is_file() && model.is_file() && python.is_file(),

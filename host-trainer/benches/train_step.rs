@@ -14,11 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use host_trainer::model::presets::preset;
-use host_trainer::train::augment::AugmentConfig;
-use host_trainer::train::config::{LossWeights, TrainConfig};
-use host_trainer::train::data::spawn_loader;
-use host_trainer::train::trainer::{Batch, Trainer};
+use host_trainer::artefacts::train_config::{AugmentConfig, LossWeights, TrainConfig};
+use host_trainer::stages::train::loader::spawn_loader;
+use host_trainer::stages::train::trainer::{Batch, Trainer};
+use model_spec::swap::preset;
 use shared_proto::FaceCropSpec;
 use tch::{Device, Kind, Tensor};
 

@@ -7,22 +7,17 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::error::{AtPath, Error, Result};
+
 const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    #[error("no DejaVu Sans font found ({}); install fonts-dejavu-core or run `make setup`", FONT_PATHS.join(", "))]
-    NoFont,
-    #[error("drawing failed: {0}")]
-    Draw(String),
-    #[error("cannot write {0}: {1}")]
-    Save(String, image::ImageError),
-}
+/// A plotters failure inside a drawing, before the path it was drawing is known.
+struct DrawFailed(String);
 
-fn ensure_font() -> Result<(), PlotError> {
+fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         let Some(bytes) = FONT_PATHS.iter().find_map(|p| std::fs::read(p).ok()) else {
@@ -32,7 +27,8 @@ fn ensure_font() -> Result<(), PlotError> {
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
     });
-    ok.then_some(()).ok_or(PlotError::NoFont)
+    ok.then_some(())
+        .ok_or_else(|| Error::NoFont(FONT_PATHS.join(", ")))
 }
 
 /// One named series of counts per bin.
@@ -43,10 +39,7 @@ pub struct Bars<'a> {
 }
 
 /// Side-by-side histogram panels; each panel has its bin edges (ticks) and grouped series.
-pub fn grouped_bars(
-    path: &Path,
-    panels: &[(&str, &[f32], Vec<Bars<'_>>)],
-) -> Result<(), PlotError> {
+pub fn grouped_bars(path: &Path, panels: &[(&str, &[f32], Vec<Bars<'_>>)]) -> Result<()> {
     let (w, h) = (480 * panels.len() as u32, 360);
     render(path, (w, h), |root| {
         let areas = root.split_evenly((1, panels.len()));
@@ -111,23 +104,31 @@ pub fn grouped_bars(
 fn render(
     path: &Path,
     (w, h): (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), PlotError>,
-) -> Result<(), PlotError> {
+    draw: impl FnOnce(
+        &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    ) -> std::result::Result<(), DrawFailed>,
+) -> Result<()> {
     ensure_font()?;
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
+    let drawn = (|| {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
         draw(&root)?;
-        root.present().map_err(draw_err)?;
-    }
-    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer matches size");
-    img.save(path)
-        .map_err(|e| PlotError::Save(path.display().to_string(), e))
+        root.present().map_err(draw_err)
+    })();
+    drawn.map_err(|DrawFailed(problem)| Error::Draw {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::Draw {
+        path: path.to_path_buf(),
+        problem: "canvas size mismatch".into(),
+    })?;
+    img.save(path).at("write", path)
 }
 
-fn draw_err<E: std::fmt::Display>(e: E) -> PlotError {
-    PlotError::Draw(e.to_string())
+fn draw_err<E: std::fmt::Display>(e: E) -> DrawFailed {
+    DrawFailed(e.to_string())
 }
 
 /// One named line series of `(x, y)` points.
@@ -138,7 +139,7 @@ pub struct Line<'a> {
 }
 
 /// A line chart (log-scaled y when every value is positive), e.g. loss curves.
-pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Result<(), PlotError> {
+pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Result<()> {
     render(path, (800, 420), |root| {
         let pts = || series.iter().flat_map(|s| s.points.iter().copied());
         let x_max = pts().map(|p| p.0).fold(1.0, f64::max);

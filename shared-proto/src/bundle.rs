@@ -5,7 +5,7 @@
 //! never disagree on what is signed: the signature covers the exact bytes of `manifest.bin`, and
 //! the manifest covers every other file by hash and size.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, Verifier};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -179,8 +179,12 @@ pub const DEFAULT_FAKE_THRESHOLD: f32 = 0.5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{path}: {detail}")]
-    Io { path: String, detail: String },
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}: missing; the bundle is incomplete, export it again")]
     Missing(String),
     #[error("{path}: not a doppel signature file ({detail})")]
@@ -198,13 +202,13 @@ pub enum BundleError {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BundleError + '_ {
-    move |e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
             BundleError::Missing(path.display().to_string())
         } else {
             BundleError::Io {
-                path: path.display().to_string(),
-                detail: e.to_string(),
+                path: path.to_path_buf(),
+                source,
             }
         }
     }
@@ -246,34 +250,54 @@ pub fn sign_manifest_file(dir: &Path, key: &SigningKey) -> Result<(), BundleErro
     std::fs::write(&path, text).map_err(io(&path))
 }
 
+/// Why a public key given as text or as a key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not hex")]
+    NotHex(#[source] hex::FromHexError),
+    #[error("an ed25519 public key is 32 bytes (64 hex digits), this one is {0} bytes")]
+    Length(usize),
+    #[error("not an ed25519 public key")]
+    Invalid(#[source] ed25519_dalek::SignatureError),
+    #[error("{}: no such key file (`host-trainer keys` creates one and prints the key)", .0.display())]
+    NoFile(PathBuf),
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Parses a public key written as 64 hex digits (what `host-trainer keys` prints).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let raw = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyError> {
+    let raw = hex::decode(text.trim()).map_err(KeyError::NotHex)?;
     let raw: [u8; 32] = raw
         .try_into()
-        .map_err(|_| "an ed25519 public key is 32 bytes (64 hex digits)".to_string())?;
-    VerifyingKey::from_bytes(&raw).map_err(|e| e.to_string())
+        .map_err(|raw: Vec<u8>| KeyError::Length(raw.len()))?;
+    VerifyingKey::from_bytes(&raw).map_err(KeyError::Invalid)
 }
 
 /// A public key as given on a command line — a key file such as `host.pub`, or the 64 hex
 /// digits themselves — as hex text.
-pub fn public_key_text(arg: &str) -> Result<String, String> {
+pub fn public_key_text(arg: &str) -> Result<String, KeyError> {
     let path = Path::new(arg);
     if path.is_file() {
         return std::fs::read_to_string(path)
             .map(|t| t.trim().to_owned())
-            .map_err(|e| format!("{arg}: {e}"));
+            .map_err(|source| KeyError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
     }
     if arg.contains('/') || arg.ends_with(".pub") {
-        return Err(format!(
-            "{arg}: no such key file (`host-trainer keys` creates one and prints the key)"
-        ));
+        return Err(KeyError::NoFile(path.to_path_buf()));
     }
     Ok(arg.trim().to_owned())
 }
 
 /// [`public_key_text`], parsed.
-pub fn read_public_key(arg: &str) -> Result<VerifyingKey, String> {
+pub fn read_public_key(arg: &str) -> Result<VerifyingKey, KeyError> {
     parse_public_key(&public_key_text(arg)?)
 }
 
@@ -290,7 +314,7 @@ fn read_signature(path: &Path) -> Result<(VerifyingKey, Signature), BundleError>
     if scheme != "ed25519" {
         return Err(bad(format!("unknown scheme {scheme:?}")));
     }
-    let key = parse_public_key(key).map_err(bad)?;
+    let key = parse_public_key(key).map_err(|e| bad(format!("public key: {e}")))?;
     let sig = hex::decode(sig).map_err(|e| bad(format!("signature: {e}")))?;
     let sig: [u8; 64] = sig
         .try_into()

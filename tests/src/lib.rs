@@ -1,5 +1,5 @@
 //! Helpers for the end-to-end tests: locate the repository, the built binaries and the sample
-//! media, and run `doppel-device detect-video` natively or under qemu.
+//! media, and run `doppel-device find-faces` natively or under qemu.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,12 +42,12 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// Runs `detect-video` with `cmd` (a native binary or a qemu wrapper) and parses its output.
-pub fn detect_video(mut cmd: Command, input: &Path, extra: &[&str]) -> (Output, Vec<FrameRecord>) {
+/// Runs `find-faces` with `cmd` (a native binary or a qemu wrapper) and parses its output.
+pub fn find_faces(mut cmd: Command, input: &Path, extra: &[&str]) -> (Output, Vec<FrameRecord>) {
     let out = tempfile::tempdir().expect("temp dir");
     let output = cmd
         .current_dir(root())
-        .arg("detect-video")
+        .arg("find-faces")
         .arg("--input")
         .arg(input)
         .arg("--out")

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use e2e_tests::{asset, detect_video, device_cmd, FrameRecord};
+use e2e_tests::{asset, device_cmd, find_faces, FrameRecord};
 
 fn aarch64_cmd() -> Command {
     let bin = std::env::var_os("DOPPEL_AARCH64_BIN").map(PathBuf::from).expect(
@@ -52,13 +52,13 @@ fn max_coordinate_difference(a: &[FrameRecord], b: &[FrameRecord]) -> f32 {
 fn aarch64_detections_equal_x86_on_both_sample_videos() {
     for (file, every) in [("data/carphone_pristine.mp4", "3"), ("data/movie.avi", "2")] {
         let args = ["--every", every];
-        let (x86_out, x86) = detect_video(device_cmd(), &asset(file), &args);
+        let (x86_out, x86) = find_faces(device_cmd(), &asset(file), &args);
         assert!(
             x86_out.status.success(),
             "{}",
             String::from_utf8_lossy(&x86_out.stderr)
         );
-        let (arm_out, arm) = detect_video(aarch64_cmd(), &asset(file), &args);
+        let (arm_out, arm) = find_faces(aarch64_cmd(), &asset(file), &args);
         assert!(
             arm_out.status.success(),
             "aarch64: {}",

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use e2e_tests::{asset, detect_video, device_cmd};
+use e2e_tests::{asset, device_cmd, find_faces};
 
 fn error_line(output: &Output) -> String {
     assert!(!output.status.success(), "bad input must fail");
@@ -15,7 +15,7 @@ fn error_line(output: &Output) -> String {
 
 fn run(input: &Path, model: &Path) -> String {
     let model = model.to_str().unwrap();
-    let (output, _) = detect_video(device_cmd(), input, &["--model", model]);
+    let (output, _) = find_faces(device_cmd(), input, &["--model", model]);
     error_line(&output)
 }
 
@@ -23,7 +23,7 @@ fn run(input: &Path, model: &Path) -> String {
 fn missing_video_names_the_file() {
     let line = run(
         Path::new("/nonexistent/clip.mp4"),
-        &asset("models/retinaface-mnet025.onnx"),
+        &asset(facekit::RETINAFACE_MODEL),
     );
     assert!(
         line.contains("/nonexistent/clip.mp4") && line.contains("not found"),
@@ -40,7 +40,7 @@ fn corrupt_video_names_the_file_and_suggests_a_fix() {
     let mut bytes = real[..1024].to_vec();
     bytes.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     std::fs::write(&bad, bytes).unwrap();
-    let line = run(&bad, &asset("models/retinaface-mnet025.onnx"));
+    let line = run(&bad, &asset(facekit::RETINAFACE_MODEL));
     assert!(
         line.contains("broken.mp4") && line.contains("cannot be decoded"),
         "{line}"
@@ -60,7 +60,7 @@ fn missing_model_names_the_file_and_setup() {
 fn corrupt_model_names_the_file_and_setup() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("truncated.onnx");
-    let real = std::fs::read(asset("models/retinaface-mnet025.onnx")).unwrap();
+    let real = std::fs::read(asset(facekit::RETINAFACE_MODEL)).unwrap();
     std::fs::write(&bad, &real[..real.len() / 3]).unwrap();
     let line = run(&asset("data/movie.avi"), &bad);
     assert!(

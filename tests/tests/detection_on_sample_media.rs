@@ -1,9 +1,9 @@
 //! The detection slice on the two sample videos, through the real binary.
 
-use e2e_tests::{asset, detect_video, device_cmd, FrameRecord};
+use e2e_tests::{asset, device_cmd, find_faces, FrameRecord};
 
 fn check_video(file: &str, frames: usize, min_single_face: usize) {
-    let (output, records) = detect_video(device_cmd(), &asset(file), &[]);
+    let (output, records) = find_faces(device_cmd(), &asset(file), &[]);
     assert!(
         output.status.success(),
         "{}",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
-use super::{fit, Display, DisplayError};
+use super::{fit, DisplayError, FrameSink};
 use crate::config::DisplayConfig;
 
 /// Bit position and width of one colour channel inside a pixel.
@@ -32,11 +32,15 @@ pub struct Geometry {
 
 impl Geometry {
     /// RGB565 (16 bit) or XRGB8888 (32 bit) as most framebuffers lay them out.
-    pub fn standard(width: u32, height: u32, stride: u32, bits: u32) -> Result<Self, String> {
+    pub fn standard(width: u32, height: u32, stride: u32, bits: u32) -> Result<Self, DisplayError> {
         let (red, green, blue) = match bits {
             16 => ((11, 5), (5, 6), (0, 5)),
             32 => ((16, 8), (8, 8), (0, 8)),
-            _ => return Err(format!("fb_bits {bits}: use 16 (RGB565) or 32 (XRGB8888)")),
+            _ => {
+                return Err(DisplayError::Device(format!(
+                    "fb_bits {bits}: use 16 (RGB565) or 32 (XRGB8888)"
+                )))
+            }
         };
         let ch = |(offset, length)| Channel { offset, length };
         let packed = width * bits / 8;
@@ -93,7 +97,7 @@ pub struct Framebuffer {
 }
 
 #[cfg(target_os = "linux")]
-fn device_geometry(file: &File) -> Result<Geometry, String> {
+fn device_geometry(file: &File) -> Result<Geometry, DisplayError> {
     use std::os::fd::AsRawFd;
     // struct fb_var_screeninfo (160 bytes) and fb_fix_screeninfo (80 bytes on 64-bit Linux).
     const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
@@ -106,10 +110,10 @@ fn device_geometry(file: &File) -> Result<Geometry, String> {
             && libc::ioctl(file.as_raw_fd(), FBIOGET_FSCREENINFO as _, fix.as_mut_ptr()) == 0
     };
     if !ok {
-        return Err(format!(
+        return Err(DisplayError::Device(format!(
             "not a framebuffer device ({})",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let u = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
     let ch = |at: usize| Channel {
@@ -154,7 +158,7 @@ impl Framebuffer {
         let geometry = if is_device {
             #[cfg(target_os = "linux")]
             {
-                device_geometry(&file).map_err(err)?
+                device_geometry(&file).map_err(|e| err(e.to_string()))?
             }
             #[cfg(not(target_os = "linux"))]
             {
@@ -167,7 +171,7 @@ impl Framebuffer {
                 ));
             }
             Geometry::standard(cfg.fb_width, cfg.fb_height, cfg.fb_stride, cfg.fb_bits)
-                .map_err(err)?
+                .map_err(|e| err(e.to_string()))?
         };
         if geometry.bits_per_pixel != 16 && geometry.bits_per_pixel != 32 {
             return Err(err(format!(
@@ -190,7 +194,7 @@ impl Framebuffer {
     }
 }
 
-impl Display for Framebuffer {
+impl FrameSink for Framebuffer {
     fn show(&mut self, frame: &RgbImage) -> Result<(), DisplayError> {
         let fitted = fit(frame, self.geometry.width, self.geometry.height);
         let mem = pack(&fitted, &self.geometry);

@@ -13,7 +13,7 @@ use mipidsi::interface::SpiInterface;
 use mipidsi::models::{ILI9341Rgb565, ST7789};
 use mipidsi::Builder;
 
-use super::{fit, Display, DisplayError};
+use super::{fit, DisplayError, FrameSink};
 use crate::config::{DisplayConfig, LcdModel};
 
 type Spi = SpiInterface<'static, SpidevDevice, CdevPin>;
@@ -80,7 +80,7 @@ impl Lcd {
     }
 }
 
-impl Display for Lcd {
+impl FrameSink for Lcd {
     fn show(&mut self, frame: &RgbImage) -> Result<(), DisplayError> {
         let fitted = fit(frame, self.width, self.height);
         let area = Rectangle::new(Point::zero(), Size::new(self.width, self.height));

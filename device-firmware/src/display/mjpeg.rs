@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 
-use super::{Display, DisplayError};
+use super::{DisplayError, FrameSink};
 
 const BOUNDARY: &str = "doppelframe";
 
@@ -89,7 +89,7 @@ fn serve(mut stream: TcpStream, shared: Arc<(Mutex<Latest>, Condvar)>) {
     }
 }
 
-impl Display for MjpegServer {
+impl FrameSink for MjpegServer {
     fn show(&mut self, frame: &RgbImage) -> Result<(), DisplayError> {
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, self.quality)

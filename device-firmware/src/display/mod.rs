@@ -1,4 +1,4 @@
-//! Where finished frames go. One small trait, [`Display`], that every backend implements:
+//! Where finished frames go. One small trait, [`FrameSink`], that every backend implements:
 //! the Linux framebuffer, an SPI LCD (feature `lcd`), an MJPEG stream for a browser kiosk, and
 //! PNG files when the operator allows saving frames.
 
@@ -18,7 +18,7 @@ pub enum DisplayError {
     Device(String),
 }
 
-pub trait Display: Send {
+pub trait FrameSink: Send {
     fn show(&mut self, frame: &RgbImage) -> Result<(), DisplayError>;
 }
 

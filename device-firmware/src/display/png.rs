@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 
-use super::{Display, DisplayError};
+use super::{DisplayError, FrameSink};
 
 pub struct PngFrames {
     dir: PathBuf,
@@ -26,7 +26,7 @@ impl PngFrames {
     }
 }
 
-impl Display for PngFrames {
+impl FrameSink for PngFrames {
     fn show(&mut self, frame: &RgbImage) -> Result<(), DisplayError> {
         let n = self.shown;
         self.shown += 1;

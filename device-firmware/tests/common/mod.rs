@@ -1,19 +1,15 @@
-//! Fixtures for the booth tests: small but real ONNX models run by the real tract runtime, in a
-//! real signed bundle. The "swap" model inverts the face (so a swap is visible and exactly
+//! Fixtures for the booth tests: small but real ONNX models (written with model-spec's graph
+//! builder, the exporter's own) run by the real tract runtime, in a real signed bundle. The "swap" model inverts the face (so a swap is visible and exactly
 //! predictable); the "detector" scores mean brightness.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
+use model_spec::onnx::{self, attr_int, attr_ints, GraphBuilder};
 use shared_proto::bundle::{
     self, file_entry, Manifest, ModelEntry, ModelKind, Precision, Provenance, SigningKey,
 };
 use shared_proto::FaceCropSpec;
-use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -31,159 +27,70 @@ pub fn key_hex() -> String {
         .collect()
 }
 
-fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        name: output.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute: attrs,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: Vec<i64>) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v,
-        ..Default::default()
-    }
-}
-
-fn int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-
-fn scalar(name: &str, v: f32) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        data_type: DataType::Float as i32,
-        raw_data: v.to_le_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-fn info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| tensor_shape_proto::Dimension {
-                            value: Some(if d < 0 {
-                                tensor_shape_proto::dimension::Value::DimParam("N".into())
-                            } else {
-                                tensor_shape_proto::dimension::Value::DimValue(d)
-                            }),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
+/// One graph from `build`, with a face input of `size` and the given outputs (`-1` = batch).
 fn model(
-    nodes: Vec<NodeProto>,
-    inits: Vec<TensorProto>,
-    inputs: Vec<ValueInfoProto>,
-    outputs: Vec<ValueInfoProto>,
+    size: i64,
+    outputs: &[(&str, Vec<i64>)],
+    build: impl FnOnce(&mut GraphBuilder),
 ) -> Vec<u8> {
-    let m = ModelProto {
-        ir_version: 7,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        graph: Some(GraphProto {
-            name: "fixture".into(),
-            node: nodes,
-            initializer: inits,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    prost::Message::encode_to_vec(&m)
+    let mut g = GraphBuilder::default();
+    build(&mut g);
+    let model = g.finish(
+        "fixture",
+        "device test fixture",
+        vec![onnx::value_info("face", &[-1, 3, size, size], "face crop")],
+        outputs
+            .iter()
+            .map(|(name, dims)| onnx::value_info(name, dims, ""))
+            .collect(),
+    );
+    onnx::to_bytes(&model)
+}
+
+/// The swap graph's two outputs for `size`-px faces.
+fn swap_outputs(size: i64) -> [(&'static str, Vec<i64>); 2] {
+    [
+        ("rgb", vec![-1, 3, size, size]),
+        ("mask", vec![-1, 1, size, size]),
+    ]
 }
 
 /// `rgb = 1 - face`, `mask = 1`.
 pub fn invert_swap(size: i64) -> Vec<u8> {
-    model(
-        vec![
-            node("Neg", &["face"], "neg", vec![]),
-            node("Add", &["neg", "one"], "rgb", vec![]),
-            node(
-                "ReduceMean",
-                &["face"],
-                "m",
-                vec![ints("axes", vec![1]), int("keepdims", 1)],
-            ),
-            node("Mul", &["m", "zero"], "z", vec![]),
-            node("Add", &["z", "one"], "mask", vec![]),
-        ],
-        vec![scalar("one", 1.0), scalar("zero", 0.0)],
-        vec![info("face", &[-1, 3, size, size])],
-        vec![
-            info("rgb", &[-1, 3, size, size]),
-            info("mask", &[-1, 1, size, size]),
-        ],
-    )
+    model(size, &swap_outputs(size), |g| {
+        g.f32_const("one", &[], &[1.0]);
+        g.f32_const("zero", &[], &[0.0]);
+        g.node("Neg", &["face"], "neg", vec![]);
+        g.node("Add", &["neg", "one"], "rgb", vec![]);
+        let mean = vec![attr_ints("axes", vec![1]), attr_int("keepdims", 1)];
+        g.node("ReduceMean", &["face"], "m", mean);
+        g.node("Mul", &["m", "zero"], "z", vec![]);
+        g.node("Add", &["z", "one"], "mask", vec![]);
+    })
 }
 
 /// `rgb = face · NaN`: a model gone bad.
 pub fn nan_swap(size: i64) -> Vec<u8> {
-    model(
-        vec![
-            node("Mul", &["face", "nan"], "rgb", vec![]),
-            node(
-                "ReduceMean",
-                &["face"],
-                "mask",
-                vec![ints("axes", vec![1]), int("keepdims", 1)],
-            ),
-        ],
-        vec![scalar("nan", f32::NAN)],
-        vec![info("face", &[-1, 3, size, size])],
-        vec![
-            info("rgb", &[-1, 3, size, size]),
-            info("mask", &[-1, 1, size, size]),
-        ],
-    )
+    model(size, &swap_outputs(size), |g| {
+        g.f32_const("nan", &[], &[f32::NAN]);
+        g.node("Mul", &["face", "nan"], "rgb", vec![]);
+        let mean = vec![attr_ints("axes", vec![1]), attr_int("keepdims", 1)];
+        g.node("ReduceMean", &["face"], "mask", mean);
+    })
 }
 
 /// `fake_probability = sigmoid(10 · (mean(face) − 0.5))`.
 pub fn brightness_detector(size: i64) -> Vec<u8> {
-    model(
-        vec![
-            node("Flatten", &["face"], "flat", vec![int("axis", 1)]),
-            node(
-                "ReduceMean",
-                &["flat"],
-                "mean",
-                vec![ints("axes", vec![1]), int("keepdims", 1)],
-            ),
-            node("Sub", &["mean", "half"], "centred", vec![]),
-            node("Mul", &["centred", "ten"], "logit", vec![]),
-            node("Sigmoid", &["logit"], "fake_probability", vec![]),
-        ],
-        vec![scalar("half", 0.5), scalar("ten", 10.0)],
-        vec![info("face", &[-1, 3, size, size])],
-        vec![info("fake_probability", &[-1, 1])],
-    )
+    model(size, &[("fake_probability", vec![-1, 1])], |g| {
+        g.f32_const("half", &[], &[0.5]);
+        g.f32_const("ten", &[], &[10.0]);
+        g.node("Flatten", &["face"], "flat", vec![attr_int("axis", 1)]);
+        let mean = vec![attr_ints("axes", vec![1]), attr_int("keepdims", 1)];
+        g.node("ReduceMean", &["flat"], "mean", mean);
+        g.node("Sub", &["mean", "half"], "centred", vec![]);
+        g.node("Mul", &["centred", "ten"], "logit", vec![]);
+        g.node("Sigmoid", &["logit"], "fake_probability", vec![]);
+    })
 }
 
 fn entry(name: &str, kind: ModelKind, file: &str) -> ModelEntry {

@@ -1,80 +1,15 @@
-//! The face-swap autoencoder: one spec ([`spec`]), its presets ([`presets`]), and the tch
-//! model built from it ([`net`]).
+//! The tch side of the networks: models built from `model_spec` (the one architecture spec the
+//! ONNX writer also reads), the tensor helpers, checkpoints, losses, the optimiser, the device
+//! choice and the adapter that lets facekit's swap path call a tch generator.
 
-pub mod detector;
+pub mod aten;
+pub mod checkpoint;
+pub mod device;
+pub mod fake_detector;
+pub mod losses;
 pub mod net;
-pub mod presets;
-pub mod spec;
+pub mod optim;
+pub mod swapper;
+pub mod tensors;
 
-use std::fmt::Write as _;
-
-use spec::{AutoencoderSpec, NetSpec};
-
-/// The `model-info` table: every layer with its output shape, parameters and MFLOPs.
-pub fn describe(spec: &AutoencoderSpec) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "preset {} — {}×{} RGB in, RGB + mask out",
-        spec.preset, spec.size, spec.size
-    );
-    for (name, net) in [
-        ("encoder", &spec.encoder),
-        ("decoder (one per person)", &spec.decoder),
-    ] {
-        let _ = writeln!(
-            out,
-            "\n{name}\n{:<4} {:<44} {:>16} {:>12} {:>10}",
-            "#", "layer", "output", "params", "MFLOP"
-        );
-        table(&mut out, net);
-    }
-    let _ = writeln!(
-        out,
-        "\nparameters: {:.2} M with 2 decoders ({:.2} M encoder + decoder used per swap)\nper face: {:.1} MFLOP (2 FLOP per multiply-accumulate)",
-        spec.params(2) as f64 / 1e6,
-        spec.params(1) as f64 / 1e6,
-        spec.flops_per_face() as f64 / 1e6
-    );
-    out
-}
-
-/// The `model-info` table of a detector preset.
-pub fn describe_detector(spec: &detector::DetectorSpec) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "detector {} — {}×{} RGB crop (margin {}) in, fake probability out\n{:<4} {:<44} {:>16} {:>12} {:>10}",
-        spec.preset, spec.crop.size, spec.crop.size, spec.crop.margin, "#", "layer", "output", "params", "MFLOP"
-    );
-    table(&mut out, &spec.net);
-    let _ = writeln!(
-        out,
-        "\nparameters: {}\nper face: {:.1} MFLOP",
-        spec.params(),
-        spec.flops_per_face() as f64 / 1e6
-    );
-    out
-}
-
-fn table(out: &mut String, net: &NetSpec) {
-    let mut shape = net.input;
-    for (i, layer) in net.layers.iter().enumerate() {
-        let Ok((next, cost)) = layer.apply(i, shape) else {
-            let _ = writeln!(out, "{i:<4} {layer:?}: incompatible with {shape:?}");
-            return;
-        };
-        let shown = match next {
-            spec::Shape::Chw(c, h, w) => format!("{c}×{h}×{w}"),
-            spec::Shape::Flat(n) => format!("{n}"),
-        };
-        let name = layer.to_string();
-        let _ = writeln!(
-            out,
-            "{i:<4} {name:<44} {shown:>16} {:>12} {:>10.2}",
-            cost.params,
-            2.0 * cost.macs as f64 / 1e6
-        );
-        shape = next;
-    }
-}
+pub use device::ComputeDevice;

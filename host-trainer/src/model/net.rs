@@ -1,10 +1,10 @@
 //! The tch model built from a [`NetSpec`]. Variable paths (`l{index}/…`) are what the ONNX
-//! exporter reads back, so keep them stable.
+//! writer (`model_spec::onnx`) reads back, so keep them stable.
 
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use super::spec::{Act, AutoencoderSpec, Layer, NetSpec, Shape};
+use model_spec::{Act, AutoencoderSpec, Layer, NetSpec, Shape};
 
 #[derive(Debug)]
 enum Built {
@@ -152,7 +152,7 @@ impl Net {
             }
             x = match act {
                 Act::None => x,
-                Act::Leaky => crate::aten::leaky_relu(&x, 0.1),
+                Act::Leaky => super::aten::leaky_relu(&x, 0.1),
                 Act::Sigmoid => x.sigmoid(),
             };
             outs.push(LayerTrace {
@@ -211,7 +211,7 @@ impl Autoencoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::presets::{preset, PRESETS};
+    use model_spec::swap::{preset, PRESETS};
 
     #[test]
     fn every_layer_of_every_preset_has_the_spec_shape_in_tch() {

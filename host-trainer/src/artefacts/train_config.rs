@@ -1,0 +1,148 @@
+//! A run's `config.toml`: the training settings (TOML). Every field has a documented default;
+//! the run folder keeps a copy so a result can always be traced to its settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Weight of each loss term in the generator objective (0 switches a term off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossWeights {
+    /// L1 reconstruction, eye/mouth weighted.
+    pub l1: f64,
+    /// 1 − SSIM.
+    pub ssim: f64,
+    /// Image-gradient difference (same edges at the same places).
+    pub edge: f64,
+    /// Learned-mask regulariser: L1 to the face-ellipse prior plus total variation.
+    pub mask: f64,
+    /// LSGAN adversarial term.
+    pub gan: f64,
+    /// Discriminator feature matching, our perceptual loss (no pretrained VGG exists here).
+    pub feature: f64,
+    /// Weight of eye and mouth pixels relative to the rest in the L1 term.
+    pub eye_mouth_priority: f64,
+    /// Masked training: how much pixels outside the face ellipse count in every image term and
+    /// in what the discriminator sees (1 = whole crop, 0 = face only). The swap is pasted back
+    /// inside the mask, so background detail only spends the bottleneck's capacity; 1 by default
+    /// because the demo measured no gain (see README).
+    pub outside_face: f64,
+    /// The mask regulariser on the *other* decoder's mask for this person's faces — the mask a
+    /// swap pastes with. A decoder otherwise only ever sees its own person's codes and its mask
+    /// collapses on the other's. Logged inside the `mask` term (counts only when `mask` > 0).
+    pub swap_mask: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        Self {
+            l1: 1.0,
+            ssim: 0.5,
+            edge: 0.5,
+            mask: 0.1,
+            gan: 0.05,
+            feature: 0.5,
+            eye_mouth_priority: 3.0,
+            outside_face: 1.0,
+            swap_mask: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Architecture preset: original, lite or hq128.
+    pub preset: String,
+    pub batch_size: usize,
+    /// Adam learning rate of the autoencoder and of the discriminators.
+    pub lr: f64,
+    pub lr_discriminator: f64,
+    /// Adam betas.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub seed: u64,
+    /// fp16 autocast with dynamic loss scaling on CUDA (ignored on CPU); master weights and
+    /// every loss stay f32.
+    pub mixed_precision: bool,
+    pub weights: LossWeights,
+    pub augment: AugmentConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "lite".into(),
+            batch_size: 16,
+            lr: 5e-4,
+            lr_discriminator: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            seed: 1,
+            mixed_precision: false,
+            weights: LossWeights::default(),
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+/// Strength of every augmentation (TOML `[augment]` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Control points per side of the random-warp grid.
+    pub warp_grid: usize,
+    /// Standard deviation of the control-point jitter, as a fraction of the crop side.
+    pub warp_sigma: f32,
+    /// Maximum rotation in degrees.
+    pub rotate_deg: f32,
+    /// Maximum relative zoom (0.05 = ±5 %).
+    pub zoom: f32,
+    /// Maximum shift as a fraction of the crop side.
+    pub shift: f32,
+    /// Probability of a horizontal flip.
+    pub flip: f32,
+    /// Maximum brightness (additive, 0–1 units) and contrast/saturation (relative) jitter.
+    pub brightness: f32,
+    pub contrast: f32,
+    pub saturation: f32,
+    /// Probability that a face takes the colour statistics (mean/std per YCbCr channel over the
+    /// face) of a random face of the *other* person, input and target alike, so lighting alone
+    /// cannot separate A and B in the shared encoder (DFL's `ct_mode`). Off by default: on the
+    /// demo data it lowered A→B identity transfer at 530 steps (75% vs 100%).
+    pub colour_transfer: f32,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        Self {
+            warp_grid: 5,
+            warp_sigma: 0.02,
+            rotate_deg: 10.0,
+            zoom: 0.05,
+            shift: 0.05,
+            flip: 0.5,
+            brightness: 0.05,
+            contrast: 0.1,
+            saturation: 0.1,
+            colour_transfer: 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_documents_exactly_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/train.example.toml");
+        let parsed: TrainConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(parsed, TrainConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<TrainConfig>("presett = \"lite\"").is_err());
+        assert!(toml::from_str::<TrainConfig>("[weights]\nvgg = 1.0").is_err());
+    }
+}

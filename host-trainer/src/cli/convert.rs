@@ -1,0 +1,77 @@
+//! `host-trainer convert`
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use facekit::blend::{BlendOptions, MaskSource};
+use host_trainer::stages::convert::{convert, provenance_path, ConvertOptions};
+use host_trainer::Person;
+
+use super::common::{DeviceArg, FaceDetectorArg};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run folder of `host-trainer train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Video of the source person.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output video (.mp4 or .mkv); a `<output>.provenance.json` sidecar is written beside it.
+    #[arg(long)]
+    output: PathBuf,
+    /// Render as this person's decoder: B (swap A into B) or A.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Person::B)]
+    to: Person,
+    /// Mask erosion in crop pixels (negative dilates).
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
+    erode: i32,
+    /// Mask feather (Gaussian sigma, crop pixels).
+    #[arg(long, default_value_t = 2.0)]
+    feather: f32,
+    /// Skip the colour transfer to the scene.
+    #[arg(long)]
+    no_colour_transfer: bool,
+    /// learned (the decoder's mask), hull (the face ellipse), or union (both).
+    #[arg(long, default_value = "union")]
+    mask: MaskSource,
+    /// Landmark smoothing: One-Euro minimum cutoff in Hz (lower = steadier, more lag).
+    #[arg(long, default_value_t = 1.5)]
+    smooth_cutoff: f32,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    #[command(flatten)]
+    face_detector: FaceDetectorArg,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let opts = ConvertOptions {
+        run: args.run,
+        input: args.input,
+        output: args.output.clone(),
+        to: args.to,
+        blend: BlendOptions {
+            erode: args.erode,
+            feather: args.feather,
+            colour_transfer: !args.no_colour_transfer,
+            mask: args.mask,
+        },
+        smooth_cutoff: args.smooth_cutoff,
+        max_frames: args.max_frames,
+        face_detector: args.face_detector.path,
+        device: args.device.resolve()?,
+    };
+    let p = convert(&opts).with_context(|| format!("converting {}", opts.input.display()))?;
+    println!(
+        "{} frames ({} swapped, {}), every frame labelled SYNTHETIC\noutput: {}\nprovenance: {}",
+        p.frames,
+        p.frames_swapped,
+        p.direction,
+        args.output.display(),
+        provenance_path(&args.output).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Detector training data from the extracted datasets, at the detector's crop geometry:
+//! real faces re-cropped from their source frames, and four kinds of fake made from them —
+//! self-blended images (SBI), graphics swaps (another person's real face warped onto this one,
+//! no network), swaps by a trained run pasted back with the booth's blend, and the run's
+//! same-person reconstructions pasted back the same way.
+
+use std::path::Path;
+
+use facekit::align_face;
+use facekit::blend::BlendOptions;
+use facekit::forensics::graphic_swap;
+use facekit::forensics::{self_blend, SbiParams};
+use facekit::swap::swap_into_frame;
+use image::RgbImage;
+use rand::RngExt;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use shared_proto::FaceCropSpec;
+
+use crate::artefacts::dataset::accepted_frames;
+use crate::artefacts::run::Generator;
+use crate::error::{Error, Result};
+use crate::model::swapper::TchSwapper;
+use crate::person::Person;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Real,
+    /// Self-blended image.
+    Sbi,
+    /// Face swapped into the other person by the run's generator, pasted back.
+    Swap,
+    /// The run's reconstruction of the same person, pasted back.
+    Reconstruction,
+    /// Another person's real face warped onto this face's landmarks, colour-matched and
+    /// blended with the booth's blend: FaceForensics++'s graphics-based FaceSwap, a generator
+    /// with no network that no cell of the report trains on.
+    Graphic,
+}
+
+impl Kind {
+    pub fn is_fake(self) -> bool {
+        self != Kind::Real
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Real => "real",
+            Kind::Sbi => "SBI",
+            Kind::Swap => "swap",
+            Kind::Reconstruction => "reconstruction",
+            Kind::Graphic => "graphics swap",
+        }
+    }
+
+    /// Every kind of fake, in report order.
+    pub const FAKES: [Kind; 4] = [Kind::Sbi, Kind::Graphic, Kind::Swap, Kind::Reconstruction];
+}
+
+/// One detector-geometry crop with what it is and whose video it came from.
+#[derive(Clone)]
+pub struct Sample {
+    pub crop: RgbImage,
+    /// The five landmarks in crop pixels (where a fresh self-blend puts its mask).
+    pub landmarks: [[f32; 2]; 5],
+    pub kind: Kind,
+    /// Index of the dataset (= person = video) it was made from: the split key.
+    pub video: usize,
+    /// From the last block of its video's accepted frames (the last [`CALIBRATION_SHARE`]):
+    /// kept out of training to calibrate the threshold.
+    pub late: bool,
+}
+
+/// Share of each video's accepted frames, taken from its end, that calibrates the threshold.
+pub const CALIBRATION_SHARE: f64 = 0.2;
+
+/// Samples of the dataset at `dataset` (index `video`). With `generator`, the dataset's person
+/// (`Person`) is also swapped into the other person and reconstructed by their own decoder.
+pub fn samples(
+    dataset: &Path,
+    video: usize,
+    crop: &FaceCropSpec,
+    generator: Option<(&Generator, Person)>,
+    seed: u64,
+) -> Result<Vec<Sample>> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ video as u64);
+    let blend = BlendOptions::default();
+    let mut out = Vec::new();
+    accepted_frames(dataset, crop, CALIBRATION_SHARE, |_, face| {
+        let (late, landmarks) = (face.late, face.aligned.landmarks);
+        let params = SbiParams::sample(&mut rng);
+        let (sbi, _) = self_blend(&face.aligned.image, &landmarks, &params);
+        out.push(Sample {
+            crop: sbi,
+            landmarks,
+            kind: Kind::Sbi,
+            video,
+            late,
+        });
+        if let Some((g, person)) = generator {
+            for (to, kind) in [(person.other(), Kind::Swap), (person, Kind::Reconstruction)] {
+                let Some(aligned) = align_face(face.frame, &face.landmarks, &g.crop) else {
+                    continue;
+                };
+                let mut pasted = face.frame.clone();
+                let swapper = TchSwapper {
+                    model: &g.model,
+                    to,
+                };
+                if swap_into_frame(&mut pasted, &aligned, &swapper, &blend).is_ok() {
+                    if let Some(fake) = align_face(&pasted, &face.landmarks, crop) {
+                        out.push(Sample {
+                            crop: fake.image,
+                            landmarks,
+                            kind,
+                            video,
+                            late,
+                        });
+                    }
+                }
+            }
+        }
+        out.push(Sample {
+            crop: face.aligned.image,
+            landmarks,
+            kind: Kind::Real,
+            video,
+            late,
+        });
+        Ok(true)
+    })?;
+    if !out.iter().any(|s| s.kind == Kind::Real) {
+        return Err(Error::NoRecrops(dataset.to_path_buf()));
+    }
+    Ok(out)
+}
+
+/// One graphics swap (see [`Kind::Graphic`]) per real face of `targets`, each with a face drawn
+/// at random from the real faces of `donors`.
+pub fn graphic_swaps(targets: &[Sample], donors: &[Sample], seed: u64) -> Vec<Sample> {
+    let donors: Vec<&Sample> = donors.iter().filter(|s| s.kind == Kind::Real).collect();
+    if donors.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let blend = BlendOptions::default();
+    targets
+        .iter()
+        .filter(|s| s.kind == Kind::Real)
+        .filter_map(|target| {
+            let donor = donors[rng.random_range(0..donors.len())];
+            let fake = graphic_swap(
+                &target.crop,
+                &target.landmarks,
+                &donor.crop,
+                &donor.landmarks,
+                &blend,
+            )?;
+            Some(Sample {
+                crop: fake,
+                landmarks: target.landmarks,
+                kind: Kind::Graphic,
+                video: target.video,
+                late: target.late,
+            })
+        })
+        .collect()
+}
+
+/// A flat crop of `colour` at the detector's size with a little texture, for unit tests.
+#[cfg(test)]
+pub fn detector_test_crop(colour: [u8; 3]) -> RgbImage {
+    let size = model_spec::fake_detector::crop().size;
+    RgbImage::from_fn(size, size, |x, y| {
+        let t = ((x * 3 + y * 5) % 7) as u8;
+        image::Rgb(colour.map(|c| c.saturating_add(t)))
+    })
+}

@@ -1,0 +1,74 @@
+//! `host-trainer eval-detector`: a saved detector on one dataset's video, per kind of fake.
+
+use std::path::PathBuf;
+
+use tch::Device;
+
+use super::data::{graphic_swaps, samples, Kind, Sample};
+use super::report::{roc_plot, score_cells};
+use crate::artefacts::fake_detector::{self, DetectorReport, ROC, SETTINGS};
+use crate::artefacts::run::Generator;
+use crate::error::{AtPath, Result};
+use crate::person::Person;
+
+pub struct EvalOptions {
+    pub detector: PathBuf,
+    pub dataset: PathBuf,
+    /// Which person of `run` this dataset shows (for its swaps and reconstructions).
+    pub person: Person,
+    pub run: Option<PathBuf>,
+    /// Another person's dataset whose real faces the graphics swaps paste in.
+    pub donors: Option<PathBuf>,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+}
+
+pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
+    let (model, settings) = fake_detector::load(&opts.detector, opts.device)?;
+    let generator = match &opts.run {
+        Some(run) => Some(Generator::load(run, opts.device)?),
+        None => None,
+    };
+    let g = generator.as_ref().map(|g| (g, opts.person));
+    let mut all = samples(&opts.dataset, 0, &model.spec.crop, g, opts.seed)?;
+    if let Some(donors) = &opts.donors {
+        let donors = samples(donors, 1, &model.spec.crop, None, opts.seed)?;
+        all.extend(graphic_swaps(&all, &donors, opts.seed));
+    }
+    let fake_kinds: Vec<Kind> = Kind::FAKES
+        .into_iter()
+        .filter(|k| all.iter().any(|s| s.kind == *k))
+        .collect();
+    let test: Vec<&Sample> = all.iter().collect();
+    let cells = score_cells(
+        &model,
+        &test,
+        &fake_kinds,
+        &format!("{} (saved model)", opts.detector.display()),
+        settings.threshold,
+    );
+    std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
+    roc_plot(
+        &cells.iter().collect::<Vec<_>>(),
+        &format!("ROC on {}", opts.dataset.display()),
+        &opts.out.join(ROC),
+    )?;
+    let report = DetectorReport {
+        preset: settings.preset.clone(),
+        params: model.spec.params(),
+        mflops: model.spec.flops_per_face() as f64 / 1e6,
+        threshold: settings.threshold,
+        threshold_from: format!("recorded in {}", opts.detector.join(SETTINGS).display()),
+        steps: settings.steps,
+        seeds: 1,
+        split: format!(
+            "Every face of {} (its fakes made from its own frames).",
+            opts.dataset.display()
+        ),
+        cells,
+        final_trained_on: "see the detector's eval_detector.md".into(),
+    };
+    report.write(&opts.out)?;
+    Ok(report)
+}

@@ -1,0 +1,19 @@
+//! `host-trainer train-detector` and `eval-detector`: the deepfake ("fake face") detector, a
+//! MesoNet-class network trained on our own fakes, and an honest measure of how far it
+//! generalises: every report cell trains on one video (person A) and tests on the other
+//! (person B), per kind of fake, so no face, identity or scene leaks.
+//!
+//! [`data`] makes the samples (reals and four kinds of fake at the detector's crop),
+//! `batches` draws training batches, `fit` trains one detector, `report` scores the cells,
+//! [`train`] runs the whole report and saves the model, [`evaluate`] tests a saved one.
+
+mod batches;
+pub mod data;
+pub mod evaluate;
+mod fit;
+pub mod metrics;
+mod report;
+pub mod train;
+
+pub use evaluate::{evaluate, EvalOptions};
+pub use train::{train_detector, DetectorOptions};

@@ -1,0 +1,230 @@
+//! `host-trainer train`: the shared-encoder / two-decoder face-swap autoencoder, trained on two
+//! datasets into a run folder — data in the background ([`loader`]), steps on CPU or CUDA
+//! ([`trainer`]), checkpoints, metrics, loss curve and preview grid ([`preview`]), resumable and
+//! interruptible.
+
+pub mod augment;
+pub mod loader;
+pub mod preview;
+pub mod trainer;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::{Device, Tensor};
+
+use crate::artefacts::dataset::{check_pair, FaceSet};
+use crate::artefacts::run::{self, CHECKPOINT, METRICS, PREVIEW};
+use crate::artefacts::train_config::TrainConfig;
+use crate::error::{AtPath, Error, Result};
+use loader::{spawn_loader, HostBatch};
+use trainer::{Batch, Terms, Trainer};
+
+pub struct RunOptions {
+    pub config: TrainConfig,
+    pub datasets: [PathBuf; 2],
+    pub out: PathBuf,
+    /// Stop after this many steps in total (including resumed ones).
+    pub steps: Option<i64>,
+    /// Stop after this much wall time in this invocation.
+    pub minutes: Option<f64>,
+    pub save_every: i64,
+    pub preview_every: i64,
+    pub device: Device,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub steps: i64,
+    pub steps_this_run: i64,
+    pub seconds: f64,
+    pub last: [Terms; 2],
+    pub images_per_second: f64,
+    pub nan_recoveries: u32,
+    pub preview: PathBuf,
+}
+
+pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
+    let [a, b] = [&opts.datasets[0], &opts.datasets[1]].map(|p| FaceSet::load(p, 0.1));
+    let (a, b) = (a?, b?);
+    check_pair(&a, &b)?;
+    let config = run::establish(&opts.out, &opts.config, &a.crop, &opts.datasets)?;
+    let mut trainer = Trainer::new(config.clone(), &a.crop, opts.device)?;
+    if trainer.model.spec.size != a.size as usize {
+        return Err(Error::CropSize {
+            preset: config.preset.clone(),
+            model: trainer.model.spec.size,
+            data: a.size,
+        });
+    }
+    let checkpoint = opts.out.join(CHECKPOINT);
+    if checkpoint.is_file() {
+        trainer.load(&checkpoint)?;
+        tracing::info!(
+            "resumed {} at step {}",
+            opts.out.display(),
+            trainer.step_count()
+        );
+    }
+    let previews = [&a, &b].map(preview::faces);
+    let loader = spawn_loader(
+        [Arc::new(a.train.clone()), Arc::new(b.train.clone())],
+        config.batch_size,
+        config.augment.clone(),
+        config.seed ^ trainer.step_count() as u64,
+        4,
+        facekit::forensics::face_mask(a.crop.size, &a.crop.template_px()),
+    );
+    let mut metrics = MetricsLog::open(&opts.out.join(METRICS))?;
+    let bar = progress_bar(opts, trainer.step_count());
+
+    let started = Instant::now();
+    let start_step = trainer.step_count();
+    let mut last = [Terms::default(); 2];
+    let (mut nan_streak, mut nan_recoveries) = (0u32, 0u32);
+    let preview_path = opts.out.join(PREVIEW);
+    loop {
+        let done_steps = opts.steps.is_some_and(|s| trainer.step_count() >= s);
+        let done_time = opts
+            .minutes
+            .is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0);
+        if done_steps || done_time || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let Ok(host) = loader.recv() else {
+            return Err(Error::LoaderStopped);
+        };
+        let terms = trainer.step(&to_device(&host, opts.device));
+        if terms.iter().any(|t| !t.total.is_finite()) {
+            nan_streak += 1;
+            nan_recoveries += 1;
+            if nan_streak > 3 || !checkpoint.is_file() {
+                return Err(Error::Diverged(nan_streak));
+            }
+            tracing::warn!(
+                "NaN loss at step {}: reloading {}",
+                trainer.step_count(),
+                checkpoint.display()
+            );
+            trainer.load(&checkpoint)?;
+            continue;
+        }
+        nan_streak = 0;
+        last = terms;
+        let step = trainer.step_count();
+        metrics.append(step, started.elapsed().as_secs_f64(), &terms)?;
+        bar.set_position(step as u64);
+        bar.set_message(format!(
+            "loss A {:.3} B {:.3}",
+            terms[0].total, terms[1].total
+        ));
+        if step % opts.save_every.max(1) == 0 {
+            trainer.save(&checkpoint)?;
+        }
+        if step % opts.preview_every.max(1) == 0 {
+            preview::write(&trainer, &previews, &preview_path)?;
+        }
+    }
+    bar.finish_and_clear();
+    trainer.save(&checkpoint)?;
+    preview::write(&trainer, &previews, &preview_path)?;
+    // The checkpoint is safe by now: a missing font must not fail the run.
+    if let Err(e) = preview::loss_curve(&metrics.path, &opts.out.join(run::LOSS_CURVE)) {
+        tracing::warn!("loss curve not drawn: {}", e.chain());
+    }
+    let steps_this_run = trainer.step_count() - start_step;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RunSummary {
+        steps: trainer.step_count(),
+        steps_this_run,
+        seconds,
+        last,
+        images_per_second: (steps_this_run as f64 * 2.0 * config.batch_size as f64)
+            / seconds.max(1e-9),
+        nan_recoveries,
+        preview: preview_path,
+    })
+}
+
+/// A loader batch as tensors on `device`.
+fn to_device(host: &HostBatch, device: Device) -> [Batch; 2] {
+    let s = host.size as i64;
+    let tensor = |v: &[f32]| {
+        Tensor::from_slice(v)
+            .reshape([host.count as i64, 3, s, s])
+            .to_device(device)
+    };
+    [0, 1].map(|p| Batch {
+        input: tensor(&host.people[p].0),
+        target: tensor(&host.people[p].1),
+    })
+}
+
+/// `metrics.csv`: one line per step and person with every loss term, appended across resumes.
+struct MetricsLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl MetricsLog {
+    fn open(path: &Path) -> Result<Self> {
+        let new_file = !path.is_file();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .at("write", path)?;
+        if new_file {
+            writeln!(
+                file,
+                "step,seconds,person,total,l1,ssim,edge,mask,gan,feature,discriminator"
+            )
+            .at("write", path)?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn append(&mut self, step: i64, secs: f64, terms: &[Terms; 2]) -> Result<()> {
+        for (p, t) in terms.iter().enumerate() {
+            writeln!(
+                self.file,
+                "{step},{secs:.2},{},{},{},{},{},{},{},{},{}",
+                ["A", "B"][p],
+                t.total,
+                t.l1,
+                t.ssim,
+                t.edge,
+                t.mask,
+                t.gan,
+                t.feature,
+                t.discriminator
+            )
+            .at("write", &self.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn progress_bar(opts: &RunOptions, at: i64) -> ProgressBar {
+    let bar = if opts.progress {
+        ProgressBar::new(opts.steps.unwrap_or(0).max(0) as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} (eta {eta}) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_position(at.max(0) as u64);
+    bar
+}

@@ -1,0 +1,509 @@
+//! One optimisation step of the face-swap GAN, and checkpoints that resume it exactly.
+
+use std::path::Path;
+
+use shared_proto::FaceCropSpec;
+use tch::nn::{Module, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::artefacts::train_config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::model::checkpoint;
+use crate::model::losses;
+use crate::model::net::{Autoencoder, Net};
+use crate::model::optim::{Adam, LossScaler};
+use crate::model::tensors::to_host;
+
+/// Every loss term of one person, as plain numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Terms {
+    pub l1: f64,
+    pub ssim: f64,
+    pub edge: f64,
+    pub mask: f64,
+    pub gan: f64,
+    pub feature: f64,
+    pub total: f64,
+    pub discriminator: f64,
+}
+
+/// A batch for one person: warped inputs and true targets, `[N, 3, S, S]` in 0..1.
+pub struct Batch {
+    pub input: Tensor,
+    pub target: Tensor,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub device: Device,
+    pub generator_vars: VarStore,
+    pub discriminator_vars: VarStore,
+    pub model: Autoencoder,
+    discriminators: Vec<Net>,
+    opt_g: Adam,
+    opt_d: Adam,
+    /// fp16 autocast with loss scaling (CUDA and `mixed_precision` only).
+    amp: bool,
+    scaler_g: LossScaler,
+    scaler_d: LossScaler,
+    priority: Tensor,
+    prior: Tensor,
+    /// Per-pixel weight of the generated face in the loss images (`outside_face` off the face).
+    face_weight: Tensor,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig, crop: &FaceCropSpec, device: Device) -> Result<Self> {
+        tch::manual_seed(config.seed as i64);
+        let spec = model_spec::swap::preset(&config.preset)
+            .ok_or_else(|| Error::UnknownPreset(config.preset.clone()))?;
+        let generator_vars = VarStore::new(device);
+        let discriminator_vars = VarStore::new(device);
+        let model = Autoencoder::new(&generator_vars.root(), &spec, 2);
+        let dspec = model_spec::swap::discriminator(spec.size);
+        let discriminators = (0..2)
+            .map(|k| Net::new(&(discriminator_vars.root() / format!("d{k}")), &dspec))
+            .collect();
+        let opt_g = Adam::new(&generator_vars, config.lr, (config.beta1, config.beta2));
+        let opt_d = Adam::new(
+            &discriminator_vars,
+            config.lr_discriminator,
+            (config.beta1, config.beta2),
+        );
+        let template = crop.template_px();
+        let size = spec.size as i64;
+        let priority =
+            losses::priority_weights(&template, size, config.weights.eye_mouth_priority, device);
+        let prior = losses::face_prior(&template, size, device);
+        let amp = config.mixed_precision && device.is_cuda();
+        let outside = config.weights.outside_face.clamp(0.0, 1.0);
+        let face_weight = &prior + (prior.ones_like() - &prior) * outside;
+        Ok(Self {
+            config,
+            device,
+            generator_vars,
+            discriminator_vars,
+            model,
+            discriminators,
+            opt_g,
+            opt_d,
+            amp,
+            scaler_g: LossScaler::default(),
+            scaler_d: LossScaler::default(),
+            priority,
+            prior,
+            face_weight,
+        })
+    }
+
+    pub fn step_count(&self) -> i64 {
+        self.opt_g.step
+    }
+
+    /// Whether forward passes run in fp16 autocast.
+    pub fn mixed_precision(&self) -> bool {
+        self.amp
+    }
+
+    /// Runs `f` under fp16 autocast when mixed precision is on; outputs come back as f32 so every
+    /// loss is computed in full precision.
+    fn forward<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.amp {
+            crate::model::aten::cuda(f)
+        } else {
+            f()
+        }
+    }
+
+    /// Generator objective of `person` and its terms; `fake` is returned for the D step.
+    /// Terms with weight 0 are not computed at all (they would only cost time).
+    fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
+        let w = &self.config.weights;
+        let f32 = |t: Tensor| t.to_kind(Kind::Float);
+        let code = self.forward(|| self.model.encode(&batch.input));
+        let (rgb, mask) = self.forward(|| self.model.decode(&code, person));
+        // Masked training: off the face, the prediction is (mostly) replaced by the target, so
+        // those pixels add little loss and little gradient to any term, the GAN's included.
+        let rgb = if w.outside_face < 1.0 {
+            f32(rgb) * &self.face_weight
+                + &batch.target * (self.face_weight.ones_like() - &self.face_weight)
+        } else {
+            f32(rgb)
+        };
+        let mask = f32(mask);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let term = |weight: f64, f: &dyn Fn() -> Tensor| if weight > 0.0 { f() } else { zero() };
+        let l1 = term(w.l1, &|| {
+            losses::weighted_l1(&rgb, &batch.target, &self.priority)
+        });
+        let ssim = term(w.ssim, &|| losses::ssim_loss(&rgb, &batch.target));
+        let edge = term(w.edge, &|| losses::edge_loss(&rgb, &batch.target));
+        let mask_l = term(w.mask, &|| {
+            let own = losses::mask_loss(&mask, &self.prior);
+            if w.swap_mask > 0.0 {
+                // The other decoder's mask on this person's code: what a swap pastes with.
+                let (_, swapped) = self.forward(|| self.model.decode(&code, 1 - person));
+                own + losses::mask_loss(&f32(swapped), &self.prior) * (w.swap_mask / w.mask)
+            } else {
+                own
+            }
+        });
+        let (gan, feature) = if w.gan > 0.0 || w.feature > 0.0 {
+            let d = &self.discriminators[person];
+            let feats = |x: &Tensor| -> Vec<Tensor> {
+                self.forward(|| d.forward_all(x))
+                    .into_iter()
+                    .map(f32)
+                    .collect()
+            };
+            let fake_feats = feats(&rgb);
+            let real_feats = tch::no_grad(|| feats(&batch.target));
+            (
+                losses::lsgan_g(fake_feats.last().expect("D has layers")),
+                losses::feature_matching(&real_feats, &fake_feats),
+            )
+        } else {
+            (zero(), zero())
+        };
+        let total = &l1 * w.l1
+            + &ssim * w.ssim
+            + &edge * w.edge
+            + &mask_l * w.mask
+            + &gan * w.gan
+            + &feature * w.feature;
+        let values = to_host(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total]);
+        let terms = Terms {
+            l1: values[0],
+            ssim: values[1],
+            edge: values[2],
+            mask: values[3],
+            gan: values[4],
+            feature: values[5],
+            total: values[6],
+            discriminator: 0.0,
+        };
+        (total, terms, rgb)
+    }
+
+    /// Loss terms on `batches` without changing any weight.
+    pub fn evaluate(&self, batches: &[Batch; 2]) -> [Terms; 2] {
+        let _guard = tch::no_grad_guard();
+        [0, 1].map(|p| {
+            let (_, mut t, fake) = self.generator_terms(p, &batches[p]);
+            t.discriminator = f64::try_from(self.discriminator_loss(p, &batches[p].target, &fake))
+                .unwrap_or(f64::NAN);
+            t
+        })
+    }
+
+    /// One generator step on both people, then one discriminator step.
+    pub fn step(&mut self, batches: &[Batch; 2]) -> [Terms; 2] {
+        let (mut terms, fakes) = self.step_generator(batches);
+        let d = self.step_discriminator(batches, &fakes);
+        for p in 0..2 {
+            terms[p].discriminator = d[p];
+        }
+        terms
+    }
+
+    /// Updates encoder and decoders; returns the terms and the (detached) generated faces.
+    pub fn step_generator(&mut self, batches: &[Batch; 2]) -> ([Terms; 2], [Tensor; 2]) {
+        let mut terms = [Terms::default(); 2];
+        self.opt_g.zero_grad();
+        let mut total = Tensor::zeros([], (Kind::Float, self.device));
+        let mut fakes = Vec::with_capacity(2);
+        for p in 0..2 {
+            let (loss, t, fake) = self.generator_terms(p, &batches[p]);
+            total += loss;
+            terms[p] = t;
+            fakes.push(fake.detach());
+        }
+        backward_and_step(
+            &total,
+            &mut self.opt_g,
+            self.amp.then_some(&mut self.scaler_g),
+        );
+        let [a, b]: [Tensor; 2] = fakes.try_into().expect("two people");
+        (terms, [a, b])
+    }
+
+    /// Updates the discriminators on real targets vs `fakes`; returns their losses.
+    pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &[Tensor; 2]) -> [f64; 2] {
+        let mut out = [0.0; 2];
+        if self.config.weights.gan == 0.0 && self.config.weights.feature == 0.0 {
+            return out; // no term uses the discriminators: neither train nor run them
+        }
+        self.opt_d.zero_grad();
+        let mut total = Tensor::zeros([], (Kind::Float, self.device));
+        let mut losses_d = Vec::with_capacity(2);
+        for p in 0..2 {
+            let dl = self.discriminator_loss(p, &batches[p].target, &fakes[p]);
+            total += &dl;
+            losses_d.push(dl);
+        }
+        backward_and_step(
+            &total,
+            &mut self.opt_d,
+            self.amp.then_some(&mut self.scaler_d),
+        );
+        out.copy_from_slice(&to_host(&losses_d));
+        out
+    }
+
+    /// LSGAN loss of person `p`'s discriminator on real `target` vs generated `fake`.
+    fn discriminator_loss(&self, p: usize, target: &Tensor, fake: &Tensor) -> Tensor {
+        let d = &self.discriminators[p];
+        let score = |x: &Tensor| self.forward(|| d.forward(x)).to_kind(Kind::Float);
+        losses::lsgan_d(&score(target), &score(fake))
+    }
+
+    /// Weights and optimiser state in one safetensors file, written atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, vs) in [("g", &self.generator_vars), ("d", &self.discriminator_vars)] {
+            for (name, t) in vs.variables() {
+                named.push((format!("{prefix}/{name}"), t));
+            }
+        }
+        named.extend(self.opt_g.state("opt_g"));
+        named.extend(self.opt_d.state("opt_d"));
+        named.extend(self.scaler_g.state("amp_g"));
+        named.extend(self.scaler_d.state("amp_d"));
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        checkpoint::write(path, &named)
+    }
+
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let tensors = checkpoint::read(path)?;
+        checkpoint::restore(&self.generator_vars, "g", &tensors, path)?;
+        checkpoint::restore(&self.discriminator_vars, "d", &tensors, path)?;
+        let get = |n: &str| tensors.get(n).map(|t| t.to_device(self.device));
+        self.opt_g.load_state("opt_g", &get, path)?;
+        self.opt_d.load_state("opt_d", &get, path)?;
+        self.scaler_g = LossScaler::load_state("amp_g", &get);
+        self.scaler_d = LossScaler::load_state("amp_d", &get);
+        Ok(())
+    }
+}
+
+/// Backpropagates `loss` and steps `opt`, through `scaler` under mixed precision.
+fn backward_and_step(loss: &Tensor, opt: &mut Adam, scaler: Option<&mut LossScaler>) {
+    match scaler {
+        Some(scaler) => {
+            scaler.backward_and_step(loss, opt);
+        }
+        None => {
+            loss.backward();
+            opt.step();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artefacts::train_config::LossWeights;
+    use crate::model::tensors::to_tensor;
+    use facekit::{align_face, FaceDetectorConfig, FrameSource, RetinaFace, VideoReader};
+
+    use crate::test_device as device;
+
+    /// Four aligned 64-px crops from the first frames of a sample video.
+    fn real_crops(video: &str) -> Vec<image::RgbImage> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let det = RetinaFace::load(
+            root.join(facekit::RETINAFACE_MODEL),
+            FaceDetectorConfig::default(),
+        )
+        .expect("run `make setup`");
+        let mut v = VideoReader::open(root.join(video)).unwrap();
+        let spec = FaceCropSpec::default();
+        let mut out = Vec::new();
+        while out.len() < 4 {
+            let f = v.next_frame().unwrap().expect("enough frames");
+            if let Some(d) = det.detect(&f).unwrap().first() {
+                out.push(align_face(&f, &d.landmarks, &spec).unwrap().image);
+            }
+        }
+        out
+    }
+
+    fn batches() -> [Batch; 2] {
+        ["data/carphone_pristine.mp4", "data/movie.avi"].map(|v| {
+            let t = to_tensor(&real_crops(v), device());
+            Batch {
+                input: t.shallow_clone(),
+                target: t,
+            }
+        })
+    }
+
+    fn only(term: &str) -> TrainConfig {
+        let zero = LossWeights {
+            l1: 0.0,
+            ssim: 0.0,
+            edge: 0.0,
+            mask: 0.0,
+            gan: 0.0,
+            feature: 0.0,
+            eye_mouth_priority: 3.0,
+            outside_face: 1.0,
+            swap_mask: 0.0,
+        };
+        let weights = match term {
+            "l1" => LossWeights { l1: 1.0, ..zero },
+            "ssim" => LossWeights { ssim: 1.0, ..zero },
+            "edge" => LossWeights { edge: 1.0, ..zero },
+            "mask" => LossWeights {
+                mask: 1.0,
+                swap_mask: 1.0,
+                ..zero
+            },
+            "gan" => LossWeights { gan: 1.0, ..zero },
+            "feature" => LossWeights {
+                feature: 1.0,
+                ..zero
+            },
+            _ => unreachable!(),
+        };
+        TrainConfig {
+            lr: 1e-3,
+            weights,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn term(t: &Terms, name: &str) -> f64 {
+        match name {
+            "l1" => t.l1,
+            "ssim" => t.ssim,
+            "edge" => t.edge,
+            "mask" => t.mask,
+            "gan" => t.gan,
+            "feature" => t.feature,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn one_step_lowers_each_loss_on_a_fixed_batch() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        for name in ["l1", "ssim", "edge", "mask", "gan", "feature"] {
+            let mut tr = Trainer::new(only(name), &crop, device()).unwrap();
+            let before = tr.evaluate(&b);
+            let _ = tr.step_generator(&b);
+            let after = tr.evaluate(&b);
+            for p in 0..2 {
+                let (x, y) = (term(&before[p], name), term(&after[p], name));
+                assert!(y < x, "{name} of person {p}: {x} -> {y}");
+            }
+        }
+        // The discriminator's own loss falls after its step (a small step: Adam's first update
+        // moves every weight by the full learning rate).
+        let mut tr = Trainer::new(
+            TrainConfig {
+                lr_discriminator: 1e-5,
+                ..only("gan")
+            },
+            &crop,
+            device(),
+        )
+        .unwrap();
+        let (_, fakes) = tr.step_generator(&b);
+        let before = tr.step_discriminator(&b, &fakes);
+        let after = tr.step_discriminator(&b, &fakes);
+        assert!(
+            after[0] < before[0] && after[1] < before[1],
+            "{before:?} -> {after:?}"
+        );
+    }
+
+    #[test]
+    fn checkpoint_resume_gives_the_identical_next_step() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        let mut first = Trainer::new(TrainConfig::default(), &crop, device()).unwrap();
+        first.step(&b);
+        first.step(&b);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        first.save(&path).unwrap();
+        let mut resumed = Trainer::new(
+            TrainConfig {
+                seed: 99,
+                ..TrainConfig::default()
+            },
+            &crop,
+            device(),
+        )
+        .unwrap();
+        resumed.load(&path).unwrap();
+        assert_eq!(resumed.step_count(), 2);
+        let (x, y) = (first.step(&b), resumed.step(&b));
+        assert_eq!(x, y, "resumed run continues exactly");
+
+        std::fs::write(&path, b"not a checkpoint").unwrap();
+        let e = resumed.load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("ckpt.safetensors") && e.contains("earlier checkpoint"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_nan_step_poisons_the_weights_and_reloading_the_checkpoint_heals_them() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        let mut tr = Trainer::new(TrainConfig::default(), &crop, device()).unwrap();
+        tr.step(&b);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        tr.save(&path).unwrap();
+        let good = tr.evaluate(&b);
+        let poisoned = [0, 1].map(|p| Batch {
+            input: &b[p].input * f64::NAN,
+            target: b[p].target.shallow_clone(),
+        });
+        let t = tr.step(&poisoned);
+        assert!(
+            t.iter().all(|t| !t.total.is_finite()),
+            "the trainer must see the NaN"
+        );
+        assert!(
+            tr.evaluate(&b).iter().any(|t| !t.total.is_finite()),
+            "weights are poisoned"
+        );
+        tr.load(&path).unwrap();
+        assert_eq!(
+            tr.evaluate(&b),
+            good,
+            "reload restores the last good state exactly"
+        );
+    }
+
+    #[test]
+    fn mixed_precision_is_cuda_only_and_still_learns() {
+        let b = batches();
+        let config = TrainConfig {
+            mixed_precision: true,
+            lr: 1e-3,
+            ..TrainConfig::default()
+        };
+        let mut tr = Trainer::new(config, &FaceCropSpec::default(), device()).unwrap();
+        assert_eq!(tr.mixed_precision(), device().is_cuda());
+        let before = tr.evaluate(&b);
+        for _ in 0..3 {
+            tr.step(&b);
+        }
+        let after = tr.evaluate(&b);
+        for p in 0..2 {
+            assert!(
+                after[p].l1 < before[p].l1 && after[p].total.is_finite(),
+                "person {p}: {:?} -> {:?}",
+                before[p],
+                after[p]
+            );
+        }
+    }
+}

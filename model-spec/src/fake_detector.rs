@@ -1,0 +1,109 @@
+//! Deepfake ("fake face") detector architectures in the same spec system as the swap models, so
+//! the ONNX writer and the parameter/FLOP counts need nothing new. MesoNet-class: small
+//! convolution + pooling stacks on an aligned face crop with a margin (the blending boundary must
+//! be inside). Not to be confused with the face detector (RetinaFace, in facekit), which finds
+//! faces; this one scores whether a found face is fake.
+
+use serde::{Deserialize, Serialize};
+use shared_proto::FaceCropSpec;
+
+use crate::spec::{Act, Layer, NetSpec, Shape};
+
+pub const PRESETS: [&str; 2] = ["meso4", "meso-wide"];
+
+/// The crop every detector sees: 128 px with a quarter of the side as margin on each edge.
+pub fn crop() -> FaceCropSpec {
+    FaceCropSpec::new(128, 0.25)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FakeDetectorSpec {
+    pub preset: String,
+    pub crop: FaceCropSpec,
+    /// Face crop in, one sigmoid probability that the face is fake out.
+    pub net: NetSpec,
+}
+
+impl FakeDetectorSpec {
+    pub fn params(&self) -> usize {
+        self.net.cost().map(|c| c.params).unwrap_or(0)
+    }
+
+    pub fn flops_per_face(&self) -> usize {
+        2 * self.net.cost().map(|c| c.macs).unwrap_or(0)
+    }
+}
+
+/// Meso-4 (Afchar et al. 2018) at 128 px without batch norm: four conv + max-pool stages and a
+/// 16-wide dense layer (`meso4`, ~16 k parameters), or the same shape with 4–8× the channels
+/// (`meso-wide`, ~230 k).
+pub fn preset(name: &str) -> Option<FakeDetectorSpec> {
+    let (c, dense) = match name {
+        "meso4" => ([8, 8, 16, 16], 16),
+        "meso-wide" => ([16, 32, 64, 64], 64),
+        _ => return None,
+    };
+    let crop = crop();
+    let s = crop.size as usize;
+    let conv = |out, kernel| Layer::Conv {
+        out,
+        kernel,
+        stride: 1,
+        act: Act::Leaky,
+    };
+    let pool = |size| Layer::MaxPool { size };
+    Some(FakeDetectorSpec {
+        preset: name.into(),
+        crop,
+        net: NetSpec {
+            input: Shape::Chw(3, s, s),
+            layers: vec![
+                conv(c[0], 3),
+                pool(2),
+                conv(c[1], 5),
+                pool(2),
+                conv(c[2], 5),
+                pool(2),
+                conv(c[3], 5),
+                pool(4),
+                Layer::Flatten,
+                Layer::Dense {
+                    out: dense,
+                    act: Act::Leaky,
+                },
+                Layer::Dense {
+                    out: 1,
+                    act: Act::Sigmoid,
+                },
+            ],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meso4_counts_match_hand_computation() {
+        let d = preset("meso4").unwrap();
+        assert_eq!(d.net.output().unwrap(), Shape::Flat(1));
+        // conv 3→8 3×3, 8→8 5×5, 8→16 5×5, 16→16 5×5 (weights + biases), dense 256→16→1.
+        let params = (27 * 8 + 8)
+            + (200 * 8 + 8)
+            + (200 * 16 + 16)
+            + (400 * 16 + 16)
+            + (256 * 16 + 16)
+            + (16 + 1);
+        assert_eq!(d.params(), params);
+        let macs = 128 * 128 * 8 * 27
+            + 64 * 64 * 8 * 200
+            + 32 * 32 * 16 * 200
+            + 16 * 16 * 16 * 400
+            + 256 * 16
+            + 16;
+        assert_eq!(d.flops_per_face(), 2 * macs);
+        assert!(preset("meso-wide").unwrap().params() > 10 * params);
+        assert!(preset("meso5").is_none());
+    }
+}
