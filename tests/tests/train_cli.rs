@@ -73,7 +73,13 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
         );
         assert!(p["psnr_db"].as_f64().unwrap() > 5.0, "{p}");
     }
-    assert!(run.join("eval.md").is_file());
+    // The outside judge comes first: dlib's verdict per direction, before our own measures.
+    let judged = eval["identity"]["directions"].as_array().unwrap();
+    assert_eq!(judged.len(), 2, "{eval}");
+    assert!(eval["identity"]["judge"].as_str().unwrap().contains("dlib"));
+    let md = std::fs::read_to_string(run.join("eval.md")).unwrap();
+    let (judge_at, ours_at) = (md.find("judged by dlib").unwrap(), md.find("LBPH").unwrap());
+    assert!(judge_at < ours_at, "{md}");
 
     // Convert 5 frames of A into B: every frame carries the burned-in label, and a provenance
     // sidecar says the video is synthetic.
@@ -161,4 +167,114 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
         "{err}"
     );
     assert_eq!(std::fs::read(&ckpt).unwrap(), b"garbage");
+}
+
+#[test]
+fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
+    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let p = dir.path().join("pretrain");
+    let o = host_trainer(
+        "pretrain",
+        &[
+            "--datasets",
+            &a,
+            &b,
+            "--out",
+            p.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let warm = p.join("warm_start.safetensors");
+    let provenance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("warm_start.json")).unwrap()).unwrap();
+    assert_eq!(provenance["steps"], 2);
+    assert_eq!(provenance["datasets"].as_array().unwrap().len(), 2);
+    let bytes = std::fs::read(&warm).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    assert_eq!(provenance["sha256"], sha.as_str());
+    // Generator only, in fp16: well under a training checkpoint's size.
+    let full = std::fs::metadata(p.join("checkpoint.safetensors"))
+        .unwrap()
+        .len();
+    assert!((bytes.len() as u64) * 5 < full, "{} vs {full}", bytes.len());
+
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    let o = host_trainer(
+        "train",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--out",
+            r,
+            "--init",
+            warm.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--snapshot-at",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("generator starts from"));
+    let snapshot = run.join("snapshots/generator-1.safetensors");
+    assert!(snapshot.is_file());
+    let o = host_trainer(
+        "eval",
+        &[
+            "--run",
+            r,
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--weights",
+            snapshot.to_str().unwrap(),
+            "--no-judge",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eval: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("snapshots/generator-1.eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(eval["steps"], 1);
+    assert!(eval["identity"].is_null());
+
+    // A warm start of another architecture is refused by name, not loaded half-way.
+    let o = host_trainer(
+        "train",
+        &[
+            "--a",
+            &a,
+            "--b",
+            &b,
+            "--out",
+            dir.path().join("other").to_str().unwrap(),
+            "--preset",
+            "original",
+            "--init",
+            warm.to_str().unwrap(),
+            "--steps",
+            "1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("warm_start.safetensors"),
+        "{err}"
+    );
 }

@@ -9,6 +9,8 @@
 //!   checkpoint.safetensors   generator, discriminators and optimiser state, resumable
 //!   metrics.csv, loss_curve.png, preview.png
 //!   eval.md, eval.json       `host-trainer eval`'s report ([`EvalReport`])
+//!   snapshots/generator-<step>.safetensors  the generator at chosen steps (fp16, `--snapshot-at`),
+//!                            each with its own `.eval.json` once evaluated
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,17 +35,43 @@ pub const PREVIEW: &str = "preview.png";
 pub const LOSS_CURVE: &str = "loss_curve.png";
 pub const EVAL_JSON: &str = "eval.json";
 pub const EVAL_MD: &str = "eval.md";
+pub const SNAPSHOTS: &str = "snapshots";
+
+/// `snapshots/generator-<step>.safetensors`: the generator kept at `step` (fp16).
+pub fn snapshot(run: &Path, step: i64) -> PathBuf {
+    run.join(SNAPSHOTS)
+        .join(format!("generator-{step}.safetensors"))
+}
+
+/// One dataset or several (a side of a run can pool datasets of the same person; a warm start
+/// pools everyone). Runs recorded before pooling hold one path per side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Side {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Side {
+    fn first(self) -> Option<PathBuf> {
+        match self {
+            Side::One(p) => Some(p),
+            Side::Many(v) => v.into_iter().next(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunDatasets {
-    a: PathBuf,
-    b: PathBuf,
+    a: Side,
+    b: Side,
 }
 
-/// The datasets recorded in `run`, if it was trained by a host-trainer that records them.
+/// The (first) dataset of each side recorded in `run`, if it was trained by a host-trainer that
+/// records them: what eval and export read faces and consent from by default.
 pub fn datasets(run: &Path) -> Option<[PathBuf; 2]> {
     let d: RunDatasets = read_toml(&run.join(DATASETS)).ok()?;
-    Some([d.a, d.b])
+    Some([d.a.first()?, d.b.first()?])
 }
 
 /// Records the run's settings for a fresh run, or reads them back when `run` already holds a
@@ -53,7 +81,7 @@ pub fn establish(
     run: &Path,
     config: &TrainConfig,
     crop: &FaceCropSpec,
-    datasets: &[PathBuf; 2],
+    datasets: &[Vec<PathBuf>; 2],
 ) -> Result<TrainConfig> {
     std::fs::create_dir_all(run).at("create", run)?;
     let config_path = run.join(CONFIG);
@@ -67,9 +95,13 @@ pub fn establish(
     let note = "Crop geometry the model was trained on (from the datasets).";
     write_toml(&run.join(CROP), note, crop)?;
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let side = |paths: &[PathBuf]| match paths {
+        [one] => Side::One(absolute(one)),
+        many => Side::Many(many.iter().map(|p| absolute(p)).collect()),
+    };
     let recorded = RunDatasets {
-        a: absolute(&datasets[0]),
-        b: absolute(&datasets[1]),
+        a: side(&datasets[0]),
+        b: side(&datasets[1]),
     };
     let note = "Datasets this run was trained on (eval and export read their faces and consent).";
     write_toml(&run.join(DATASETS), note, &recorded)?;
@@ -88,16 +120,22 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The run's generator from its checkpoint.
     pub fn load(run: &Path, device: Device) -> Result<Self> {
+        Self::load_weights(run, &run.join(CHECKPOINT), device)
+    }
+
+    /// The run's architecture with the generator weights of `weights` (the checkpoint, a
+    /// snapshot or a warm start).
+    pub fn load_weights(run: &Path, weights: &Path, device: Device) -> Result<Self> {
         let config: TrainConfig = read_toml(&run.join(CONFIG))?;
         let crop: FaceCropSpec = read_toml(&run.join(CROP))?;
         let spec = model_spec::swap::preset(&config.preset)
             .ok_or_else(|| Error::UnknownPreset(config.preset.clone()))?;
         let vars = tch::nn::VarStore::new(device);
         let model = Autoencoder::new(&vars.root(), &spec, 2);
-        let path = run.join(CHECKPOINT);
-        let steps = checkpoint::load_generator(&vars, &path)?;
-        let checkpoint_sha256 = sha256_file(&path).unwrap_or_default();
+        let steps = checkpoint::load_generator(&vars, weights)?;
+        let checkpoint_sha256 = sha256_file(weights).unwrap_or_default();
         Ok(Self {
             config,
             crop,
@@ -147,21 +185,93 @@ pub struct PersonEval {
     pub frames_for_pose: usize,
 }
 
+/// The outside identity judge's verdict on one swap direction (`scripts/peers/identity_judge.py`:
+/// dlib's face detector and ResNet face descriptor, nothing of ours), on held-out frames.
+#[derive(Debug, Serialize, Deserialize, Clone, Default)]
+pub struct JudgedDirection {
+    /// `A->B`: A's frames with B's face.
+    pub name: String,
+    pub source: String,
+    pub target: String,
+    /// Swapped frames shown to the judge.
+    pub frames: usize,
+    /// Share of swapped frames where dlib's detector finds a face.
+    pub face_found: Option<f64>,
+    /// Frames judged at the source's face box (dlib found the face in the original frame).
+    pub measured: usize,
+    /// Share nearer the target's mean descriptor than the source's.
+    pub transfer: Option<f64>,
+    /// Share within dlib's same-person distance (0.6) of the target's mean.
+    pub verified: Option<f64>,
+    pub median_distance_to_target: Option<f64>,
+    pub median_distance_to_source: Option<f64>,
+    /// The judge on the untouched originals: verified as the source person (its own control).
+    pub original_verified_as_source: Option<f64>,
+}
+
+/// What the judge saw of each person's real reference frames.
+#[derive(Debug, Serialize, Deserialize, Clone, Default)]
+pub struct JudgeReference {
+    pub frames: usize,
+    pub faces: usize,
+    pub median_distance_to_own_mean: Option<f64>,
+}
+
+/// The identity judge's whole answer.
+#[derive(Debug, Serialize, Deserialize, Clone, Default)]
+pub struct IdentityJudgement {
+    pub judge: String,
+    pub same_person_distance: f64,
+    pub references: std::collections::BTreeMap<String, JudgeReference>,
+    pub reference_means_apart: Option<f64>,
+    pub directions: Vec<JudgedDirection>,
+}
+
+/// Sharpness of the swapped face against real faces (the over-blur cue: sharpness around the
+/// face ÷ of the face, at the fake detector's crop; higher = softer face).
+#[derive(Debug, Serialize, Deserialize, Clone, Default)]
+pub struct Softness {
+    /// `A->B`.
+    pub name: String,
+    /// Mean over-blur of the swapped faces in their frames.
+    pub swapped: f64,
+    /// Mean over-blur of the same frames before the swap.
+    pub original: f64,
+    /// Mean over-blur of the target person's own held-out faces.
+    pub target_real: f64,
+}
+
+impl Softness {
+    /// Swapped ÷ the real target's: ≤ 1.5 is the goal.
+    pub fn ratio_to_target(&self) -> f64 {
+        self.swapped / self.target_real
+    }
+}
+
 /// `eval.json`: what `eval` measured on a run's held-out frames.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct EvalReport {
     pub run: String,
     pub preset: String,
     pub steps: i64,
+    /// The outside judge first (`None` when eval ran with `--no-judge`).
+    #[serde(default)]
+    pub identity: Option<IdentityJudgement>,
+    #[serde(default)]
+    pub softness: Vec<Softness>,
     pub people: Vec<PersonEval>,
 }
 
 impl EvalReport {
     /// Writes `eval.json` and `eval.md` into the run folder.
     pub fn write(&self, run: &Path) -> Result<()> {
-        write_json(&run.join(EVAL_JSON), self)?;
-        let md = run.join(EVAL_MD);
-        std::fs::write(&md, self.markdown()).at("write", &md)
+        self.write_as(&run.join(EVAL_JSON), &run.join(EVAL_MD))
+    }
+
+    /// Writes the report as `json` and `md`.
+    pub fn write_as(&self, json: &Path, md: &Path) -> Result<()> {
+        write_json(json, self)?;
+        std::fs::write(md, self.markdown()).at("write", md)
     }
 
     /// The run's `eval.json`, `None` when the run was never evaluated.
@@ -173,9 +283,20 @@ impl EvalReport {
         read_json(&path).map(Some)
     }
 
-    /// The figures as bundle metrics, named `A.psnr_db` and so on.
+    /// The figures as bundle metrics, named `A->B.verified`, `A.psnr_db` and so on.
     pub fn metrics(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
+        for d in self.identity.iter().flat_map(|j| &j.directions) {
+            for (k, v) in [
+                ("face_found", d.face_found),
+                ("transfer", d.transfer),
+                ("verified", d.verified),
+            ] {
+                if let Some(v) = v {
+                    out.push((format!("{}.{k}", d.name), v));
+                }
+            }
+        }
         for p in &self.people {
             let value = serde_json::to_value(p).unwrap_or_default();
             for (k, v) in value.as_object().into_iter().flatten() {
@@ -189,9 +310,11 @@ impl EvalReport {
 
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n| person | faces | PSNR dB | SSIM | identity transfer (forced / open-set) | classifier on real | classifier on reconstructions (forced / open-set) | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            "# Evaluation of {} ({}, {} steps)\n\nHeld-out = the last 10% of each source's frames.\n\n",
             self.run, self.preset, self.steps
         );
+        s += &self.identity_markdown();
+        s += "## Our own measures\n\nThe LBPH classifier is ours and secondary: it is a forced choice between two people, so a featureless face can count as transferred.\n\n| person | faces | PSNR dB | SSIM | LBPH identity transfer (forced / open-set) | LBPH on real | LBPH on reconstructions (forced / open-set) | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n";
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
             s += &format!(
@@ -211,5 +334,48 @@ impl EvalReport {
             );
         }
         s
+    }
+
+    fn identity_markdown(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:.0}%", 100.0 * v));
+        let num = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.3}"));
+        let mut s = String::from("## Identity, judged by dlib (not our code)\n\n");
+        let Some(j) = &self.identity else {
+            return s + "Not judged (`--no-judge`).\n\n";
+        };
+        s += &format!(
+            "{}; same person = descriptor distance < {}. Reference means {} apart.\n\n| direction | frames | face found | judged | transfer (nearer target) | **verified as target** | median distance to target / source | originals verified as source |\n|---|---|---|---|---|---|---|---|\n",
+            j.judge,
+            j.same_person_distance,
+            num(j.reference_means_apart)
+        );
+        for d in &j.directions {
+            s += &format!(
+                "| {} | {} | {} | {} | {} | **{}** | {} / {} | {} |\n",
+                d.name,
+                d.frames,
+                pct(d.face_found),
+                d.measured,
+                pct(d.transfer),
+                pct(d.verified),
+                num(d.median_distance_to_target),
+                num(d.median_distance_to_source),
+                pct(d.original_verified_as_source)
+            );
+        }
+        if !self.softness.is_empty() {
+            s += "\n| direction | over-blur of swapped faces | of the same frames unswapped | of the target's real faces | swapped ÷ target (goal ≤ 1.5) |\n|---|---|---|---|---|\n";
+            for b in &self.softness {
+                s += &format!(
+                    "| {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                    b.name,
+                    b.swapped,
+                    b.original,
+                    b.target_real,
+                    b.ratio_to_target()
+                );
+            }
+        }
+        s + "\n"
     }
 }

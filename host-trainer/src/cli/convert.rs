@@ -38,6 +38,9 @@ pub struct Args {
     /// Landmark smoothing: One-Euro minimum cutoff in Hz (lower = steadier, more lag).
     #[arg(long, default_value_t = 1.5)]
     smooth_cutoff: f32,
+    /// Skip this many input frames first (the output starts there).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
     /// Stop after this many frames.
     #[arg(long)]
     max_frames: Option<u64>,
@@ -60,6 +63,7 @@ pub fn run(args: Args) -> Result<()> {
             mask: args.mask,
         },
         smooth_cutoff: args.smooth_cutoff,
+        start: args.start,
         max_frames: args.max_frames,
         face_detector: args.face_detector.path,
         device: args.device.resolve()?,

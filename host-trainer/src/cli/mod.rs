@@ -13,6 +13,7 @@ mod extract;
 mod inspect;
 mod keys;
 mod model_info;
+mod pretrain;
 mod train;
 mod train_detector;
 mod verify;
@@ -38,6 +39,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Extract aligned, curated face crops of one consenting person from videos or photos.
     Extract(extract::Args),
+    /// Train a warm start: encoder and decoders on every identity given, for `train --init`.
+    Pretrain(pretrain::Args),
     /// Train the face-swap autoencoder (shared encoder, decoders for A and B) with its GAN.
     Train(train::Args),
     /// Measure a run on held-out frames: PSNR/SSIM, identity transfer, pose keeping, flicker.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Convert(args) => convert::run(args),

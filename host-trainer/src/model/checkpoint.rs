@@ -60,6 +60,23 @@ pub fn restore(
     Ok(())
 }
 
+/// The generator's weights alone as fp16 (`g/…`, no optimiser or discriminator) and the step
+/// they were saved at: a warm start or a snapshot, a tenth of a training checkpoint's size,
+/// which [`load_generator`] widens back to f32.
+pub fn write_generator_fp16(path: &Path, vars: &VarStore, step: i64) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vars
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (format!("g/{name}"), t.to_kind(tch::Kind::Half)))
+        .collect();
+    named.push(("opt_g/step".into(), Tensor::from(step)));
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| problem(path, e.to_string()))?;
+    }
+    write(path, &named)
+}
+
 /// Loads only the generator (`g/…`) weights of a training checkpoint into `vars`; returns the
 /// step it was saved at.
 pub fn load_generator(vars: &VarStore, path: &Path) -> Result<i64> {

@@ -27,6 +27,8 @@ pub struct ConvertOptions {
     pub blend: BlendOptions,
     /// One-Euro minimum cutoff (Hz) for landmark smoothing; lower = steadier.
     pub smooth_cutoff: f32,
+    /// Frames of the input skipped before converting (e.g. to convert only a held-out tail).
+    pub start: u64,
     pub max_frames: Option<u64>,
     pub face_detector: PathBuf,
     pub device: Device,
@@ -44,6 +46,8 @@ pub struct Provenance {
     pub checkpoint_sha256: String,
     pub training_steps: i64,
     pub blend: BlendOptions,
+    /// The first input frame converted.
+    pub start_frame: u64,
     pub frames: u64,
     pub frames_swapped: u64,
 }
@@ -59,6 +63,11 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance> {
     let mut smoother = OneEuro::new(opts.smooth_cutoff, 0.05);
     let (mut frames, mut swapped) = (0u64, 0u64);
     let _guard = tch::no_grad_guard();
+    for _ in 0..opts.start {
+        if video.next_frame()?.is_none() {
+            break;
+        }
+    }
     while let Some(mut frame) = video.next_frame()? {
         if opts.max_frames.is_some_and(|m| frames >= m) {
             break;
@@ -95,6 +104,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance> {
         checkpoint_sha256: generator.checkpoint_sha256.clone(),
         training_steps: generator.steps,
         blend: opts.blend.clone(),
+        start_frame: opts.start,
         frames,
         frames_swapped: swapped,
     };

@@ -1,6 +1,10 @@
 //! `host-trainer eval`: how good is a run, measured on held-out frames (the last block of each
 //! source video, never trained on).
 //!
+//! - first, an outside judge ([`judge`]): dlib's face detector and face-recognition descriptor
+//!   on the swapped held-out frames — is a face found, is it nearer the target than the source,
+//!   is it verified as the target (distance < 0.6)?
+//! - softness: the over-blur cue of the swapped faces against the target's real faces;
 //! - reconstruction PSNR / SSIM per person (A→A, B→B);
 //! - identity transfer rate: an independent A-vs-B classifier, trained only on real faces (LBPH
 //!   nearest-neighbour, no part of the generator), labels A→B outputs as B (and B→A as A);
@@ -10,43 +14,61 @@
 //!   (1.0 = as steady as the real video).
 
 mod classifier;
+pub mod judge;
 mod video;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use facekit::{FaceDetectorConfig, RetinaFace};
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
-use crate::artefacts::dataset::FaceSet;
-use crate::artefacts::run::{EvalReport, Generator, PersonEval};
+use crate::artefacts::dataset::{accepted_frames, FaceSet};
+use crate::artefacts::run::{EvalReport, Generator, PersonEval, Softness};
 use crate::error::Result;
 use crate::model::losses::ssim_loss;
 use crate::model::tensors::{from_tensor, to_tensor};
 use crate::person::Person;
 use classifier::Classifier;
+use judge::{Direction, JudgeCommand};
+
+/// What `eval` measures and with what.
+pub struct EvalOptions {
+    pub run: PathBuf,
+    /// Generator weights other than the run's checkpoint (a snapshot or a warm start).
+    pub weights: Option<PathBuf>,
+    pub datasets: [PathBuf; 2],
+    /// RetinaFace, which finds the faces in the held-out frames.
+    pub face_detector: PathBuf,
+    pub device: Device,
+    /// The outside identity judge; `None` skips it.
+    pub judge: Option<JudgeCommand>,
+    /// Swapped frames per direction the judge looks at (spread over the held-out frames), and
+    /// real frames per person its reference descriptors come from.
+    pub judge_frames: usize,
+}
 
 fn psnr(a: &Tensor, b: &Tensor) -> f64 {
     let mse = f64::try_from((a - b).square().mean(Kind::Float)).unwrap_or(f64::NAN);
     10.0 * (1.0 / mse.max(1e-12)).log10()
 }
 
-pub fn evaluate(
-    run: &Path,
-    datasets: [&Path; 2],
-    face_detector: &Path,
-    device: Device,
-) -> Result<EvalReport> {
-    let generator = Generator::load(run, device)?;
+pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
+    let device = opts.device;
+    let generator = match &opts.weights {
+        Some(w) => Generator::load_weights(&opts.run, w, device)?,
+        None => Generator::load(&opts.run, device)?,
+    };
     let sets = [
-        FaceSet::load(datasets[0], 0.1)?,
-        FaceSet::load(datasets[1], 0.1)?,
+        FaceSet::load(&opts.datasets[0], 0.1)?,
+        FaceSet::load(&opts.datasets[1], 0.1)?,
     ];
     let classifier = Classifier::new(&sets);
-    let det = RetinaFace::load(face_detector, FaceDetectorConfig::default())?;
+    let det = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let _guard = tch::no_grad_guard();
 
     let mut people = Vec::new();
+    let mut videos = Vec::new();
     for (person, set) in Person::BOTH.into_iter().zip(&sets) {
         let p = person.index();
         let faces = set.unseen();
@@ -99,8 +121,12 @@ pub fn evaluate(
             .count();
         let real_ok = faces.iter().filter(|f| classifier.predict(f) == p).count();
 
-        let (pose_error, flicker_ratio, frames_for_pose) =
-            video::pose_and_flicker(&generator.model, &det, set, person)?;
+        let judge_frames = if opts.judge.is_some() {
+            opts.judge_frames
+        } else {
+            0
+        };
+        let v = video::held_out_video(&generator.model, &det, set, person, judge_frames)?;
         people.push(PersonEval {
             person: set.person.clone(),
             held_out_faces: faces.len(),
@@ -114,15 +140,90 @@ pub fn evaluate(
             classifier_accuracy_reconstructed_open_set: kept_open as f64
                 / faces.len().max(1) as f64,
             swap_mask_on_face,
-            pose_error,
-            flicker_ratio,
-            frames_for_pose,
+            pose_error: v.pose_error,
+            flicker_ratio: v.flicker,
+            frames_for_pose: v.frames_for_pose,
         });
+        videos.push(v);
     }
+    let real = real_frames(&opts.datasets, opts.judge_frames)?;
+    let name = |p: Person| format!("{p}->{}", p.other());
+    let softness = Person::BOTH
+        .into_iter()
+        .filter_map(|p| {
+            let (swapped, original) = videos[p.index()].over_blur?;
+            Some(Softness {
+                name: name(p),
+                swapped,
+                original,
+                target_real: real[p.other().index()].over_blur?,
+            })
+        })
+        .collect();
+    let identity = match &opts.judge {
+        Some(cmd) => {
+            let references: Vec<(String, Vec<RgbImage>)> = Person::BOTH
+                .into_iter()
+                .map(|p| (p.to_string(), real[p.index()].references.clone()))
+                .collect();
+            let directions: Vec<Direction<'_>> = Person::BOTH
+                .into_iter()
+                .map(|p| Direction {
+                    name: name(p),
+                    source: p.to_string(),
+                    target: p.other().to_string(),
+                    pairs: &videos[p.index()].judge_pairs,
+                })
+                .collect();
+            Some(judge::judge(cmd, &references, &directions)?)
+        }
+        None => None,
+    };
     Ok(EvalReport {
-        run: run.display().to_string(),
+        run: opts.run.display().to_string(),
         preset: generator.config.preset.clone(),
         steps: generator.steps,
+        identity,
+        softness,
         people,
     })
+}
+
+/// Real frames of one person: references for the judge (training frames) and the over-blur
+/// of their held-out faces.
+struct RealFrames {
+    references: Vec<RgbImage>,
+    over_blur: Option<f64>,
+}
+
+/// `references` training frames per dataset, spread evenly, and the mean over-blur cue of its
+/// held-out faces (the last 10% of each source), at the fake detector's crop.
+fn real_frames(datasets: &[PathBuf; 2], references: usize) -> Result<Vec<RealFrames>> {
+    let crop = model_spec::fake_detector::crop();
+    let mut out = Vec::new();
+    for dataset in datasets {
+        let mut early = Vec::new();
+        let (mut blur, mut n) = (0.0f64, 0usize);
+        let mut count = 0usize;
+        accepted_frames(dataset, &crop, 0.1, |_, face| {
+            if face.late {
+                blur += facekit::forensics::cues(&face.aligned.image, &face.aligned.landmarks)
+                    .over_blur as f64;
+                n += 1;
+            } else {
+                // Every 8th training frame, thinned to `references` below.
+                if count.is_multiple_of(8) {
+                    early.push(face.frame.clone());
+                }
+                count += 1;
+            }
+            Ok(true)
+        })?;
+        let step = early.len().div_ceil(references.max(1)).max(1);
+        out.push(RealFrames {
+            references: early.into_iter().step_by(step).take(references).collect(),
+            over_blur: (n > 0).then(|| blur / n as f64),
+        });
+    }
+    Ok(out)
 }

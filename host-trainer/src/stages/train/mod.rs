@@ -5,6 +5,7 @@
 
 pub mod augment;
 pub mod loader;
+pub mod pretrain;
 pub mod preview;
 pub mod trainer;
 
@@ -22,13 +23,22 @@ use crate::artefacts::dataset::{check_pair, FaceSet};
 use crate::artefacts::run::{self, CHECKPOINT, METRICS, PREVIEW};
 use crate::artefacts::train_config::TrainConfig;
 use crate::error::{AtPath, Error, Result};
+use crate::model::checkpoint;
 use loader::{spawn_loader, HostBatch};
 use trainer::{Batch, Terms, Trainer};
 
 pub struct RunOptions {
     pub config: TrainConfig,
-    pub datasets: [PathBuf; 2],
+    /// Datasets of person A and of person B; several per side are pooled (more footage of the
+    /// same person, or everyone for a warm start).
+    pub datasets: [Vec<PathBuf>; 2],
     pub out: PathBuf,
+    /// Generator weights (a warm start from `host-trainer pretrain`) that a new run starts
+    /// from instead of random ones; ignored when the run resumes from its own checkpoint.
+    pub init: Option<PathBuf>,
+    /// Steps at which the generator is also kept as `snapshots/generator-<step>.safetensors`
+    /// (fp16), for measuring a run against its training length.
+    pub snapshots: Vec<i64>,
     /// Stop after this many steps in total (including resumed ones).
     pub steps: Option<i64>,
     /// Stop after this much wall time in this invocation.
@@ -51,9 +61,11 @@ pub struct RunSummary {
 }
 
 pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
-    let [a, b] = [&opts.datasets[0], &opts.datasets[1]].map(|p| FaceSet::load(p, 0.1));
-    let (a, b) = (a?, b?);
-    check_pair(&a, &b)?;
+    let sides = [load_side(&opts.datasets[0])?, load_side(&opts.datasets[1])?];
+    let (a, b) = (&sides[0][0], &sides[1][0]);
+    for set in sides.iter().flatten() {
+        check_pair(a, set)?;
+    }
     let config = run::establish(&opts.out, &opts.config, &a.crop, &opts.datasets)?;
     let mut trainer = Trainer::new(config.clone(), &a.crop, opts.device)?;
     if trainer.model.spec.size != a.size as usize {
@@ -71,10 +83,16 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
             opts.out.display(),
             trainer.step_count()
         );
+    } else if let Some(init) = &opts.init {
+        trainer.init_generator(init)?;
+        tracing::info!("generator starts from {}", init.display());
     }
-    let previews = [&a, &b].map(preview::faces);
+    let previews = [a, b].map(preview::faces);
+    let pooled = |side: &[FaceSet]| -> Arc<Vec<image::RgbImage>> {
+        Arc::new(side.iter().flat_map(|s| s.train.iter().cloned()).collect())
+    };
     let loader = spawn_loader(
-        [Arc::new(a.train.clone()), Arc::new(b.train.clone())],
+        [pooled(&sides[0]), pooled(&sides[1])],
         config.batch_size,
         config.augment.clone(),
         config.seed ^ trainer.step_count() as u64,
@@ -127,6 +145,10 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         if step % opts.save_every.max(1) == 0 {
             trainer.save(&checkpoint)?;
         }
+        if opts.snapshots.contains(&step) {
+            let path = run::snapshot(&opts.out, step);
+            checkpoint::write_generator_fp16(&path, &trainer.generator_vars, step)?;
+        }
         if step % opts.preview_every.max(1) == 0 {
             preview::write(&trainer, &previews, &preview_path)?;
         }
@@ -150,6 +172,14 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         nan_recoveries,
         preview: preview_path,
     })
+}
+
+/// The datasets of one side, at least one.
+fn load_side(paths: &[PathBuf]) -> Result<Vec<FaceSet>> {
+    if paths.is_empty() {
+        return Err(Error::NoDatasetGiven);
+    }
+    paths.iter().map(|p| FaceSet::load(p, 0.1)).collect()
 }
 
 /// A loader batch as tensors on `device`.

@@ -273,6 +273,13 @@ impl Trainer {
         checkpoint::write(path, &named)
     }
 
+    /// Starts the generator from the weights in `path` (a warm start or another run's
+    /// checkpoint; fp16 weights are widened): encoder and decoders, not the optimiser state,
+    /// the discriminators or the step count.
+    pub fn init_generator(&mut self, path: &Path) -> Result<()> {
+        checkpoint::load_generator(&self.generator_vars, path).map(|_| ())
+    }
+
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let tensors = checkpoint::read(path)?;
         checkpoint::restore(&self.generator_vars, "g", &tensors, path)?;
