@@ -29,7 +29,9 @@ impl Similarity {
     /// this closed form; the rotation is proper, so a mirrored face is never "aligned".
     pub fn fit(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Self> {
         let n = src.len().min(dst.len());
-        if n < 2 {
+        // NaN landmarks (a smoother fed a NaN cutoff, a model gone bad) fit no transform.
+        let finite = |pts: &[[f32; 2]]| pts[..n].iter().flatten().all(|v| v.is_finite());
+        if n < 2 || !finite(src) || !finite(dst) {
             return None;
         }
         let mean = |pts: &[[f32; 2]]| {
@@ -54,6 +56,9 @@ impl Similarity {
         let (a, b) = (dot / norm, cross / norm);
         let tx = mqx - (a * mpx - b * mpy);
         let ty = mqy - (b * mpx + a * mpy);
+        if ![a, b, tx, ty].iter().all(|v| v.is_finite()) || a.hypot(b) < 1e-6 {
+            return None;
+        }
         Some(Self {
             a: a as f32,
             b: b as f32,
@@ -172,6 +177,19 @@ pub fn sample_bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_landmarks_align_nothing_instead_of_poisoning_the_frame() {
+        let frame = RgbImage::from_pixel(64, 48, image::Rgb([90, 90, 90]));
+        let spec = FaceCropSpec::default();
+        let mut lm = spec.template_px();
+        lm[2][0] = f32::NAN;
+        assert!(align_face(&frame, &lm, &spec).is_none());
+        lm[2][0] = f32::INFINITY;
+        assert!(align_face(&frame, &lm, &spec).is_none());
+        // All five on one point: no scale to fit.
+        assert!(align_face(&frame, &[[10.0, 10.0]; 5], &spec).is_none());
+    }
 
     #[test]
     fn fit_recovers_a_known_similarity_exactly() {

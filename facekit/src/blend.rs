@@ -198,6 +198,9 @@ pub fn paste_back(
     let frame_raw: &mut [u8] = frame;
     let (a, b) = (to_crop.a, to_crop.b);
     let last = size - 1.0;
+    if x0 >= x1 || y0 >= y1 {
+        return; // the crop lies wholly outside the frame
+    }
     let rows = &mut frame_raw[y0 as usize * stride..y1 as usize * stride];
     // Rows are independent: spread them over the cores (the result does not depend on how).
     rows.par_chunks_mut(stride)

@@ -4,8 +4,10 @@
 //! reading every container/codec a kiosk operator is likely to hand us.
 
 use std::io::{BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use image::RgbImage;
 
@@ -20,6 +22,10 @@ pub trait FrameSource {
 }
 
 /// Decodes a video file through `ffmpeg -f rawvideo -pix_fmt rgb24`.
+///
+/// ffmpeg runs in its own process group, so a Ctrl-C in the terminal reaches only us (we stop
+/// cleanly, then end ffmpeg), and its stderr is drained on a thread as it comes: a file full of
+/// decode errors must not fill the pipe and stall both processes.
 pub struct VideoReader {
     path: PathBuf,
     width: u32,
@@ -27,6 +33,47 @@ pub struct VideoReader {
     child: Child,
     stdout: BufReader<ChildStdout>,
     frames_read: u64,
+    stderr: StderrTail,
+}
+
+/// The first line ffmpeg wrote to stderr (the one that names the problem), kept while the rest
+/// is read and dropped.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<Option<String>>>);
+
+impl StderrTail {
+    fn drain(child: &mut Child) -> Self {
+        let tail = Self::default();
+        if let Some(mut err) = child.stderr.take() {
+            let keep = tail.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ffmpeg-stderr".into())
+                .spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let mut first = Vec::new();
+                    while let Ok(n) = err.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if first.len() < 1024 {
+                            first.extend_from_slice(&buf[..n.min(1024)]);
+                            let text = String::from_utf8_lossy(&first).into_owned();
+                            if let (Some(line), Ok(mut slot)) = (first_line(&text), keep.0.lock()) {
+                                *slot = Some(line.to_owned());
+                            }
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                tracing::warn!("cannot start the ffmpeg stderr reader; errors go unread");
+            }
+        }
+        tail
+    }
+
+    fn first_line(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
 }
 
 impl VideoReader {
@@ -47,12 +94,14 @@ impl VideoReader {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|_| FacekitError::FfmpegMissing)?;
-        let stdout = BufReader::with_capacity(
-            (width * height * 3) as usize,
-            child.stdout.take().expect("stdout is piped"),
-        );
+        let stderr = StderrTail::drain(&mut child);
+        let Some(stdout) = child.stdout.take() else {
+            return Err(FacekitError::FfmpegMissing);
+        };
+        let stdout = BufReader::with_capacity((width * height * 3) as usize, stdout);
         Ok(Self {
             path,
             width,
@@ -60,20 +109,18 @@ impl VideoReader {
             child,
             stdout,
             frames_read: 0,
+            stderr,
         })
     }
 
     fn decode_error(&mut self) -> FacekitError {
-        let mut detail = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut detail);
-        }
         let _ = self.child.wait();
         FacekitError::UnreadableVideo {
             path: self.path.display().to_string(),
-            detail: first_line(&detail)
-                .unwrap_or("ffmpeg stopped early")
-                .to_owned(),
+            detail: self
+                .stderr
+                .first_line()
+                .unwrap_or_else(|| "ffmpeg stopped early".to_owned()),
         }
     }
 }
@@ -114,9 +161,8 @@ impl FrameSource for VideoReader {
             return Err(self.decode_error());
         }
         self.frames_read += 1;
-        Ok(Some(
-            RgbImage::from_raw(self.width, self.height, buf).expect("buffer has frame size"),
-        ))
+        // `buf` was sized for exactly one frame above.
+        Ok(RgbImage::from_raw(self.width, self.height, buf))
     }
 }
 
@@ -134,21 +180,40 @@ impl Drop for VideoReader {
     }
 }
 
+/// The frame size ffmpeg will deliver: the coded size, turned by the display matrix (phone
+/// videos are stored sideways with a rotation that ffmpeg applies when decoding).
 fn probe_size(path: &Path) -> Result<(u32, u32)> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=width,height", "-of", "csv=p=0:s=x"])
+        .args([
+            "-show_entries",
+            "stream=width,height:stream_side_data=rotation",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .stdin(Stdio::null())
         .output()
         .map_err(|_| FacekitError::FfmpegMissing)?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let parsed = text.trim().lines().next().and_then(|l| {
-        let (w, h) = l.split_once('x')?;
-        Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
-    });
+    let parsed = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|json| {
+            let stream = json["streams"].get(0)?;
+            let (w, h) = (stream["width"].as_u64()?, stream["height"].as_u64()?);
+            let rotation = stream["side_data_list"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find_map(|d| d["rotation"].as_i64())
+                .unwrap_or(0);
+            let sideways = rotation.rem_euclid(180) == 90;
+            let (w, h) = if sideways { (h, w) } else { (w, h) };
+            Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
+        });
+    // 16384² RGB is 768 MiB a frame: anything larger is a broken or hostile header.
+    let sane = |v: u32| (1..=16384).contains(&v);
     match parsed {
-        Some((w, h)) if out.status.success() && w > 0 && h > 0 => Ok((w, h)),
+        Some((w, h)) if out.status.success() && sane(w) && sane(h) => Ok((w, h)),
         _ => Err(FacekitError::UnreadableVideo {
             path: path.display().to_string(),
             detail: first_line(&String::from_utf8_lossy(&out.stderr))
@@ -257,17 +322,19 @@ pub fn frame_rate(path: impl AsRef<Path>) -> Option<f64> {
     (d > 0.0 && n > 0.0).then_some(n / d)
 }
 
-/// Encodes RGB frames to a video file (H.264 in MP4/MKV, by extension) with an `ffmpeg` subprocess.
+/// Encodes RGB frames to a video file (H.264 in MP4/MKV, by extension) with an `ffmpeg` subprocess
+/// (its own process group and a drained stderr, as [`VideoReader`]).
 pub struct VideoWriter {
     path: PathBuf,
     size: (u32, u32),
     child: Child,
+    stderr: StderrTail,
 }
 
 impl VideoWriter {
     pub fn create(path: impl AsRef<Path>, width: u32, height: u32, fps: f64) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let child = Command::new("ffmpeg")
+        let mut child = Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
             .args([
                 "-s",
@@ -292,50 +359,53 @@ impl VideoWriter {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .map_err(|_| FacekitError::FfmpegMissing)?;
+        let stderr = StderrTail::drain(&mut child);
         Ok(Self {
             path,
             size: (width, height),
             child,
+            stderr,
         })
     }
 
     pub fn write(&mut self, frame: &RgbImage) -> Result<()> {
         use std::io::Write;
-        assert_eq!(
-            frame.dimensions(),
-            self.size,
-            "every frame has the video's size"
-        );
-        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
-        stdin
-            .write_all(frame.as_raw())
-            .map_err(|source| FacekitError::Io {
-                path: self.path.display().to_string(),
-                source,
-            })
+        let io = |source| FacekitError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if frame.dimensions() != self.size {
+            return Err(io(std::io::Error::other(format!(
+                "frame is {:?}, the video {:?}",
+                frame.dimensions(),
+                self.size
+            ))));
+        }
+        let Some(stdin) = self.child.stdin.as_mut() else {
+            return Err(io(std::io::ErrorKind::BrokenPipe.into()));
+        };
+        stdin.write_all(frame.as_raw()).map_err(io)
     }
 
     /// Flushes and waits for the encoder; the file is complete only after this.
     pub fn finish(mut self) -> Result<()> {
         drop(self.child.stdin.take());
-        let out = self
-            .child
-            .wait_with_output()
-            .map_err(|source| FacekitError::Io {
-                path: self.path.display().to_string(),
-                source,
-            })?;
-        if out.status.success() {
+        let status = self.child.wait().map_err(|source| FacekitError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        if status.success() {
             Ok(())
         } else {
             Err(FacekitError::Io {
                 path: self.path.display().to_string(),
                 source: std::io::Error::other(
-                    first_line(&String::from_utf8_lossy(&out.stderr))
-                        .unwrap_or("ffmpeg failed")
-                        .to_owned(),
+                    self.stderr
+                        .first_line()
+                        .unwrap_or_else(|| "ffmpeg failed".to_owned()),
                 ),
             })
         }

@@ -42,6 +42,8 @@ pub enum Error {
     Consent { path: PathBuf, problem: String },
     #[error("consent: {0}")]
     ConsentArg(String),
+    #[error("--person {0:?}: use letters, digits, spaces, '-', '_' or '.' (not first), at most 64 characters")]
+    BadPersonName(String),
     #[error("{} line {line}; the dataset's journal is damaged (fix or remove that line)", path.display())]
     Journal {
         path: PathBuf,

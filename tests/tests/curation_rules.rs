@@ -128,7 +128,8 @@ fn bad_inputs_fail_clearly_and_keep_earlier_work() {
     let faces_before = std::fs::read_dir(out.join("faces")).unwrap().count();
     assert_eq!(faces_before, 12);
 
-    // Unreadable video: named in the error, the dataset untouched.
+    // Unreadable video: skipped with its reason (named in the log and the journal), the faces
+    // already in the dataset untouched.
     let broken = dir.path().join("broken.mp4");
     std::fs::write(
         &broken,
@@ -145,10 +146,14 @@ fn bad_inputs_fail_clearly_and_keep_earlier_work() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && err.contains("broken.mp4") && err.contains("cannot be decoded"),
+        o.status.success() && err.contains("broken.mp4") && err.contains("cannot be decoded"),
         "{err}"
     );
-    assert_eq!(read_metadata(&out).len(), before);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unreadable   1"));
+    let lines = read_metadata(&out);
+    assert_eq!(lines.len(), before + 1);
+    let last = lines.last().unwrap();
+    assert!(last.reason == "unreadable" && last.source.ends_with("broken.mp4"));
     assert_eq!(
         std::fs::read_dir(out.join("faces")).unwrap().count(),
         faces_before

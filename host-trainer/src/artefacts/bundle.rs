@@ -46,14 +46,29 @@ impl Staging {
         std::fs::write(&path, bytes).at("write", &path)
     }
 
-    /// Signs `manifest`, checks the result as a booth would, and replaces `out` with it.
+    /// Signs `manifest`, checks the result as a booth would, and puts it in place of `out`:
+    /// an earlier bundle is swapped out in one step (never a moment without a bundle), then
+    /// removed.
     pub fn seal(self, manifest: &Manifest, key: &SigningKey) -> Result<()> {
         bundle::seal(&self.dir, manifest, key)?;
         bundle::open(&self.dir, &[key.verifying_key()])?;
-        if self.out.exists() {
-            std::fs::remove_dir_all(&self.out).at("remove", &self.out)?;
+        for dir in [self.dir.join("models"), self.dir.clone()] {
+            for entry in std::fs::read_dir(&dir).at("read", &dir)? {
+                let path = entry.at("read", &dir)?.path();
+                if path.is_file() {
+                    std::fs::File::open(&path)
+                        .and_then(|f| f.sync_all())
+                        .at("sync", &path)?;
+                }
+            }
         }
-        std::fs::rename(&self.dir, &self.out).at("write", &self.out)
+        if self.out.exists() {
+            super::exchange(&self.dir, &self.out)?;
+            std::fs::remove_dir_all(&self.dir).at("remove", &self.dir)
+        } else {
+            std::fs::rename(&self.dir, &self.out).at("write", &self.out)?;
+            super::sync_parent(&self.out)
+        }
     }
 }
 

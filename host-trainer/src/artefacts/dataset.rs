@@ -64,10 +64,12 @@ pub enum Reason {
     Duplicate,
     /// The frame has no face at all (recorded so resume skips it).
     NoFace,
+    /// The input (or the rest of a video from this frame on) could not be decoded; skipped.
+    Unreadable,
 }
 
 impl Reason {
-    pub const REJECTIONS: [Reason; 12] = [
+    pub const REJECTIONS: [Reason; 13] = [
         Reason::MultiFace,
         Reason::WrongPerson,
         Reason::LowScore,
@@ -80,6 +82,7 @@ impl Reason {
         Reason::Tinted,
         Reason::Duplicate,
         Reason::NoFace,
+        Reason::Unreadable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -97,6 +100,7 @@ impl Reason {
             Reason::Tinted => "tinted",
             Reason::Duplicate => "duplicate",
             Reason::NoFace => "no_face",
+            Reason::Unreadable => "unreadable",
         }
     }
 }
@@ -148,6 +152,9 @@ pub struct FaceRecord {
     /// LBPH distance to the `--reference` photos, when given.
     #[serde(default)]
     pub identity_distance: Option<f32>,
+    /// Why an `unreadable` input could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl FaceRecord {
@@ -171,6 +178,7 @@ impl FaceRecord {
             pose: None,
             dhash: None,
             identity_distance: None,
+            problem: None,
         }
     }
 

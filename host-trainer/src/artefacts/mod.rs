@@ -60,6 +60,50 @@ where
     Ok(Option::<F>::deserialize(d)?.unwrap_or_else(|| F::from(f32::NAN)))
 }
 
+/// Makes a finished `tmp` file durable as `path`: its bytes reach the disk before the rename
+/// makes it visible, and the rename itself is synced with the folder, so a power cut leaves the
+/// old file or the new one, never an empty or half-written one.
+pub fn commit_file(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .at("sync", tmp)?;
+    std::fs::rename(tmp, path).at("write", path)?;
+    sync_parent(path)
+}
+
+/// Syncs the folder holding `path` (where a rename is recorded).
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("sync", dir)
+}
+
+/// Swaps two existing folders in one step (Linux `renameat2(RENAME_EXCHANGE)`): whoever looks
+/// at either path sees the old folder or the new one, never neither.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (ca, cb) = (c(a).at("exchange", a)?, c(b).at("exchange", b)?);
+    // SAFETY: two valid NUL-terminated paths relative to the current folder.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).at("exchange", b);
+    }
+    sync_parent(b)
+}
+
 /// Hex sha256 of a file's bytes, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).at("read", path)?;

@@ -45,3 +45,19 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     .context("installing the Ctrl-C handler")?;
     Ok(stop)
 }
+
+/// A finite number above zero (a cutoff, a sigma): NaN or infinity would reach the maths as is.
+pub fn positive(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a finite number above 0")),
+    }
+}
+
+/// A finite number of zero or more.
+pub fn non_negative(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a finite number of 0 or more")),
+    }
+}

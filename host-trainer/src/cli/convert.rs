@@ -7,7 +7,7 @@ use facekit::blend::{BlendOptions, MaskSource};
 use host_trainer::stages::convert::{convert, provenance_path, ConvertOptions};
 use host_trainer::Person;
 
-use super::common::{DeviceArg, FaceDetectorArg};
+use super::common::{non_negative, positive, DeviceArg, FaceDetectorArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2, allow_negative_numbers = true)]
     erode: i32,
     /// Mask feather (Gaussian sigma, crop pixels).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = non_negative)]
     feather: f32,
     /// Skip the colour transfer to the scene.
     #[arg(long)]
@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value = "union")]
     mask: MaskSource,
     /// Landmark smoothing: One-Euro minimum cutoff in Hz (lower = steadier, more lag).
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, value_parser = positive)]
     smooth_cutoff: f32,
     /// Skip this many input frames first (the output starts there).
     #[arg(long, default_value_t = 0)]

@@ -16,13 +16,13 @@ fn problem(path: &Path, problem: String) -> Error {
     }
 }
 
-/// Writes `named` to `path` through a `.part` file and a rename, so a crash mid-write leaves
-/// the previous checkpoint intact.
+/// Writes `named` to `path` through a synced `.part` file and a synced rename, so a crash or a
+/// power cut mid-write leaves the previous checkpoint intact.
 pub fn write(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let tmp = path.with_extension("safetensors.part");
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
     Tensor::write_safetensors(&refs, &tmp).map_err(|e| problem(path, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| problem(path, e.to_string()))
+    crate::artefacts::commit_file(&tmp, path)
 }
 
 /// Every tensor of the checkpoint at `path`, by name.

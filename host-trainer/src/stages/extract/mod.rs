@@ -58,6 +58,7 @@ type FrameResult = Vec<(FaceRecord, Option<Vec<u8>>, Option<DHash>)>;
 
 pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) -> Result<Summary> {
     let started = Instant::now();
+    check_person_name(&opts.person)?;
     let (mut dataset, previous) = Dataset::open(&opts.out)?;
     let mismatch = |problem: String| Error::BadDataset {
         path: opts.out.clone(),
@@ -101,9 +102,24 @@ pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) 
 
     'sources: for input in &opts.inputs {
         let source = input.display_name();
-        let mut frames = input.open()?;
+        let mut frames = match input.open() {
+            Ok(frames) => frames,
+            Err(e) if done.contains(&(source.clone(), 0)) => {
+                tracing::debug!("{source}: skipped again ({e})");
+                summary.frames_skipped_as_done += 1;
+                continue;
+            }
+            Err(e) => {
+                let record = unreadable(opts, &source, 0, &e);
+                dataset.append(&record, None)?;
+                *summary.counts.entry(Reason::Unreadable).or_default() += 1;
+                journal.push(record);
+                continue;
+            }
+        };
         let mut index = 0u64;
-        loop {
+        let mut broken = None;
+        while broken.is_none() {
             if stop.load(Ordering::Relaxed) {
                 summary.interrupted = true;
                 break 'sources;
@@ -114,8 +130,14 @@ pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) 
             // Decode sequentially (one ffmpeg stream), analyse the chunk in parallel.
             let mut chunk: Vec<(u64, RgbImage)> = Vec::with_capacity(chunk_len);
             while chunk.len() < chunk_len {
-                let Some(frame) = frames.next_frame()? else {
-                    break;
+                let frame = match frames.next_frame() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    // The rest of this input is lost; what was decoded still counts.
+                    Err(e) => {
+                        broken = Some((index, e));
+                        break;
+                    }
                 };
                 let i = index;
                 index += 1;
@@ -129,7 +151,7 @@ pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) 
                 }
                 chunk.push((i, frame));
             }
-            if chunk.is_empty() {
+            if chunk.is_empty() && broken.is_none() {
                 break;
             }
             let results: Vec<Result<FrameResult>> = pool.install(|| {
@@ -164,6 +186,14 @@ pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) 
             }
             bar.set_message(format!("{} faces kept", summary.accepted_total));
         }
+        if let Some((at, e)) = broken {
+            if !done.contains(&(source.clone(), at)) {
+                let record = unreadable(opts, &source, at, &e);
+                dataset.append(&record, None)?;
+                *summary.counts.entry(Reason::Unreadable).or_default() += 1;
+                journal.push(record);
+            }
+        }
     }
     dataset.sync()?;
     bar.finish_and_clear();
@@ -184,6 +214,22 @@ pub fn extract(opts: &ExtractOptions, detector: &RetinaFace, stop: &AtomicBool) 
         });
     }
     Ok(summary)
+}
+
+/// The journal line of an input that cannot be read from frame `frame` on; extract goes on with
+/// the next input.
+fn unreadable(
+    opts: &ExtractOptions,
+    source: &str,
+    frame: u64,
+    e: &facekit::FacekitError,
+) -> FaceRecord {
+    tracing::warn!("{source}: skipped from frame {frame} on: {e}");
+    FaceRecord {
+        reason: Reason::Unreadable,
+        problem: Some(e.to_string()),
+        ..FaceRecord::no_face(&opts.person, source, frame, opts.crop.size)
+    }
 }
 
 /// Detect, align, measure and judge every face of one frame (pure: no I/O, runs in parallel).
@@ -245,14 +291,23 @@ fn analyse_frame(
     Ok(out)
 }
 
-/// `faces/…png` for accepted crops, `rejects/<code>/…png` otherwise; unique per source+frame+face.
-fn crop_path(r: &FaceRecord) -> String {
-    let stem = Path::new(&r.source)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("src");
-    let stem: String = stem
-        .chars()
+/// A person's name names files: letters, digits, spaces, `-`, `_` and `.`, not starting with
+/// `.` (so never `..` or a path), at most 64 characters.
+fn check_person_name(name: &str) -> Result<()> {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.');
+    if name.trim().is_empty()
+        || name.chars().count() > 64
+        || name.starts_with('.')
+        || !name.chars().all(allowed)
+    {
+        return Err(Error::BadPersonName(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// `name` with anything but ASCII letters, digits and `-` replaced by `_`: safe in a file name.
+fn file_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
@@ -260,9 +315,19 @@ fn crop_path(r: &FaceRecord) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `faces/…png` for accepted crops, `rejects/<code>/…png` otherwise; unique per source+frame+face.
+fn crop_path(r: &FaceRecord) -> String {
+    let stem = Path::new(&r.source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("src");
+    let stem = file_safe(stem);
     let tag = short_hash(&r.source);
-    let name = format!("{}_{stem}-{tag}_f{:06}_{}.png", r.person, r.frame, r.face);
+    let person = file_safe(&r.person);
+    let name = format!("{person}_{stem}-{tag}_f{:06}_{}.png", r.frame, r.face);
     if r.reason == Reason::Accepted {
         format!("faces/{name}")
     } else {

@@ -150,12 +150,12 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
             checkpoint::write_generator_fp16(&path, &trainer.generator_vars, step)?;
         }
         if step % opts.preview_every.max(1) == 0 {
-            preview::write(&trainer, &previews, &preview_path)?;
+            best_effort_preview(&trainer, &previews, &preview_path);
         }
     }
     bar.finish_and_clear();
     trainer.save(&checkpoint)?;
-    preview::write(&trainer, &previews, &preview_path)?;
+    best_effort_preview(&trainer, &previews, &preview_path);
     // The checkpoint is safe by now: a missing font must not fail the run.
     if let Err(e) = preview::loss_curve(&metrics.path, &opts.out.join(run::LOSS_CURVE)) {
         tracing::warn!("loss curve not drawn: {}", e.chain());
@@ -172,6 +172,14 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         nan_recoveries,
         preview: preview_path,
     })
+}
+
+/// The preview is for looking, not for training: a failed write (full disk, a folder in its
+/// place) is reported and training goes on.
+fn best_effort_preview(trainer: &Trainer, faces: &[Vec<image::RgbImage>; 2], path: &Path) {
+    if let Err(e) = preview::write(trainer, faces, path) {
+        tracing::warn!("preview not written: {}", e.chain());
+    }
 }
 
 /// The datasets of one side, at least one.
