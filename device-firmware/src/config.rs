@@ -240,6 +240,151 @@ pub struct DaemonConfig {
     pub max_frames: Option<u64>,
 }
 
+/// A setting outside what the booth can work with: which key, what it holds, what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key} = {value}: {allowed}")]
+pub struct InvalidSetting {
+    pub key: &'static str,
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+impl DaemonConfig {
+    /// Checks every value the booth computes with, once, at start-up: a bad one fails with
+    /// its key instead of a NaN, a panic or a giant allocation later (all settings come from
+    /// the operator's file or flags).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let bad = |key, value: String, allowed| {
+            Err(InvalidSetting {
+                key,
+                value,
+                allowed,
+            })
+        };
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        let s = &self.source;
+        // A 4K camera is 3840×2160; the camera-lost screen allocates width × height × 3.
+        for (key, v) in [("source.width", s.width), ("source.height", s.height)] {
+            if !(16..=4096).contains(&v) {
+                return bad(key, v.to_string(), "16 to 4096 pixels");
+            }
+        }
+        if !(1..=240).contains(&s.fps) {
+            return bad("source.fps", s.fps.to_string(), "1 to 240");
+        }
+        let p = &self.pipeline;
+        if !positive(p.smooth_cutoff) {
+            return bad(
+                "pipeline.smooth_cutoff",
+                p.smooth_cutoff.to_string(),
+                "a number above 0",
+            );
+        }
+        if !(p.smooth_beta.is_finite() && p.smooth_beta >= 0.0) {
+            return bad(
+                "pipeline.smooth_beta",
+                p.smooth_beta.to_string(),
+                "a number of 0 or more",
+            );
+        }
+        if !(p.score_threshold.is_finite() && (0.0..=1.0).contains(&p.score_threshold)) {
+            return bad(
+                "pipeline.score_threshold",
+                p.score_threshold.to_string(),
+                "0 to 1",
+            );
+        }
+        if let Some(t) = p.fake_threshold {
+            if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
+                return bad("pipeline.fake_threshold", t.to_string(), "0 to 1");
+            }
+        }
+        if !(p.score_smoothing.is_finite() && (0.0..1.0).contains(&p.score_smoothing)) {
+            return bad(
+                "pipeline.score_smoothing",
+                p.score_smoothing.to_string(),
+                "0 to below 1",
+            );
+        }
+        if p.detect_every == 0 || p.detect_every > 1000 {
+            return bad(
+                "pipeline.detect_every",
+                p.detect_every.to_string(),
+                "1 to 1000",
+            );
+        }
+        if p.detect_width != 0 && !(32..=4096).contains(&p.detect_width) {
+            return bad(
+                "pipeline.detect_width",
+                p.detect_width.to_string(),
+                "0 (full) or 32 to 4096",
+            );
+        }
+        if !(1..=64).contains(&p.threads) {
+            return bad("pipeline.threads", p.threads.to_string(), "1 to 64");
+        }
+        let b = &p.blend;
+        if !(b.feather.is_finite() && (0.0..=32.0).contains(&b.feather)) {
+            return bad(
+                "pipeline.blend.feather",
+                b.feather.to_string(),
+                "0 to 32 crop pixels",
+            );
+        }
+        if !(-32..=32).contains(&b.erode) {
+            return bad(
+                "pipeline.blend.erode",
+                b.erode.to_string(),
+                "-32 to 32 crop pixels",
+            );
+        }
+        let d = &self.display;
+        if d.kind == DisplayKind::Framebuffer && !is_device_path(&d.framebuffer) {
+            for (key, v) in [
+                ("display.fb_width", d.fb_width),
+                ("display.fb_height", d.fb_height),
+            ] {
+                if !(1..=8192).contains(&v) {
+                    return bad(key, v.to_string(), "1 to 8192 for a framebuffer file");
+                }
+            }
+            if !matches!(d.fb_bits, 16 | 32) {
+                return bad(
+                    "display.fb_bits",
+                    d.fb_bits.to_string(),
+                    "16 (RGB565) or 32 (XRGB8888)",
+                );
+            }
+            let packed = u64::from(d.fb_width) * u64::from(d.fb_bits / 8);
+            if d.fb_stride != 0 && u64::from(d.fb_stride) < packed {
+                return bad(
+                    "display.fb_stride",
+                    d.fb_stride.to_string(),
+                    "0 or at least fb_width × bytes per pixel",
+                );
+            }
+        }
+        if self.save_every == 0 {
+            return bad("save_every", "0".into(), "1 or more");
+        }
+        for k in &self.trusted_keys {
+            if shared_proto::bundle::parse_public_key(k).is_err() {
+                return bad(
+                    "trusted_keys",
+                    format!("{k:?}"),
+                    "64 hex digits (`host-trainer keys` prints the key)",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `/dev/…`: a real device that reports its own geometry.
+fn is_device_path(p: &std::path::Path) -> bool {
+    p.starts_with("/dev")
+}
+
 impl Default for DaemonConfig {
     fn default() -> Self {
         Self {
@@ -271,5 +416,35 @@ mod tests {
         assert!(toml::from_str::<DaemonConfig>("[pipeline]\nmood = \"swap\"").is_err());
         let m = Mode::Swap;
         assert_eq!(m.next().next().next(), m);
+    }
+
+    #[test]
+    fn every_unusable_setting_is_refused_by_its_key() {
+        assert_eq!(DaemonConfig::default().validate(), Ok(()));
+        let cases: [(&str, &str); 12] = [
+            ("[pipeline]\nsmooth_cutoff = nan", "pipeline.smooth_cutoff"),
+            ("[pipeline]\nsmooth_cutoff = -1.0", "pipeline.smooth_cutoff"),
+            ("[pipeline]\nfake_threshold = 1.5", "pipeline.fake_threshold"),
+            ("[pipeline]\nfake_threshold = nan", "pipeline.fake_threshold"),
+            ("[pipeline]\nscore_smoothing = 1.0", "pipeline.score_smoothing"),
+            ("[pipeline]\ndetect_every = 0", "pipeline.detect_every"),
+            ("[source]\nwidth = 100000000", "source.width"),
+            ("[source]\nheight = 0", "source.height"),
+            (
+                "[display]\nkind = \"framebuffer\"\nframebuffer = \"fb.raw\"\nfb_width = 4294967295\nfb_height = 2\nfb_bits = 32",
+                "display.fb_width",
+            ),
+            (
+                "[display]\nkind = \"framebuffer\"\nframebuffer = \"fb.raw\"\nfb_width = 640\nfb_height = 480\nfb_stride = 100",
+                "display.fb_stride",
+            ),
+            ("trusted_keys = [\"not a key\"]", "trusted_keys"),
+            ("save_every = 0", "save_every"),
+        ];
+        for (toml_text, key) in cases {
+            let cfg: DaemonConfig = toml::from_str(toml_text).unwrap();
+            let err = cfg.validate().expect_err(toml_text);
+            assert_eq!(err.key, key, "{toml_text}: {err}");
+        }
     }
 }

@@ -38,12 +38,18 @@ impl<T> Slot<T> {
         }
     }
 
+    /// The state, even after a thread panicked while holding it: an `Option` and a flag stay
+    /// meaningful, and the booth must go on (or end) rather than panic in turn.
+    fn state(&self) -> std::sync::MutexGuard<'_, (Option<T>, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Returns false once the slot is closed.
     pub fn put(&self, item: T) -> bool {
-        let mut s = self.state.lock().expect("slot");
+        let mut s = self.state();
         if !self.lossy {
             while s.0.is_some() && !s.1 {
-                s = self.cv.wait(s).expect("slot");
+                s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
             }
         }
         if s.1 {
@@ -58,7 +64,7 @@ impl<T> Slot<T> {
 
     /// Waits for an item; `None` once closed and empty.
     pub fn take(&self) -> Option<T> {
-        let mut s = self.state.lock().expect("slot");
+        let mut s = self.state();
         loop {
             if let Some(item) = s.0.take() {
                 self.cv.notify_all();
@@ -67,15 +73,64 @@ impl<T> Slot<T> {
             if s.1 {
                 return None;
             }
-            s = self.cv.wait(s).expect("slot");
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits at most `wait` for an item.
+    pub fn take_within(&self, wait: Duration) -> Taken<T> {
+        let deadline = Instant::now() + wait;
+        let mut s = self.state();
+        loop {
+            if let Some(item) = s.0.take() {
+                self.cv.notify_all();
+                return Taken::Item(item);
+            }
+            if s.1 {
+                return Taken::Closed;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Taken::Nothing;
+            }
+            s = self
+                .cv
+                .wait_timeout(s, left)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
 
     pub fn close(&self) {
-        self.state.lock().expect("slot").1 = true;
+        self.state().1 = true;
         self.cv.notify_all();
     }
 }
+
+/// What [`Slot::take_within`] found.
+pub enum Taken<T> {
+    Item(T),
+    /// Nothing arrived in time.
+    Nothing,
+    /// Closed and empty: the producer is gone.
+    Closed,
+}
+
+/// Closes its slot when dropped: at a thread's normal end and when it unwinds from a panic, so
+/// the other side never waits for a thread that is gone.
+struct CloseOnDrop<T>(Arc<Slot<T>>);
+
+impl<T> Drop for CloseOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// How often the booth loop looks at the stop flag while it waits for a frame.
+const POLL: Duration = Duration::from_millis(100);
+/// How long the booth waits for its threads at the end before leaving them (one stuck in a
+/// driver call ends with the process).
+const JOIN_WITHIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -87,6 +142,10 @@ pub enum DaemonError {
     Source(facekit::FacekitError),
     #[error("display: {0}")]
     Display(#[from] crate::display::DisplayError),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+    #[error("the {0} thread panicked (see the message above); exiting so the service restarts")]
+    StagePanicked(&'static str),
 }
 
 /// What a run did, for the log line at exit and for benchmarks.
@@ -176,17 +235,15 @@ pub fn run(
     let camera = source::is_camera(&cfg.source.input);
     let lossy = cfg.realtime.unwrap_or(camera);
     // A file that cannot be opened is an error now; a camera may come later.
-    let first = if camera {
-        None
-    } else {
-        Some(source::open(&cfg.source).map_err(DaemonError::Source)?)
-    };
+    // Sources open on the capture thread, a file too: opening can block (a FIFO, a stalled
+    // network mount), and the booth loop must stay free to notice a stop. A file that cannot be
+    // opened still ends the run with its error, through the slot.
 
     let captured: Arc<Slot<Result<Frame, String>>> = Arc::new(Slot::new(lossy));
     let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
     let stop = controls.stop.clone();
-    let capture = spawn_capture(cfg, first, camera, captured.clone(), stop.clone());
-    let display = spawn_display(outputs, shown.clone());
+    let capture = spawn_capture(cfg, camera, captured.clone(), stop.clone())?;
+    let display = spawn_display(outputs, shown.clone())?;
 
     let mut stats = Stats {
         mjpeg,
@@ -197,7 +254,18 @@ pub fn run(
     let (mut fps, mut last) = (0f32, Instant::now());
     let (mut lost_w, mut lost_h) = (cfg.source.width, cfg.source.height);
     let mut result_error = None;
-    while let Some(item) = captured.take() {
+    loop {
+        let item = match captured.take_within(POLL) {
+            Taken::Item(item) => item,
+            Taken::Closed => break,
+            Taken::Nothing => {
+                steer(controls, &mut pipeline, &mut stats);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                continue;
+            }
+        };
         if controls.reload.swap(false, Ordering::Relaxed) {
             if let Some(dir) = &cfg.bundle {
                 stats.reloads += 1;
@@ -241,7 +309,7 @@ pub fn run(
         stats.count(&r);
         controls.progress.store(stats.frames, Ordering::Relaxed);
         if let Some(slot) = last_frame {
-            *slot.lock().expect("last frame") = Some(image.clone());
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.clone());
         }
         if !shown.put(image) || cfg.max_frames.is_some_and(|m| stats.frames >= m) {
             break;
@@ -253,15 +321,35 @@ pub fn run(
     stop.store(true, Ordering::Relaxed);
     captured.close();
     shown.close();
-    let _ = capture.join();
-    let _ = display.join();
+    let capture_ok = join_within(capture, JOIN_WITHIN, "capture");
+    let display_ok = join_within(display, JOIN_WITHIN, "display");
     stats.dropped =
         captured.dropped.load(Ordering::Relaxed) + shown.dropped.load(Ordering::Relaxed);
     stats.seconds = started.elapsed().as_secs_f64();
+    if !capture_ok {
+        return Err(DaemonError::StagePanicked("capture"));
+    }
+    if !display_ok {
+        return Err(DaemonError::StagePanicked("display"));
+    }
     match result_error {
         Some(e) => Err(DaemonError::Source(facekit::FacekitError::Inference(e))),
         None => Ok(stats),
     }
+}
+
+/// Waits up to `wait` for a thread; `false` only when it panicked. A thread still busy then
+/// (a camera call that does not return) is left to end with the process.
+fn join_within(handle: std::thread::JoinHandle<()>, wait: Duration, name: &str) -> bool {
+    let deadline = Instant::now() + wait;
+    while !handle.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !handle.is_finished() {
+        tracing::warn!("the {name} thread did not stop within {wait:?}; leaving it");
+        return true;
+    }
+    handle.join().is_ok()
 }
 
 impl Stats {
@@ -329,20 +417,16 @@ fn hud(
 /// `stop` is set. A lost camera is reopened with backoff; a failed file ends the run.
 fn spawn_capture(
     cfg: &DaemonConfig,
-    first: Option<Box<dyn facekit::FrameSource + Send>>,
     camera: bool,
     slot: Arc<Slot<Result<Frame, String>>>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     let src_cfg = cfg.source.clone();
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut first = first;
-            let mut source = Reconnecting::new(Box::new(move || match first.take() {
-                Some(s) => Ok(s),
-                None => source::open(&src_cfg),
-            }));
+            let _close = CloseOnDrop(slot.clone());
+            let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 let item = match source.capture() {
@@ -368,19 +452,19 @@ fn spawn_capture(
                     break;
                 }
             }
-            slot.close();
         })
-        .expect("spawn capture thread")
+        .map_err(|e| DaemonError::Thread("capture", e))
 }
 
 /// The display thread: every frame of `slot` to every output.
 fn spawn_display(
     mut outputs: Vec<Box<dyn FrameSink>>,
     slot: Arc<Slot<RgbImage>>,
-) -> std::thread::JoinHandle<()> {
+) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     std::thread::Builder::new()
         .name("display".into())
         .spawn(move || {
+            let _close = CloseOnDrop(slot.clone());
             while let Some(frame) = slot.take() {
                 for out in outputs.iter_mut() {
                     if let Err(e) = out.show(&frame) {
@@ -389,5 +473,40 @@ fn spawn_display(
                 }
             }
         })
-        .expect("spawn display thread")
+        .map_err(|e| DaemonError::Thread("display", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_panics_closes_its_slot_and_is_reported() {
+        let slot: Arc<Slot<u32>> = Arc::new(Slot::new(false));
+        let handle = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                let _close = CloseOnDrop(slot.clone());
+                slot.put(1);
+                panic!("a stage failed");
+            })
+        };
+        assert!(matches!(slot.take_within(POLL * 20), Taken::Item(1)));
+        // The panic unwound through the guard: the consumer is told, it does not wait forever.
+        assert!(matches!(slot.take_within(POLL * 20), Taken::Closed));
+        assert!(!join_within(handle, JOIN_WITHIN, "test"));
+        // A thread that keeps running is left, not waited for.
+        let stuck = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(30)));
+        let t = Instant::now();
+        assert!(join_within(stuck, Duration::from_millis(200), "stuck"));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn waiting_for_a_frame_gives_up_in_time() {
+        let slot: Slot<u32> = Slot::new(true);
+        let t = Instant::now();
+        assert!(matches!(slot.take_within(POLL), Taken::Nothing));
+        assert!(t.elapsed() < POLL * 5);
+    }
 }

@@ -85,6 +85,13 @@ enum Command {
 }
 
 fn main() {
+    // A panic anywhere goes to the log like any other error (journald keeps it), then the
+    // default report; a panicking stage ends the booth with a non-zero status.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("panic: {info}");
+        default_hook(info);
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -140,10 +147,19 @@ fn booth(args: RunArgs) -> Result<()> {
     if let Some(t) = args.threads {
         cfg.pipeline.threads = t;
     }
+    cfg.validate()
+        .context("booth settings (fix the key named above in the config or its flag)")?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
+    // The first SIGTERM/SIGINT stops the booth cleanly (it ends within a second); a second one
+    // exits at once, whatever the booth is doing.
+    let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, signalled.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, signalled.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -201,7 +217,8 @@ fn booth(args: RunArgs) -> Result<()> {
     if cfg.save_frames {
         println!("frames: {}", cfg.save_dir.display());
     }
-    if let (Some(path), Some(frame)) = (args.screenshot, last.lock().expect("last").take()) {
+    let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let (Some(path), Some(frame)) = (args.screenshot, last) {
         frame
             .save(&path)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -67,10 +67,16 @@ pub fn load(
         .collect::<Result<Vec<_>, _>>()?;
     let verified = bundle::open(dir, &keys)?;
     let signer = verified.signer_hex();
-    let manifest = verified.manifest;
+    let manifest = verified.manifest.clone();
+    // The models are built from the bytes the check read, never from the files again.
     let build = |file: &str| {
-        OnnxModel::from_path(&dir.join(file), 1, true).map_err(|source| ModelError::Model {
-            file: dir.join(file).display().to_string(),
+        let shown = dir.join(file).display().to_string();
+        let bytes = verified.file(file).ok_or_else(|| ModelError::Model {
+            file: shown.clone(),
+            source: facekit::FacekitError::Inference("not among the verified files".into()),
+        })?;
+        OnnxModel::from_bytes(&shown, bytes, 1, true).map_err(|source| ModelError::Model {
+            file: shown,
             source,
         })
     };

@@ -100,3 +100,116 @@ fn recorded_mjpeg_and_yuyv_buffers_decode_to_the_reference_pixels() {
     assert!(decode(PixelFormat::Yuyv, 176, 144, &yuyv[..1000]).is_err());
     assert!(decode(PixelFormat::Mjpeg, 160, 120, &jpeg[..200]).is_err());
 }
+
+/// A JPEG frame ffmpeg codes with the standard (Annex K) Huffman tables, and the same frame as
+/// RGB.
+fn standard_jpeg() -> (Vec<u8>, Vec<u8>) {
+    let movie = common::root().join("data/movie.avi");
+    let movie = movie.to_str().unwrap();
+    let jpeg = ffmpeg(&[
+        "-i",
+        movie,
+        "-frames:v",
+        "1",
+        "-c:v",
+        "mjpeg",
+        "-huffman",
+        "default",
+        "-q:v",
+        "3",
+        "-f",
+        "mjpeg",
+        "-",
+    ]);
+    let rgb = image::load_from_memory(&jpeg).unwrap().to_rgb8().into_raw();
+    (jpeg, rgb)
+}
+
+/// The frame's segments, as (marker, whole segment bytes), up to the scan.
+fn segments(jpeg: &[u8]) -> Vec<(u8, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut at = 2;
+    while jpeg[at + 1] != 0xda {
+        let len = u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]) as usize;
+        out.push((jpeg[at + 1], at..at + 2 + len));
+        at += 2 + len;
+    }
+    out
+}
+
+#[test]
+fn mjpeg_frames_without_huffman_tables_decode_with_the_standard_ones() {
+    let (jpeg, reference) = standard_jpeg();
+    let dht: Vec<_> = segments(&jpeg)
+        .into_iter()
+        .filter(|s| s.0 == 0xc4)
+        .collect();
+    assert!(!dht.is_empty(), "ffmpeg wrote its tables");
+    // Our table bytes are exactly the ones ffmpeg writes for `-huffman default`.
+    let theirs: Vec<u8> = dht
+        .iter()
+        .flat_map(|(_, r)| jpeg[r.start + 4..r.end].to_vec())
+        .collect();
+    let bare = strip(&jpeg);
+    let inserted = device_firmware::source::formats::with_standard_huffman_tables(&bare);
+    let ours = segments(&inserted)
+        .into_iter()
+        .filter(|s| s.0 == 0xc4)
+        .flat_map(|(_, r)| inserted[r.start + 4..r.end].to_vec())
+        .collect::<Vec<u8>>();
+    assert_eq!(ours, theirs);
+
+    // A camera frame that carries no tables (and no AVI1 marker) decodes to the same pixels.
+    assert!(image::load_from_memory(&bare).is_err(), "needs the tables");
+    let frame = decode(PixelFormat::Mjpeg, 160, 120, &bare).unwrap();
+    assert_eq!(frame.into_raw(), reference);
+}
+
+/// `jpeg` without its DHT segments.
+fn strip(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = jpeg.to_vec();
+    for (_, r) in segments(jpeg).into_iter().filter(|s| s.0 == 0xc4).rev() {
+        out.drain(r);
+    }
+    out
+}
+
+#[test]
+fn one_damaged_frame_is_skipped_and_only_a_run_of_them_loses_the_camera() {
+    use device_firmware::source::formats::{FrameDecoder, MAX_BAD_IN_A_ROW};
+    let (jpeg, _) = standard_jpeg();
+    let mut cut = jpeg.clone();
+    cut.truncate(jpeg.len() / 2);
+    let mut d = FrameDecoder::new(PixelFormat::Mjpeg, 160, 120, 0);
+    assert!(d.frame(&jpeg).unwrap().is_some());
+    assert!(
+        d.frame(&cut).unwrap().is_none(),
+        "a damaged frame is skipped"
+    );
+    assert!(d.frame(&jpeg).unwrap().is_some());
+    for _ in 1..MAX_BAD_IN_A_ROW {
+        assert!(d.frame(&cut).unwrap().is_none());
+    }
+    assert!(
+        d.frame(&cut).is_err(),
+        "a run of bad frames is a lost camera"
+    );
+}
+
+#[test]
+fn yuyv_with_padded_lines_decodes_and_an_odd_width_is_an_error_not_a_panic() {
+    use device_firmware::source::formats::yuyv_lines_to_rgb;
+    let (w, h) = (6u32, 3u32);
+    let packed: Vec<u8> = (0..w * h * 2).map(|i| (i * 7 % 251) as u8).collect();
+    let mut padded = Vec::new();
+    for row in packed.chunks(w as usize * 2) {
+        padded.extend_from_slice(row);
+        padded.extend_from_slice(&[0xee; 4]); // the driver's padding
+    }
+    let a = yuyv_lines_to_rgb(w, h, 0, &packed).unwrap();
+    let b = yuyv_lines_to_rgb(w, h, w * 2 + 4, &padded).unwrap();
+    assert_eq!(a, b);
+    assert!(yuyv_lines_to_rgb(5, 3, 0, &packed).is_err());
+    assert!(yuyv_lines_to_rgb(w, h, 4, &packed).is_err());
+    assert!(decode(PixelFormat::Yuyv, 7, 7, &[0; 98]).is_err());
+}

@@ -80,13 +80,21 @@ pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
             keep.push(node);
             continue;
         }
-        let get = |k: usize| node.input.get(k).map(|n| &graph.initializer[inits[n]]);
-        let q = get(0).expect("checked");
+        let get = |k: usize| {
+            node.input
+                .get(k)
+                .and_then(|n| inits.get(n))
+                .and_then(|&i| graph.initializer.get(i))
+        };
+        let (Some(q), Some(scale)) = (get(0), get(1)) else {
+            keep.push(node);
+            continue;
+        };
         let Some(values) = raw_int8(q) else {
             keep.push(node);
             continue;
         };
-        let scale = raw_f32(get(1).expect("checked"));
+        let scale = raw_f32(scale);
         let zero = get(2)
             .and_then(raw_int8)
             .unwrap_or_else(|| vec![0.0; scale.len()]);
@@ -105,9 +113,15 @@ pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
                 axis + dims.len() as i64
             } else {
                 axis
-            } as usize;
+            };
+            let Some(axis) = usize::try_from(axis).ok().filter(|&a| a < dims.len()) else {
+                return Err(bad(&node.name, "DequantizeLinear axis outside the tensor"));
+            };
             let inner: i64 = dims[axis + 1..].iter().product();
-            (inner as usize, dims[axis] as usize)
+            match (usize::try_from(inner), usize::try_from(dims[axis])) {
+                (Ok(i), Ok(a)) if i > 0 && a > 0 => (i, a),
+                _ => return Err(bad(&node.name, "DequantizeLinear tensor has no elements")),
+            }
         };
         if scale.len() != along || zero.len() != along {
             return Err(bad(
@@ -178,15 +192,20 @@ impl OnnxModel {
             }
             _ => return Err(bad(name, "input is not a tensor")),
         };
-        let input_shape: Vec<usize> = dims
+        // A fixed dimension must be a plausible size: a negative or huge one would allocate
+        // without bound at the first run.
+        let input_shape = dims
             .iter()
             .map(|d| match d.value {
                 Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => {
-                    v as usize
+                    usize::try_from(v)
+                        .ok()
+                        .filter(|v| (1..=8192).contains(v))
+                        .ok_or_else(|| bad(name, format!("input dimension {v} out of range")))
                 }
-                _ => batch,
+                _ => Ok(batch),
             })
-            .collect();
+            .collect::<Result<Vec<usize>>>()?;
         let plan = onnx
             .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact(&input_shape).into()))

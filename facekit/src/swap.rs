@@ -97,6 +97,14 @@ impl FaceSwapper for OnnxSwapper {
             ));
         }
         let plane = (s * s) as usize;
+        if rgb.len() < 3 * plane || mask.len() < plane {
+            return Err(FacekitError::Inference(format!(
+                "swap model returned {} rgb and {} mask values, a {s}x{s} crop needs {} and {plane}",
+                rgb.len(),
+                mask.len(),
+                3 * plane
+            )));
+        }
         let face = RgbImage::from_fn(s, s, |x, y| {
             let i = (y * s + x) as usize;
             Rgb([0, 1, 2].map(|c| to_u8(rgb[c * plane + i])))

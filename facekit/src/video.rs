@@ -36,6 +36,66 @@ pub struct VideoReader {
     stderr: StderrTail,
 }
 
+/// Child processes of ours (ffmpeg, ffprobe) get their own process group, so a terminal's Ctrl-C
+/// reaches only us, and are killed when the thread that started them ends with the process, so
+/// none outlives a booth that had to leave it stuck on a device.
+fn ours(cmd: &mut Command) -> &mut Command {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches only the child being started.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+/// How long a probe of a file may take: a FIFO or a stalled network mount must not block the
+/// caller forever.
+const PROBE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs `cmd` (an ffprobe) to completion within [`PROBE_WITHIN`], or kills it.
+fn probe_output(cmd: &mut Command, path: &Path) -> Result<std::process::Output> {
+    let mut child = ours(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|_| FacekitError::FfmpegMissing)?;
+    let started = std::time::Instant::now();
+    let io = |source| FacekitError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    // ffprobe prints a few hundred bytes: the pipes cannot fill while we wait.
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io)? {
+            break status;
+        }
+        if started.elapsed() > PROBE_WITHIN {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(FacekitError::UnreadableVideo {
+                path: path.display().to_string(),
+                detail: format!("ffprobe gave no answer within {PROBE_WITHIN:?}"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_end(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut stderr);
+    }
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
 /// The first line ffmpeg wrote to stderr (the one that names the problem), kept while the rest
 /// is read and dropped.
 #[derive(Clone, Default)]
@@ -87,14 +147,13 @@ impl VideoReader {
             });
         }
         let (width, height) = probe_size(&path)?;
-        let mut child = Command::new("ffmpeg")
+        let mut child = ours(&mut Command::new("ffmpeg"))
             .args(["-v", "error", "-nostdin", "-i"])
             .arg(&path)
             .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
             .map_err(|_| FacekitError::FfmpegMissing)?;
         let stderr = StderrTail::drain(&mut child);
@@ -183,18 +242,18 @@ impl Drop for VideoReader {
 /// The frame size ffmpeg will deliver: the coded size, turned by the display matrix (phone
 /// videos are stored sideways with a rotation that ffmpeg applies when decoding).
 fn probe_size(path: &Path) -> Result<(u32, u32)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=width,height:stream_side_data=rotation",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|_| FacekitError::FfmpegMissing)?;
+    let out = probe_output(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=width,height:stream_side_data=rotation",
+                "-of",
+                "json",
+            ])
+            .arg(path),
+        path,
+    )?;
     let parsed = serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .ok()
         .and_then(|json| {
@@ -298,14 +357,15 @@ pub fn open_source(path: impl AsRef<Path>) -> Result<Box<dyn FrameSource + Send>
 
 /// One field of the first video stream as ffprobe prints it, `None` when unavailable.
 fn probe_stream_entry(path: &Path, entry: &str) -> Option<String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .arg(format!("stream={entry}"))
-        .args(["-of", "csv=p=0"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let out = probe_output(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .arg(format!("stream={entry}"))
+            .args(["-of", "csv=p=0"])
+            .arg(path),
+        path,
+    )
+    .ok()?;
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
@@ -334,7 +394,7 @@ pub struct VideoWriter {
 impl VideoWriter {
     pub fn create(path: impl AsRef<Path>, width: u32, height: u32, fps: f64) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut child = Command::new("ffmpeg")
+        let mut child = ours(&mut Command::new("ffmpeg"))
             .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"])
             .args([
                 "-s",
@@ -359,7 +419,6 @@ impl VideoWriter {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
             .map_err(|_| FacekitError::FfmpegMissing)?;
         let stderr = StderrTail::drain(&mut child);

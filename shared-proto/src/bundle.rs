@@ -165,6 +165,55 @@ impl Manifest {
             .find(|m| m.kind == kind && (to.is_none() || m.to.as_deref() == to))
     }
 
+    /// Whether every value a booth computes with is in range: crops ([`FaceCropSpec::validate`]),
+    /// thresholds in 0..1, and each model's declared tensor shapes matching its crop (batch
+    /// dimension free). A signed manifest can still be wrong: a host bug or a leaked key.
+    pub fn validate(&self) -> Result<(), InvalidManifest> {
+        let bad = |what: String| Err(InvalidManifest(what));
+        if let Err(e) = self.crop.validate() {
+            return bad(format!("bundle crop: {e}"));
+        }
+        for m in &self.models {
+            let crop = m.crop.as_ref().unwrap_or(&self.crop);
+            if let Err(e) = crop.validate() {
+                return bad(format!("{}: crop: {e}", m.name));
+            }
+            if let Some(t) = m.threshold {
+                if !(0.0..=1.0).contains(&t) {
+                    return bad(format!("{}: threshold {t} outside 0..1", m.name));
+                }
+            }
+            let s = crop.size as i64;
+            let want_in = [-1, 3, s, s];
+            for t in &m.inputs {
+                if t.shape != want_in {
+                    return bad(format!(
+                        "{}: input {} has shape {:?}, its crop needs {want_in:?}",
+                        m.name, t.name, t.shape
+                    ));
+                }
+            }
+            let want_out: &[&[i64]] = match m.kind {
+                ModelKind::Swap => &[&[-1, 3, s, s], &[-1, 1, s, s]],
+                ModelKind::Detector => &[&[-1, 1]],
+            };
+            if !m.outputs.is_empty()
+                && m.outputs
+                    .iter()
+                    .map(|t| t.shape.as_slice())
+                    .ne(want_out.iter().copied())
+            {
+                return bad(format!(
+                    "{}: outputs {:?}, a {:?} model has {want_out:?}",
+                    m.name,
+                    m.outputs.iter().map(|t| &t.shape).collect::<Vec<_>>(),
+                    m.kind
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The score at or above which the detector's verdict is FAKE: its calibrated threshold,
     /// or [`DEFAULT_FAKE_THRESHOLD`] when the manifest records none.
     pub fn fake_threshold(&self) -> f32 {
@@ -173,6 +222,11 @@ impl Manifest {
             .unwrap_or(DEFAULT_FAKE_THRESHOLD)
     }
 }
+
+/// A signed manifest with a value no booth can use (which, and why).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidManifest(pub String);
 
 /// Verdict threshold for a detector that records no calibrated one.
 pub const DEFAULT_FAKE_THRESHOLD: f32 = 0.5;
@@ -199,6 +253,11 @@ pub enum BundleError {
     FileMismatch { path: String, detail: String },
     #[error("manifest names {0:?}, which is outside the bundle")]
     UnsafePath(String),
+    #[error("{path}: signed, but unusable: {problem}")]
+    Invalid {
+        path: String,
+        problem: InvalidManifest,
+    },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BundleError + '_ {
@@ -302,7 +361,8 @@ pub fn read_public_key(arg: &str) -> Result<VerifyingKey, KeyError> {
 }
 
 fn read_signature(path: &Path) -> Result<(VerifyingKey, Signature), BundleError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let raw = read_regular(path, MAX_SIGNATURE_BYTES, None)?;
+    let text = String::from_utf8_lossy(&raw);
     let bad = |detail: String| BundleError::BadSignatureFile {
         path: path.display().to_string(),
         detail,
@@ -322,25 +382,84 @@ fn read_signature(path: &Path) -> Result<(VerifyingKey, Signature), BundleError>
     Ok((key, Signature::from_bytes(&sig)))
 }
 
-/// A bundle whose signature, format version and file hashes were all checked.
+/// A bundle whose signature, format version and file hashes were all checked, with the bytes
+/// that were checked: users load models from [`VerifiedBundle::file`], never from the path
+/// again, so a file swapped in after the check is never served.
 #[derive(Debug, Clone)]
 pub struct VerifiedBundle {
     pub manifest: Manifest,
     pub signer: VerifyingKey,
+    files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 impl VerifiedBundle {
     pub fn signer_hex(&self) -> String {
         hex::encode(self.signer.as_bytes())
     }
+
+    /// The verified contents of a file the manifest lists (`models/….onnx`).
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(Vec::as_slice)
+    }
+}
+
+/// The manifest is a few KiB; anything near this is not one (and is never read whole).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// The signature file is one line of hex.
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+/// The largest model file a bundle may list (the seed-size autoencoder is ~240 MB in f32).
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+
+/// Reads `path`, which must be a regular file (not a link, FIFO or device) of at most `max`
+/// bytes, and exactly `expect` bytes when given. Opening does not block (a FIFO would) and the
+/// size is checked before anything is read.
+pub fn read_regular(path: &Path, max: u64, expect: Option<u64>) -> Result<Vec<u8>, BundleError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |detail: String| BundleError::FileMismatch {
+        path: path.display().to_string(),
+        detail,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                bad("a symbolic link; a bundle holds plain files only".into())
+            } else {
+                io(path)(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.file_type().is_file() {
+        return Err(bad("not a plain file (a FIFO, device or folder)".into()));
+    }
+    let size = meta.len();
+    if size > max {
+        return Err(bad(format!("{size} bytes, more than the {max} allowed")));
+    }
+    if let Some(want) = expect {
+        if size != want {
+            return Err(bad(format!("{size} bytes, the manifest says {want}")));
+        }
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // Never more than the size checked above, even if the file grows meanwhile.
+    file.take(size).read_to_end(&mut bytes).map_err(io(path))?;
+    if bytes.len() as u64 != size {
+        return Err(bad(format!("shrank to {} bytes while read", bytes.len())));
+    }
+    Ok(bytes)
 }
 
 /// Checks `dir` completely before anything in it is used: the signature over the manifest bytes
 /// (by one of `trusted`, unless `trusted` is empty), the format version, then every listed file's
-/// size and sha256.
+/// size and sha256. Every file is read once, as a plain file within its size limits, and the
+/// bytes checked are the bytes returned.
 pub fn open(dir: &Path, trusted: &[VerifyingKey]) -> Result<VerifiedBundle, BundleError> {
     let manifest_path = dir.join(MANIFEST);
-    let bytes = std::fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    let bytes = read_regular(&manifest_path, MAX_MANIFEST_BYTES, None)?;
     let sig_path = dir.join(SIGNATURE);
     let (signer, signature) = read_signature(&sig_path)?;
     signer
@@ -356,38 +475,59 @@ pub fn open(dir: &Path, trusted: &[VerifyingKey]) -> Result<VerifiedBundle, Bund
             path: manifest_path.display().to_string(),
             source,
         })?;
+    manifest
+        .validate()
+        .map_err(|problem| BundleError::Invalid {
+            path: manifest_path.display().to_string(),
+            problem,
+        })?;
+    let mut files = std::collections::BTreeMap::new();
     for entry in &manifest.files {
         let rel = Path::new(&entry.path);
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(BundleError::UnsafePath(entry.path.clone()));
         }
-        let found = file_entry(dir, &entry.path)?;
-        let mismatch = |detail: String| BundleError::FileMismatch {
-            path: dir.join(&entry.path).display().to_string(),
-            detail,
-        };
-        if found.bytes != entry.bytes {
-            return Err(mismatch(format!(
-                "{} bytes, the manifest says {}",
-                found.bytes, entry.bytes
-            )));
+        let full = dir.join(rel);
+        // Folders on the way must not be links either (`models/` pointing elsewhere).
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let meta =
+                std::fs::symlink_metadata(dir.join(parent)).map_err(io(&dir.join(parent)))?;
+            if !meta.is_dir() {
+                return Err(BundleError::FileMismatch {
+                    path: dir.join(parent).display().to_string(),
+                    detail: "not a plain folder (a link?)".into(),
+                });
+            }
         }
-        if found.sha256 != entry.sha256 {
-            return Err(mismatch(format!(
-                "sha256 {} differs from the manifest's {}",
-                found.sha256, entry.sha256
-            )));
+        if entry.bytes > MAX_FILE_BYTES {
+            return Err(BundleError::FileMismatch {
+                path: full.display().to_string(),
+                detail: format!("the manifest says {} bytes, more than allowed", entry.bytes),
+            });
         }
+        let content = read_regular(&full, MAX_FILE_BYTES, Some(entry.bytes))?;
+        let sha = hex::encode(Sha256::digest(&content));
+        if sha != entry.sha256 {
+            return Err(BundleError::FileMismatch {
+                path: full.display().to_string(),
+                detail: format!("sha256 {sha} differs from the manifest's {}", entry.sha256),
+            });
+        }
+        files.insert(entry.path.clone(), content);
     }
     for model in &manifest.models {
-        if !manifest.files.iter().any(|f| f.path == model.file) {
+        if !files.contains_key(&model.file) {
             return Err(BundleError::FileMismatch {
                 path: model.file.clone(),
                 detail: "model file is not covered by the manifest's hashes".into(),
             });
         }
     }
-    Ok(VerifiedBundle { manifest, signer })
+    Ok(VerifiedBundle {
+        manifest,
+        signer,
+        files,
+    })
 }
 
 #[cfg(test)]
@@ -479,5 +619,90 @@ mod tests {
         std::fs::write(&mpath, &bytes).unwrap();
         sign_manifest_file(d, &key(1)).unwrap();
         assert!(open(d, &[key(1).verifying_key()]).is_ok());
+    }
+
+    /// `open` on another thread, failing the test instead of hanging it.
+    fn open_within(d: &Path, secs: u64) -> Result<VerifiedBundle, BundleError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = d.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(open(&d, &[]));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .expect("bundle::open hung")
+    }
+
+    #[test]
+    fn only_plain_files_within_their_sizes_are_read_and_the_checked_bytes_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = sample(d);
+        seal(d, &m, &key(1)).unwrap();
+        let model = d.join("models/swap.onnx");
+        let orig = std::fs::read(&model).unwrap();
+        assert_eq!(
+            open(d, &[]).unwrap().file("models/swap.onnx"),
+            Some(&orig[..])
+        );
+
+        // A FIFO where the model should be: refused at once instead of blocking forever.
+        std::fs::remove_file(&model).unwrap();
+        let c = std::ffi::CString::new(model.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path; creates a named pipe.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = open_within(d, 10).unwrap_err().to_string();
+        assert!(err.contains("not a plain file"), "{err}");
+        std::fs::remove_file(&model).unwrap();
+
+        // A link to the right bytes elsewhere is still not a plain file of the bundle.
+        let elsewhere = d.join("elsewhere.onnx");
+        std::fs::write(&elsewhere, &orig).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &model).unwrap();
+        let err = open_within(d, 10).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        std::fs::remove_file(&model).unwrap();
+        std::fs::write(&model, &orig).unwrap();
+
+        // An 8 GiB (sparse) manifest is refused by its size, never read.
+        let mpath = d.join(MANIFEST);
+        let bytes = std::fs::read(&mpath).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&mpath)
+            .unwrap();
+        f.set_len(8 << 30).unwrap();
+        let started = std::time::Instant::now();
+        let err = open_within(d, 10).unwrap_err().to_string();
+        assert!(err.contains("more than the"), "{err}");
+        assert!(started.elapsed().as_secs() < 2);
+        std::fs::write(&mpath, &bytes).unwrap();
+        assert!(open(d, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_signed_manifest_with_values_no_booth_can_use_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut m = sample(d);
+        m.crop.size = 1_000_000;
+        seal(d, &m, &key(1)).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("crop size 1000000"), "{err}");
+
+        let mut m = sample(d);
+        m.models[0].threshold = Some(f32::NAN);
+        seal(d, &m, &key(1)).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("threshold"), "{err}");
+
+        let mut m = sample(d);
+        m.models[0].outputs = vec![TensorSpec {
+            name: "rgb".into(),
+            shape: vec![-1, 3, 8, 8],
+            meaning: String::new(),
+        }];
+        seal(d, &m, &key(1)).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("outputs"), "{err}");
     }
 }

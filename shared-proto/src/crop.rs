@@ -48,6 +48,11 @@ impl Normalisation {
     }
 }
 
+/// A crop spec no pipeline can make (which value, and why).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidCrop(pub String);
+
 /// Geometry and normalisation of an aligned face crop. Written once by the trainer and carried
 /// in the bundle so the device crops exactly as the training data was cropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +73,38 @@ impl Default for FaceCropSpec {
 }
 
 impl FaceCropSpec {
+    /// Crop sides a bundle may ask for: a side outside this range is a broken or hostile
+    /// manifest (a 10⁶-px side would allocate terabytes per frame).
+    pub const SIZES: std::ops::RangeInclusive<u32> = 16..=1024;
+
+    /// Whether the spec describes a crop the pipeline can make: a side in [`Self::SIZES`], a
+    /// margin in 0..0.45, a finite template inside the face box, finite normalisation with a
+    /// non-zero spread. `Err` says which value is wrong.
+    pub fn validate(&self) -> Result<(), InvalidCrop> {
+        let bad = |what: String| Err(InvalidCrop(what));
+        if !Self::SIZES.contains(&self.size) {
+            return bad(format!("crop size {} outside {:?}", self.size, Self::SIZES));
+        }
+        if !(0.0..0.45).contains(&self.margin) {
+            return bad(format!("crop margin {} outside 0..0.45", self.margin));
+        }
+        if !self
+            .template
+            .iter()
+            .flatten()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v))
+        {
+            return bad("landmark template outside the unit face box".into());
+        }
+        let n = &self.normalisation;
+        if !n.mean.iter().all(|v| v.is_finite())
+            || !n.std.iter().all(|v| v.is_finite() && *v != 0.0)
+        {
+            return bad("normalisation mean/std not finite or std zero".into());
+        }
+        Ok(())
+    }
+
     pub fn new(size: u32, margin: f32) -> Self {
         Self {
             size,

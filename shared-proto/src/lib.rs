@@ -9,5 +9,5 @@ pub mod bundle;
 mod crop;
 mod envelope;
 
-pub use crop::{ChannelOrder, FaceCropSpec, Normalisation, LANDMARK_NAMES};
+pub use crop::{ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES};
 pub use envelope::{decode, encode, Envelope, ProtoError, FORMAT_VERSION, MAGIC};

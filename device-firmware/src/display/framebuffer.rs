@@ -43,8 +43,9 @@ impl Geometry {
             }
         };
         let ch = |(offset, length)| Channel { offset, length };
-        let packed = width * bits / 8;
-        Ok(Self {
+        let packed = u32::try_from(u64::from(width) * u64::from(bits / 8))
+            .map_err(|_| DisplayError::Device(format!("fb_width {width} is too wide")))?;
+        let g = Self {
             width,
             height,
             stride: if stride == 0 { packed } else { stride },
@@ -52,11 +53,45 @@ impl Geometry {
             red: ch(red),
             green: ch(green),
             blue: ch(blue),
-        })
+        };
+        g.check()?;
+        Ok(g)
+    }
+
+    /// Whether packing a frame into this geometry stays inside its memory: a size up to
+    /// 8192×8192, 16 or 32 bits per pixel, a stride that holds a line, channels inside a pixel.
+    /// A driver (or a config) can report anything; [`pack`] relies on this.
+    pub fn check(&self) -> Result<(), DisplayError> {
+        let bad = |what: String| Err(DisplayError::Device(what));
+        if !(1..=8192).contains(&self.width) || !(1..=8192).contains(&self.height) {
+            return bad(format!("framebuffer size {}x{}", self.width, self.height));
+        }
+        if !matches!(self.bits_per_pixel, 16 | 32) {
+            return bad(format!(
+                "{} bits per pixel is not supported (16 or 32)",
+                self.bits_per_pixel
+            ));
+        }
+        let line = u64::from(self.width) * u64::from(self.bits_per_pixel / 8);
+        if u64::from(self.stride) < line {
+            return bad(format!(
+                "line stride {} bytes is less than a line of {} pixels ({line} bytes)",
+                self.stride, self.width
+            ));
+        }
+        for c in [&self.red, &self.green, &self.blue] {
+            if !(1..=8).contains(&c.length) || c.offset + c.length > self.bits_per_pixel {
+                return bad(format!(
+                    "colour channel at bit {} of width {}",
+                    c.offset, c.length
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn bytes(&self) -> usize {
-        (self.stride * self.height) as usize
+        self.stride as usize * self.height as usize
     }
 }
 
@@ -80,7 +115,10 @@ pub fn unpack_pixel(mem: &[u8], g: &Geometry, x: u32, y: u32) -> [u8; 3] {
     let bpp = (g.bits_per_pixel / 8) as usize;
     let at = y as usize * g.stride as usize + x as usize * bpp;
     let mut raw = [0u8; 4];
-    raw[..bpp].copy_from_slice(&mem[at..at + bpp]);
+    let Some(px) = mem.get(at..at + bpp) else {
+        return [0; 3];
+    };
+    raw[..bpp].copy_from_slice(px);
     let v = u32::from_le_bytes(raw);
     let get = |c: &Channel| {
         let bits = (v >> c.offset) & ((1 << c.length) - 1);
@@ -173,12 +211,7 @@ impl Framebuffer {
             Geometry::standard(cfg.fb_width, cfg.fb_height, cfg.fb_stride, cfg.fb_bits)
                 .map_err(|e| err(e.to_string()))?
         };
-        if geometry.bits_per_pixel != 16 && geometry.bits_per_pixel != 32 {
-            return Err(err(format!(
-                "{} bits per pixel is not supported (16 or 32)",
-                geometry.bits_per_pixel
-            )));
-        }
+        geometry.check().map_err(|e| err(e.to_string()))?;
         tracing::info!(
             "framebuffer {path}: {}x{} {} bpp, stride {}",
             geometry.width,

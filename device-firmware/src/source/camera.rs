@@ -9,16 +9,18 @@ use v4l::prelude::*;
 use v4l::video::Capture;
 use v4l::FourCC;
 
-use super::formats::{decode, negotiate, PixelFormat};
+use super::formats::{negotiate, FrameDecoder, PixelFormat};
 use crate::config::SourceConfig;
+
+/// A camera that delivers no frame for this long is lost (a stalled driver, a pulled cable):
+/// the booth shows "camera lost" and reopens it rather than waiting forever.
+pub const FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Camera {
     // The stream borrows the device for its lifetime; both live here, stream first (dropped first).
     stream: MmapStream<'static>,
     _device: Box<Device>,
-    format: PixelFormat,
-    width: u32,
-    height: u32,
+    decoder: FrameDecoder,
 }
 
 fn err(path: &str, e: impl std::fmt::Display) -> FacekitError {
@@ -43,42 +45,67 @@ impl Camera {
         fmt.width = cfg.width;
         fmt.height = cfg.height;
         fmt.fourcc = FourCC::new(&format.fourcc());
+        // The driver answers with what it will really send, which may differ from what we
+        // asked for: another size, padded lines, or another format altogether.
         let fmt = device.set_format(&fmt).map_err(|e| err(&path, e))?;
+        let format = PixelFormat::from_fourcc(&fmt.fourcc.repr).ok_or_else(|| {
+            err(
+                &path,
+                format!(
+                    "the driver substituted {}, which doppel does not decode",
+                    String::from_utf8_lossy(&fmt.fourcc.repr)
+                ),
+            )
+        })?;
         let _ = device.set_params(&v4l::video::capture::Parameters::with_fps(cfg.fps));
         tracing::info!(
-            "camera {path}: {}x{} {}",
+            "camera {path}: {}x{} {}, {} bytes per line",
             fmt.width,
             fmt.height,
-            String::from_utf8_lossy(&fmt.fourcc.repr)
+            String::from_utf8_lossy(&fmt.fourcc.repr),
+            fmt.stride
         );
         // SAFETY of the 'static: the device is boxed (stable address) and outlives the stream,
         // which is declared first and so dropped first.
         let dev_ref: &'static Device = unsafe { &*(device.as_ref() as *const Device) };
-        let stream =
+        let mut stream =
             MmapStream::with_buffers(dev_ref, Type::VideoCapture, 4).map_err(|e| err(&path, e))?;
+        stream.set_timeout(FRAME_TIMEOUT);
+        let stride = if format == PixelFormat::Yuyv {
+            fmt.stride
+        } else {
+            0
+        };
         Ok(Self {
             stream,
             _device: device,
-            format,
-            width: fmt.width,
-            height: fmt.height,
+            decoder: FrameDecoder::new(format, fmt.width, fmt.height, stride),
         })
     }
 }
 
 impl FrameSource for Camera {
     fn size(&self) -> (u32, u32) {
-        (self.width, self.height)
+        (self.decoder.width, self.decoder.height)
     }
 
     fn next_frame(&mut self) -> facekit::Result<Option<RgbImage>> {
-        let (buf, meta) = self
-            .stream
-            .next()
-            .map_err(|e| err("camera", format!("capture: {e}")))?;
-        let used = (meta.bytesused as usize).min(buf.len());
-        decode(self.format, self.width, self.height, &buf[..used])
-            .map(Some)
-            .map_err(|e| err("camera", e))
+        loop {
+            // Times out after FRAME_TIMEOUT: an error, which the reconnecting source reports as
+            // a lost camera.
+            let (buf, meta) = self
+                .stream
+                .next()
+                .map_err(|e| err("camera", format!("capture: {e}")))?;
+            let used = (meta.bytesused as usize).min(buf.len());
+            // A damaged frame is skipped; only a run of them means the camera is lost.
+            if let Some(frame) = self
+                .decoder
+                .frame(&buf[..used])
+                .map_err(|e| err("camera", e))?
+            {
+                return Ok(Some(frame));
+            }
+        }
     }
 }

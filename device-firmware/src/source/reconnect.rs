@@ -63,7 +63,10 @@ impl Reconnecting {
                 Err(e) => return self.lost(e.to_string()),
             }
         }
-        match self.current.as_mut().expect("opened").next_frame() {
+        let Some(current) = self.current.as_mut() else {
+            return self.lost("no source".into());
+        };
+        match current.next_frame() {
             Ok(Some(f)) => {
                 self.backoff = self.min_backoff;
                 Captured::Frame(f)

@@ -65,7 +65,12 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
         .crop
         .clone()
         .unwrap_or_else(|| verified.manifest.crop.clone());
-    let model = OnnxModel::from_path(&opts.bundle.join(&entry.file), 1, true)?;
+    // Built from the bytes the check read, never from the file again.
+    let shown = opts.bundle.join(&entry.file).display().to_string();
+    let bytes = verified
+        .file(&entry.file)
+        .ok_or_else(|| Error::NoFakeDetector(opts.bundle.clone()))?;
+    let model = OnnxModel::from_bytes(&shown, bytes, 1, true)?;
     let faces = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let mut video = facekit::open_source(&opts.input)?;
     let (mut frames, mut per_frame) = (0u64, Vec::new());
