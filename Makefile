@@ -19,7 +19,7 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 demo pretrain doctor bench gpu-pack clean-out
+.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
@@ -56,7 +56,13 @@ test-x86: torch-env
 	$(CARGO) build --release --workspace
 	$(CARGO) test --release --workspace
 
-test: lint cross test-x86 test-aarch64
+# The committed fuzz corpora replayed (every past finding stays fixed), then 20 s of fresh
+# fuzzing per target. `fuzz/run.sh 600` is the long run.
+fuzz-smoke: setup
+	bash fuzz/run.sh 0
+	bash fuzz/run.sh 20
+
+test: lint cross test-x86 test-aarch64 fuzz-smoke
 
 doctor: torch-env
 	$(CARGO) run --release -q -p host-trainer -- doctor

@@ -35,7 +35,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web cargo-web
+APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core strace gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web cargo-web
           libstd-rust-web-dev:arm64 qemu-user-static)
 if [ "${DOPPEL_SKIP_APT:-0}" != 1 ]; then
   missing=()

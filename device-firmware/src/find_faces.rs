@@ -107,8 +107,10 @@ pub fn detect_frames(
             height: frame.height(),
             faces,
         };
-        serde_json::to_writer(&mut out, &record).expect("detections serialise");
-        out.write_all(b"\n").map_err(write_err(&jsonl))?;
+        serde_json::to_writer(&mut out, &record)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(write_err(&jsonl))?;
         processed += 1;
     }
     out.flush().map_err(write_err(&jsonl))?;

@@ -134,7 +134,8 @@ pub struct ModelSlot(Arc<RwLock<Option<Arc<LoadedBundle>>>>);
 
 impl ModelSlot {
     pub fn current(&self) -> Option<Arc<LoadedBundle>> {
-        self.0.read().expect("model slot").clone()
+        // A panic elsewhere cannot leave the slot half-written: it holds one Arc.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Loads `dir`; on success it serves from now on, on failure the old bundle stays.
@@ -147,7 +148,7 @@ impl ModelSlot {
         match load(dir, trusted, swap_to) {
             Ok(b) => {
                 tracing::info!("serving bundle {} ({})", dir.display(), b.version);
-                *self.0.write().expect("model slot") = Some(Arc::new(b));
+                *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(b));
                 Ok(())
             }
             Err(e) => {

@@ -151,6 +151,21 @@ fn no_face_and_failed_inference_pass_the_frame_through() {
 }
 
 #[test]
+fn a_signed_model_that_returns_the_wrong_size_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bundle(dir.path(), 3, false);
+    common::reseal_with_swap(dir.path(), &common::tiny_swap(64));
+    let bad = slot(dir.path()).current().unwrap();
+    let frame = frames("data/carphone_pristine.mp4", 1).remove(0);
+    let mut out = frame.clone();
+    let r = pipeline(Mode::Swap).process(&mut out, Some(&bad), 30.0);
+    assert!(r.face.is_some() && !r.swapped);
+    let e = r.error.unwrap();
+    assert!(e.contains("rgb") && e.contains("needs"), "{e}");
+    assert_eq!(out, frame, "the frame passes through");
+}
+
+#[test]
 fn a_bad_bundle_is_refused_while_the_old_one_keeps_serving() {
     let good = tempfile::tempdir().unwrap();
     write_bundle(good.path(), 1, false);

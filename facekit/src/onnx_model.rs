@@ -245,3 +245,72 @@ impl OnnxModel {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto};
+
+    fn tensor(name: &str, dims: &[i64], ty: DataType, raw: Vec<u8>) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: ty as i32,
+            raw_data: raw,
+            ..Default::default()
+        }
+    }
+
+    /// One `DequantizeLinear` of constant int8 weights `[2, 3]` along `axis`.
+    fn dequantize(axis: i64, weight_dims: &[i64]) -> ModelProto {
+        let n = weight_dims.iter().product::<i64>().max(0) as usize;
+        ModelProto {
+            graph: Some(GraphProto {
+                node: vec![NodeProto {
+                    op_type: "DequantizeLinear".into(),
+                    name: "dq".into(),
+                    input: vec!["w".into(), "s".into(), "z".into()],
+                    output: vec!["wf".into()],
+                    attribute: vec![AttributeProto {
+                        name: "axis".into(),
+                        i: axis,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                initializer: vec![
+                    tensor("w", weight_dims, DataType::Int8, vec![3; n]),
+                    tensor(
+                        "s",
+                        &[2],
+                        DataType::Float,
+                        [0.5f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ),
+                    tensor("z", &[2], DataType::Int8, vec![0, 0]),
+                ],
+                output: vec![tract_onnx::pb::ValueInfoProto {
+                    name: "wf".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn folding_takes_per_channel_scales_and_refuses_a_crafted_axis_without_panicking() {
+        let mut ok = dequantize(0, &[2, 3]);
+        assert_eq!(fold_weight_dequantize(&mut ok).unwrap(), 1);
+        let folded = &ok.graph.as_ref().unwrap().initializer;
+        let wf = folded.iter().find(|t| t.name == "wf").unwrap();
+        assert_eq!(raw_f32(wf), vec![1.5, 1.5, 1.5, 6.0, 6.0, 6.0]);
+        for (axis, dims) in [(5, vec![2, 3]), (-9, vec![2, 3]), (1, vec![2, 0])] {
+            let mut bad = dequantize(axis, &dims);
+            assert!(
+                fold_weight_dequantize(&mut bad).is_err(),
+                "axis {axis} dims {dims:?}"
+            );
+        }
+    }
+}

@@ -67,6 +67,13 @@ pub enum Error {
     #[error("cannot start worker threads: {0}")]
     ThreadPool(String),
 
+    #[error("{key} = {value}: use {allowed}")]
+    Setting {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+
     // --- training runs ---
     #[error("unknown preset {0:?}; choose one of {presets:?}", presets = model_spec::swap::PRESETS)]
     UnknownPreset(String),

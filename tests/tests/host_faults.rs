@@ -286,3 +286,53 @@ fn a_new_export_replaces_the_old_bundle_without_a_moment_of_no_bundle() {
     assert_eq!(misses.load(Ordering::Relaxed), 0, "the bundle was missing");
     assert!(!dir.path().join("bundle.export-tmp").exists());
 }
+
+#[test]
+fn a_checkpoint_reaches_the_disk_before_it_replaces_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
+    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let run = dir.path().join("run");
+    // strace (Debian's, `make setup` installs it) shows the system calls in order, with the
+    // file behind each descriptor (-y).
+    let o = Command::new("strace")
+        .args([
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+        ])
+        .arg(workspace_bin("host-trainer"))
+        .current_dir(root())
+        .args(["train", "--a", &a, "--b", &b, "--out"])
+        .arg(&run)
+        .args(["--steps", "2", "--batch-size", "4", "--save-every", "1"])
+        .output()
+        .expect("strace runs (make setup)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trace = stderr(&o);
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("checkpoint.safetensors"))
+        .collect();
+    let renames: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("rename"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(renames.len() >= 2, "{calls:#?}");
+    for r in renames {
+        // The new file's bytes were synced before it was renamed over the last checkpoint.
+        let synced = calls[..r]
+            .iter()
+            .rev()
+            .take_while(|l| !l.contains("rename"))
+            .any(|l| l.contains("sync") && l.contains("checkpoint.safetensors.part"));
+        assert!(
+            synced,
+            "rename without an fsync of its file first:\n{calls:#?}"
+        );
+    }
+}

@@ -239,3 +239,30 @@ impl FrameSink for Framebuffer {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_geometry_whose_lines_do_not_fit_is_refused_before_packing() {
+        let ok = Geometry::standard(640, 480, 0, 32).unwrap();
+        assert_eq!(ok.stride, 2560);
+        assert!(
+            Geometry::standard(640, 480, 100, 32).is_err(),
+            "stride < a line"
+        );
+        assert!(
+            Geometry::standard(u32::MAX, 2, 0, 32).is_err(),
+            "width × bpp wraps"
+        );
+        assert!(Geometry::standard(640, 480, 0, 24).is_err());
+        // What a driver might report: a channel outside the pixel.
+        let mut g = ok;
+        g.red.offset = 30;
+        assert!(g.check().is_err());
+        let mut g = ok;
+        g.stride = 10;
+        assert!(g.check().is_err());
+    }
+}

@@ -69,9 +69,9 @@ fn serve(mut stream: TcpStream, shared: Arc<(Mutex<Latest>, Condvar)>) {
     loop {
         let jpeg = {
             let (lock, cv) = &*shared;
-            let mut l = lock.lock().expect("mjpeg lock");
+            let mut l = lock.lock().unwrap_or_else(|e| e.into_inner());
             while l.sequence == seen {
-                l = cv.wait(l).expect("mjpeg lock");
+                l = cv.wait(l).unwrap_or_else(|e| e.into_inner());
             }
             seen = l.sequence;
             l.jpeg.clone()
@@ -96,7 +96,7 @@ impl FrameSink for MjpegServer {
             .encode_image(frame)
             .map_err(|e| DisplayError::Device(e.to_string()))?;
         let (lock, cv) = &*self.latest;
-        let mut l = lock.lock().expect("mjpeg lock");
+        let mut l = lock.lock().unwrap_or_else(|e| e.into_inner());
         l.jpeg = Arc::new(jpeg);
         l.sequence += 1;
         cv.notify_all();

@@ -79,6 +79,38 @@ pub fn nan_swap(size: i64) -> Vec<u8> {
     })
 }
 
+/// A signed swap model whose outputs are smaller than its crop says (8×8): what a crafted
+/// bundle or a host bug could ship. `rgb` and `mask` are averages over 8×8 blocks.
+pub fn tiny_swap(size: i64) -> Vec<u8> {
+    model(
+        size,
+        &[("rgb", vec![-1, 3, 8, 8]), ("mask", vec![-1, 1, 8, 8])],
+        |g| {
+            let k = size / 8;
+            let pool = vec![
+                attr_ints("kernel_shape", vec![k, k]),
+                attr_ints("strides", vec![k, k]),
+            ];
+            g.node("AveragePool", &["face"], "rgb", pool);
+            let mean = vec![attr_ints("axes", vec![1]), attr_int("keepdims", 1)];
+            g.node("ReduceMean", &["rgb"], "mask", mean);
+        },
+    )
+}
+
+/// Replaces the bundle's swap model with `model` and seals it again: a bundle that passes
+/// every check but carries a bad model.
+pub fn reseal_with_swap(dir: &Path, model: &[u8]) {
+    std::fs::write(dir.join("models/swap.onnx"), model).unwrap();
+    let mut manifest: Manifest = shared_proto::decode(
+        bundle::MANIFEST_KIND,
+        &std::fs::read(dir.join(bundle::MANIFEST)).unwrap(),
+    )
+    .unwrap();
+    manifest.files = vec![file_entry(dir, "models/swap.onnx").unwrap()];
+    bundle::seal(dir, &manifest, &key()).unwrap();
+}
+
 /// `fake_probability = sigmoid(10 · (mean(face) − 0.5))`.
 pub fn brightness_detector(size: i64) -> Vec<u8> {
     model(size, &[("fake_probability", vec![-1, 1])], |g| {

@@ -117,7 +117,7 @@ impl RetinaFace {
     }
 
     fn plan(&self, width: u32, height: u32) -> Result<SizedPlan> {
-        let mut plans = self.plans.lock().expect("plan cache lock");
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = plans.get(&(width, height)) {
             return Ok(p.clone());
         }

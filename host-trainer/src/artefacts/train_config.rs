@@ -68,6 +68,71 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
 }
 
+impl TrainConfig {
+    /// The first setting no training can use, by its TOML key: a NaN weight, a zero batch, a
+    /// learning rate of 1e9, a warp of NaN pixels (all come from the user's file).
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |key: &str, value: f64, allowed: &str| {
+            Err(crate::Error::Setting {
+                key: key.to_owned(),
+                value: value.to_string(),
+                allowed: allowed.to_owned(),
+            })
+        };
+        if !(1..=4096).contains(&self.batch_size) {
+            return bad("batch_size", self.batch_size as f64, "1 to 4096");
+        }
+        for (key, v) in [("lr", self.lr), ("lr_discriminator", self.lr_discriminator)] {
+            if !(v.is_finite() && v > 0.0 && v < 1.0) {
+                return bad(key, v, "above 0 and below 1");
+            }
+        }
+        for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                return bad(key, v, "0 to below 1");
+            }
+        }
+        let w = &self.weights;
+        for (key, v) in [
+            ("weights.l1", w.l1),
+            ("weights.ssim", w.ssim),
+            ("weights.edge", w.edge),
+            ("weights.mask", w.mask),
+            ("weights.gan", w.gan),
+            ("weights.feature", w.feature),
+            ("weights.eye_mouth_priority", w.eye_mouth_priority),
+            ("weights.swap_mask", w.swap_mask),
+        ] {
+            if !(v.is_finite() && (0.0..=1000.0).contains(&v)) {
+                return bad(key, v, "0 to 1000");
+            }
+        }
+        if !(w.outside_face.is_finite() && (0.0..=1.0).contains(&w.outside_face)) {
+            return bad("weights.outside_face", w.outside_face, "0 to 1");
+        }
+        let a = &self.augment;
+        if !(2..=32).contains(&a.warp_grid) {
+            return bad("augment.warp_grid", a.warp_grid as f64, "2 to 32");
+        }
+        for (key, v, max) in [
+            ("augment.warp_sigma", a.warp_sigma, 0.5),
+            ("augment.rotate_deg", a.rotate_deg, 180.0),
+            ("augment.zoom", a.zoom, 0.9),
+            ("augment.shift", a.shift, 0.9),
+            ("augment.flip", a.flip, 1.0),
+            ("augment.brightness", a.brightness, 1.0),
+            ("augment.contrast", a.contrast, 1.0),
+            ("augment.saturation", a.saturation, 1.0),
+            ("augment.colour_transfer", a.colour_transfer, 1.0),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return bad(key, f64::from(v), "0 up to its documented maximum");
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -138,6 +203,21 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/train.example.toml");
         let parsed: TrainConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(parsed, TrainConfig::default());
+    }
+
+    #[test]
+    fn unusable_settings_are_refused_by_their_key() {
+        assert!(TrainConfig::default().validate().is_ok());
+        for (text, key) in [
+            ("lr = nan", "lr"),
+            ("batch_size = 0", "batch_size"),
+            ("[weights]\nl1 = -1.0", "weights.l1"),
+            ("[augment]\nwarp_sigma = nan", "augment.warp_sigma"),
+        ] {
+            let c: TrainConfig = toml::from_str(text).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

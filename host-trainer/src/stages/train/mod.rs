@@ -66,7 +66,9 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
     for set in sides.iter().flatten() {
         check_pair(a, set)?;
     }
+    opts.config.validate()?;
     let config = run::establish(&opts.out, &opts.config, &a.crop, &opts.datasets)?;
+    config.validate()?;
     let mut trainer = Trainer::new(config.clone(), &a.crop, opts.device)?;
     if trainer.model.spec.size != a.size as usize {
         return Err(Error::CropSize {
