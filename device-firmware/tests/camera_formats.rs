@@ -22,6 +22,13 @@ fn ffmpeg(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// The first frame of the sample `video`, through ffmpeg with `out` (codec and format) to stdout.
+fn first_frame(video: &str, out: &[&str]) -> Vec<u8> {
+    let path = common::root().join(video);
+    let input = ["-i", path.to_str().unwrap(), "-frames:v", "1"];
+    ffmpeg(&[&input[..], out, &["-"]].concat())
+}
+
 fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -33,32 +40,11 @@ fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
 
 #[test]
 fn recorded_mjpeg_and_yuyv_buffers_decode_to_the_reference_pixels() {
-    let movie = common::root().join("data/movie.avi");
-    let movie = movie.to_str().unwrap();
     // The compressed frame exactly as the camera would send it (no re-encode).
-    let jpeg = ffmpeg(&[
-        "-i",
-        movie,
-        "-frames:v",
-        "1",
-        "-c:v",
-        "copy",
-        "-f",
-        "mjpeg",
-        "-",
-    ]);
+    let jpeg = first_frame("data/movie.avi", &["-c:v", "copy", "-f", "mjpeg"]);
     assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG buffer");
-    let reference = ffmpeg(&[
-        "-i",
-        movie,
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]);
+    let rgb24 = ["-f", "rawvideo", "-pix_fmt", "rgb24"];
+    let reference = first_frame("data/movie.avi", &rgb24);
     let offered = [*b"YUYV", *b"MJPG"];
     let format = negotiate(&offered, CameraFormat::Auto).unwrap();
     assert_eq!(format, PixelFormat::Mjpeg);
@@ -67,31 +53,10 @@ fn recorded_mjpeg_and_yuyv_buffers_decode_to_the_reference_pixels() {
     let d = mean_abs_diff(rgb.as_raw(), &reference);
     assert!(d < 3.0, "MJPEG decode vs ffmpeg: mean |diff| {d:.2}");
 
-    let carphone = common::root().join("data/carphone_pristine.mp4");
-    let carphone = carphone.to_str().unwrap();
-    let yuyv = ffmpeg(&[
-        "-i",
-        carphone,
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "yuyv422",
-        "-",
-    ]);
+    let carphone = "data/carphone_pristine.mp4";
+    let yuyv = first_frame(carphone, &["-f", "rawvideo", "-pix_fmt", "yuyv422"]);
     assert_eq!(yuyv.len(), 176 * 144 * 2);
-    let reference = ffmpeg(&[
-        "-i",
-        carphone,
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]);
+    let reference = first_frame(carphone, &rgb24);
     let format = negotiate(&[*b"YUYV"], CameraFormat::Auto).unwrap();
     let rgb = decode(format, 176, 144, &yuyv).unwrap();
     let d = mean_abs_diff(rgb.as_raw(), &reference);
@@ -104,23 +69,10 @@ fn recorded_mjpeg_and_yuyv_buffers_decode_to_the_reference_pixels() {
 /// A JPEG frame ffmpeg codes with the standard (Annex K) Huffman tables, and the same frame as
 /// RGB.
 fn standard_jpeg() -> (Vec<u8>, Vec<u8>) {
-    let movie = common::root().join("data/movie.avi");
-    let movie = movie.to_str().unwrap();
-    let jpeg = ffmpeg(&[
-        "-i",
-        movie,
-        "-frames:v",
-        "1",
-        "-c:v",
-        "mjpeg",
-        "-huffman",
-        "default",
-        "-q:v",
-        "3",
-        "-f",
-        "mjpeg",
-        "-",
-    ]);
+    let standard = [
+        "-c:v", "mjpeg", "-huffman", "default", "-q:v", "3", "-f", "mjpeg",
+    ];
+    let jpeg = first_frame("data/movie.avi", &standard);
     let rgb = image::load_from_memory(&jpeg).unwrap().to_rgb8().into_raw();
     (jpeg, rgb)
 }

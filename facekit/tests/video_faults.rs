@@ -18,24 +18,25 @@ fn ffmpeg(args: &[&str]) {
     assert!(ok, "ffmpeg {args:?}");
 }
 
-/// An MJPEG AVI whose every frame has damaged entropy-coded data: ffmpeg conceals the damage and
-/// keeps decoding, writing an error line or two per frame (~180 KB for 3000 frames, far more
-/// than a pipe holds).
-fn error_flood(dir: &Path) -> std::path::PathBuf {
-    let clean = dir.join("clean.avi");
-    ffmpeg(&[
+/// `frames` frames of ffmpeg's 64×48 test pattern, coded with `codec`, into `out`.
+fn testsrc(frames: &str, codec: &[&str], out: &Path) {
+    let src = [
         "-f",
         "lavfi",
         "-i",
         "testsrc=size=64x48:rate=25",
         "-frames:v",
-        "3000",
-        "-c:v",
-        "mjpeg",
-        "-q:v",
-        "5",
-        clean.to_str().unwrap(),
-    ]);
+        frames,
+    ];
+    ffmpeg(&[&src[..], codec, &[out.to_str().unwrap()]].concat());
+}
+
+/// An MJPEG AVI whose every frame has damaged entropy-coded data: ffmpeg conceals the damage and
+/// keeps decoding, writing an error line or two per frame (~180 KB for 3000 frames, far more
+/// than a pipe holds).
+fn error_flood(dir: &Path) -> std::path::PathBuf {
+    let clean = dir.join("clean.avi");
+    testsrc("3000", &["-c:v", "mjpeg", "-q:v", "5"], &clean);
     let mut data = std::fs::read(&clean).unwrap();
     let mut i = 0;
     while let Some(at) = data[i..].windows(2).position(|w| w == [0xff, 0xda]) {
@@ -78,21 +79,8 @@ fn a_flood_of_decode_errors_does_not_stall_decoding() {
 fn a_sideways_phone_video_is_read_upright_at_its_display_size() {
     let dir = tempfile::tempdir().unwrap();
     let (plain, rotated) = (dir.path().join("plain.mp4"), dir.path().join("rot.mp4"));
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=64x48:rate=25",
-        "-frames:v",
-        "5",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv444p",
-        "-qp",
-        "0",
-        plain.to_str().unwrap(),
-    ]);
+    let lossless = ["-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0"];
+    testsrc("5", &lossless, &plain);
     // What a phone writes: the coded frames as they are, plus a 90° display matrix.
     ffmpeg(&[
         "-i",

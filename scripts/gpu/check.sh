@@ -16,14 +16,8 @@ MINUTES=${2:-2}
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 
-for f in "$BIN"/*.xz; do
-    python3 -c "import lzma,sys; open(sys.argv[2],'wb').write(lzma.open(sys.argv[1]).read())" "$f" "${f%.xz}"
-    chmod +x "${f%.xz}"
-done
-# The binaries' rpath names this workstation's venv; point the loader at the machine's torch.
-SITE=$(python3 -c "import torch,os; print(os.path.dirname(os.path.dirname(torch.__file__)))")
-LD_LIBRARY_PATH=$SITE/torch/lib:$(ls -d "$SITE"/nvidia/*/lib | paste -sd:)
-export LD_LIBRARY_PATH
+# shellcheck source=scripts/gpu/unpack.sh
+. "$(dirname "$0")/unpack.sh"
 # The image has neither ffmpeg nor fonts: OpenCV stands in for the two calls VideoReader makes,
 # and the plots get the DejaVu font packed next to the binaries.
 if ! command -v ffmpeg >/dev/null; then

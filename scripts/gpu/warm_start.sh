@@ -24,15 +24,8 @@ DS=${DS:-out/ds}
 mkdir -p "$OUT"
 
 if [ "$DEVICE" = cuda ]; then
-    for f in "$BIN"/*.xz; do
-        [ -f "$f" ] || continue
-        python3 -c "import lzma,sys; open(sys.argv[2],'wb').write(lzma.open(sys.argv[1]).read())" "$f" "${f%.xz}"
-        chmod +x "${f%.xz}"
-    done
-    # The binaries' rpath names the workstation's venv; point the loader at this machine's torch.
-    SITE=$(python3 -c "import torch,os; print(os.path.dirname(os.path.dirname(torch.__file__)))")
-    LD_LIBRARY_PATH=$SITE/torch/lib:$(ls -d "$SITE"/nvidia/*/lib | paste -sd:)
-    export LD_LIBRARY_PATH
+    # shellcheck source=scripts/gpu/unpack.sh
+    . "$(dirname "$0")/unpack.sh"
     nvidia-smi -L
 fi
 HT="$BIN/host-trainer"

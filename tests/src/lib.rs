@@ -162,3 +162,19 @@ pub fn small_dataset(dir: &Path, person: &str, video: &str) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out.to_str().expect("utf-8 path").to_owned()
 }
+
+/// The tests' two sample people as small datasets in `dir`: A from carphone, B from movie.avi.
+pub fn sample_pair(dir: &Path) -> (String, String) {
+    (
+        small_dataset(dir, "A", "data/carphone_pristine.mp4"),
+        small_dataset(dir, "B", "data/movie.avi"),
+    )
+}
+
+/// `host-trainer train --a A --b B --out RUN --batch-size 4 <extra>`.
+pub fn train_pair(a: &str, b: &str, run: &Path, extra: &[&str]) -> Output {
+    let run = run.to_str().expect("utf-8 path");
+    let mut args = vec!["--a", a, "--b", b, "--out", run, "--batch-size", "4"];
+    args.extend(extra);
+    host_trainer("train", &args)
+}

@@ -100,42 +100,17 @@ fn booth(mut cmd: Command, bundle: &std::path::Path, key: &std::path::Path, out:
 fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let a = e2e_tests::small_dataset(d, "A", "data/carphone_pristine.mp4");
-    let b = e2e_tests::small_dataset(d, "B", "data/movie.avi");
+    let (a, b) = e2e_tests::sample_pair(d);
     let run = d.join("run");
     let r = run.to_str().unwrap();
     let keys = d.join("keys");
     let bundle = d.join("bundle");
-    for (sub, args) in [
-        (
-            "train",
-            vec![
-                "--a",
-                &a,
-                "--b",
-                &b,
-                "--out",
-                r,
-                "--steps",
-                "3",
-                "--batch-size",
-                "4",
-            ],
-        ),
-        (
-            "export",
-            vec![
-                "--run",
-                r,
-                "--out",
-                bundle.to_str().unwrap(),
-                "--keys",
-                keys.to_str().unwrap(),
-            ],
-        ),
-    ] {
-        e2e_tests::host_trainer_ok(sub, &args);
-    }
+    e2e_tests::succeeded(
+        &e2e_tests::train_pair(&a, &b, &run, &["--steps", "3"]),
+        "train",
+    );
+    let (out, k) = (bundle.to_str().unwrap(), keys.to_str().unwrap());
+    e2e_tests::host_trainer_ok("export", &["--run", r, "--out", out, "--keys", k]);
     let key = keys.join("host.pub");
     let (worst, mean) = compare_booths(&bundle, &key, &d.join("f32"));
     eprintln!("booth frames x86 vs aarch64, f32 bundle: max {worst}/255, mean {mean:.4}");

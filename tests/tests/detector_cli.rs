@@ -1,13 +1,12 @@
 //! `host-trainer train-detector` on the sample people: SBI and graphics-swap fakes only (no
 //! swap run), a short fit, and the report and artefacts it promises; then with a swap run.
 
-use e2e_tests::{host_trainer, host_trainer_ok, small_dataset};
+use e2e_tests::{host_trainer, host_trainer_ok, sample_pair, succeeded, train_pair};
 
 #[test]
 fn a_short_detector_run_reports_cells_split_by_video() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let out = dir.path().join("det");
     let o = host_trainer(
         "train-detector",
@@ -62,21 +61,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     // With a swap run, the detector joins a bundle and `detect` scores videos with it.
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
-    host_trainer_ok(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            r,
-            "--steps",
-            "3",
-            "--batch-size",
-            "4",
-        ],
-    );
+    succeeded(&train_pair(&a, &b, &run, &["--steps", "3"]), "train");
     let det = dir.path().join("det2");
     host_trainer_ok(
         "train-detector",

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e_tests::{host_trainer, host_trainer_ok, root, small_dataset, succeeded};
+use e2e_tests::{host_trainer, host_trainer_ok, root, sample_pair, succeeded, train_pair};
 use shared_proto::bundle::{self, SigningKey};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -71,25 +71,10 @@ fn tract_outputs(model: &Path, faces: &[f32], n: usize) -> Vec<f32> {
 fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let a = small_dataset(d, "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(d, "B", "data/movie.avi");
+    let (a, b) = sample_pair(d);
     let run = d.join("run");
     let r = run.to_str().unwrap();
-    host_trainer_ok(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            r,
-            "--steps",
-            "20",
-            "--batch-size",
-            "4",
-        ],
-    );
+    succeeded(&train_pair(&a, &b, &run, &["--steps", "20"]), "train");
     let keys = d.join("keys");
     let k = keys.to_str().unwrap();
     let bundle_dir = d.join("bundle");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::{
     asset, extract, extract_consented, host_trainer, host_trainer_ok, read_metadata, root,
-    small_dataset, workspace_bin, TEST_CONSENT,
+    sample_pair, succeeded, train_pair, workspace_bin, TEST_CONSENT,
 };
 
 fn stderr(o: &std::process::Output) -> String {
@@ -127,8 +127,7 @@ fn walk(dir: &Path) -> Vec<String> {
 #[test]
 fn a_damaged_or_empty_consent_record_is_never_overwritten_nor_trained_on() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let consent = Path::new(&a).join("consent.toml");
 
     // Not UTF-8: extract must not take it for "no consent yet" and write a new one.
@@ -155,19 +154,7 @@ fn a_damaged_or_empty_consent_record_is_never_overwritten_nor_trained_on() {
     )
     .unwrap();
     let run = dir.path().join("run");
-    let o = host_trainer(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            run.to_str().unwrap(),
-            "--steps",
-            "1",
-        ],
-    );
+    let o = train_pair(&a, &b, &run, &["--steps", "1"]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("consent") && stderr(&o).contains("empty"),
@@ -180,28 +167,11 @@ fn a_damaged_or_empty_consent_record_is_never_overwritten_nor_trained_on() {
 #[test]
 fn a_preview_that_cannot_be_written_does_not_stop_training() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let run = dir.path().join("run");
     // A folder where the preview image goes: every write of it fails.
     std::fs::create_dir_all(run.join("preview.png")).unwrap();
-    let o = host_trainer(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            run.to_str().unwrap(),
-            "--steps",
-            "2",
-            "--batch-size",
-            "4",
-            "--preview-every",
-            "1",
-        ],
-    );
+    let o = train_pair(&a, &b, &run, &["--steps", "2", "--preview-every", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("preview not written"), "{}", stderr(&o));
     assert!(run.join("checkpoint.safetensors").is_file());
@@ -231,25 +201,10 @@ fn a_nan_smoothing_cutoff_is_refused_before_any_work() {
 #[test]
 fn a_new_export_replaces_the_old_bundle_without_a_moment_of_no_bundle() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
-    host_trainer_ok(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            r,
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-        ],
-    );
+    succeeded(&train_pair(&a, &b, &run, &["--steps", "1"]), "train");
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
     let export = [
@@ -290,8 +245,7 @@ fn a_new_export_replaces_the_old_bundle_without_a_moment_of_no_bundle() {
 #[test]
 fn a_checkpoint_reaches_the_disk_before_it_replaces_the_last_one() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let run = dir.path().join("run");
     // strace (Debian's, `make setup` installs it) shows the system calls in order, with the
     // file behind each descriptor (-y).

@@ -1,31 +1,17 @@
 //! `host-trainer train` end to end on the sample people: a short run writes its artefacts,
 //! resumes where it stopped, and bad inputs fail clearly without touching the run.
 
-use e2e_tests::{asset, extract_consented, host_trainer, small_dataset};
+use e2e_tests::{asset, extract_consented, host_trainer, sample_pair, train_pair};
 
 #[test]
 fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
-    let common = [
-        "--a",
-        &a,
-        "--b",
-        &b,
-        "--out",
-        r,
-        "--batch-size",
-        "4",
-        "--preview-every",
-        "2",
-        "--save-every",
-        "2",
-    ];
+    let every = ["--preview-every", "2", "--save-every", "2"];
 
-    let o = host_trainer("train", &[&common[..], &["--steps", "3"]].concat());
+    let o = train_pair(&a, &b, &run, &[&every[..], &["--steps", "3"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("3 steps (3 this run"));
     for f in [
@@ -52,7 +38,7 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     );
 
     // Resume: continues at step 3 up to 5.
-    let o = host_trainer("train", &[&common[..], &["--steps", "5"]].concat());
+    let o = train_pair(&a, &b, &run, &[&every[..], &["--steps", "5"]].concat());
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("5 steps (2 this run"),
         "{}",
@@ -135,20 +121,7 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let big = big.to_str().unwrap().to_owned();
-    let other = dir.path().join("run2");
-    let o = host_trainer(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &big,
-            "--out",
-            other.to_str().unwrap(),
-            "--steps",
-            "1",
-        ],
-    );
+    let o = train_pair(&a, &big, &dir.path().join("run2"), &["--steps", "1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("crop sizes differ"),
@@ -158,7 +131,7 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     // A corrupt checkpoint is named, and the run folder is left as it was.
     let ckpt = run.join("checkpoint.safetensors");
     std::fs::write(&ckpt, b"garbage").unwrap();
-    let o = host_trainer("train", &[&common[..], &["--steps", "6"]].concat());
+    let o = train_pair(&a, &b, &run, &[&every[..], &["--steps", "6"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success()
@@ -172,8 +145,7 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
 #[test]
 fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let a = small_dataset(dir.path(), "A", "data/carphone_pristine.mp4");
-    let b = small_dataset(dir.path(), "B", "data/movie.avi");
+    let (a, b) = sample_pair(dir.path());
     let p = dir.path().join("pretrain");
     let o = host_trainer(
         "pretrain",
@@ -209,24 +181,12 @@ fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
 
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
-    let o = host_trainer(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            r,
-            "--init",
-            warm.to_str().unwrap(),
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-            "--snapshot-at",
-            "1",
-        ],
+    let (w, one) = (warm.to_str().unwrap(), "1");
+    let o = train_pair(
+        &a,
+        &b,
+        &run,
+        &["--init", w, "--steps", one, "--snapshot-at", one],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("generator starts from"));
@@ -255,22 +215,12 @@ fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
     assert!(eval["identity"].is_null());
 
     // A warm start of another architecture is refused by name, not loaded half-way.
-    let o = host_trainer(
-        "train",
-        &[
-            "--a",
-            &a,
-            "--b",
-            &b,
-            "--out",
-            dir.path().join("other").to_str().unwrap(),
-            "--preset",
-            "original",
-            "--init",
-            warm.to_str().unwrap(),
-            "--steps",
-            "1",
-        ],
+    let other = dir.path().join("other");
+    let o = train_pair(
+        &a,
+        &b,
+        &other,
+        &["--preset", "original", "--init", w, "--steps", "1"],
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
