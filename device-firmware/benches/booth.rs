@@ -34,6 +34,7 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
     std::fs::copy(onnx, dir.join("models/swap.onnx")).unwrap();
     let key = SigningKey::from_bytes(&[9; 32]);
     let manifest = Manifest {
+        serial: 1,
         producer: "booth bench".into(),
         created: String::new(),
         crop: FaceCropSpec::default(),

@@ -15,3 +15,5 @@ pub mod models;
 pub mod overlay;
 pub mod pipeline;
 pub mod source;
+pub mod store;
+pub mod updates;

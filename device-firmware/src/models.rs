@@ -46,17 +46,45 @@ impl LoadedBundle {
     pub fn crop(&self) -> &FaceCropSpec {
         &self.manifest.crop
     }
+
+    /// Runs every model once on a synthetic face (a smooth gradient at the bundle's crop size)
+    /// and checks the outputs are finite: a model gone bad (NaN weights, a broken graph) is
+    /// caught at activation, before any visitor sees it and whether or not a face is in view.
+    pub fn self_test(&self) -> Result<(), String> {
+        use facekit::swap::FaceSwapper;
+        let face = |size: u32| {
+            image::RgbImage::from_fn(size, size, |x, y| {
+                let v = |a: u32| (64 + a * 128 / size.max(1)) as u8;
+                image::Rgb([v(x), v(y), v((x + y) / 2)])
+            })
+        };
+        if let Some((person, swapper)) = &self.swap {
+            swapper
+                .swap(&face(self.crop().size))
+                .map_err(|e| format!("swap model into {person}: {e}"))?;
+        }
+        if let Some((model, crop)) = &self.detector {
+            let out = model
+                .run(facekit::swap::to_input(
+                    &face(crop.size),
+                    &crop.normalisation,
+                ))
+                .map_err(|e| format!("fake detector: {e}"))?;
+            match out.first().and_then(|v| v.first()) {
+                Some(p) if p.is_finite() => {}
+                _ => return Err("fake detector: no finite score".into()),
+            }
+        }
+        Ok(())
+    }
 }
 
-pub fn load(
-    dir: &Path,
-    trusted: &[String],
-    swap_to: Option<&str>,
-) -> Result<LoadedBundle, ModelError> {
+/// The booth's trusted keys from their hex text.
+pub fn trusted_keys(trusted: &[String]) -> Result<Vec<bundle::VerifyingKey>, ModelError> {
     if trusted.is_empty() {
         return Err(ModelError::NoTrustedKeys);
     }
-    let keys = trusted
+    trusted
         .iter()
         .map(|k| {
             bundle::parse_public_key(k).map_err(|cause| ModelError::BadKey {
@@ -64,12 +92,30 @@ pub fn load(
                 cause,
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// Checks the bundle in `dir` and builds its models.
+pub fn load(
+    dir: &Path,
+    trusted: &[String],
+    swap_to: Option<&str>,
+) -> Result<LoadedBundle, ModelError> {
+    let keys = trusted_keys(trusted)?;
     let verified = bundle::open(dir, &keys)?;
+    build(dir, &verified, swap_to)
+}
+
+/// Builds the models of a bundle checked by [`bundle::open`], from the bytes the check read.
+pub fn build(
+    dir: &Path,
+    verified: &bundle::VerifiedBundle,
+    swap_to: Option<&str>,
+) -> Result<LoadedBundle, ModelError> {
     let signer = verified.signer_hex();
     let manifest = verified.manifest.clone();
     // The models are built from the bytes the check read, never from the files again.
-    let build = |file: &str| {
+    let model_from = |file: &str| {
         let shown = dir.join(file).display().to_string();
         let bytes = verified.file(file).ok_or_else(|| ModelError::Model {
             file: shown.clone(),
@@ -102,13 +148,13 @@ pub fn load(
     let swap = match entry {
         Some(m) => Some((
             m.to.clone().unwrap_or_default(),
-            OnnxSwapper::new(build(&m.file)?, manifest.crop.clone()),
+            OnnxSwapper::new(model_from(&m.file)?, manifest.crop.clone()),
         )),
         None => None,
     };
     let detector = match manifest.model(ModelKind::Detector, None) {
         Some(m) => Some((
-            build(&m.file)?,
+            model_from(&m.file)?,
             m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
         )),
         None => None,
@@ -136,6 +182,11 @@ impl ModelSlot {
     pub fn current(&self) -> Option<Arc<LoadedBundle>> {
         // A panic elsewhere cannot leave the slot half-written: it holds one Arc.
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Serves `bundle` from the next frame on (`None`: faces only).
+    pub fn set(&self, bundle: Option<LoadedBundle>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = bundle.map(Arc::new);
     }
 
     /// Loads `dir`; on success it serves from now on, on failure the old bundle stays.

@@ -148,6 +148,10 @@ pub struct FileEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Rises with every bundle a host exports (seconds since 1970 unless given): a booth refuses
+    /// a bundle older than the newest it has accepted, so a withdrawn model (or consent) cannot
+    /// be brought back by replaying an old signed bundle.
+    pub serial: u64,
     pub producer: String,
     pub created: String,
     /// The crop every model in the bundle expects: size, template, normalisation.
@@ -542,6 +546,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("models")).unwrap();
         std::fs::write(dir.join("models/swap.onnx"), b"not really onnx, but hashed").unwrap();
         Manifest {
+            serial: 1,
             producer: "test".into(),
             created: "2026-11-25T00:00:00Z".into(),
             crop: FaceCropSpec::default(),

@@ -2,7 +2,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Bumped whenever a type in this crate changes its encoding.
 /// 2: bundle model entries carry their own crop spec (detectors crop wider than swap models).
-pub const FORMAT_VERSION: u16 = 3;
+/// 3: detector entries carry their calibrated threshold.
+/// 4: manifests carry a monotonic `serial` (booths refuse an older one); the serving record.
+pub const FORMAT_VERSION: u16 = 4;
 /// Leading bytes of every encoded envelope, so a random file is told apart from an old version.
 pub const MAGIC: [u8; 4] = *b"DPL\0";
 

@@ -5,9 +5,11 @@
 //! trainer learned on is the one the device crops with, because both read it from here (and,
 //! later, from the bundle manifest that embeds it).
 
+pub mod archive;
 pub mod bundle;
 mod crop;
 mod envelope;
+pub mod serving;
 
 pub use crop::{ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES};
 pub use envelope::{decode, encode, Envelope, ProtoError, FORMAT_VERSION, MAGIC};

@@ -165,6 +165,7 @@ pub fn write_bundle(dir: &Path, steps: i64, with_detector: bool) {
         .map(|m| file_entry(dir, &m.file).unwrap())
         .collect();
     let manifest = Manifest {
+        serial: steps.max(0) as u64,
         producer: "device tests".into(),
         created: "2026-11-25T00:00:00Z".into(),
         crop,

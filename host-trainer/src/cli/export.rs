@@ -43,6 +43,10 @@ pub struct Args {
     /// Where tch computes the reference outputs the graphs are checked against.
     #[command(flatten)]
     device: DeviceArg,
+    /// The bundle's serial (booths refuse one older than the newest they accepted); default:
+    /// seconds since 1970.
+    #[arg(long)]
+    serial: Option<u64>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -57,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
         detector: args.detector,
         key_dir: args.keys.unwrap_or_else(keys::default_dir),
         device: args.device.resolve()?,
+        serial: args.serial,
     };
     let s = export::export(&opts)
         .with_context(|| format!("exporting {} to {}", args.run.display(), args.out.display()))?;

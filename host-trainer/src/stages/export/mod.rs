@@ -40,6 +40,15 @@ pub struct ExportOptions {
     pub detector: Option<PathBuf>,
     pub key_dir: PathBuf,
     pub device: Device,
+    /// The bundle's serial; default: seconds since 1970 at export (rises with every export).
+    pub serial: Option<u64>,
+}
+
+/// Seconds since 1970: rises from one export to the next on any host with a sane clock.
+fn default_serial() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs())
 }
 
 /// What `export` did, for the CLI to print.
@@ -96,6 +105,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         .map(|m| file_entry(staging.dir(), &m.file))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let manifest = Manifest {
+        serial: opts.serial.unwrap_or_else(default_serial),
         producer: format!("doppel host-trainer {}", env!("CARGO_PKG_VERSION")),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         crop: generator.crop.clone(),
