@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     NextMode,
+    /// From the console.
+    SetMode(crate::config::Mode),
     Quit,
 }
 

@@ -159,8 +159,6 @@ pub struct DisplayConfig {
     pub fb_stride: u32,
     /// 16 (RGB565) or 32 (XRGB8888).
     pub fb_bits: u32,
-    /// Serve an MJPEG stream on this address (e.g. "0.0.0.0:8080"); empty = off.
-    pub http: String,
     pub lcd_model: LcdModel,
     pub lcd_spi: PathBuf,
     pub lcd_gpio_chip: PathBuf,
@@ -180,7 +178,6 @@ impl Default for DisplayConfig {
             fb_height: 0,
             fb_stride: 0,
             fb_bits: 32,
-            http: String::new(),
             lcd_model: LcdModel::St7789,
             lcd_spi: PathBuf::from("/dev/spidev0.0"),
             lcd_gpio_chip: PathBuf::from("/dev/gpiochip0"),
@@ -190,6 +187,53 @@ impl Default for DisplayConfig {
             lcd_height: 320,
             lcd_spi_hz: 40_000_000,
         }
+    }
+}
+
+/// The operator console and update API (see `console`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address to serve on, e.g. "0.0.0.0:8080" (port 0 picks a free one); "" = no console.
+    pub listen: String,
+    /// Open connections at most; more are closed at once (and counted).
+    pub max_connections: usize,
+    /// Live views at most; more get 503.
+    pub max_stream_clients: usize,
+    /// Live-view frames per second at most (JPEG encoding costs the display thread).
+    pub stream_fps: u32,
+    pub upload_limit_mb: u64,
+    pub upload_timeout_s: u64,
+    /// A client must send its request headers within this long.
+    pub header_timeout_s: u64,
+    /// A browser on the booth itself may watch the live view without the token (kiosk).
+    pub loopback_view: bool,
+    /// A new bundle must process this many frames without an error...
+    pub trial_frames: u64,
+    /// ...within this long after activation, or the previous one serves again.
+    pub trial_seconds: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_connections: 64,
+            max_stream_clients: 8,
+            stream_fps: 15,
+            upload_limit_mb: 512,
+            upload_timeout_s: 600,
+            header_timeout_s: 10,
+            loopback_view: true,
+            trial_frames: 30,
+            trial_seconds: 60,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn upload_limit_bytes(&self) -> u64 {
+        self.upload_limit_mb.saturating_mul(1024 * 1024)
     }
 }
 
@@ -225,6 +269,9 @@ pub struct DaemonConfig {
     pub pipeline: PipelineConfig,
     pub display: DisplayConfig,
     pub button: ButtonConfig,
+    pub console: ConsoleConfig,
+    /// Kept bundles, the serving record, the operator token, calibrations (see `store`).
+    pub state_dir: PathBuf,
     /// Bundle folder from `host-trainer export`; without one the booth only detects faces.
     pub bundle: Option<PathBuf>,
     /// Public keys (hex) whose bundles this booth accepts; empty = refuse every bundle.
@@ -367,6 +414,68 @@ impl DaemonConfig {
         if self.save_every == 0 {
             return bad("save_every", "0".into(), "1 or more");
         }
+        let c = &self.console;
+        for (key, v, range, allowed) in [
+            (
+                "console.max_connections",
+                c.max_connections as u64,
+                1..=4096,
+                "1 to 4096",
+            ),
+            (
+                "console.max_stream_clients",
+                c.max_stream_clients as u64,
+                1..=256,
+                "1 to 256",
+            ),
+            (
+                "console.stream_fps",
+                u64::from(c.stream_fps),
+                1..=60,
+                "1 to 60",
+            ),
+            (
+                "console.upload_limit_mb",
+                c.upload_limit_mb,
+                1..=768,
+                "1 to 768",
+            ),
+            (
+                "console.upload_timeout_s",
+                c.upload_timeout_s,
+                1..=3600,
+                "1 to 3600",
+            ),
+            (
+                "console.header_timeout_s",
+                c.header_timeout_s,
+                1..=120,
+                "1 to 120",
+            ),
+            (
+                "console.trial_frames",
+                c.trial_frames,
+                1..=100_000,
+                "1 to 100000",
+            ),
+            (
+                "console.trial_seconds",
+                c.trial_seconds,
+                1..=3600,
+                "1 to 3600",
+            ),
+        ] {
+            if !range.contains(&v) {
+                return bad(key, v.to_string(), allowed);
+            }
+        }
+        if c.max_stream_clients > c.max_connections {
+            return bad(
+                "console.max_stream_clients",
+                c.max_stream_clients.to_string(),
+                "at most console.max_connections",
+            );
+        }
         for k in &self.trusted_keys {
             if shared_proto::bundle::parse_public_key(k).is_err() {
                 return bad(
@@ -392,6 +501,8 @@ impl Default for DaemonConfig {
             pipeline: PipelineConfig::default(),
             display: DisplayConfig::default(),
             button: ButtonConfig::default(),
+            console: ConsoleConfig::default(),
+            state_dir: PathBuf::from("/var/lib/doppel"),
             bundle: None,
             trusted_keys: Vec::new(),
             save_frames: false,

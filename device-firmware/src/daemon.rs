@@ -9,15 +9,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use shared_proto::bundle::DEFAULT_FAKE_THRESHOLD;
 
 use crate::button::Control;
-use crate::config::{DaemonConfig, DisplayKind};
-use crate::display::{framebuffer::Framebuffer, mjpeg::MjpegServer, png::PngFrames, FrameSink};
+use crate::calibration::{self, Calibrator, ThresholdSource};
+use crate::config::{DaemonConfig, DisplayKind, Mode};
+use crate::console::board::{Board, ConsoleSink, FrameReport};
+use crate::display::{framebuffer::Framebuffer, png::PngFrames, FrameSink};
 use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
 use crate::pipeline::{FrameResult, Pipeline, StageTimes};
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
+use crate::updates::Updates;
 
 /// A one-item hand-over between threads. Lossy: `put` replaces an unread item (counted as
 /// dropped). Lossless: `put` waits until the item was taken.
@@ -165,7 +167,6 @@ pub struct Stats {
     pub seconds: f64,
     pub mode_changes: u64,
     pub reloads: u64,
-    pub mjpeg: Option<std::net::SocketAddr>,
 }
 
 struct Frame {
@@ -174,19 +175,43 @@ struct Frame {
     decode_ms: f64,
 }
 
-/// Operator controls the loop watches.
+/// Operator controls the loop watches, and what it reports to.
 pub struct Controls {
     pub stop: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
     pub events: Receiver<Control>,
     /// Frames processed so far (for watchdogs and the soak test).
     pub progress: Arc<AtomicU64>,
+    /// Told of every frame, so a bundle on trial is confirmed or rolled back.
+    pub updates: Option<Arc<Updates>>,
+    /// Records scores while the operator calibrates; holds the camera's threshold.
+    pub calibrator: Option<Arc<Calibrator>>,
+    /// The console's view of the booth: figures, the live image, log lines.
+    pub board: Option<Arc<Board>>,
+    /// Live-view frames per second at most.
+    pub stream_fps: u32,
 }
 
-/// The configured outputs, and the MJPEG address when streaming.
-type Outputs = (Vec<Box<dyn FrameSink>>, Option<std::net::SocketAddr>);
+impl Controls {
+    /// Controls steered by `events` alone (no console, no updates).
+    pub fn new(events: Receiver<Control>) -> Self {
+        Self {
+            stop: Arc::default(),
+            reload: Arc::default(),
+            events,
+            progress: Arc::default(),
+            updates: None,
+            calibrator: None,
+            board: None,
+            stream_fps: 15,
+        }
+    }
+}
 
-fn displays(cfg: &DaemonConfig) -> Result<Outputs, DaemonError> {
+fn displays(
+    cfg: &DaemonConfig,
+    controls: &Controls,
+) -> Result<Vec<Box<dyn FrameSink>>, DaemonError> {
     let mut out: Vec<Box<dyn FrameSink>> = Vec::new();
     match cfg.display.kind {
         DisplayKind::Headless => {}
@@ -200,11 +225,11 @@ fn displays(cfg: &DaemonConfig) -> Result<Outputs, DaemonError> {
             ));
         }
     }
-    let mut mjpeg = None;
-    if !cfg.display.http.is_empty() {
-        let server = MjpegServer::bind(&cfg.display.http)?;
-        mjpeg = Some(server.address);
-        out.push(Box::new(server));
+    if let Some(board) = &controls.board {
+        out.push(Box::new(ConsoleSink::new(
+            board.clone(),
+            controls.stream_fps,
+        )));
     }
     if cfg.save_frames {
         out.push(Box::new(PngFrames::new(
@@ -212,7 +237,7 @@ fn displays(cfg: &DaemonConfig) -> Result<Outputs, DaemonError> {
             cfg.save_every,
         )?));
     }
-    Ok((out, mjpeg))
+    Ok(out)
 }
 
 /// Runs the booth until the source ends, `max_frames` is reached or `controls.stop` is set.
@@ -231,7 +256,7 @@ pub fn run(
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
-    let (outputs, mjpeg) = displays(cfg)?;
+    let outputs = displays(cfg, controls)?;
     let camera = source::is_camera(&cfg.source.input);
     let lossy = cfg.realtime.unwrap_or(camera);
     // A file that cannot be opened is an error now; a camera may come later.
@@ -245,10 +270,7 @@ pub fn run(
     let capture = spawn_capture(cfg, camera, captured.clone(), stop.clone())?;
     let display = spawn_display(outputs, shown.clone())?;
 
-    let mut stats = Stats {
-        mjpeg,
-        ..Default::default()
-    };
+    let mut stats = Stats::default();
     let started = Instant::now();
     let rate = cfg.source.fps.max(1) as f32;
     let (mut fps, mut last) = (0f32, Instant::now());
@@ -260,6 +282,13 @@ pub fn run(
             Taken::Closed => break,
             Taken::Nothing => {
                 steer(controls, &mut pipeline, &mut stats);
+                // No frame: a trial or a calibration may still run out of time.
+                if let Some(u) = &controls.updates {
+                    u.frame_done(None);
+                }
+                if let Some(c) = &controls.calibrator {
+                    c.observe(None);
+                }
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -277,6 +306,9 @@ pub fn run(
             Ok(f) => f,
             Err(message) if camera => {
                 stats.camera_lost += 1;
+                if let Some(board) = &controls.board {
+                    board.camera_lost(&message);
+                }
                 shown.put(overlay::camera_lost(lost_w, lost_h, &message));
                 continue;
             }
@@ -288,6 +320,12 @@ pub fn run(
         let mut image = frame.image;
         (lost_w, lost_h) = image.dimensions();
         let bundle = models.current();
+        // A calibration scores every face, whatever the operator's mode.
+        let chosen_mode = pipeline.mode;
+        let calibrating = controls.calibrator.as_ref().is_some_and(|c| c.recording());
+        if calibrating {
+            pipeline.mode = Mode::Detect;
+        }
         let r = pipeline.process(&mut image, bundle.as_deref(), rate);
         let t = Instant::now();
         let dt = last.elapsed().as_secs_f32().max(1e-6);
@@ -302,9 +340,36 @@ pub fn run(
             tracing::error!("frame {}: {e}", stats.frames);
         }
         let latency_ms = frame.captured.elapsed().as_secs_f32() * 1e3;
-        let hud = hud(cfg, &pipeline, bundle.as_deref(), &r, fps, latency_ms);
+        let threshold = threshold(cfg, controls, bundle.as_deref());
+        let hud = hud(
+            &pipeline,
+            bundle.as_deref(),
+            &r,
+            fps,
+            latency_ms,
+            threshold.0,
+        );
         overlay::draw(&mut image, &hud);
-        stats.draw_ms += t.elapsed().as_secs_f64() * 1e3;
+        let draw_ms = t.elapsed().as_secs_f64() * 1e3;
+        stats.draw_ms += draw_ms;
+        if let Some(u) = &controls.updates {
+            u.frame_done(Some(&r));
+        }
+        if let Some(c) = &controls.calibrator {
+            c.observe(r.score);
+        }
+        if let Some(board) = &controls.board {
+            board.frame(FrameReport {
+                result: &r,
+                mode: pipeline.mode,
+                fps,
+                latency_ms,
+                decode_ms: frame.decode_ms,
+                draw_ms,
+                threshold,
+            });
+        }
+        pipeline.mode = chosen_mode;
         stats.decode_ms += frame.decode_ms;
         stats.count(&r);
         controls.progress.store(stats.frames, Ordering::Relaxed);
@@ -377,19 +442,39 @@ fn steer(controls: &Controls, pipeline: &mut Pipeline, stats: &mut Stats) {
                 stats.mode_changes += 1;
                 tracing::info!("mode: {}", pipeline.mode.name());
             }
+            Control::SetMode(mode) => {
+                if pipeline.mode != mode {
+                    pipeline.mode = mode;
+                    stats.mode_changes += 1;
+                    tracing::info!("mode: {}", pipeline.mode.name());
+                }
+            }
             Control::Quit => controls.stop.store(true, Ordering::Relaxed),
         }
     }
 }
 
+/// The fake threshold in use: this camera's calibration, the config's, the bundle's.
+fn threshold(
+    cfg: &DaemonConfig,
+    controls: &Controls,
+    bundle: Option<&LoadedBundle>,
+) -> (f32, ThresholdSource) {
+    let manifest = bundle.map(|b| &b.manifest);
+    match &controls.calibrator {
+        Some(c) => c.threshold(cfg.pipeline.fake_threshold, manifest),
+        None => calibration::resolve_without_calibration(cfg.pipeline.fake_threshold, manifest),
+    }
+}
+
 /// What the overlay shows for one processed frame.
 fn hud(
-    cfg: &DaemonConfig,
     pipeline: &Pipeline,
     bundle: Option<&LoadedBundle>,
     r: &FrameResult,
     fps: f32,
     latency_ms: f32,
+    threshold: f32,
 ) -> Hud {
     let warning = match (bundle, pipeline.mode) {
         (None, m) if m.swaps() || m.scores() => Some("no bundle: showing faces only".into()),
@@ -401,12 +486,7 @@ fn hud(
         fps,
         latency_ms,
         model: bundle.map(|b| b.version.clone()).unwrap_or_default(),
-        score: r.score.map(|s| {
-            let threshold = cfg.pipeline.fake_threshold.unwrap_or_else(|| {
-                bundle.map_or(DEFAULT_FAKE_THRESHOLD, |b| b.manifest.fake_threshold())
-            });
-            (s, threshold)
-        }),
+        score: r.score.map(|s| (s, threshold)),
         cues: r.cues,
         face: r.face.clone(),
         warning,

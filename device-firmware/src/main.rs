@@ -38,9 +38,14 @@ struct RunArgs {
     mode: Option<Mode>,
     #[arg(long, value_enum)]
     display: Option<DisplayKind>,
-    /// Serve an MJPEG stream on this address (e.g. 0.0.0.0:8080).
+    /// Serve the operator console and update API here (e.g. 0.0.0.0:8080, port 0 = any free
+    /// port; "" = none). Default: the config's `console.listen`, 0.0.0.0:8080.
     #[arg(long)]
     http: Option<String>,
+    /// State folder: kept bundles, the serving record, operator.token, calibrations. Created
+    /// on first start.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// Turn saving on: write displayed frames as PNG into this folder.
     #[arg(long)]
     save_frames: Option<PathBuf>,
@@ -92,21 +97,33 @@ fn main() {
         tracing::error!("panic: {info}");
         default_hook(info);
     }));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    if let Err(e) = run(Cli::parse()) {
+    // The console shows the latest log lines; they go to stderr (journald) as before.
+    let board = Arc::new(device_firmware::console::Board::default());
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(device_firmware::console::LogLayer(board.clone()))
+            .init();
+    }
+    // `FAILPOINTS=update-<step>=return` (tests only) kills the booth at that update step.
+    let _failpoints = fail::FailScenario::setup();
+    if let Err(e) = run(Cli::parse(), board) {
         // One line the operator can act on; the chain carries the file and the fix.
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn booth(args: RunArgs) -> Result<()> {
-    use device_firmware::{button, daemon, models::ModelSlot};
+fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<()> {
+    use device_firmware::calibration::{camera_id, Calibrator};
+    use device_firmware::updates::{TrialPolicy, Updates};
+    use device_firmware::{button, console, daemon, models::ModelSlot};
     let mut cfg: DaemonConfig = match &args.config {
         Some(p) => {
             let text =
@@ -135,7 +152,10 @@ fn booth(args: RunArgs) -> Result<()> {
         cfg.display.kind = d;
     }
     if let Some(h) = args.http {
-        cfg.display.http = h;
+        cfg.console.listen = h;
+    }
+    if let Some(dir) = args.state_dir {
+        cfg.state_dir = dir;
     }
     if let Some(dir) = args.save_frames {
         cfg.save_frames = true;
@@ -175,15 +195,62 @@ fn booth(args: RunArgs) -> Result<()> {
         anyhow::bail!("button.gpio_chip is set but this build has no `gpio` feature");
     }
     let models = ModelSlot::default();
+    let policy = TrialPolicy {
+        frames: cfg.console.trial_frames,
+        within: std::time::Duration::from_secs(cfg.console.trial_seconds),
+    };
+    // The state folder serves what was last confirmed (or nothing: faces only, until a deploy).
+    let (updates, _recovery) = Updates::open(
+        &cfg.state_dir,
+        &cfg.trusted_keys,
+        cfg.pipeline.swap_to.clone(),
+        models.clone(),
+        policy,
+    )
+    .with_context(|| {
+        format!(
+            "opening the state folder {} (make it writable for the booth, or pass --state-dir)",
+            cfg.state_dir.display()
+        )
+    })?;
+    let updates = Arc::new(updates);
     if let Some(dir) = &cfg.bundle {
-        // Refused bundles are logged by the slot; the booth still runs (faces only).
+        // A bundle named in the config or on the command line serves instead, until a deploy.
+        // Refused bundles are logged by the slot; the booth still runs.
         let _ = models.reload(dir, &cfg.trusted_keys, cfg.pipeline.swap_to.as_deref());
+    }
+    let calibrator = Arc::new(Calibrator::open(
+        &updates.calibration_dir(),
+        camera_id(&cfg.source.input),
+    ));
+    if !cfg.console.listen.is_empty() {
+        let started = console::start(console::AppState {
+            board: board.clone(),
+            updates: updates.clone(),
+            calibrator: calibrator.clone(),
+            models: models.clone(),
+            config: cfg.console.clone(),
+            fake_threshold: cfg.pipeline.fake_threshold,
+            input: cfg.source.input.display().to_string(),
+            controls: std::sync::Mutex::new(tx.clone()),
+            sessions: Default::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(cfg.console.max_stream_clients)),
+        })?;
+        // Tests and scripts read the address from this line (the port may be chosen by the OS).
+        eprintln!(
+            "operator console: http://{}/ (token in {})",
+            started.address,
+            cfg.state_dir.join(device_firmware::store::TOKEN).display()
+        );
     }
     let controls = daemon::Controls {
         stop,
         reload,
-        events,
-        progress: Default::default(),
+        updates: Some(updates),
+        calibrator: Some(calibrator),
+        board: Some(board),
+        stream_fps: cfg.console.stream_fps,
+        ..daemon::Controls::new(events)
     };
     let last = Mutex::new(None);
     let stats = daemon::run(&cfg, &controls, &models, Some(&last))
@@ -211,9 +278,6 @@ fn booth(args: RunArgs) -> Result<()> {
         t.score / n,
         stats.draw_ms / n
     );
-    if let Some(addr) = stats.mjpeg {
-        println!("MJPEG stream was at http://{addr}/");
-    }
     if cfg.save_frames {
         println!("frames: {}", cfg.save_dir.display());
     }
@@ -227,9 +291,9 @@ fn booth(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
     match cli.command {
-        Command::Run(args) => booth(args),
+        Command::Run(args) => booth(args, board),
         Command::FindFaces {
             input,
             out,

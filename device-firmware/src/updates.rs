@@ -65,6 +65,15 @@ pub struct Updates {
     watch: Mutex<Option<Watch>>,
 }
 
+/// How far the bundle on trial has come.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialProgress {
+    pub serial: u64,
+    pub clean_frames: u64,
+    pub frames_needed: u64,
+    pub seconds_left: f32,
+}
+
 /// A kept bundle, for the console's history table.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeptBundle {
@@ -260,10 +269,7 @@ impl Updates {
                     ))
                 })
             });
-            match verdict {
-                Some(v) => Some((watch.take().map(|w| w.serial).unwrap_or_default(), v)),
-                None => None,
-            }
+            verdict.map(|v| (watch.take().map(|w| w.serial).unwrap_or_default(), v))
         };
         let Some((serial, verdict)) = verdict else {
             return;
@@ -281,6 +287,25 @@ impl Updates {
         if let Err(e) = outcome {
             tracing::error!("recording the trial of bundle {serial}: {e}");
         }
+    }
+
+    /// A fresh staging folder for an upload in progress (removed by the caller, or at the
+    /// next start).
+    pub fn new_incoming(&self) -> Result<std::path::PathBuf, UpdateError> {
+        Ok(lock(&self.store).new_staging()?)
+    }
+
+    /// The trial in progress, for the console and `host-trainer deploy`.
+    pub fn trial(&self) -> Option<TrialProgress> {
+        lock(&self.watch).as_ref().map(|w| TrialProgress {
+            serial: w.serial,
+            clean_frames: w.clean,
+            frames_needed: self.policy.frames,
+            seconds_left: w
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f32(),
+        })
     }
 
     pub fn record(&self) -> ServingRecord {

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use device_firmware::button::Control;
 use device_firmware::config::{DaemonConfig, Mode};
 use device_firmware::daemon::{run, Controls};
@@ -24,15 +21,7 @@ fn config(bundle: &std::path::Path, frames: u64) -> DaemonConfig {
 
 fn controls() -> (Controls, std::sync::mpsc::Sender<Control>) {
     let (tx, events) = std::sync::mpsc::channel();
-    (
-        Controls {
-            stop: Arc::new(AtomicBool::new(false)),
-            reload: Arc::new(AtomicBool::new(false)),
-            events,
-            progress: Default::default(),
-        },
-        tx,
-    )
+    (Controls::new(events), tx)
 }
 
 #[test]

@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-
 use device_firmware::config::{DisplayConfig, DisplayKind, Mode};
 use device_firmware::display::framebuffer::{unpack_pixel, Framebuffer};
-use device_firmware::display::mjpeg::MjpegServer;
 use device_firmware::display::FrameSink;
 use device_firmware::overlay::{self, Hud};
 use device_firmware::pipeline::BoothCues;
@@ -74,39 +71,6 @@ fn framebuffer_files_hold_the_frame_in_rgb565_and_xrgb8888_with_padded_strides()
         .unwrap()
         .to_string();
     assert!(err.contains("fb_width"), "{err}");
-}
-
-#[test]
-fn mjpeg_clients_receive_the_newest_frame_as_jpeg() {
-    let mut server = MjpegServer::bind("127.0.0.1:0").unwrap();
-    let frame = common::frames("data/movie.avi", 1).remove(0);
-    server.show(&frame).unwrap();
-    let stream = std::net::TcpStream::connect(server.address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut r = BufReader::new(stream);
-    let mut status = String::new();
-    r.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.0 200"), "{status}");
-    let mut length = None;
-    let mut saw_multipart = false;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        saw_multipart |= line.contains("multipart/x-mixed-replace");
-        if let Some(v) = line.strip_prefix("Content-Length: ") {
-            length = Some(v.trim().parse::<usize>().unwrap());
-        }
-        if line == "\r\n" && length.is_some() {
-            break;
-        }
-    }
-    assert!(saw_multipart);
-    let mut jpeg = vec![0; length.unwrap()];
-    r.read_exact(&mut jpeg).unwrap();
-    let decoded = image::load_from_memory(&jpeg).unwrap().to_rgb8();
-    assert_eq!(decoded.dimensions(), frame.dimensions());
 }
 
 /// Renders the detect-mode overlay on a fixed frame. The golden file is regenerated with

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,10 +41,8 @@ fn ten_thousand_frames_keep_memory_flat() {
     cfg.max_frames = Some(FRAMES);
     let progress = Arc::new(AtomicU64::new(0));
     let controls = Controls {
-        stop: Arc::new(AtomicBool::new(false)),
-        reload: Arc::new(AtomicBool::new(false)),
-        events: std::sync::mpsc::channel().1,
         progress: progress.clone(),
+        ..Controls::new(std::sync::mpsc::channel().1)
     };
     let watcher = std::thread::spawn(move || {
         while progress.load(Ordering::Relaxed) < 500 {

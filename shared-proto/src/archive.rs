@@ -164,7 +164,9 @@ mod tests {
         assert_eq!(pack(src.path()).unwrap(), packed);
 
         use tar::EntryType as T;
-        let hostile: [(&[(&str, T, &[u8])], &str); 5] = [
+        /// Entries of a hand-made archive: name, type, content.
+        type Entries<'a> = &'a [(&'a str, T, &'a [u8])];
+        let hostile: [(Entries, &str); 5] = [
             (&[("../escape", T::Regular, b"x")], "not allowed"),
             (&[("/etc/passwd", T::Regular, b"x")], "not allowed"),
             (&[("link", T::Symlink, b"")], "not allowed"),

@@ -1,11 +1,10 @@
 //! Where finished frames go. One small trait, [`FrameSink`], that every backend implements:
-//! the Linux framebuffer, an SPI LCD (feature `lcd`), an MJPEG stream for a browser kiosk, and
-//! PNG files when the operator allows saving frames.
+//! the Linux framebuffer, an SPI LCD (feature `lcd`), the console's live view
+//! (`console::ConsoleSink`) and PNG files when the operator allows saving frames.
 
 pub mod framebuffer;
 #[cfg(feature = "lcd")]
 pub mod lcd;
-pub mod mjpeg;
 pub mod png;
 
 use image::RgbImage;

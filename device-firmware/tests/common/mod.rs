@@ -3,6 +3,8 @@
 //! predictable); the "detector" scores mean brightness.
 #![allow(dead_code)]
 
+pub mod booth;
+
 use std::path::{Path, PathBuf};
 
 use model_spec::onnx::{self, attr_int, attr_ints, GraphBuilder};

@@ -47,6 +47,13 @@ pub struct Args {
     /// seconds since 1970.
     #[arg(long)]
     serial: Option<u64>,
+    /// Then deploy the bundle to this booth (needs --deploy-token-file), as `host-trainer
+    /// deploy` does.
+    #[arg(long, requires = "deploy_token_file")]
+    deploy: Option<String>,
+    /// The booth's operator token, for --deploy.
+    #[arg(long)]
+    deploy_token_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -73,6 +80,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     print_summary(&s);
     println!("bundle: {} (signed by {})", args.out.display(), s.signer);
+    if let Some(url) = args.deploy {
+        let target = super::deploy::Target {
+            to: Some(url),
+            token_file: args.deploy_token_file,
+            fleet: None,
+            wait_s: 180,
+        };
+        super::deploy::to_target(&args.out, &target)?;
+    }
     Ok(())
 }
 

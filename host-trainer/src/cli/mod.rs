@@ -4,6 +4,7 @@
 
 mod common;
 mod convert;
+mod deploy;
 mod detect;
 mod doctor;
 mod eval;
@@ -60,6 +61,9 @@ enum Command {
     Keys(keys::Args),
     /// Write a trained run as a signed bundle of ONNX models (optionally int8), checked in tract.
     Export(export::Args),
+    /// Send a bundle to a booth (or a fleet): upload, verify on the booth, activate on trial,
+    /// wait for the verdict, print the booth's status.
+    Deploy(deploy::Args),
     /// Print a bundle's manifest as JSON (after checking its integrity).
     Inspect(inspect::Args),
     /// Check a bundle's signature, format version and file hashes as a device would.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => detect::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Export(args) => export::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Verify(args) => verify::run(args),
         Command::ModelInfo(args) => model_info::run(args),

@@ -2,9 +2,10 @@
 //! stages before it (`crate::artefacts`) and writes its own; it never imports another stage.
 //!
 //! extract → dataset → train → run → eval (eval.json) / convert (video) → fake_detector
-//! (detector folder) → export (bundle) → the booth; detect_fakes scores a video with a bundle.
+//! (detector folder) → export (bundle) → deploy (to booths); detect_fakes scores a video with a bundle.
 
 pub mod convert;
+pub mod deploy;
 pub mod detect_fakes;
 pub mod eval;
 pub mod export;

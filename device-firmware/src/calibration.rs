@@ -1,0 +1,298 @@
+//! The fake detector's threshold measured on this booth's camera. A detector trained on other
+//! cameras scores this camera's real visitors higher or lower than it did at home (see the
+//! detector issue's figures); the operator records a few seconds of real visitors and the
+//! threshold is set so that only the chosen fraction of those real frames would be called FAKE.
+//!
+//! The result is kept per camera in `<state>/calibration/<camera>.toml`, tied to the detector
+//! file's sha256: a new detector needs a new calibration. Precedence when the booth scores a
+//! face: this calibration, then `pipeline.fake_threshold` from the config, then the bundle's.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shared_proto::bundle::{Manifest, ModelKind, DEFAULT_FAKE_THRESHOLD};
+
+/// Fewer scored frames than this cannot place a threshold at a false-alarm rate of a few %.
+pub const MIN_FRAMES: usize = 20;
+/// The longest recording the console may ask for.
+pub const MAX_SECONDS: u64 = 120;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub camera: String,
+    pub threshold: f32,
+    pub false_alarm_rate: f32,
+    /// Scored frames it was measured on.
+    pub frames: usize,
+    /// sha256 of the detector file it belongs to.
+    pub detector_sha256: String,
+    pub measured: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    #[error("a calibration is already running")]
+    Busy,
+    #[error("the bundle in service has no fake detector to calibrate")]
+    NoDetector,
+    #[error("seconds must be 1 to {MAX_SECONDS} and false_alarm_rate between 0.001 and 0.5")]
+    BadRequest,
+    #[error("only {0} frames with a face were scored (at least {MIN_FRAMES} needed): have a visitor face the camera and try again")]
+    TooFewFaces(usize),
+    #[error("the booth stopped before the calibration finished")]
+    Interrupted,
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the threshold in use came from (shown on the console).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdSource {
+    Calibration,
+    Config,
+    Bundle,
+    Default,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Calibration, CalibrationError>>;
+
+struct Recording {
+    until: Instant,
+    false_alarm_rate: f32,
+    detector_sha256: String,
+    scores: Vec<f32>,
+    reply: Reply,
+}
+
+/// One camera's calibration: the saved one and a recording in progress.
+pub struct Calibrator {
+    file: PathBuf,
+    camera: String,
+    saved: Mutex<Option<Calibration>>,
+    recording: Mutex<Option<Recording>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A file name for the camera: `/dev/video0` → `dev-video0`.
+pub fn camera_id(input: &Path) -> String {
+    let id: String = input
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let id = id.trim_matches('-').to_string();
+    if id.is_empty() {
+        "camera".into()
+    } else {
+        id
+    }
+}
+
+/// The sha256 of the bundle's detector file, if it has one.
+pub fn detector_sha256(manifest: &Manifest) -> Option<String> {
+    let entry = manifest.model(ModelKind::Detector, None)?;
+    manifest
+        .files
+        .iter()
+        .find(|f| f.path == entry.file)
+        .map(|f| f.sha256.clone())
+}
+
+/// The score at which `false_alarm_rate` of `scores` (real visitors) lie at or above: the
+/// smallest threshold whose false alarms on this recording do not exceed the rate.
+pub fn threshold_at(scores: &[f32], false_alarm_rate: f32) -> Option<f32> {
+    let mut sorted: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f32::total_cmp);
+    let allowed = (false_alarm_rate * sorted.len() as f32).floor() as usize;
+    // Scores strictly above the threshold raise an alarm (the booth uses `>=`, so step just
+    // above the highest real score that must stay quiet).
+    let quiet = sorted[sorted.len() - 1 - allowed.min(sorted.len() - 1)];
+    Some((quiet + 1e-4).min(1.0))
+}
+
+impl Calibrator {
+    /// Loads `<dir>/<camera>.toml` if a calibration was saved (an unreadable one is ignored
+    /// with a warning: the booth then uses the config's or the bundle's threshold).
+    pub fn open(dir: &Path, camera: String) -> Self {
+        let file = dir.join(format!("{camera}.toml"));
+        let saved = match std::fs::read_to_string(&file) {
+            Ok(text) => match toml::from_str::<Calibration>(&text) {
+                Ok(c) if (0.0..=1.0).contains(&c.threshold) => Some(c),
+                Ok(_) | Err(_) => {
+                    tracing::warn!("{}: not a usable calibration; ignored", file.display());
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        Self {
+            file,
+            camera,
+            saved: Mutex::new(saved),
+            recording: Mutex::new(None),
+        }
+    }
+
+    pub fn saved(&self) -> Option<Calibration> {
+        lock(&self.saved).clone()
+    }
+
+    pub fn recording(&self) -> bool {
+        lock(&self.recording).is_some()
+    }
+
+    /// The threshold to use with this bundle, and where it came from.
+    pub fn threshold(
+        &self,
+        config: Option<f32>,
+        bundle: Option<&Manifest>,
+    ) -> (f32, ThresholdSource) {
+        let sha = bundle.and_then(detector_sha256);
+        if let (Some(c), Some(sha)) = (lock(&self.saved).as_ref(), sha) {
+            if c.detector_sha256 == sha {
+                return (c.threshold, ThresholdSource::Calibration);
+            }
+        }
+        resolve_without_calibration(config, bundle)
+    }
+
+    /// Starts recording for `seconds`; the receiver gets the result once the booth has seen
+    /// that much. The booth scores every face meanwhile (it switches to detect mode).
+    pub fn start(
+        &self,
+        seconds: u64,
+        false_alarm_rate: f32,
+        bundle: Option<&Manifest>,
+    ) -> Result<
+        tokio::sync::oneshot::Receiver<Result<Calibration, CalibrationError>>,
+        CalibrationError,
+    > {
+        if !(1..=MAX_SECONDS).contains(&seconds) || !(0.001..=0.5).contains(&false_alarm_rate) {
+            return Err(CalibrationError::BadRequest);
+        }
+        let sha = bundle
+            .and_then(detector_sha256)
+            .ok_or(CalibrationError::NoDetector)?;
+        let mut recording = lock(&self.recording);
+        if recording.is_some() {
+            return Err(CalibrationError::Busy);
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        *recording = Some(Recording {
+            until: Instant::now() + Duration::from_secs(seconds),
+            false_alarm_rate,
+            detector_sha256: sha,
+            scores: Vec::new(),
+            reply,
+        });
+        tracing::info!("calibrating the fake detector for {seconds} s at a false-alarm rate of {false_alarm_rate}");
+        Ok(rx)
+    }
+
+    /// Called by the booth loop after each frame with the face's score (if one was scored).
+    pub fn observe(&self, score: Option<f32>) {
+        let mut recording = lock(&self.recording);
+        let Some(r) = recording.as_mut() else {
+            return;
+        };
+        r.scores.extend(score.filter(|s| s.is_finite()));
+        if Instant::now() < r.until {
+            return;
+        }
+        let Some(r) = recording.take() else {
+            return;
+        };
+        drop(recording);
+        let result = self.finish(&r);
+        match &result {
+            Ok(c) => tracing::info!(
+                "calibrated: threshold {:.3} on {} frames ({})",
+                c.threshold,
+                c.frames,
+                self.file.display()
+            ),
+            Err(e) => tracing::warn!("calibration failed: {e}"),
+        }
+        let _ = r.reply.send(result);
+    }
+
+    fn finish(&self, r: &Recording) -> Result<Calibration, CalibrationError> {
+        if r.scores.len() < MIN_FRAMES {
+            return Err(CalibrationError::TooFewFaces(r.scores.len()));
+        }
+        let threshold =
+            threshold_at(&r.scores, r.false_alarm_rate).ok_or(CalibrationError::TooFewFaces(0))?;
+        let calibration = Calibration {
+            camera: self.camera.clone(),
+            threshold,
+            false_alarm_rate: r.false_alarm_rate,
+            frames: r.scores.len(),
+            detector_sha256: r.detector_sha256.clone(),
+            measured: chrono::Utc::now().to_rfc3339(),
+        };
+        let text = toml::to_string(&calibration).unwrap_or_default();
+        let io = |source| CalibrationError::Io {
+            path: self.file.clone(),
+            source,
+        };
+        if let Some(dir) = self.file.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = self.file.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &self.file))
+            .map_err(io)?;
+        *lock(&self.saved) = Some(calibration.clone());
+        Ok(calibration)
+    }
+}
+
+/// The threshold when no calibration applies: the config's, else the bundle's, else the default.
+pub fn resolve_without_calibration(
+    config: Option<f32>,
+    bundle: Option<&Manifest>,
+) -> (f32, ThresholdSource) {
+    if let Some(t) = config {
+        return (t, ThresholdSource::Config);
+    }
+    match bundle.and_then(|m| m.model(ModelKind::Detector, None).and_then(|d| d.threshold)) {
+        Some(t) => (t, ThresholdSource::Bundle),
+        None => (DEFAULT_FAKE_THRESHOLD, ThresholdSource::Default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_lets_through_the_chosen_share_of_real_scores() {
+        let scores: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
+        let t = threshold_at(&scores, 0.05).unwrap();
+        let alarms = scores.iter().filter(|&&s| s >= t).count();
+        assert_eq!(alarms, 5, "threshold {t}");
+        let t = threshold_at(&scores, 0.001).unwrap();
+        assert_eq!(scores.iter().filter(|&&s| s >= t).count(), 0);
+        assert!(threshold_at(&[f32::NAN], 0.1).is_none());
+    }
+
+    #[test]
+    fn camera_names_become_file_names() {
+        assert_eq!(camera_id(Path::new("/dev/video0")), "dev-video0");
+        assert_eq!(camera_id(Path::new("data/franck.mp4")), "data-franck-mp4");
+        assert_eq!(camera_id(Path::new("/")), "camera");
+    }
+}
