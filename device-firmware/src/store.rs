@@ -388,6 +388,13 @@ impl Store {
         }
         let previous = self.record.previous.ok_or(StoreError::NoPrevious)?;
         let from = self.record.current;
+        if let Some(from) = from {
+            self.record.note(
+                now(),
+                from,
+                format!("the operator rolled back to {previous}"),
+            );
+        }
         self.begin_trial(previous)?;
         if let (Some(t), Some(from)) = (self.record.trial.as_mut(), from) {
             t.previous = Some(from);

@@ -88,6 +88,9 @@ fn booth(mut cmd: Command, bundle: &std::path::Path, key: &std::path::Path, out:
         .arg("--trust")
         .arg(key)
         .args(["--mode", "swap", "--max-frames", "10", "--threads", "1"])
+        // The console runs too (axum on tokio under aarch64), on a free loopback port.
+        .args(["--http", "127.0.0.1:0", "--state-dir"])
+        .arg(out.with_extension("state"))
         .arg("--save-frames")
         .arg(out)
         .output()

@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::{asset, root, workspace_bin};
 
-fn booth(input: &std::path::Path) -> Child {
+/// The booth with its console on a free loopback port (the console thread must not hold up
+/// the exit either) and a state folder of its own under `state`.
+fn booth(input: &std::path::Path, state: &std::path::Path) -> Child {
     Command::new(workspace_bin("doppel-device"))
         .current_dir(root())
         .args(["run", "--loop", "--display", "headless", "--input"])
         .arg(input)
+        .args(["--http", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -51,7 +55,8 @@ fn stalled_source(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn sigterm_ends_a_running_booth_within_two_seconds() {
-    let mut b = booth(&asset("data/carphone_pristine.mp4"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = booth(&asset("data/carphone_pristine.mp4"), dir.path());
     std::thread::sleep(Duration::from_secs(3));
     assert!(b.try_wait().unwrap().is_none(), "the looping booth runs");
     let t = Instant::now();
@@ -63,7 +68,7 @@ fn sigterm_ends_a_running_booth_within_two_seconds() {
 #[test]
 fn sigterm_ends_a_booth_whose_source_never_delivers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = booth(&stalled_source(dir.path()));
+    let mut b = booth(&stalled_source(dir.path()), &dir.path().join("state"));
     std::thread::sleep(Duration::from_secs(1));
     assert!(
         b.try_wait().unwrap().is_none(),
@@ -82,7 +87,7 @@ fn sigterm_ends_a_booth_whose_source_never_delivers() {
 #[test]
 fn a_second_signal_ends_the_booth_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = booth(&stalled_source(dir.path()));
+    let mut b = booth(&stalled_source(dir.path()), &dir.path().join("state"));
     std::thread::sleep(Duration::from_secs(1));
     signal(&b, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(100));

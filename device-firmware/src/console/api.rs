@@ -98,25 +98,21 @@ async fn page() -> impl IntoResponse {
     )
 }
 
-async fn live_view(
-    _: Viewer,
-    State(state): Shared,
-    watch: Option<Extension<Watch>>,
-) -> Result<Response, ApiError> {
-    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError(
+async fn live_view(_: Viewer, State(state): Shared, watch: Option<Extension<Watch>>) -> Response {
+    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
+        // Closed after the answer: a crowd turned away must not keep connections open.
+        let error = format!(
+            "{} live views are open (console.max_stream_clients); close one",
+            state.config.max_stream_clients
+        );
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{} live views are open (console.max_stream_clients); close one",
-                state.config.max_stream_clients
-            ),
+            [(header::CONNECTION, "close")],
+            Json(json!({ "error": error })),
         )
-    })?;
-    Ok(stream::mjpeg(
-        state.board.clone(),
-        permit,
-        watch.map(|Extension(w)| w),
-    ))
+            .into_response();
+    };
+    stream::mjpeg(state.board.clone(), permit, watch.map(|Extension(w)| w))
 }
 
 /// One JPEG of the live view (waits up to 2 s for the encoder to start).

@@ -131,6 +131,18 @@ impl Booth {
         Self::answer(req.send(body))
     }
 
+    /// The status, or `None` when the booth turned the request away.
+    pub fn try_status(&self) -> Option<Value> {
+        let mut r = self
+            .agent
+            .get(&format!("{}/api/status", self.url))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .ok()?;
+        (r.status().as_u16() == 200).then_some(())?;
+        r.body_mut().read_json().ok()
+    }
+
     pub fn status(&self) -> Value {
         let (code, s) = self.get("/api/status", Some(&self.token));
         assert_eq!(code, 200, "{s}");
