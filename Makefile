@@ -19,13 +19,14 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
+.PHONY: deb help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
 	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
+	@echo "make deb     the booth as an arm64 Debian package in dist/ (lintian + systemd-analyze checked)"
 	@echo "make gpu-pack  binaries for scripts/gpu/check.sh on a CUDA machine without Rust (.gpu/)"
 
 setup:
@@ -63,6 +64,11 @@ fuzz-smoke: setup
 	bash fuzz/run.sh 20
 
 test: lint cross test-x86 test-aarch64 fuzz-smoke
+
+# The booth as a Debian package for arm64 (dist/doppel-device_<version>_arm64.deb), checked with
+# lintian and systemd-analyze security.
+deb: cross
+	bash scripts/build-deb.sh $(DOPPEL_AARCH64_BIN)
 
 doctor: torch-env
 	$(CARGO) run --release -q -p host-trainer -- doctor

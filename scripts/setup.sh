@@ -38,7 +38,9 @@ SUDO=""
 APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core strace gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web cargo-web
           libstd-rust-web-dev:arm64 qemu-user-static
           # The operator console is tested in a real browser (scripts/peers/console_browser.py).
-          chromium chromium-driver)
+          chromium chromium-driver
+          # `make deb`: debhelper builds the package, lintian and systemd-analyze judge it.
+          debhelper lintian systemd)
 if [ "${DOPPEL_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do

@@ -276,6 +276,8 @@ pub struct DaemonConfig {
     pub bundle: Option<PathBuf>,
     /// Public keys (hex) whose bundles this booth accepts; empty = refuse every bundle.
     pub trusted_keys: Vec<String>,
+    /// A folder of `*.pub` files (`host-trainer keys` writes host.pub) also trusted; empty = none.
+    pub trusted_dir: PathBuf,
     /// Visitor frames are written to disk only when the operator turns this on: then every
     /// `save_every`th displayed frame goes to `save_dir` as PNG.
     pub save_frames: bool,
@@ -505,6 +507,7 @@ impl Default for DaemonConfig {
             state_dir: PathBuf::from("/var/lib/doppel"),
             bundle: None,
             trusted_keys: Vec::new(),
+            trusted_dir: PathBuf::new(),
             save_frames: false,
             save_dir: PathBuf::from("frames"),
             save_every: 1,
@@ -527,6 +530,16 @@ mod tests {
         assert!(toml::from_str::<DaemonConfig>("[pipeline]\nmood = \"swap\"").is_err());
         let m = Mode::Swap;
         assert_eq!(m.next().next().next(), m);
+        // The Debian package's config is valid and names the packaged paths.
+        let text = std::fs::read_to_string(root.join("packaging/debian/booth.toml")).unwrap();
+        let packaged: DaemonConfig = toml::from_str(&text).unwrap();
+        assert_eq!(packaged.validate(), Ok(()));
+        assert_eq!(packaged.state_dir, PathBuf::from("/var/lib/doppel"));
+        assert_eq!(packaged.display.kind, DisplayKind::Framebuffer);
+        assert!(packaged
+            .pipeline
+            .face_detector
+            .starts_with("/usr/share/doppel"));
     }
 
     #[test]

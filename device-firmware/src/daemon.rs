@@ -18,6 +18,7 @@ use crate::display::{framebuffer::Framebuffer, png::PngFrames, FrameSink};
 use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
 use crate::pipeline::{FrameResult, Pipeline, StageTimes};
+use crate::service::ServiceManager;
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
 use crate::updates::Updates;
 
@@ -271,6 +272,7 @@ pub fn run(
     let display = spawn_display(outputs, shown.clone())?;
 
     let mut stats = Stats::default();
+    let mut service = ServiceManager::from_env();
     let started = Instant::now();
     let rate = cfg.source.fps.max(1) as f32;
     let (mut fps, mut last) = (0f32, Instant::now());
@@ -281,6 +283,7 @@ pub fn run(
             Taken::Item(item) => item,
             Taken::Closed => break,
             Taken::Nothing => {
+                service.alive();
                 steer(controls, &mut pipeline, &mut stats);
                 // No frame: a trial or a calibration may still run out of time.
                 if let Some(u) = &controls.updates {
@@ -309,6 +312,7 @@ pub fn run(
                 if let Some(board) = &controls.board {
                     board.camera_lost(&message);
                 }
+                service.frame_shown(|| format!("camera lost: {message}"));
                 shown.put(overlay::camera_lost(lost_w, lost_h, &message));
                 continue;
             }
@@ -376,6 +380,15 @@ pub fn run(
         if let Some(slot) = last_frame {
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.clone());
         }
+        service.frame_shown(|| {
+            format!(
+                "{} mode, {fps:.1} fps, bundle {}",
+                pipeline.mode.name(),
+                bundle
+                    .as_ref()
+                    .map_or("none (faces only)", |b| b.version.as_str())
+            )
+        });
         if !shown.put(image) || cfg.max_frames.is_some_and(|m| stats.frames >= m) {
             break;
         }
@@ -383,6 +396,7 @@ pub fn run(
             break;
         }
     }
+    service.stopping();
     stop.store(true, Ordering::Relaxed);
     captured.close();
     shown.close();

@@ -3,7 +3,7 @@
 //! Data flow, one module each: [`source`] (camera, file, folder) → [`pipeline`] (detect,
 //! smooth, align, swap/score through the bundle's models from [`models`]) → [`overlay`]
 //! (embedded-graphics HUD and the SYNTHETIC label) → [`display`] (framebuffer, SPI LCD, PNG,
-//! the [`console`]'s live view). [`daemon`] runs them on threads; [`button`], signals and the
+//! the [`console`]'s live view). [`daemon`] runs them on threads (and tells systemd through [`service`]); [`button`], signals and the
 //! [`console`] steer it; [`config`] holds the settings. Model updates: the [`store`] keeps
 //! verified bundles in the state folder, [`updates`] activates them on trial and rolls back;
 //! [`calibration`] sets the fake threshold per camera. [`find_faces`] is the batch
@@ -19,6 +19,7 @@ pub mod find_faces;
 pub mod models;
 pub mod overlay;
 pub mod pipeline;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod updates;

@@ -167,6 +167,9 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
     if let Some(t) = args.threads {
         cfg.pipeline.threads = t;
     }
+    if !cfg.trusted_dir.as_os_str().is_empty() {
+        cfg.trusted_keys.extend(trusted_dir_keys(&cfg.trusted_dir));
+    }
     cfg.validate()
         .context("booth settings (fix the key named above in the config or its flag)")?;
 
@@ -289,6 +292,43 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
         println!("screenshot: {}", path.display());
     }
     Ok(())
+}
+
+/// The keys in `dir/*.pub`. A file that is not a key is skipped with an error in the log (one
+/// bad file must not take the other keys, or the booth, down); a missing folder trusts none.
+fn trusted_dir_keys(dir: &std::path::Path) -> Vec<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("trusted_dir {}: {e}; no keys from it", dir.display());
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|p| {
+            let key = std::fs::read_to_string(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    let t = t.trim().to_owned();
+                    shared_proto::bundle::parse_public_key(&t)
+                        .map(|_| t)
+                        .map_err(|e| e.to_string())
+                });
+            match key {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!("{}: not a public key ({e}); skipped", p.display());
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
