@@ -29,7 +29,9 @@ case "${1:-}" in
     # Runner from .cargo/config.toml: qemu-aarch64-static with the multiarch arm64 libc.
     # Unit and integration tests; doctests would need a rustdoc with the arm64 std and we
     # keep no runnable examples in docs.
-    "$CARGO_BIN" test --release --target $TARGET "${PKGS[@]}" --lib --bins --tests
+    # Tests that start the booth binary start it through the emulator too.
+    DOPPEL_DEVICE_WRAPPER=qemu-aarch64-static \
+      "$CARGO_BIN" test --release --target $TARGET "${PKGS[@]}" --lib --bins --tests
     ;;
   --package)
     "$CARGO_BIN" build --release --target $TARGET -p device-firmware

@@ -58,6 +58,12 @@ struct RunArgs {
     /// tract threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// When the booth cannot start (settings, state folder, console address, face detector,
+    /// display), stay up showing why on the framebuffer and in `systemctl status` instead of
+    /// exiting: the systemd service uses this, so a mistake is seen rather than hidden in a
+    /// restart loop.
+    #[arg(long)]
+    fault_screen: bool,
 }
 
 #[derive(Subcommand)]
@@ -331,9 +337,65 @@ fn trusted_dir_keys(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether `e` arose after the booth was running (a stage panicked, a file source failed):
+/// those end the process so the service manager restarts it.
+fn while_running(e: &anyhow::Error) -> bool {
+    use device_firmware::daemon::DaemonError;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<DaemonError>(),
+            Some(DaemonError::StagePanicked(_) | DaemonError::Source(_))
+        )
+    })
+}
+
+/// Shows `error` on the framebuffer (when there is one) and in the service status until
+/// SIGTERM; pings the watchdog meanwhile. Never returns an error: it is the last resort.
+fn fault_screen(error: &anyhow::Error) -> Result<()> {
+    use device_firmware::config::{DisplayConfig, DisplayKind};
+    use device_firmware::display::{framebuffer::Framebuffer, FrameSink};
+    use std::time::Duration;
+    let message = format!("{error:#}");
+    tracing::error!("the booth cannot start: {message}; showing it until stopped (fix it, then `systemctl restart doppel-device`)");
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let fb = DisplayConfig {
+        kind: DisplayKind::Framebuffer,
+        ..Default::default()
+    };
+    let mut screen = Framebuffer::open(&fb).ok();
+    let frame = device_firmware::overlay::status_screen(
+        640,
+        480,
+        "the booth cannot start",
+        &format!("{message}\n\nFix /etc/doppel/booth.toml (or what the line above names),\nthen: sudo systemctl restart doppel-device\nLog: journalctl -u doppel-device"),
+    );
+    let mut service = device_firmware::service::ServiceManager::from_env();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(s) = screen.as_mut() {
+            if let Err(e) = s.show(&frame) {
+                tracing::warn!("framebuffer: {e}");
+                screen = None;
+            }
+        }
+        service.frame_shown(|| format!("cannot start: {message}"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    service.stopping();
+    Ok(())
+}
+
 fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
     match cli.command {
-        Command::Run(args) => booth(args, board),
+        Command::Run(args) => {
+            let fault_screen_on = args.fault_screen;
+            match booth(args, board) {
+                Err(e) if fault_screen_on && !while_running(&e) => fault_screen(&e),
+                other => other,
+            }
+        }
         Command::FindFaces {
             input,
             out,

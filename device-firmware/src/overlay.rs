@@ -126,14 +126,34 @@ pub fn draw(frame: &mut RgbImage, hud: &Hud) {
 
 /// Shown while the camera is gone: dark screen, what happened, when the next try is.
 pub fn camera_lost(width: u32, height: u32, message: &str) -> RgbImage {
+    status_screen(width, height, "camera lost", message)
+}
+
+/// A dark screen with a title and `message` wrapped to the width: what the booth shows when it
+/// has no picture (camera lost, settings to fix).
+pub fn status_screen(width: u32, height: u32, title: &str, message: &str) -> RgbImage {
     let mut frame = RgbImage::from_pixel(width, height, image::Rgb([16, 16, 24]));
     let mut canvas = RgbCanvas(&mut frame);
+    let columns = (width / 6).max(1) as usize;
+    let title_x = width as i32 / 2 - (title.chars().count() as i32 * 6) / 2;
     label(
         &mut canvas,
-        "camera lost",
-        Point::new(width as i32 / 2 - 33, height as i32 / 2 - 12),
+        title,
+        Point::new(title_x.max(4), height as i32 / 3),
     );
-    let shown: String = message.chars().take((width / 6) as usize).collect();
-    label(&mut canvas, &shown, Point::new(4, height as i32 / 2 + 4));
+    let mut y = height as i32 / 3 + 20;
+    for line in message.lines().flat_map(|l| {
+        let chars: Vec<char> = l.chars().collect();
+        chars
+            .chunks(columns)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+    }) {
+        if y > height as i32 - 12 {
+            break;
+        }
+        label(&mut canvas, &line, Point::new(4, y));
+        y += 14;
+    }
     frame
 }

@@ -3,6 +3,8 @@
 //! refused), the live image changes, the mode switches, a rollback is triggered — and the booth
 //! did each thing, checked through its API. `DOPPEL_UPDATE_DOCS=1` also copies the screenshots
 //! into docs/console/ for the README.
+// x86 only: it drives Chromium on this machine; the page and server are the same code on both.
+#![cfg(not(target_arch = "aarch64"))]
 
 mod common;
 

@@ -31,6 +31,18 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// The booth binary as a command line: under `cross/build-aarch64.sh --test` the tests are
+/// aarch64 programs in qemu-aarch64-static, and so is the booth they start (this machine cannot
+/// exec an aarch64 binary by itself); `DOPPEL_DEVICE_WRAPPER` names the emulator then.
+pub fn device_program() -> Vec<std::ffi::OsString> {
+    let mut program = Vec::new();
+    if let Some(wrapper) = std::env::var_os("DOPPEL_DEVICE_WRAPPER") {
+        program.push(wrapper);
+    }
+    program.push(env!("CARGO_BIN_EXE_doppel-device").into());
+    program
+}
+
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -43,8 +55,10 @@ impl Booth {
     /// Starts the booth on the looping sample video with `state` as its state folder; waits
     /// for the console line (or the process's end, which is returned as `Err` with its log).
     pub fn start(state: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Booth, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_doppel-device"));
-        cmd.current_dir(super::root())
+        let program = device_program();
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..])
+            .current_dir(super::root())
             .args(["run", "--input", "data/carphone_pristine.mp4", "--loop"])
             .arg("--state-dir")
             .arg(state)
