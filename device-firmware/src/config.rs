@@ -65,6 +65,9 @@ pub struct SourceConfig {
     pub format: CameraFormat,
     /// Play files in a loop (a demo booth without camera).
     pub looped: bool,
+    /// Deliver a file's frames at `fps`, as a camera would (a kiosk playing a clip); off: as
+    /// fast as the booth can take them (tests, benchmarks).
+    pub pace: bool,
 }
 
 impl Default for SourceConfig {
@@ -76,6 +79,7 @@ impl Default for SourceConfig {
             fps: 30,
             format: CameraFormat::Auto,
             looped: false,
+            pace: false,
         }
     }
 }

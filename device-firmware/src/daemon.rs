@@ -520,8 +520,19 @@ fn spawn_capture(
         .name("capture".into())
         .spawn(move || {
             let _close = CloseOnDrop(slot.clone());
+            // A paced file arrives like a camera: one frame every 1/fps, never in a burst.
+            let pace = (src_cfg.pace && !camera)
+                .then(|| Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1))));
+            let mut next = Instant::now();
             let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
+                if let Some(every) = pace {
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    next = next.max(now) + every;
+                }
                 let t = Instant::now();
                 let item = match source.capture() {
                     Captured::Frame(image) => Ok(Frame {

@@ -28,6 +28,9 @@ struct RunArgs {
     /// Play a file input in a loop.
     #[arg(long = "loop")]
     looped: bool,
+    /// Deliver a file input's frames at the source's fps, as a camera would.
+    #[arg(long)]
+    pace: bool,
     /// Bundle folder from `host-trainer export`.
     #[arg(long)]
     bundle: Option<PathBuf>,
@@ -143,6 +146,7 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
         cfg.source.input = i;
     }
     cfg.source.looped |= args.looped;
+    cfg.source.pace |= args.pace;
     if args.bundle.is_some() {
         cfg.bundle = args.bundle;
     }

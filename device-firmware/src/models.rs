@@ -31,6 +31,18 @@ pub enum ModelError {
     NoSuchPerson(String, Vec<String>),
 }
 
+/// Why a bundle's models failed on the synthetic test face.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfTestError {
+    #[error("{model}: {source}")]
+    Failed {
+        model: String,
+        source: facekit::FacekitError,
+    },
+    #[error("{0}: no finite score")]
+    NotFinite(String),
+}
+
 /// A verified bundle with its models built for batch 1.
 pub struct LoadedBundle {
     pub dir: PathBuf,
@@ -50,7 +62,7 @@ impl LoadedBundle {
     /// Runs every model once on a synthetic face (a smooth gradient at the bundle's crop size)
     /// and checks the outputs are finite: a model gone bad (NaN weights, a broken graph) is
     /// caught at activation, before any visitor sees it and whether or not a face is in view.
-    pub fn self_test(&self) -> Result<(), String> {
+    pub fn self_test(&self) -> Result<(), SelfTestError> {
         use facekit::swap::FaceSwapper;
         let face = |size: u32| {
             image::RgbImage::from_fn(size, size, |x, y| {
@@ -61,7 +73,10 @@ impl LoadedBundle {
         if let Some((person, swapper)) = &self.swap {
             swapper
                 .swap(&face(self.crop().size))
-                .map_err(|e| format!("swap model into {person}: {e}"))?;
+                .map_err(|source| SelfTestError::Failed {
+                    model: format!("swap model into {person}"),
+                    source,
+                })?;
         }
         if let Some((model, crop)) = &self.detector {
             let out = model
@@ -69,10 +84,13 @@ impl LoadedBundle {
                     &face(crop.size),
                     &crop.normalisation,
                 ))
-                .map_err(|e| format!("fake detector: {e}"))?;
+                .map_err(|source| SelfTestError::Failed {
+                    model: "fake detector".into(),
+                    source,
+                })?;
             match out.first().and_then(|v| v.first()) {
                 Some(p) if p.is_finite() => {}
-                _ => return Err("fake detector: no finite score".into()),
+                _ => return Err(SelfTestError::NotFinite("fake detector".into())),
             }
         }
         Ok(())

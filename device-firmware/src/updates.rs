@@ -179,7 +179,7 @@ impl Updates {
             Ok(()) => Ok(b),
             Err(why) => Err(UpdateError::SelfTest {
                 serial,
-                why,
+                why: why.to_string(),
                 previous: String::new(),
             }),
         });

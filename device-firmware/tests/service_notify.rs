@@ -19,7 +19,7 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
         .unwrap();
     let config = common::booth::write_config(dir.path(), "");
     // systemd names the watched process in $WATCHDOG_PID: the shell's pid, kept by `exec`.
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh"])
         .args(common::booth::device_program())
         .current_dir(common::root())
@@ -35,6 +35,7 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = common::booth::KillOnDrop(child);
     let mut buf = [0u8; 4096];
     let mut recv = || {
         let n = socket.recv(&mut buf).expect("a notification");
@@ -53,7 +54,7 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
     assert!((4..=15).contains(&pings), "{pings} pings in 2.5 s");
     // SIGTERM: the booth says it is stopping and ends cleanly.
     // SAFETY: signals our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let mut stopping = false;
     while let Ok(n) = socket.recv(&mut buf) {
         if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
@@ -62,7 +63,7 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
         }
     }
     assert!(stopping);
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 }
 
 /// A booth whose settings are wrong, started as the service starts it (`--fault-screen`): it
@@ -78,7 +79,7 @@ fn a_booth_that_cannot_start_stays_up_and_says_why() {
         .unwrap();
     let config = dir.path().join("booth.toml");
     std::fs::write(&config, "[pipeline]\nsmooth_cutoff = -1.0\n").unwrap();
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh"])
         .args(common::booth::device_program())
         .current_dir(common::root())
@@ -93,6 +94,7 @@ fn a_booth_that_cannot_start_stays_up_and_says_why() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = common::booth::KillOnDrop(child);
     let mut buf = [0u8; 4096];
     let n = socket.recv(&mut buf).unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -102,10 +104,10 @@ fn a_booth_that_cannot_start_stays_up_and_says_why() {
         "the reason is in the status: {first}"
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(child.try_wait().unwrap().is_none(), "still up");
+    assert!(child.0.try_wait().unwrap().is_none(), "still up");
     let n = socket.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1"));
     // SAFETY: signals our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    assert!(child.0.wait().unwrap().success());
 }

@@ -263,3 +263,13 @@ impl Drop for Booth {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed when dropped, so a failing test leaves no booth running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

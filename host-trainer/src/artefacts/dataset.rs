@@ -341,21 +341,23 @@ impl Consent {
             recorded_by,
             evidence,
         };
-        consent.validate().map_err(bad)?;
-        Ok(consent)
+        match consent.missing() {
+            Some(problem) => Err(bad(problem)),
+            None => Ok(consent),
+        }
     }
 
-    /// The name of the first required field that is empty, as a message.
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// What is missing: the first required field that is empty, as a message.
+    fn missing(&self) -> Option<String> {
         let fields = [
             ("who", &self.who),
             ("when", &self.when),
             ("scope", &self.scope),
         ];
-        match fields.iter().find(|(_, v)| v.trim().is_empty()) {
-            Some((field, _)) => Err(format!("consent field `{field}` is empty")),
-            None => Ok(()),
-        }
+        fields
+            .iter()
+            .find(|(_, v)| v.trim().is_empty())
+            .map(|(field, _)| format!("consent field `{field}` is empty"))
     }
 
     /// The dataset's consent: written from `--consent` the first time, required afterwards.
@@ -368,7 +370,9 @@ impl Consent {
         };
         let existing = if path.is_file() {
             let c: Consent = read_toml(&path)?;
-            c.validate().map_err(err)?;
+            if let Some(problem) = c.missing() {
+                return Err(err(problem));
+            }
             Some(c)
         } else {
             None
@@ -402,10 +406,10 @@ impl Consent {
             });
         }
         let consent: Consent = read_toml(&path)?;
-        consent
-            .validate()
-            .map_err(|problem| Error::Consent { path, problem })?;
-        Ok(consent)
+        match consent.missing() {
+            Some(problem) => Err(Error::Consent { path, problem }),
+            None => Ok(consent),
+        }
     }
 }
 
