@@ -10,7 +10,7 @@ state="$OUT/booth-state"
 log="$OUT/booth-console.log"
 rm -rf "$state"
 "$BIN/doppel-device" run --input data/franck.mp4 --loop --display headless \
-  --state-dir "$state" --trust "$KEYS/host.pub" --http 127.0.0.1:0 2> "$log" &
+  --pace --state-dir "$state" --trust "$KEYS/host.pub" --http 127.0.0.1:0 2> "$log" &
 booth=$!
 trap 'kill "$booth" 2>/dev/null; wait "$booth" 2>/dev/null || true' EXIT
 url=""

@@ -9,25 +9,29 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify");
+/// The booth started as systemd starts a `Type=notify` service with a watchdog of 400 ms,
+/// and the socket its notifications arrive on.
+fn notified_booth(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+) -> (UnixDatagram, common::booth::KillOnDrop) {
+    let socket_path = dir.join("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let config = common::booth::write_config(dir.path(), "");
     // systemd names the watched process in $WATCHDOG_PID: the shell's pid, kept by `exec`.
     let child = Command::new("sh")
         .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh"])
         .args(common::booth::device_program())
         .current_dir(common::root())
-        .args(["run", "--input", "data/carphone_pristine.mp4", "--loop"])
-        .args(["--http", "", "--threads", "1", "--state-dir"])
-        .arg(dir.path().join("state"))
+        .arg("run")
+        .args(args)
+        .args(["--http", "", "--state-dir"])
+        .arg(dir.join("state"))
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "400000")
         .stdin(Stdio::null())
@@ -35,7 +39,24 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut child = common::booth::KillOnDrop(child);
+    (socket, common::booth::KillOnDrop(child))
+}
+
+#[test]
+fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::booth::write_config(dir.path(), "");
+    let (socket, mut child) = notified_booth(
+        dir.path(),
+        &config,
+        &[
+            "--input",
+            "data/carphone_pristine.mp4",
+            "--loop",
+            "--threads",
+            "1",
+        ],
+    );
     let mut buf = [0u8; 4096];
     let mut recv = || {
         let n = socket.recv(&mut buf).expect("a notification");
@@ -72,29 +93,9 @@ fn the_booth_reports_ready_pings_the_watchdog_and_says_when_it_stops() {
 #[test]
 fn a_booth_that_cannot_start_stays_up_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     let config = dir.path().join("booth.toml");
     std::fs::write(&config, "[pipeline]\nsmooth_cutoff = -1.0\n").unwrap();
-    let child = Command::new("sh")
-        .args(["-c", "WATCHDOG_PID=$$ exec \"$@\"", "sh"])
-        .args(common::booth::device_program())
-        .current_dir(common::root())
-        .args(["run", "--fault-screen", "--http", "", "--state-dir"])
-        .arg(dir.path().join("state"))
-        .arg("--config")
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = common::booth::KillOnDrop(child);
+    let (socket, mut child) = notified_booth(dir.path(), &config, &["--fault-screen"]);
     let mut buf = [0u8; 4096];
     let n = socket.recv(&mut buf).unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();

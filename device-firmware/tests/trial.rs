@@ -7,12 +7,25 @@ use std::time::Duration;
 
 use device_firmware::models::ModelSlot;
 use device_firmware::pipeline::FrameResult;
+use device_firmware::store::Recovery;
 use device_firmware::updates::{TrialPolicy, Updates};
 
 fn archive(dir: &std::path::Path, serial: i64) -> Vec<u8> {
     let b = dir.join(format!("v{serial}"));
     common::write_bundle(&b, serial, true);
     shared_proto::archive::pack(&b).unwrap()
+}
+
+/// The update side of a booth whose state folder is `dir/state`.
+fn open(dir: &std::path::Path, slot: &ModelSlot, policy: TrialPolicy) -> (Updates, Recovery) {
+    Updates::open(
+        &dir.join("state"),
+        &[common::key_hex()],
+        None,
+        slot.clone(),
+        policy,
+    )
+    .unwrap()
 }
 
 fn serving(slot: &ModelSlot) -> Option<u64> {
@@ -27,14 +40,7 @@ fn a_frame_error_or_the_deadline_ends_a_trial_with_a_rollback() {
         frames: 5,
         within: Duration::from_millis(800),
     };
-    let (updates, _) = Updates::open(
-        &dir.path().join("state"),
-        &[common::key_hex()],
-        None,
-        slot.clone(),
-        policy,
-    )
-    .unwrap();
+    let (updates, _) = open(dir.path(), &slot, policy);
     let clean = FrameResult::default();
     let failed = FrameResult {
         error: Some("swap output is not finite".into()),
@@ -82,14 +88,7 @@ fn a_frame_error_or_the_deadline_ends_a_trial_with_a_rollback() {
     updates.activate(5).unwrap();
     drop(updates);
     let slot = ModelSlot::default();
-    let (updates, recovery) = Updates::open(
-        &dir.path().join("state"),
-        &[common::key_hex()],
-        None,
-        slot.clone(),
-        policy,
-    )
-    .unwrap();
+    let (updates, recovery) = open(dir.path(), &slot, policy);
     assert_eq!(recovery.abandoned_trial, Some(5));
     assert_eq!(serving(&slot), Some(2));
     assert_eq!(updates.record().current, Some(2));

@@ -78,25 +78,28 @@ fn an_exported_bundle_is_deployed_to_a_booth_and_to_a_fleet() {
     // export --deploy: the new bundle serves on booth 1 after its trial; the status is printed.
     let token1 = d.join("booth1/operator.token");
     let bundle1 = d.join("bundle1");
-    let out = succeeded(
-        &host_trainer(
-            "export",
-            &[
-                "--run",
-                run.to_str().unwrap(),
-                "--out",
-                bundle1.to_str().unwrap(),
-                "--keys",
-                keys.to_str().unwrap(),
-                "--serial",
-                "100",
-                "--deploy",
-                &url1,
-                "--deploy-token-file",
-                token1.to_str().unwrap(),
-            ],
-        ),
-        "export --deploy",
+    let export = |bundle: &Path, serial: &str, extra: &[&str]| {
+        let (r, b, k) = (
+            run.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+            keys.to_str().unwrap(),
+        );
+        let args = [
+            &["--run", r, "--out", b, "--keys", k, "--serial", serial][..],
+            extra,
+        ]
+        .concat();
+        succeeded(&host_trainer("export", &args), "export")
+    };
+    let out = export(
+        &bundle1,
+        "100",
+        &[
+            "--deploy",
+            &url1,
+            "--deploy-token-file",
+            token1.to_str().unwrap(),
+        ],
     );
     assert!(out.contains("bundle 100"), "{out}");
     assert!(out.contains("passed its trial and serves"), "{out}");
@@ -119,22 +122,7 @@ fn an_exported_bundle_is_deployed_to_a_booth_and_to_a_fleet() {
 
     // A fleet: booth 1 first, then booth 2 — whose token file is wrong — in parallel.
     let bundle2 = d.join("bundle2");
-    succeeded(
-        &host_trainer(
-            "export",
-            &[
-                "--run",
-                run.to_str().unwrap(),
-                "--out",
-                bundle2.to_str().unwrap(),
-                "--keys",
-                keys.to_str().unwrap(),
-                "--serial",
-                "101",
-            ],
-        ),
-        "export",
-    );
+    export(&bundle2, "101", &[]);
     std::fs::write(d.join("wrong.token"), "0".repeat(64)).unwrap();
     let fleet = d.join("booths.toml");
     std::fs::write(
