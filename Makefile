@@ -126,7 +126,7 @@ demo: build
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
 	@echo "  deployed to a loopback booth: $(OUT)/booth-console.log, state in $(OUT)/booth-state"
-	@echo "  operator console yourself:   doppel-device run --input data/franck.mp4 --loop --state-dir $(OUT)/booth-state --trust $(KEYS)/host.pub --http 127.0.0.1:8080"
+	@echo "  operator console yourself:   doppel-device run --input data/franck.mp4 --loop --pace --state-dir $(OUT)/booth-state --trust $(KEYS)/host.pub --http 127.0.0.1:8080"
 	@echo "                               then open http://127.0.0.1:8080/ (token: $(OUT)/booth-state/operator.token)"
 
 # The warm start: encoder and decoders on every identity but the stranger (movie.avi), on a GPU
