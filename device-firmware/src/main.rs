@@ -322,10 +322,10 @@ fn trusted_dir_keys(dir: &std::path::Path) -> Vec<String> {
     files
         .into_iter()
         .filter_map(|p| {
-            let key = std::fs::read_to_string(&p)
+            // The same reading as `--trust host.pub`, then the same check as `trusted_keys`.
+            let key = shared_proto::bundle::public_key_text(&p.to_string_lossy())
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
-                    let t = t.trim().to_owned();
                     shared_proto::bundle::parse_public_key(&t)
                         .map(|_| t)
                         .map_err(|e| e.to_string())

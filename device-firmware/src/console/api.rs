@@ -33,7 +33,6 @@ type Shared = State<Arc<AppState>>;
 const JSON_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let upload_limit = state.config.upload_limit_bytes() as usize;
     Router::new()
         .route("/", get(page))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -46,7 +45,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/mode", post(set_mode))
         .route(
             "/api/bundles",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            // The raw body is not limited by DefaultBodyLimit: `upload` counts the bytes itself.
+            post(upload),
         )
         .route("/api/bundles/{serial}/activate", post(activate))
         .route("/api/rollback", post(rollback))
@@ -395,11 +395,7 @@ async fn upload(
         let mut total = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
-                if e.to_string().contains("length limit") {
-                    too_big()
-                } else {
-                    ApiError(StatusCode::BAD_REQUEST, format!("upload interrupted: {e}"))
-                }
+                ApiError(StatusCode::BAD_REQUEST, format!("upload interrupted: {e}"))
             })?;
             total += chunk.len() as u64;
             if total > limit {

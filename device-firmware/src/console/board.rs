@@ -177,7 +177,7 @@ impl Board {
         self.frames.subscribe()
     }
 
-    /// The newest JPEG, if one was encoded in the last second.
+    /// Keeps the encoder on for a few seconds: someone asked for a single frame.
     pub fn want_frames(&self) {
         *lock(&self.wanted_until) = Some(Instant::now() + Duration::from_secs(5));
     }
