@@ -1,6 +1,6 @@
 //! `doppel-device`: the booth daemon (`run`) and the batch face-finding tool (`find-faces`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -96,6 +96,16 @@ enum Command {
         #[arg(long)]
         max_frames: Option<u64>,
     },
+    /// Print the operator token (the console's and the update API's secret), making it when
+    /// the state folder has none yet.
+    Token {
+        /// State folder (default: the config's `state_dir`, /var/lib/doppel).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Booth settings (TOML) whose `state_dir` to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -129,17 +139,18 @@ fn main() {
     }
 }
 
+fn read_config(path: &Path) -> Result<DaemonConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid booth config", path.display()))
+}
+
 fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<()> {
     use device_firmware::calibration::{camera_id, Calibrator};
     use device_firmware::updates::{TrialPolicy, Updates};
     use device_firmware::{button, console, daemon, models::ModelSlot};
     let mut cfg: DaemonConfig = match &args.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("{}: invalid booth config", p.display()))?
-        }
+        Some(p) => read_config(p)?,
         None => DaemonConfig::default(),
     };
     if let Some(i) = args.input {
@@ -428,6 +439,21 @@ fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
                 summary.jsonl.display(),
                 summary.contact_sheet.display()
             );
+            Ok(())
+        }
+        Command::Token { state_dir, config } => {
+            let dir = match (state_dir, config) {
+                (Some(dir), _) => dir,
+                (None, Some(path)) => read_config(&path)?.state_dir,
+                (None, None) => DaemonConfig::default().state_dir,
+            };
+            let token = device_firmware::store::operator_token(&dir).with_context(|| {
+                format!(
+                    "reading or making the operator token in {} (run as the booth's user or root)",
+                    dir.display()
+                )
+            })?;
+            println!("{token}");
             Ok(())
         }
     }

@@ -463,6 +463,13 @@ impl Store {
 }
 
 /// The operator token in `path`, made (32 random bytes, hex, mode 0600) when missing.
+/// The operator token of the state folder `root`, made (with the folder) when missing: the
+/// image's first boot makes it before the booth starts, `doppel-device token` prints it.
+pub fn operator_token(root: &Path) -> Result<String> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    load_or_make_token(&root.join(TOKEN))
+}
+
 fn load_or_make_token(path: &Path) -> Result<String> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let t = text.trim().to_owned();

@@ -190,3 +190,39 @@ fn a_kill_at_any_update_step_leaves_a_complete_bundle_in_service() {
         }
     }
 }
+
+/// `doppel-device token` (the image's first boot makes the token with it, the operator reads it
+/// with it): it makes the token when missing (0600), prints the same one again, and the booth
+/// started on that state folder takes it rather than making another.
+#[test]
+fn the_token_command_makes_and_prints_the_token_the_booth_uses() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let token = || {
+        let program = common::booth::device_program();
+        let out = std::process::Command::new(&program[0])
+            .args(&program[1..])
+            .arg("token")
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let first = token();
+    assert_eq!(first.len(), 64, "{first}");
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit()), "{first}");
+    assert_eq!(token(), first);
+    let mode = std::fs::metadata(state.join("operator.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let booth = Booth::start(&state, &write_config(dir.path(), ""), &[]).unwrap();
+    assert_eq!(booth.token, first);
+    let (code, _) = booth.get("/api/status", Some(&first));
+    assert_eq!(code, 200);
+}
