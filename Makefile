@@ -19,7 +19,7 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: deb help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
+.PHONY: deb image image-test image-check help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
@@ -27,6 +27,8 @@ help:
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
 	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
 	@echo "make deb     the booth as an arm64 Debian package in dist/ (lintian + systemd-analyze checked)"
+	@echo "make image   a flashable Raspberry Pi 4 card image with the booth (dist/doppel-booth-arm64.img.xz + .bmap)"
+	@echo "make image-test  boot that image in qemu-system-aarch64 and check it (out/image-test/result.json)"
 	@echo "make gpu-pack  binaries for scripts/gpu/check.sh on a CUDA machine without Rust (.gpu/)"
 
 setup:
@@ -69,6 +71,20 @@ test: lint cross test-x86 test-aarch64 fuzz-smoke
 # lintian and systemd-analyze security.
 deb: cross
 	bash scripts/build-deb.sh $(DOPPEL_AARCH64_BIN)
+
+# The card image: Debian 12 arm64 + the package, built through qemu-system-aarch64 (the base is
+# cached in ~/.cache/doppel/image; a rebuild with a new package takes minutes).
+IMAGE = dist/doppel-booth-arm64.img.xz
+image: deb
+	bash scripts/image/build.sh $$(ls dist/doppel-device_*_arm64.deb | sort -V | tail -n1)
+
+# Boots the image (TCG: slow) and checks first boot, READY, frames, console, watchdog, a wrong
+# config, upgrade, reboot and purge. `image-check` is the shorter boot check `make test` runs.
+image-test: image
+	python3 scripts/image/test.py --image $(IMAGE)
+
+image-check: image
+	python3 scripts/image/test.py --image $(IMAGE) --quick
 
 doctor: torch-env
 	$(CARGO) run --release -q -p host-trainer -- doctor

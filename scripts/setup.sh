@@ -40,7 +40,11 @@ APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core strace gcc-aarch64-linux-g
           # The operator console is tested in a real browser (scripts/peers/console_browser.py).
           chromium chromium-driver
           # `make deb`: debhelper builds the package, lintian and systemd-analyze judge it.
-          debhelper lintian systemd)
+          debhelper lintian systemd
+          # `make image` / `make image-test`: the arm64 tree, its second stage under qemu, the
+          # card's layout; the boot test talks to the booted card over SSH.
+          debootstrap qemu-system-arm genimage bmap-tools dosfstools mtools fdisk cpio e2fsprogs
+          xz-utils openssh-client)
 if [ "${DOPPEL_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do
