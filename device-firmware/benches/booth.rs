@@ -17,8 +17,7 @@ use device_firmware::overlay::{self, Hud};
 use device_firmware::pipeline::Pipeline;
 use device_firmware::source::formats::{decode, PixelFormat};
 use shared_proto::bundle::{
-    self, file_entry, predict_latency, Manifest, ModelEntry, ModelKind, Precision, Provenance,
-    SigningKey, BOARDS,
+    self, file_entry, predict_latency, Manifest, ModelEntry, Provenance, SigningKey, BOARDS,
 };
 use shared_proto::FaceCropSpec;
 
@@ -39,21 +38,10 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
         created: String::new(),
         crop: FaceCropSpec::default(),
         models: vec![ModelEntry {
-            name: "swap".into(),
-            kind: ModelKind::Swap,
-            precision: Precision::F32,
-            file: "models/swap.onnx".into(),
             preset: "bench".into(),
-            from: Some("A".into()),
-            to: Some("B".into()),
-            crop: None,
-            inputs: vec![],
-            outputs: vec![],
-            params: 0,
             mflops,
             latency: predict_latency(mflops),
-            int8: None,
-            threshold: None,
+            ..ModelEntry::swap("swap", "models/swap.onnx", "A", "B")
         }],
         provenance: Provenance {
             run: String::new(),

@@ -488,9 +488,7 @@ fn load_or_make_token(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared_proto::bundle::{
-        file_entry, Manifest, ModelEntry, ModelKind, Precision, Provenance, SigningKey,
-    };
+    use shared_proto::bundle::{file_entry, Manifest, ModelEntry, Provenance, SigningKey};
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&[5; 32])
@@ -507,23 +505,7 @@ mod tests {
             producer: "store test".into(),
             created: String::new(),
             crop: Default::default(),
-            models: vec![ModelEntry {
-                name: "swap".into(),
-                kind: ModelKind::Swap,
-                precision: Precision::F32,
-                file: "models/swap.onnx".into(),
-                preset: "t".into(),
-                from: Some("A".into()),
-                to: Some("B".into()),
-                crop: None,
-                inputs: vec![],
-                outputs: vec![],
-                params: 0,
-                mflops: 0.0,
-                latency: vec![],
-                int8: None,
-                threshold: None,
-            }],
+            models: vec![ModelEntry::swap("swap", "models/swap.onnx", "A", "B")],
             provenance: Provenance {
                 run: "r".into(),
                 preset: "t".into(),

@@ -2,9 +2,8 @@
 
 mod common;
 
-use common::{frames, key_hex, root, write_bundle};
+use common::{frames, key_hex, loaded_slot, root, slot_with_bundle, write_bundle};
 use device_firmware::config::{Mode, PipelineConfig};
-use device_firmware::models::ModelSlot;
 use device_firmware::overlay::{self, Hud};
 use device_firmware::pipeline::Pipeline;
 use image::RgbImage;
@@ -25,17 +24,10 @@ fn diff_count(a: &RgbImage, b: &RgbImage, min: u8) -> usize {
         .count()
 }
 
-fn slot(dir: &std::path::Path) -> ModelSlot {
-    let slot = ModelSlot::default();
-    slot.reload(dir, &[key_hex()], None).unwrap();
-    slot
-}
-
 #[test]
 fn swap_changes_the_face_only_and_detect_scores_without_touching_the_frame() {
     let dir = tempfile::tempdir().unwrap();
-    write_bundle(dir.path(), 1, true);
-    let models = slot(dir.path());
+    let models = slot_with_bundle(dir.path(), 1, true);
     let bundle = models.current().unwrap();
     let frame = frames("data/carphone_pristine.mp4", 1).remove(0);
 
@@ -88,8 +80,7 @@ fn swap_changes_the_face_only_and_detect_scores_without_touching_the_frame() {
 #[test]
 fn no_face_and_failed_inference_pass_the_frame_through() {
     let dir = tempfile::tempdir().unwrap();
-    write_bundle(dir.path(), 1, false);
-    let models = slot(dir.path());
+    let models = slot_with_bundle(dir.path(), 1, false);
     let bundle = models.current().unwrap();
     let mut p = pipeline(Mode::Swap);
 
@@ -141,7 +132,7 @@ fn no_face_and_failed_inference_pass_the_frame_through() {
     manifest.files =
         vec![shared_proto::bundle::file_entry(nan_dir.path(), "models/swap.onnx").unwrap()];
     shared_proto::bundle::seal(nan_dir.path(), &manifest, &common::key()).unwrap();
-    let bad = slot(nan_dir.path()).current().unwrap();
+    let bad = loaded_slot(nan_dir.path()).current().unwrap();
     let frame = frames("data/carphone_pristine.mp4", 1).remove(0);
     let mut out = frame.clone();
     let r = p.process(&mut out, Some(&bad), 30.0);
@@ -155,7 +146,7 @@ fn a_signed_model_that_returns_the_wrong_size_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     write_bundle(dir.path(), 3, false);
     common::reseal_with_swap(dir.path(), &common::tiny_swap(64));
-    let bad = slot(dir.path()).current().unwrap();
+    let bad = loaded_slot(dir.path()).current().unwrap();
     let frame = frames("data/carphone_pristine.mp4", 1).remove(0);
     let mut out = frame.clone();
     let r = pipeline(Mode::Swap).process(&mut out, Some(&bad), 30.0);
@@ -169,7 +160,7 @@ fn a_signed_model_that_returns_the_wrong_size_is_an_error_not_a_panic() {
 fn a_bad_bundle_is_refused_while_the_old_one_keeps_serving() {
     let good = tempfile::tempdir().unwrap();
     write_bundle(good.path(), 1, false);
-    let models = slot(good.path());
+    let models = loaded_slot(good.path());
     assert!(models.current().unwrap().version.starts_with("fixture 1st"));
 
     // Tampered model file: refused, old bundle still serving.

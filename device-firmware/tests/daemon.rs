@@ -6,7 +6,6 @@ mod common;
 use device_firmware::button::Control;
 use device_firmware::config::{DaemonConfig, Mode};
 use device_firmware::daemon::{run, Controls};
-use device_firmware::models::ModelSlot;
 
 fn config(bundle: &std::path::Path, frames: u64) -> DaemonConfig {
     let mut cfg = DaemonConfig::default();
@@ -28,9 +27,7 @@ fn controls() -> (Controls, std::sync::mpsc::Sender<Control>) {
 fn frames_are_saved_only_when_the_operator_turns_saving_on() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
-    common::write_bundle(&bundle, 1, false);
-    let models = ModelSlot::default();
-    models.reload(&bundle, &[common::key_hex()], None).unwrap();
+    let models = common::slot_with_bundle(&bundle, 1, false);
 
     let mut cfg = config(&bundle, 12);
     cfg.save_dir = dir.path().join("frames");
@@ -65,9 +62,7 @@ fn frames_are_saved_only_when_the_operator_turns_saving_on() {
 fn the_button_switches_modes_and_sighup_reloads_the_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
-    common::write_bundle(&bundle, 1, true);
-    let models = ModelSlot::default();
-    models.reload(&bundle, &[common::key_hex()], None).unwrap();
+    let models = common::slot_with_bundle(&bundle, 1, true);
     // The operator re-exports (step 2) and sends SIGHUP; then presses the button once.
     common::write_bundle(&bundle, 2, true);
     let cfg = config(&bundle, 6);

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use device_firmware::config::{DaemonConfig, Mode};
 use device_firmware::daemon::{run, Controls};
-use device_firmware::models::ModelSlot;
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -27,11 +26,7 @@ fn rss_kib() -> u64 {
 fn ten_thousand_frames_keep_memory_flat() {
     const FRAMES: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    common::write_bundle(dir.path(), 1, true);
-    let models = ModelSlot::default();
-    models
-        .reload(dir.path(), &[common::key_hex()], None)
-        .unwrap();
+    let models = common::slot_with_bundle(dir.path(), 1, true);
     let mut cfg = DaemonConfig::default();
     cfg.source.input = common::root().join("data/carphone_pristine.mp4");
     cfg.source.looped = true;

@@ -88,13 +88,7 @@ pub fn grouped_bars(path: &Path, panels: &[(&str, &[f32], Vec<Bars<'_>>)]) -> Re
                         Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
                     });
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(draw_err)?;
+            draw_legend(&mut chart)?;
         }
         Ok(())
     })
@@ -125,6 +119,23 @@ fn render(
         problem: "canvas size mismatch".into(),
     })?;
     img.save(path).at("write", path)
+}
+
+/// The series legend of every chart here: on a white box, top right.
+fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> std::result::Result<(), DrawFailed>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(draw_err)
 }
 
 fn draw_err<E: std::fmt::Display>(e: E) -> DrawFailed {
@@ -182,13 +193,6 @@ pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Res
                     PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(draw_err)?;
-        Ok(())
+        draw_legend(&mut chart)
     })
 }

@@ -161,14 +161,8 @@ impl Layer {
                     kernel,
                     stride,
                     ..
-                },
-                Shape::Chw(c, h, w),
-            ) => {
-                let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-                Ok((Shape::Chw(out, ho, wo), conv_cost(c, out, kernel, ho * wo)))
-            }
-            (
-                Layer::SepConv {
+                }
+                | Layer::SepConv {
                     out,
                     kernel,
                     stride,
@@ -177,10 +171,12 @@ impl Layer {
                 Shape::Chw(c, h, w),
             ) => {
                 let (ho, wo) = (h.div_ceil(stride), w.div_ceil(stride));
-                Ok((
-                    Shape::Chw(out, ho, wo),
-                    sep_conv_cost(c, out, kernel, ho * wo),
-                ))
+                let cost = if matches!(self, Layer::SepConv { .. }) {
+                    sep_conv_cost(c, out, kernel, ho * wo)
+                } else {
+                    conv_cost(c, out, kernel, ho * wo)
+                };
+                Ok((Shape::Chw(out, ho, wo), cost))
             }
             (Layer::Flatten, Shape::Chw(c, h, w)) => Ok((Shape::Flat(c * h * w), Cost::default())),
             (Layer::MaxPool { size }, Shape::Chw(c, h, w))

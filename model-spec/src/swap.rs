@@ -47,18 +47,6 @@ pub fn discriminator(size: usize) -> NetSpec {
 /// 512-wide bottleneck, dense to 4×4×1024, one 3×3 upscale to 8×8×512. Decoder: three upscales to
 /// 64×64×64 and a 5×5 convolution to RGB + mask: four convolutions.
 fn original(size: usize) -> AutoencoderSpec {
-    let conv = |out| Layer::Conv {
-        out,
-        kernel: 5,
-        stride: 2,
-        act: Act::Leaky,
-    };
-    let up = |out| Layer::Upscale {
-        out,
-        kernel: 3,
-        separable: false,
-        act: Act::Leaky,
-    };
     let s = size / 32;
     AutoencoderSpec {
         preset: if size == 64 {
@@ -70,40 +58,29 @@ fn original(size: usize) -> AutoencoderSpec {
         encoder: NetSpec {
             input: Shape::Chw(3, size, size),
             layers: vec![
-                conv(64),
-                conv(128),
-                conv(256),
-                conv(512),
-                conv(1024),
+                down(64, false),
+                down(128, false),
+                down(256, false),
+                down(512, false),
+                down(1024, false),
                 Layer::Flatten,
-                Layer::Dense {
-                    out: 512,
-                    act: Act::None,
-                },
-                Layer::Dense {
-                    out: 1024 * 4 * s * s,
-                    act: Act::None,
-                },
+                dense(512),
+                dense(1024 * 4 * s * s),
                 Layer::Reshape {
                     c: 1024,
                     h: 2 * s,
                     w: 2 * s,
                 },
-                up(512),
+                up(512, false),
             ],
         },
         decoder: NetSpec {
             input: Shape::Chw(512, 4 * s, 4 * s),
             layers: vec![
-                up(256),
-                up(128),
-                up(64),
-                Layer::Conv {
-                    out: DECODER_CHANNELS,
-                    kernel: 5,
-                    stride: 1,
-                    act: Act::Sigmoid,
-                },
+                up(256, false),
+                up(128, false),
+                up(64, false),
+                to_face_and_mask(),
             ],
         },
     }
@@ -112,61 +89,80 @@ fn original(size: usize) -> AutoencoderSpec {
 /// Device preset: the same topology with depthwise-separable convolutions and a narrower
 /// bottleneck, ≤ 300 MFLOP per face and ≤ 5 M parameters with two decoders.
 fn lite() -> AutoencoderSpec {
-    let sep = |out| Layer::SepConv {
-        out,
-        kernel: 5,
-        stride: 2,
-        act: Act::Leaky,
-    };
-    let up = |out| Layer::Upscale {
-        out,
-        kernel: 3,
-        separable: true,
-        act: Act::Leaky,
-    };
     AutoencoderSpec {
         preset: "lite".into(),
         size: 64,
         encoder: NetSpec {
             input: Shape::Chw(3, 64, 64),
             layers: vec![
-                Layer::Conv {
-                    out: 32,
-                    kernel: 5,
-                    stride: 2,
-                    act: Act::Leaky,
-                },
-                sep(64),
-                sep(128),
-                sep(256),
-                sep(512),
+                down(32, false),
+                down(64, true),
+                down(128, true),
+                down(256, true),
+                down(512, true),
                 Layer::Flatten,
-                Layer::Dense {
-                    out: 256,
-                    act: Act::None,
-                },
-                Layer::Dense {
-                    out: 384 * 4 * 4,
-                    act: Act::None,
-                },
+                dense(256),
+                dense(384 * 4 * 4),
                 Layer::Reshape { c: 384, h: 4, w: 4 },
-                up(256),
+                up(256, true),
             ],
         },
         decoder: NetSpec {
             input: Shape::Chw(256, 8, 8),
             layers: vec![
-                up(128),
-                up(96),
-                up(64),
-                Layer::Conv {
-                    out: DECODER_CHANNELS,
-                    kernel: 5,
-                    stride: 1,
-                    act: Act::Sigmoid,
-                },
+                up(128, true),
+                up(96, true),
+                up(64, true),
+                to_face_and_mask(),
             ],
         },
+    }
+}
+
+/// An encoder step: 5×5 stride-2 leaky convolution, depthwise-separable when `separable`.
+fn down(out: usize, separable: bool) -> Layer {
+    let (kernel, stride, act) = (5, 2, Act::Leaky);
+    if separable {
+        Layer::SepConv {
+            out,
+            kernel,
+            stride,
+            act,
+        }
+    } else {
+        Layer::Conv {
+            out,
+            kernel,
+            stride,
+            act,
+        }
+    }
+}
+
+/// A 3×3 leaky upscale ×2.
+fn up(out: usize, separable: bool) -> Layer {
+    Layer::Upscale {
+        out,
+        kernel: 3,
+        separable,
+        act: Act::Leaky,
+    }
+}
+
+fn dense(out: usize) -> Layer {
+    Layer::Dense {
+        out,
+        act: Act::None,
+    }
+}
+
+/// The decoder's last layer: 5×5 to RGB + mask, squashed to 0..1.
+fn to_face_and_mask() -> Layer {
+    Layer::Conv {
+        out: DECODER_CHANNELS,
+        kernel: 5,
+        stride: 1,
+        act: Act::Sigmoid,
     }
 }
 

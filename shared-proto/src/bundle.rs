@@ -107,6 +107,43 @@ pub struct ModelEntry {
     pub threshold: Option<f32>,
 }
 
+impl ModelEntry {
+    /// A swap model turning `from`'s face into `to`'s, stored at `file`: f32, with shapes, cost
+    /// and calibration unknown until the exporter fills them in.
+    pub fn swap(name: impl Into<String>, file: impl Into<String>, from: &str, to: &str) -> Self {
+        Self {
+            from: Some(from.into()),
+            to: Some(to.into()),
+            ..Self::bare(name.into(), ModelKind::Swap, file.into())
+        }
+    }
+
+    /// A deepfake detector stored at `file`, otherwise as [`ModelEntry::swap`].
+    pub fn detector(name: impl Into<String>, file: impl Into<String>) -> Self {
+        Self::bare(name.into(), ModelKind::Detector, file.into())
+    }
+
+    fn bare(name: String, kind: ModelKind, file: String) -> Self {
+        Self {
+            name,
+            kind,
+            precision: Precision::F32,
+            file,
+            preset: String::new(),
+            from: None,
+            to: None,
+            crop: None,
+            inputs: vec![],
+            outputs: vec![],
+            params: 0,
+            mflops: 0.0,
+            latency: vec![],
+            int8: None,
+            threshold: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsentRecord {
     pub who: String,
@@ -551,21 +588,10 @@ mod tests {
             created: "2026-11-25T00:00:00Z".into(),
             crop: FaceCropSpec::default(),
             models: vec![ModelEntry {
-                name: "swap_A_to_B".into(),
-                kind: ModelKind::Swap,
-                precision: Precision::F32,
-                file: "models/swap.onnx".into(),
                 preset: "lite".into(),
-                from: Some("A".into()),
-                to: Some("B".into()),
-                crop: None,
-                inputs: vec![],
-                outputs: vec![],
                 params: 1,
                 mflops: 1.0,
-                latency: vec![],
-                int8: None,
-                threshold: None,
+                ..ModelEntry::swap("swap_A_to_B", "models/swap.onnx", "A", "B")
             }],
             provenance: Provenance {
                 run: "r".into(),

@@ -34,32 +34,14 @@ fn the_booth_packages_as_a_clean_debian_package_with_a_hardened_service() {
         .map(PathBuf::from)
         .unwrap();
 
-    let control = tempfile::tempdir().unwrap();
-    succeeded(
-        &Command::new("dpkg-deb")
-            .arg("-e")
-            .arg(&deb)
-            .arg(control.path())
-            .output()
-            .unwrap(),
-        "dpkg-deb -e",
-    );
+    let control = dpkg_deb("-e", &deb);
     let conffiles = std::fs::read_to_string(control.path().join("conffiles")).unwrap();
     assert!(conffiles.lines().any(|l| l == "/etc/doppel/booth.toml"));
     let postinst = std::fs::read_to_string(control.path().join("postinst")).unwrap();
     assert!(postinst.contains("adduser --system"), "its own user");
     assert!(postinst.contains("deb-systemd-helper enable 'doppel-device.service'"));
 
-    let tree = tempfile::tempdir().unwrap();
-    succeeded(
-        &Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&deb)
-            .arg(tree.path())
-            .output()
-            .unwrap(),
-        "dpkg-deb -x",
-    );
+    let tree = dpkg_deb("-x", &deb);
     let t = tree.path();
     let elf = std::fs::read(t.join("usr/bin/doppel-device")).unwrap();
     // ELF e_machine 183 = EM_AARCH64.
@@ -87,4 +69,19 @@ fn the_booth_packages_as_a_clean_debian_package_with_a_hardened_service() {
     // The detector the config names is the one packaged.
     let config = std::fs::read_to_string(t.join("etc/doppel/booth.toml")).unwrap();
     assert!(config.contains("/usr/share/doppel/models/retinaface-mnet025.onnx"));
+}
+
+/// The package's control files (`-e`) or its tree (`-x`), unpacked by dpkg-deb into a new folder.
+fn dpkg_deb(what: &str, deb: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    succeeded(
+        &Command::new("dpkg-deb")
+            .arg(what)
+            .arg(deb)
+            .arg(dir.path())
+            .output()
+            .unwrap(),
+        &format!("dpkg-deb {what}"),
+    );
+    dir
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use model_spec::onnx::{self, attr_int, attr_ints, GraphBuilder};
 use shared_proto::bundle::{
-    self, file_entry, Manifest, ModelEntry, ModelKind, Precision, Provenance, SigningKey,
+    self, file_entry, Manifest, ModelEntry, ModelKind, Provenance, SigningKey,
 };
 use shared_proto::FaceCropSpec;
 
@@ -128,22 +128,13 @@ pub fn brightness_detector(size: i64) -> Vec<u8> {
 }
 
 fn entry(name: &str, kind: ModelKind, file: &str) -> ModelEntry {
+    let entry = match kind {
+        ModelKind::Swap => ModelEntry::swap(name, file, "A", "B"),
+        ModelKind::Detector => ModelEntry::detector(name, file),
+    };
     ModelEntry {
-        name: name.into(),
-        kind,
-        precision: Precision::F32,
-        file: file.into(),
         preset: "fixture".into(),
-        from: (kind == ModelKind::Swap).then(|| "A".into()),
-        to: (kind == ModelKind::Swap).then(|| "B".into()),
-        crop: None,
-        inputs: vec![],
-        outputs: vec![],
-        params: 0,
-        mflops: 0.0,
-        latency: vec![],
-        int8: None,
-        threshold: None,
+        ..entry
     }
 }
 
@@ -195,4 +186,21 @@ pub fn frames(video: &str, n: usize) -> Vec<image::RgbImage> {
         }
     }
     out
+}
+
+/// A model slot serving the bundle in `dir` (signed with [`key_hex`]'s key).
+pub fn loaded_slot(dir: &Path) -> device_firmware::models::ModelSlot {
+    let slot = device_firmware::models::ModelSlot::default();
+    slot.reload(dir, &[key_hex()], None).unwrap();
+    slot
+}
+
+/// [`write_bundle`] into `dir`, then a slot serving it.
+pub fn slot_with_bundle(
+    dir: &Path,
+    steps: i64,
+    with_detector: bool,
+) -> device_firmware::models::ModelSlot {
+    write_bundle(dir, steps, with_detector);
+    loaded_slot(dir)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use model_spec::graphs::{fake_detector_graph, fake_detector_inputs, fake_detector_outputs};
 use model_spec::onnx;
-use shared_proto::bundle::{predict_latency, ModelEntry, ModelKind, Precision};
+use shared_proto::bundle::{predict_latency, ModelEntry};
 use tch::nn::Module;
 use tch::{Device, Kind, Tensor};
 
@@ -57,21 +57,15 @@ pub fn export_detector(
     let mflops = spec.flops_per_face() as f64 / 1e6;
     let metrics = DetectorReport::read(dir)?.map_or_else(Vec::new, |r| r.metrics());
     let entry = ModelEntry {
-        name,
-        kind: ModelKind::Detector,
-        precision: Precision::F32,
-        file,
         preset: spec.preset.clone(),
-        from: None,
-        to: None,
         crop: Some(spec.crop.clone()),
         inputs: fake_detector_inputs(spec.crop.size as usize),
         outputs: fake_detector_outputs(),
         params: spec.params() as u64,
         mflops,
         latency: predict_latency(mflops),
-        int8: None,
         threshold: Some(settings.threshold),
+        ..ModelEntry::detector(name, file)
     };
     Ok(ExportedDetector {
         entry,

@@ -4,7 +4,7 @@
 use facekit::OnnxModel;
 use model_spec::graphs::{error_stats, swap_graph, swap_inputs, swap_outputs, Int8Form};
 use model_spec::onnx::{self, Weights};
-use shared_proto::bundle::{predict_latency, ModelEntry, ModelKind, Precision, QuantReport};
+use shared_proto::bundle::{predict_latency, ModelEntry, Precision, QuantReport};
 use tch::{Kind, Tensor};
 
 use super::calibration::calibrate;
@@ -56,21 +56,15 @@ pub fn export_swap(
     staging.write(&file, &bytes)?;
     let mflops = spec.flops_per_face() as f64 / 1e6;
     let entry = ModelEntry {
-        name,
-        kind: ModelKind::Swap,
         precision,
-        file,
         preset: spec.preset.clone(),
-        from: Some(source.person.clone()),
-        to: Some(sets[to.index()].person.clone()),
-        crop: None,
         inputs: swap_inputs(spec.size),
         outputs: swap_outputs(spec.size),
         params: spec.params(1) as u64,
         mflops,
         latency: predict_latency(mflops),
         int8,
-        threshold: None,
+        ..ModelEntry::swap(name, file, &source.person, &sets[to.index()].person)
     };
     Ok(ExportedSwap { entry, max_diff })
 }
