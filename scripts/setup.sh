@@ -44,7 +44,7 @@ APT_PKGS=(libclang-dev clang ffmpeg fonts-dejavu-core strace gcc-aarch64-linux-g
           # `make image` / `make image-test`: the arm64 tree, its second stage under qemu, the
           # card's layout; the boot test talks to the booted card over SSH.
           debootstrap qemu-system-arm genimage bmap-tools dosfstools mtools fdisk cpio e2fsprogs
-          xz-utils openssh-client)
+          xz-utils openssh-client openssl)
 if [ "${DOPPEL_SKIP_APT:-0}" != 1 ]; then
   missing=()
   for p in "${APT_PKGS[@]}"; do

@@ -524,6 +524,7 @@ fn spawn_capture(
             let pace = (src_cfg.pace && !camera)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1))));
             let mut next = Instant::now();
+            let input = src_cfg.input.display().to_string();
             let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
                 if let Some(every) = pace {
@@ -541,10 +542,20 @@ fn spawn_capture(
                         decode_ms: t.elapsed().as_secs_f64() * 1e3,
                     }),
                     Captured::End => break,
-                    Captured::Lost { retry_in, error } => {
+                    Captured::Lost {
+                        retry_in,
+                        error,
+                        fresh,
+                    } => {
                         if !camera {
                             let _ = slot.put(Err(format!("source failed: {error}")));
                             break;
+                        }
+                        if fresh {
+                            tracing::warn!(
+                                "camera {input}: {error}; retrying in {:.1} s",
+                                retry_in.as_secs_f32()
+                            );
                         }
                         std::thread::sleep(retry_in.min(Duration::from_millis(500)));
                         Err(format!(

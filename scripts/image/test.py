@@ -2,7 +2,8 @@
 """`make image-test`: the flashable image, booted the way a board boots it, checked from outside.
 
 1. "Flash" dist/doppel-booth-arm64.img.xz onto a 4 GB card file with bmaptool (as a user does),
-   then put first-boot files on its boot partition with mtools: an SSH key, a booth.toml whose
+   then put first-boot files on its boot partition with mtools: an SSH key, a workstation's
+   signing key (trusted/), a booth.toml whose
    source is a folder of frames from the sample video (franck.mp4; the image has no ffmpeg)
    played in a loop, and the frames.
 2. Boot it in qemu-system-aarch64 -M virt (TCG, Cortex-A72 like a Pi 4) with the kernel and
@@ -188,16 +189,28 @@ def boot_partition_offset(card):
     return table["partitions"][0]["start"] * table.get("sectorsize", 512)
 
 
-def make_card(image, card, key_pub, frames_dir, booth_toml):
+def signer_key(work):
+    """A workstation's public key as `host-trainer keys` writes host.pub (hex ed25519)."""
+    pem = work / "signer.pem"
+    sh("openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem))
+    der = subprocess.run(["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    pub = work / "imagetest.pub"
+    pub.write_text(der[-32:].hex() + "\n")
+    return pub
+
+
+def make_card(image, card, key_pub, signer_pub, frames_dir, booth_toml):
     """Flashes the image as a user does and puts the first-boot files on the boot partition."""
     bmap = image.with_name(image.name.removesuffix(".xz").removesuffix(".img") + ".img.bmap")
     sh("bmaptool", "-q", "copy", "--bmap", str(bmap), str(image), str(card))
     os.truncate(card, CARD_SIZE)
     fat = f"{card}@@{boot_partition_offset(card)}"
-    for d in ["::doppel/media", "::doppel/media/franck"]:
+    for d in ["::doppel/media", "::doppel/media/franck", "::doppel/trusted"]:
         subprocess.run(["mmd", "-D", "s", "-i", fat, d], capture_output=True)
     sh("mcopy", "-o", "-i", fat, str(key_pub), "::doppel/authorized_keys")
     sh("mcopy", "-o", "-i", fat, str(booth_toml), "::doppel/booth.toml")
+    sh("mcopy", "-o", "-i", fat, str(signer_pub), f"::doppel/trusted/{signer_pub.name}")
     for f in sorted(frames_dir.iterdir()):
         sh("mcopy", "-o", "-i", fat, str(f), f"::doppel/media/franck/{f.name}")
     boot = OUT / "boot-partition"
@@ -268,7 +281,7 @@ def main():
     booth_toml.write_text(test_config(ROOT / "packaging" / "debian" / "booth.toml"))
     card = work / "card.img"
     t0 = time.monotonic()
-    kernel, initrd, cmdline = make_card(args.image, card, key.with_suffix(".pub"),
+    kernel, initrd, cmdline = make_card(args.image, card, key.with_suffix(".pub"), signer_key(work),
                                         sample_frames(work / "frames"), booth_toml)
     timings["flash_s"] = round(time.monotonic() - t0, 1)
     checks.run("card: Pi boot files", lambda: (
@@ -318,12 +331,15 @@ def run_checks(guest, checks, timings, deb, work, quick):
         pw = guest.ssh("passwd -S root").split()
         assert pw[1] == "L", f"root's password is not locked: {pw}"
         keys = guest.ssh("ls /etc/ssh/ssh_host_ed25519_key.pub")
+        trusted = guest.ssh("ls /etc/doppel/trusted/")
+        assert trusted == "imagetest.pub", f"trusted keys: {trusted!r}"
         state["token"] = guest.ssh("cat /var/lib/doppel/operator.token")
         assert re.fullmatch(r"[0-9a-f]{64}", state["token"]), "operator token"
         owner = guest.ssh("stat -c %U:%a /var/lib/doppel/operator.token")
         assert owner == "doppel:600", f"token file {owner}"
         state["first_boot"] = done
-        return f"at {done}; hostname {host}; root fs {size >> 20} MiB; root locked; {keys}; token doppel:600"
+        return (f"at {done}; hostname {host}; root fs {size >> 20} MiB; root locked; {keys}; "
+                f"trusted {trusted}; token doppel:600")
 
     def service_ready():
         t0 = time.monotonic()
@@ -366,6 +382,15 @@ def run_checks(guest, checks, timings, deb, work, quick):
         fb = guest.ssh("cat /sys/class/graphics/fb0/name; cat /sys/class/graphics/fb0/virtual_size")
         log = guest.ssh("journalctl -b -u doppel-device --no-pager | grep -ci framebuffer || true")
         return f"/dev/fb0 {' '.join(fb.split())}; journal lines naming the framebuffer: {log}"
+
+    def security():
+        out = guest.ssh("systemd-analyze security doppel-device.service --no-pager")
+        m = re.search(r"Overall exposure level for doppel-device.service: ([0-9.]+) (\w+)", out)
+        assert m, out[-300:]
+        score = float(m.group(1))
+        state["security"] = score
+        assert score <= 4.0, f"exposure {score} {m.group(2)}"
+        return f"systemd-analyze security on the booted card: {score} {m.group(2)}"
 
     def screen():
         ppm = OUT / "screen.ppm"
@@ -449,28 +474,32 @@ def run_checks(guest, checks, timings, deb, work, quick):
 
     def purge_install():
         guest.ssh("dpkg --purge doppel-device", timeout=300)
-        left = guest.ssh("ls -d /etc/doppel /var/lib/doppel /usr/bin/doppel-device "
+        left = guest.ssh("ls -d /etc/doppel/booth.toml /var/lib/doppel /usr/bin/doppel-device "
                          "/lib/systemd/system/doppel-device.service 2>/dev/null || true")
         assert left == "", f"left after purge: {left}"
+        # What the operator (here: the first boot) put there is theirs, as dpkg keeps it.
+        kept = guest.ssh("find /etc/doppel -type f")
+        assert kept == "/etc/doppel/trusted/imagetest.pub", f"/etc/doppel after purge: {kept!r}"
         guest.scp(deb, "/root/")
         guest.ssh(f"dpkg -i /root/{deb.name}", timeout=600)
         wait_for("active after a fresh install", SERVICE_LIMIT_S,
                  lambda: guest.unit("ActiveState")["ActiveState"] == "active")
-        return "purge removed config, state, binary and unit; a fresh install starts the service"
+        return ("purge removed booth.toml, state, binary and unit (the operator's trusted key "
+                "stays); a fresh install starts the service")
 
     order = [("first boot", first_boot), ("service active after READY=1", service_ready),
              ("frames processed", frames), ("console on the forwarded port", console),
              ("framebuffer", framebuffer), ("the screen shows the booth", screen),
-             ("watchdog restarts a stopped daemon", watchdog)]
+             ("sandbox rating", security), ("watchdog restarts a stopped daemon", watchdog)]
     if not quick:
         order += [("wrong setting: stays up with the reason",
                    faulty("s/^fps = 10/fps = 1000/", "source.fps")),
                   ("missing camera: the camera-lost screen",
-                   faulty("s|^input = .*|input = \"/dev/video0\"|", "video0")),
+                   faulty("s|^input = .*|input = \"/dev/video0\"|", "camera /dev/video0")),
                   ("unverifiable bundle: faces only, logged",
-                   faulty("1i bundle = \"/etc/doppel/junk-bundle\"", "junk-bundle",
-                          setup="mkdir -p /etc/doppel/junk-bundle && echo junk > "
-                                "/etc/doppel/junk-bundle/manifest.bin &&")),
+                   faulty("1i bundle = \"/opt/junk-bundle\"", "junk-bundle",
+                          setup="mkdir -p /opt/junk-bundle && echo junk > "
+                                "/opt/junk-bundle/manifest.bin &&")),
                   ("package upgrade keeps the config", upgrade),
                   ("reboot comes back serving, state kept", reboot),
                   ("purge, then install", purge_install)]

@@ -8,10 +8,15 @@ use image::RgbImage;
 
 type Opener = Box<dyn FnMut() -> facekit::Result<Box<dyn FrameSource + Send>> + Send>;
 
-/// What the capture loop gets: a frame, or a note that the camera is gone for now.
+/// What the capture loop gets: a frame, or a note that the camera is gone for now: why (the
+/// last open or read error, so the lost screen keeps saying it) and whether that just happened.
 pub enum Captured {
     Frame(RgbImage),
-    Lost { retry_in: Duration, error: String },
+    Lost {
+        retry_in: Duration,
+        error: String,
+        fresh: bool,
+    },
     End,
 }
 
@@ -23,6 +28,7 @@ pub struct Reconnecting {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub reconnects: u64,
+    last_error: String,
 }
 
 impl Reconnecting {
@@ -35,6 +41,7 @@ impl Reconnecting {
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
             reconnects: 0,
+            last_error: String::new(),
         }
     }
 
@@ -43,7 +50,12 @@ impl Reconnecting {
         self.next_try = Instant::now() + self.backoff;
         let retry_in = self.backoff;
         self.backoff = (self.backoff * 2).min(self.max_backoff);
-        Captured::Lost { retry_in, error }
+        self.last_error.clone_from(&error);
+        Captured::Lost {
+            retry_in,
+            error,
+            fresh: true,
+        }
     }
 
     /// Never blocks longer than one capture; while lost, returns `Lost` until the next try.
@@ -52,7 +64,8 @@ impl Reconnecting {
             if Instant::now() < self.next_try {
                 return Captured::Lost {
                     retry_in: self.next_try - Instant::now(),
-                    error: "waiting to reconnect".into(),
+                    error: self.last_error.clone(),
+                    fresh: false,
                 };
             }
             match (self.open)() {
@@ -125,9 +138,11 @@ mod tests {
         while frames < 2 && Instant::now() < deadline {
             match cam.capture() {
                 Captured::Frame(_) => frames += 1,
-                Captured::Lost { retry_in, error } if error != "waiting to reconnect" => {
-                    waits.push(retry_in)
-                }
+                Captured::Lost {
+                    retry_in,
+                    fresh: true,
+                    ..
+                } => waits.push(retry_in),
                 _ => std::thread::sleep(Duration::from_millis(1)),
             }
         }
