@@ -524,7 +524,6 @@ fn spawn_capture(
             let pace = (src_cfg.pace && !camera)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1))));
             let mut next = Instant::now();
-            let input = src_cfg.input.display().to_string();
             let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
                 if let Some(every) = pace {
@@ -553,7 +552,7 @@ fn spawn_capture(
                         }
                         if fresh {
                             tracing::warn!(
-                                "camera {input}: {error}; retrying in {:.1} s",
+                                "camera lost: {error}; retrying in {:.1} s",
                                 retry_in.as_secs_f32()
                             );
                         }

@@ -42,6 +42,8 @@ pub enum FacekitError {
     NotFound { path: String, hint: &'static str },
     #[error("{path}: cannot be decoded as video ({detail}); check it plays with `ffprobe {path}` or re-encode it to H.264 MP4")]
     UnreadableVideo { path: String, detail: String },
+    #[error("camera {path}: {detail}; check it is plugged in (`v4l2-ctl --list-devices`) and readable by the booth's user (group video)")]
+    Camera { path: String, detail: String },
     #[error("ffmpeg/ffprobe not found on PATH; install it (Debian: `apt-get install ffmpeg`, or run `make setup`)")]
     FfmpegMissing,
     #[error(

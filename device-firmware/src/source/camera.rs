@@ -24,7 +24,7 @@ pub struct Camera {
 }
 
 fn err(path: &str, e: impl std::fmt::Display) -> FacekitError {
-    FacekitError::UnreadableVideo {
+    FacekitError::Camera {
         path: path.to_owned(),
         detail: e.to_string(),
     }
