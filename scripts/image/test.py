@@ -421,16 +421,16 @@ def run_checks(guest, checks, timings, deb, work, quick):
         state["restarts"] = int(props["NRestarts"])
         return f"SIGSTOP {pid} -> new pid {props['MainPID']} ({journal.split(': ', 1)[-1]})"
 
-    def faulty(change, expect, setup=""):
-        """Breaks the config with `change` (a sed script), restarts: the booth must stay up,
+    def faulty(change, expect):
+        """Breaks the config with the shell command `change`, restarts: the booth must stay up,
         not restart, and say `expect` in its status line or journal; then the config is mended."""
         def check():
-            guest.ssh(f"{setup} cp /etc/doppel/booth.toml /etc/doppel/booth.toml.good && "
-                      f"sed -i '{change}' /etc/doppel/booth.toml && systemctl restart doppel-device")
+            guest.ssh("cp /etc/doppel/booth.toml /root/booth.toml.good && "
+                      f"{change} && systemctl restart doppel-device")
             time.sleep(20)
             p = guest.unit("ActiveState", "NRestarts", "StatusText")
             journal = guest.ssh("journalctl -u doppel-device --no-pager -n 40 -o cat")
-            guest.ssh("mv /etc/doppel/booth.toml.good /etc/doppel/booth.toml && systemctl restart doppel-device")
+            guest.ssh("cp /root/booth.toml.good /etc/doppel/booth.toml && systemctl restart doppel-device")
             assert p["ActiveState"] == "active", p
             # `systemctl restart` sets NRestarts to 0; any restart since is systemd's.
             assert p["NRestarts"] == "0", f"restarted by systemd: {p}"
@@ -492,14 +492,17 @@ def run_checks(guest, checks, timings, deb, work, quick):
              ("framebuffer", framebuffer), ("the screen shows the booth", screen),
              ("sandbox rating", security), ("watchdog restarts a stopped daemon", watchdog)]
     if not quick:
+        config = "/etc/doppel/booth.toml"
         order += [("wrong setting: stays up with the reason",
-                   faulty("s/^fps = 10/fps = 1000/", "source.fps")),
+                   faulty(f"sed -i 's/^fps = 10/fps = 1000/' {config}", "source.fps")),
+                  ("missing config: stays up with the reason",
+                   faulty(f"rm {config}", config)),
                   ("missing camera: the camera-lost screen",
-                   faulty("s|^input = .*|input = \"/dev/video0\"|", "camera /dev/video0")),
+                   faulty(f"sed -i 's|^input = .*|input = \"/dev/video0\"|' {config}",
+                          "camera /dev/video0")),
                   ("unverifiable bundle: faces only, logged",
-                   faulty("1i bundle = \"/opt/junk-bundle\"", "junk-bundle",
-                          setup="mkdir -p /opt/junk-bundle && echo junk > "
-                                "/opt/junk-bundle/manifest.bin &&")),
+                   faulty("mkdir -p /opt/junk-bundle && echo junk > /opt/junk-bundle/manifest.bin && "
+                          f"sed -i '1i bundle = \"/opt/junk-bundle\"' {config}", "junk-bundle")),
                   ("package upgrade keeps the config", upgrade),
                   ("reboot comes back serving, state kept", reboot),
                   ("purge, then install", purge_install)]
