@@ -132,9 +132,8 @@ class Guest:
 
     def ssh(self, command, timeout=120, check=True):
         r = subprocess.run(
-            ["ssh", "-i", str(self.key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "root@127.0.0.1", command],
+            ["ssh", *self._opts(), "-p", str(self.ssh_port), "-o", "ConnectTimeout=10",
+             "root@127.0.0.1", command],
             text=True, capture_output=True, timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError(f"`{command}` exited {r.returncode}: {r.stderr.strip()[-400:]}")
@@ -142,9 +141,7 @@ class Guest:
 
     def scp(self, src, dst):
         subprocess.run(
-            ["scp", "-i", str(self.key), "-P", str(self.ssh_port), "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", str(src), f"root@127.0.0.1:{dst}"],
+            ["scp", *self._opts(), "-P", str(self.ssh_port), str(src), f"root@127.0.0.1:{dst}"],
             check=True, capture_output=True, timeout=300)
 
     def wait_ssh(self, limit_s=BOOT_LIMIT_S):
@@ -156,10 +153,14 @@ class Guest:
 
     def _ssh_ok(self):
         return subprocess.run(
-            ["ssh", "-i", str(self.key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "root@127.0.0.1", "true"],
+            ["ssh", *self._opts(), "-p", str(self.ssh_port), "-o", "ConnectTimeout=10",
+             "root@127.0.0.1", "true"],
             capture_output=True, timeout=30).returncode == 0
+
+    def _opts(self):
+        """ssh/scp options: the test's key, no prompts, a fresh card's host key accepted."""
+        return ["-i", str(self.key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 
     def unit(self, *props):
         out = self.ssh("systemctl show doppel-device -p " + ",".join(props))
