@@ -19,13 +19,14 @@ DEMO_TRAIN_MINUTES ?= 10
 # Where the bundle signing key lives (created on first export).
 KEYS ?= $(HOME)/.config/doppel/keys
 
-.PHONY: deb image image-test help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench gpu-pack clean-out
+.PHONY: deb image image-test help setup torch-env build lint fmt test test-x86 cross test-aarch64 fuzz-smoke demo pretrain doctor bench bench-booth gpu-pack clean-out
 
 help:
 	@echo "make demo    set up, then detect faces in the sample videos (writes $(OUT)/)"
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
 	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
+	@echo "make bench-booth  the booth's whole 640x480 frame, ours vs a Python+onnxruntime peer (out/bench/booth.json)"
 	@echo "make deb     the booth as an arm64 Debian package in dist/ (lintian + systemd-analyze checked)"
 	@echo "make image   a flashable Raspberry Pi 4 card image with the booth (dist/doppel-booth-arm64.img.xz + .bmap)"
 	@echo "make image-test  boot that image in qemu-system-aarch64 and check it (out/image-test/result.json)"
@@ -163,6 +164,11 @@ bench: build
 	$(CARGO) bench --workspace --bench train_step
 	$(CARGO) bench --workspace --bench export
 	$(CARGO) bench --workspace --bench booth
+
+# The booth's whole frame, ours and the Python peer in one run: out/bench/booth.json + booth.md.
+bench-booth: torch-env
+	$(CARGO) bench -p host-trainer --bench export -- --graphs-only
+	$(CARGO) bench -p device-firmware --bench booth
 	$(CARGO) test --release --workspace --test soak -- --ignored --nocapture
 
 # The trainer, its unit tests and the train-step bench, stripped and xz-packed into .gpu/ for

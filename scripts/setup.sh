@@ -98,6 +98,14 @@ fi
   "$PY" -m pip install -q "dlib-bin==20.0.1.post1" "face-recognition-models==0.3.0"
 }
 
+# The booth benchmark's peer (scripts/peers/booth_peer.py): the same pipeline in Python with
+# OpenCV's warps, blur and JPEG decoding around onnxruntime. --no-deps: its metadata pins
+# numpy < 2.3, but the abi3 wheel runs on the numpy 2.4 installed above.
+"$PY" -c "import cv2" 2>/dev/null || {
+  say "installing opencv-python-headless (the booth benchmark's peer)"
+  "$PY" -m pip install -q --no-deps "opencv-python-headless==4.12.0.88"
+}
+
 # Drives the real Chromium in the console test (the browser itself comes from Debian).
 "$PY" -c "import selenium" 2>/dev/null || {
   say "installing selenium (drives Chromium for the console test)"

@@ -1,27 +1,46 @@
-//! The booth's frame budget on 640×480 input with one face: per-stage milliseconds (decode of a
-//! camera-style MJPEG frame, detection, alignment, swap, blend, overlay) and end-to-end FPS, for
-//! `lite` and `original`, f32 and int8 (weights folded at load), 1 and 2 threads; onnxruntime on
-//! the same swap graphs and on RetinaFace in the same run; MFLOPs per frame and predicted
-//! Raspberry Pi 4 / 5 FPS from them.
+//! `make bench-booth`: the booth's whole frame at 640×480, ours against a peer in the same run.
 //!
-//! Needs the graphs `cargo bench --workspace --bench export` leaves in `out/bench-models/`
-//! (`make bench` runs both in order).
+//! Input: 300 frames of franck.mp4 (one man talking) scaled to 640×480 and JPEG-encoded, as a
+//! webcam's MJPEG stream. Per frame, per stage: decode, detect (the tracking policy: a whole-frame
+//! search every `detect_every` frames, a 128² crop around the last box in between), align, swap,
+//! blend, draw. Runs:
+//! - ours, one core, serial: `lite` f32 and int8 (weights folded at load, as the booth loads it);
+//! - the peer, one core, serial: the same pipeline and policy in Python with onnxruntime and
+//!   OpenCV (`scripts/peers/booth_peer.py`), on the f32 graph and both int8 forms (QDQ and
+//!   QLinearConv: its fastest form is the one to beat);
+//! - ours on two cores, pipelined: two workers on alternate frames, the face search kept in
+//!   frame order (it starts from the last box), the swap of frame n overlapping the search of
+//!   frame n+1: throughput and per-frame latency.
+//!
+//! Also each model's achieved GFLOP/s against this core's f32 peak (OpenBLAS sgemm), and the
+//! Raspberry Pi whole-frame budget estimated from per-operator costs (`BOARD_CORES`).
+//! Writes `out/bench/booth.json` and `out/bench/booth.md`. Needs the graphs that
+//! `cargo bench -p host-trainer --bench export -- --graphs-only` leaves in `out/bench-models/`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use device_firmware::config::{Mode, PipelineConfig};
 use device_firmware::models::{load, LoadedBundle};
 use device_firmware::overlay::{self, Hud};
-use device_firmware::pipeline::Pipeline;
+use device_firmware::pipeline::{swap_face, Locator, Pipeline, StageTimes};
 use device_firmware::source::formats::{decode, PixelFormat};
+use facekit::face_detection::Search;
+use facekit::onnx_model::{profile_ops, OpCost};
+use serde_json::{json, Value};
 use shared_proto::bundle::{
-    self, file_entry, predict_latency, Manifest, ModelEntry, Provenance, SigningKey, BOARDS,
+    self, file_entry, predict_latency, Manifest, ModelEntry, Provenance, SigningKey, BOARD_CORES,
 };
 use shared_proto::FaceCropSpec;
 
-const FRAMES: usize = 40;
+const FRAMES: usize = 300;
+const WARMUP: usize = 10;
+const STAGES: [&str; 7] = [
+    "decode", "detect", "align", "swap", "blend", "draw", "total",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -61,9 +80,11 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
     load(dir, &[hex], None).unwrap()
 }
 
-/// 640×480 frames with one face (the movie sample ×4), as JPEG buffers a webcam would send.
-fn camera_frames() -> Vec<Vec<u8>> {
-    let mut r = facekit::VideoReader::open(root().join("data/movie.avi")).unwrap();
+/// 640×480 JPEG frames with one face, as a webcam sends them; also written to `dir` for the peer.
+fn camera_frames(dir: &Path) -> Vec<Vec<u8>> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut r = facekit::VideoReader::open(root().join("data/franck.mp4")).unwrap();
     let mut out = Vec::new();
     while let Some(f) = facekit::FrameSource::next_frame(&mut r).unwrap() {
         let big = image::imageops::resize(&f, 640, 480, image::imageops::FilterType::Triangle);
@@ -71,170 +92,547 @@ fn camera_frames() -> Vec<Vec<u8>> {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
             .encode_image(&big)
             .unwrap();
+        std::fs::write(dir.join(format!("{:04}.jpg", out.len())), &jpeg).unwrap();
         out.push(jpeg);
+        if out.len() == FRAMES {
+            break;
+        }
     }
     out
 }
 
-#[derive(Default)]
-struct Row {
-    decode: f64,
-    detect: f64,
-    align: f64,
-    swap: f64,
-    blend: f64,
-    draw: f64,
-    total: f64,
-    swapped: usize,
+/// One frame's stage times (ms) and how its face was found.
+#[derive(Debug, Clone, Default)]
+struct FrameTimes {
+    ms: BTreeMap<&'static str, f64>,
+    search: Option<String>,
+    swapped: bool,
 }
 
-fn measure(pipeline: &mut Pipeline, bundle: &LoadedBundle, jpegs: &[Vec<u8>]) -> Row {
-    let mut row = Row::default();
-    for i in 0..FRAMES + 5 {
-        let t0 = Instant::now();
-        let jpeg = &jpegs[i % jpegs.len()];
-        let mut frame = decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap();
-        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let r = pipeline.process(&mut frame, Some(bundle), 30.0);
-        let t = Instant::now();
-        overlay::draw(
-            &mut frame,
-            &Hud {
-                mode: Some(Mode::Swap),
-                face: r.face.clone(),
-                ..Default::default()
-            },
-        );
-        let draw = t.elapsed().as_secs_f64() * 1e3;
-        if i < 5 {
-            continue; // warm-up
-        }
-        row.decode += decode_ms;
-        row.detect += r.times.detect;
-        row.align += r.times.align;
-        row.swap += r.times.swap;
-        row.blend += r.times.blend;
-        row.draw += draw;
-        row.total += t0.elapsed().as_secs_f64() * 1e3;
-        row.swapped += r.swapped as usize;
-    }
-    let n = FRAMES as f64;
-    for v in [
-        &mut row.decode,
-        &mut row.detect,
-        &mut row.align,
-        &mut row.swap,
-        &mut row.blend,
-        &mut row.draw,
-        &mut row.total,
-    ] {
-        *v /= n;
-    }
-    row
-}
-
-fn ort(threads: usize, files: &[PathBuf], shape: Option<&str>) -> serde_json::Value {
-    let mut cmd = Command::new(root().join(".venv/bin/python"));
-    cmd.arg(root().join("scripts/peers/ort_bench.py"))
-        .arg("--threads")
-        .arg(threads.to_string())
-        .env("OPENBLAS_NUM_THREADS", threads.to_string());
-    if let Some(s) = shape {
-        cmd.arg("--input-shape").arg(s);
-    }
-    let out = cmd.args(files).output().expect("onnxruntime peer");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+fn draw(frame: &mut image::RgbImage, face: Option<facekit::Detection>) -> f64 {
+    let t = Instant::now();
+    overlay::draw(
+        frame,
+        &Hud {
+            mode: Some(Mode::Swap),
+            face,
+            ..Default::default()
+        },
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn search_name(s: Option<Search>) -> Option<String> {
+    s.map(|s| {
+        serde_json::to_value(s)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+}
+
+/// Ours, serial: every frame through `Pipeline::process`, one frame after another.
+fn serial(pipeline: &mut Pipeline, bundle: &LoadedBundle, jpegs: &[Vec<u8>]) -> Vec<FrameTimes> {
+    let run = |pipeline: &mut Pipeline, jpegs: &[Vec<u8>]| -> Vec<FrameTimes> {
+        jpegs
+            .iter()
+            .map(|jpeg| {
+                let t0 = Instant::now();
+                let mut frame = decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap();
+                let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+                let r = pipeline.process(&mut frame, Some(bundle), 25.0);
+                let draw_ms = draw(&mut frame, r.face.clone());
+                let t = r.times;
+                FrameTimes {
+                    ms: BTreeMap::from([
+                        ("decode", decode_ms),
+                        ("detect", t.detect),
+                        ("align", t.align),
+                        ("swap", t.swap),
+                        ("blend", t.blend),
+                        ("draw", draw_ms),
+                        ("total", t0.elapsed().as_secs_f64() * 1e3),
+                    ]),
+                    search: search_name(r.search),
+                    swapped: r.swapped,
+                }
+            })
+            .collect()
+    };
+    run(pipeline, &jpegs[..WARMUP]);
+    pipeline.reset_track();
+    run(pipeline, jpegs)
+}
+
+/// Ours on `workers` cores: worker k takes frames k, k+workers, …; each decodes its frame, waits
+/// for the previous frame's face search (the search follows the last box, so it runs in frame
+/// order), searches, then aligns, swaps, blends and draws while the next worker searches.
+/// Returns each frame's latency (decode start to drawn) and the wall time of the whole run.
+fn pipelined(
+    config: &PipelineConfig,
+    bundle: &LoadedBundle,
+    jpegs: &[Vec<u8>],
+    workers: usize,
+) -> (Vec<f64>, f64) {
+    let mut locator = Locator::new(config).unwrap();
+    for jpeg in &jpegs[..WARMUP] {
+        locator.locate(&decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), 25.0);
+    }
+    locator.reset();
+    let turn = Mutex::new((locator, 0usize));
+    let next = Condvar::new();
+    let latencies = Mutex::new(vec![0.0; jpegs.len()]);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..workers {
+            let (turn, next, latencies) = (&turn, &next, &latencies);
+            s.spawn(move || {
+                // One thread per worker: no pool underneath competes for the other core.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    for i in (k..jpegs.len()).step_by(workers) {
+                        let t0 = Instant::now();
+                        let mut frame = decode(PixelFormat::Mjpeg, 640, 480, &jpegs[i]).unwrap();
+                        let located = {
+                            let mut guard = next
+                                .wait_while(turn.lock().unwrap(), |(_, n)| *n != i)
+                                .unwrap();
+                            let located = guard.0.locate(&frame, 25.0);
+                            guard.1 += 1;
+                            next.notify_all();
+                            located
+                        };
+                        let mut times = StageTimes::default();
+                        if let Some(face) = &located.face {
+                            swap_face(&mut frame, face, bundle, &config.blend, &mut times).unwrap();
+                        }
+                        draw(&mut frame, located.face);
+                        latencies.lock().unwrap()[i] = t0.elapsed().as_secs_f64() * 1e3;
+                    }
+                });
+            });
+        }
+    });
+    let wall = start.elapsed().as_secs_f64() * 1e3;
+    (latencies.into_inner().unwrap(), wall)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// mean, p50 and p95 of each stage.
+fn stage_stats(frames: &[FrameTimes]) -> Value {
+    let mut out = serde_json::Map::new();
+    for stage in STAGES {
+        let mut v: Vec<f64> = frames.iter().map(|f| f.ms[stage]).collect();
+        out.insert(stage.into(), summary(&mut v));
+    }
+    Value::Object(out)
+}
+
+fn summary(v: &mut [f64]) -> Value {
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    json!({"mean": mean, "p50": percentile(v, 0.5), "p95": percentile(v, 0.95)})
+}
+
+fn searches(frames: &[FrameTimes]) -> Value {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for f in frames {
+        *counts
+            .entry(f.search.clone().unwrap_or_else(|| "none".into()))
+            .or_default() += 1;
+    }
+    json!(counts)
+}
+
+/// The peer's per-frame rows as [`FrameTimes`].
+fn peer_frames(v: &Value) -> Vec<FrameTimes> {
+    v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| FrameTimes {
+            ms: STAGES
+                .iter()
+                .map(|s| (*s, row[*s].as_f64().unwrap()))
+                .collect(),
+            search: row["search"].as_str().map(str::to_owned),
+            swapped: false,
+        })
+        .collect()
+}
+
+/// A model's time per run and achieved rate from its per-operator profile.
+struct ModelCost {
+    name: String,
+    ms: f64,
+    flops: f64,
+    ops: Vec<OpCost>,
+}
+
+impl ModelCost {
+    fn new(name: &str, path: &Path, shape: &[usize], fold: bool) -> Self {
+        let ops = profile_ops(path, shape, fold, 30).unwrap();
+        Self {
+            name: name.into(),
+            ms: ops.iter().map(|o| o.ms).sum(),
+            flops: ops.iter().map(|o| o.flops).sum(),
+            ops,
+        }
+    }
+
+    fn gflops(&self) -> f64 {
+        self.flops / (self.ms * 1e6)
+    }
+
+    /// Estimated ms on `board`: compute nodes at this core's share of peak, the rest scaled by
+    /// the board's scalar slowdown.
+    fn on_board(&self, board: &shared_proto::bundle::BoardCore, peak: f64) -> f64 {
+        self.ops
+            .iter()
+            .map(|o| {
+                if o.flops > 0.0 {
+                    o.ms * peak / board.peak_gflops
+                } else {
+                    o.ms * board.scalar_slowdown
+                }
+            })
+            .sum()
+    }
 }
 
 fn main() {
     let models = root().join("out/bench-models");
-    let mflops: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(models.join("models.json"))
-            .expect("run `cargo bench --workspace --bench export` first (make bench does)"),
+    let mflops: Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join("models.json")).expect(
+            "run `cargo bench -p host-trainer --bench export -- --graphs-only` first (make bench-booth does)",
+        ),
     )
     .unwrap();
-    let jpegs = camera_frames();
+    let out_dir = root().join("out/bench");
+    let frames_dir = out_dir.join("booth-frames");
+    let jpegs = camera_frames(&frames_dir);
     let tmp = tempfile::tempdir().unwrap();
     let detector = root().join(facekit::RETINAFACE_MODEL);
-
-    // The detector alone at both resolutions, tract vs onnxruntime, 1 thread.
+    let config = PipelineConfig {
+        face_detector: detector.clone(),
+        threads: 1,
+        ..Default::default()
+    };
     facekit::onnx_model::set_threads(1);
-    let det = facekit::RetinaFace::load(&detector, Default::default()).unwrap();
-    let frame = decode(PixelFormat::Mjpeg, 640, 480, &jpegs[0]).unwrap();
-    println!("RetinaFace-mnet0.25, 1 thread (ms)");
-    println!("| input | tract | onnxruntime | tract / ORT |");
-    println!("|---|---|---|---|");
-    for (w, h) in [(320u32, 240u32), (640, 480)] {
-        let f = image::imageops::resize(&frame, w, h, image::imageops::FilterType::Triangle);
-        det.detect(&f).unwrap();
-        let t = Instant::now();
-        for _ in 0..20 {
-            det.detect(&f).unwrap();
-        }
-        let tract = t.elapsed().as_secs_f64() * 1e3 / 20.0;
-        let o = ort(
-            1,
-            std::slice::from_ref(&detector),
-            Some(&format!("1,3,{h},{w}")),
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+
+    // Ours, serial, one core.
+    let mut ours = BTreeMap::new();
+    let mut bundles = BTreeMap::new();
+    for name in ["lite.f32", "lite.int8"] {
+        let file = models.join(format!("{name}.onnx"));
+        let mf = mflops[format!("{name}.onnx")].as_f64().unwrap();
+        let bundle = bundle_for(&file, &tmp.path().join(name), mf);
+        let mut pipeline = Pipeline::new(config.clone()).unwrap();
+        let frames = one_thread.install(|| serial(&mut pipeline, &bundle, &jpegs));
+        let swapped = frames.iter().filter(|f| f.swapped).count();
+        assert!(
+            swapped * 10 >= FRAMES * 9,
+            "{name}: only {swapped} of {FRAMES} frames swapped"
         );
-        let ortms = o["retinaface-mnet025.onnx"].as_f64().unwrap();
-        println!(
-            "| {w}x{h} | {tract:.1} | {ortms:.1} | {:.2} |",
-            tract / ortms
-        );
+        ours.insert(name, frames);
+        bundles.insert(name, bundle);
     }
 
-    println!(
-        "\nbooth, 640x480 MJPEG input, one face, detection at 320 px, {FRAMES} frames (ms per frame)"
+    // The peer, serial, one core, in the same run.
+    let crop = FaceCropSpec::default();
+    let peer_models: Vec<Value> = ["lite.f32", "lite.int8", "lite.qlinear"]
+        .iter()
+        .map(|n| json!({"name": n, "path": models.join(format!("{n}.onnx"))}))
+        .collect();
+    let job = json!({
+        "frames": frames_dir,
+        "face_detector": detector,
+        "threads": 1,
+        "warmup": WARMUP,
+        "rate": 25.0,
+        "score_threshold": config.score_threshold,
+        "nms_iou": facekit::FaceDetectorConfig::default().nms_iou,
+        "smooth_cutoff": config.smooth_cutoff,
+        "smooth_beta": config.smooth_beta,
+        "policy": {
+            "full_every": config.detect_every,
+            "crop_size": config.track_size,
+            "crop_scale": facekit::face_detection::TrackPolicy::default().crop_scale,
+            "detect_width": config.detect_width,
+        },
+        "crop": {
+            "size": crop.size,
+            "template_px": crop.template_px(),
+            "mean": crop.normalisation.mean,
+            "std": crop.normalisation.std,
+            "order": format!("{:?}", crop.normalisation.order),
+        },
+        "blend": config.blend,
+        "models": peer_models,
+    });
+    let job_path = out_dir.join("booth-job.json");
+    std::fs::write(&job_path, serde_json::to_vec_pretty(&job).unwrap()).unwrap();
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/peers/booth_peer.py"))
+        .arg(&job_path)
+        .env("OMP_NUM_THREADS", "1")
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output()
+        .expect("run the Python peer (make setup installs its venv)");
+    assert!(
+        out.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    println!("| model | threads | decode | detect | align | swap | blend | draw | total | FPS | swap ORT | swap tract/ORT | swap MFLOP | Pi 4 FPS* | Pi 5 FPS* |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for threads in [1usize, 2] {
-        facekit::onnx_model::set_threads(threads);
-        let files: Vec<PathBuf> = ["lite.f32", "lite.int8", "original.f32", "original.int8"]
-            .iter()
-            .map(|n| models.join(format!("{n}.onnx")))
-            .collect();
-        let peer = ort(threads, &files, None);
-        for file in &files {
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            let mf = mflops[&name].as_f64().unwrap();
-            let bundle = bundle_for(file, &tmp.path().join(format!("{name}-{threads}")), mf);
-            let mut pipeline = Pipeline::new(PipelineConfig {
-                face_detector: detector.clone(),
-                threads,
-                ..Default::default()
-            })
-            .unwrap();
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let r = pool.install(|| measure(&mut pipeline, &bundle, &jpegs));
-            assert_eq!(r.swapped, FRAMES, "every frame has the face swapped");
-            let o = peer[&name].as_f64().unwrap();
-            let pi: Vec<f64> = BOARDS.iter().map(|(_, g)| 1e3 / (mf / g)).collect();
-            println!(
-                "| {} | {threads} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {o:.2} | {:.2} | {mf:.0} | {:.0} | {:.0} |",
-                name.trim_end_matches(".onnx"),
-                r.decode,
-                r.detect,
-                r.align,
-                r.swap,
-                r.blend,
-                r.draw,
-                r.total,
-                1e3 / r.total,
-                r.swap / o,
-                pi[0],
-                pi[1],
-            );
-        }
+    let peer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peak = peer["numpy_gemm_gflops"].as_f64().unwrap();
+    let peer_runs: BTreeMap<&str, Vec<FrameTimes>> = ["lite.f32", "lite.int8", "lite.qlinear"]
+        .iter()
+        .map(|n| (*n, peer_frames(&peer[*n])))
+        .collect();
+    let mean_total =
+        |f: &[FrameTimes]| f.iter().map(|f| f.ms["total"]).sum::<f64>() / f.len() as f64;
+    // The peer's fastest int8 form is the one ours is held against.
+    let peer_int8 = ["lite.int8", "lite.qlinear"]
+        .into_iter()
+        .min_by(|a, b| mean_total(&peer_runs[a]).total_cmp(&mean_total(&peer_runs[b])))
+        .unwrap();
+
+    // Ours pipelined on two cores.
+    let mut pipelined_rows = Vec::new();
+    for name in ["lite.f32", "lite.int8"] {
+        let (mut lat, wall) = pipelined(&config, &bundles[name], &jpegs, 2);
+        let serial_ms = mean_total(&ours[name]);
+        let per_frame = wall / jpegs.len() as f64;
+        pipelined_rows.push(json!({
+            "model": name,
+            "workers": 2,
+            "ms_per_frame": per_frame,
+            "fps": 1e3 / per_frame,
+            "throughput_vs_serial": serial_ms / per_frame,
+            "latency_ms": summary(&mut lat),
+        }));
     }
-    println!("* swap model only, from MFLOPs and shared_proto::bundle::BOARDS (estimates, not measured on a board)");
+
+    // Achieved GFLOP/s of each model and the per-operator Pi estimates.
+    let costs = [
+        ModelCost::new(
+            "swap lite f32 (64²)",
+            &models.join("lite.f32.onnx"),
+            &[1, 3, 64, 64],
+            false,
+        ),
+        ModelCost::new(
+            "swap lite int8 folded (64²)",
+            &models.join("lite.int8.onnx"),
+            &[1, 3, 64, 64],
+            true,
+        ),
+        ModelCost::new(
+            "RetinaFace, tracking crop (128²)",
+            &detector,
+            &[1, 3, 128, 128],
+            false,
+        ),
+        ModelCost::new(
+            "RetinaFace, whole frame (320×240)",
+            &detector,
+            &[1, 3, 240, 320],
+            false,
+        ),
+    ];
+
+    let mut rows = Vec::new();
+    let mut table = String::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        table.push_str(&s);
+        table.push('\n');
+    };
+    line(format!(
+        "booth, 640x480 MJPEG, one face (franck.mp4), {FRAMES} frames, one core, serial (ms per frame: mean / p95)"
+    ));
+    line("| model | who | decode | detect | align | swap | blend | draw | total mean | total p50 | total p95 | FPS | ours / peer |".into());
+    line("|---|---|---|---|---|---|---|---|---|---|---|---|---|".into());
+    for (name, peer_name) in [("lite.f32", "lite.f32"), ("lite.int8", peer_int8)] {
+        let ours_stats = stage_stats(&ours[name]);
+        let peer_stats = stage_stats(&peer_runs[peer_name]);
+        let ratio = ours_stats["total"]["mean"].as_f64().unwrap()
+            / peer_stats["total"]["mean"].as_f64().unwrap();
+        for (who, st) in [
+            ("ours (tract)", &ours_stats),
+            (&*format!("peer: onnxruntime {peer_name}"), &peer_stats),
+        ] {
+            let cell = |s: &str| {
+                format!(
+                    "{:.2} / {:.2}",
+                    st[s]["mean"].as_f64().unwrap(),
+                    st[s]["p95"].as_f64().unwrap()
+                )
+            };
+            line(format!(
+                "| {name} | {who} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+                cell("decode"), cell("detect"), cell("align"), cell("swap"), cell("blend"), cell("draw"),
+                st["total"]["mean"].as_f64().unwrap(),
+                st["total"]["p50"].as_f64().unwrap(),
+                st["total"]["p95"].as_f64().unwrap(),
+                1e3 / st["total"]["mean"].as_f64().unwrap(),
+                if who.starts_with("ours") { format!("{ratio:.2}") } else { String::new() },
+            ));
+        }
+        rows.push(json!({
+            "model": name,
+            "threads": 1,
+            "ours_ms": ours_stats,
+            "peer_model": peer_name,
+            "peer_ms": peer_stats,
+            "ours_over_peer": ratio,
+            "ours_searches": searches(&ours[name]),
+            "peer_searches": searches(&peer_runs[peer_name]),
+        }));
+    }
+    let peer_all: Value = peer_runs
+        .iter()
+        .map(|(n, f)| (n.to_string(), stage_stats(f)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+
+    line(String::new());
+    line(
+        "two cores, pipelined (two workers on alternate frames, the face search in frame order)"
+            .into(),
+    );
+    line(
+        "| model | ms per frame | FPS | throughput / serial one core | latency p50 | latency p95 |"
+            .into(),
+    );
+    line("|---|---|---|---|---|---|".into());
+    for r in &pipelined_rows {
+        line(format!(
+            "| {} | {:.2} | {:.0} | {:.2}× | {:.2} | {:.2} |",
+            r["model"].as_str().unwrap(),
+            r["ms_per_frame"].as_f64().unwrap(),
+            r["fps"].as_f64().unwrap(),
+            r["throughput_vs_serial"].as_f64().unwrap(),
+            r["latency_ms"]["p50"].as_f64().unwrap(),
+            r["latency_ms"]["p95"].as_f64().unwrap(),
+        ));
+    }
+
+    line(String::new());
+    line(format!("achieved rate per model, one core (peak: OpenBLAS sgemm 1024³ on this core, {peak:.0} GFLOP/s)"));
+    line("| model | MFLOP | ms | GFLOP/s | share of peak | Pi 4 ms* | Pi 5 ms* |".into());
+    line("|---|---|---|---|---|---|---|".into());
+    let mut cost_rows = Vec::new();
+    for c in &costs {
+        let boards: Vec<f64> = BOARD_CORES.iter().map(|b| c.on_board(b, peak)).collect();
+        line(format!(
+            "| {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.1} | {:.1} |",
+            c.name,
+            c.flops / 1e6,
+            c.ms,
+            c.gflops(),
+            100.0 * c.gflops() / peak,
+            boards[0],
+            boards[1]
+        ));
+        cost_rows.push(json!({
+            "model": c.name, "mflop": c.flops / 1e6, "ms": c.ms, "gflops": c.gflops(),
+            "share_of_peak": c.gflops() / peak,
+            "board_ms": BOARD_CORES.iter().zip(&boards).map(|(b, ms)| json!({"board": b.name, "ms": ms})).collect::<Vec<_>>(),
+        }));
+    }
+
+    // The Pi budget per stage: model time from per-operator costs, the rest of each stage by
+    // the scalar slowdown, weighted by how often each search ran.
+    let f32_frames = &ours["lite.f32"];
+    let n = f32_frames.len() as f64;
+    let count = |s: &str| {
+        f32_frames
+            .iter()
+            .filter(|f| f.search.as_deref() == Some(s))
+            .count() as f64
+    };
+    let (crop_share, full_share) = (
+        count("crop") / n,
+        (count("full") + count("cropthenfull")) / n,
+    );
+    let stats = stage_stats(f32_frames);
+    let mean = |s: &str| stats[s]["mean"].as_f64().unwrap();
+    let (swap_model, crop_model, full_model) = (&costs[0], &costs[2], &costs[3]);
+    let detect_model_x86 = crop_share * crop_model.ms + full_share * full_model.ms;
+    line(String::new());
+    line("Raspberry Pi budget, lite f32, one core, serial (estimate from the per-operator costs above, not a board measurement)".into());
+    line("| board | decode | detect | align | swap | blend | draw | total | FPS | 4 cores, 2 workers: FPS* |".into());
+    line("|---|---|---|---|---|---|---|---|---|---|".into());
+    let mut pi_rows = Vec::new();
+    for board in &BOARD_CORES {
+        let k = board.scalar_slowdown;
+        let detect = crop_share * crop_model.on_board(board, peak)
+            + full_share * full_model.on_board(board, peak)
+            + (mean("detect") - detect_model_x86).max(0.0) * k;
+        let swap = swap_model.on_board(board, peak) + (mean("swap") - swap_model.ms).max(0.0) * k;
+        let st = [
+            mean("decode") * k,
+            detect,
+            mean("align") * k,
+            swap,
+            mean("blend") * k,
+            mean("draw") * k,
+        ];
+        let total: f64 = st.iter().sum();
+        line(format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            board.name,
+            st[0],
+            st[1],
+            st[2],
+            st[3],
+            st[4],
+            st[5],
+            total,
+            1e3 / total,
+            2e3 / total
+        ));
+        pi_rows.push(json!({
+            "board": board.name, "peak_gflops": board.peak_gflops, "scalar_slowdown": k,
+            "stages_ms": {"decode": st[0], "detect": st[1], "align": st[2], "swap": st[3], "blend": st[4], "draw": st[5]},
+            "total_ms": total, "fps": 1e3 / total, "latency_ms": total,
+        }));
+    }
+    line("* assumes the two-worker pipeline scales as measured here; latency stays one frame's total".into());
+
+    let report = json!({
+        "resolution": [640, 480],
+        "frames": FRAMES,
+        "input": "data/franck.mp4 scaled to 640x480, JPEG q85",
+        "policy": job["policy"],
+        "peak_gflops": peak,
+        "serial_one_core": rows,
+        "peer_all_forms": peer_all,
+        "pipelined_two_cores": pipelined_rows,
+        "models": cost_rows,
+        "pi_estimate": pi_rows,
+    });
+    std::fs::write(
+        out_dir.join("booth.json"),
+        serde_json::to_vec_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(out_dir.join("booth.md"), table).unwrap();
+    println!("\nwrote out/bench/booth.json and out/bench/booth.md");
 }

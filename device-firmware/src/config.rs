@@ -92,10 +92,14 @@ pub struct PipelineConfig {
     /// deepfake detector joined the bundle).
     #[serde(alias = "detector")]
     pub face_detector: PathBuf,
-    /// Run detection every N frames; landmarks are held and smoothed in between.
+    /// Search the whole frame for a face at least every N frames; in between the face is
+    /// looked for in a crop around its last box (`track_size`).
     pub detect_every: u32,
-    /// Width frames are scaled to for detection (0 = full resolution).
+    /// Width frames are scaled to for the whole-frame search (0 = full resolution).
     pub detect_width: u32,
+    /// Side (pixels) of the crop the tracked face is looked for in between whole-frame
+    /// searches, a multiple of 32; 0 holds the last landmarks instead.
+    pub track_size: u32,
     pub score_threshold: f32,
     /// One-Euro minimum cutoff (Hz) of the landmark smoother; lower = steadier, laggier.
     pub smooth_cutoff: f32,
@@ -118,8 +122,9 @@ impl Default for PipelineConfig {
         Self {
             mode: Mode::Swap,
             face_detector: PathBuf::from(facekit::RETINAFACE_MODEL),
-            detect_every: 1,
+            detect_every: 30,
             detect_width: 320,
+            track_size: 128,
             score_threshold: 0.6,
             smooth_cutoff: 1.0,
             smooth_beta: 0.05,
@@ -373,6 +378,13 @@ impl DaemonConfig {
                 "0 (full) or 32 to 4096",
             );
         }
+        if p.track_size != 0 && !(32..=1024).contains(&p.track_size) {
+            return bad(
+                "pipeline.track_size",
+                p.track_size.to_string(),
+                "0 (hold landmarks) or 32 to 1024",
+            );
+        }
         if !(1..=64).contains(&p.threads) {
             return bad("pipeline.threads", p.threads.to_string(), "1 to 64");
         }
@@ -549,13 +561,14 @@ mod tests {
     #[test]
     fn every_unusable_setting_is_refused_by_its_key() {
         assert_eq!(DaemonConfig::default().validate(), Ok(()));
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 13] = [
             ("[pipeline]\nsmooth_cutoff = nan", "pipeline.smooth_cutoff"),
             ("[pipeline]\nsmooth_cutoff = -1.0", "pipeline.smooth_cutoff"),
             ("[pipeline]\nfake_threshold = 1.5", "pipeline.fake_threshold"),
             ("[pipeline]\nfake_threshold = nan", "pipeline.fake_threshold"),
             ("[pipeline]\nscore_smoothing = 1.0", "pipeline.score_smoothing"),
             ("[pipeline]\ndetect_every = 0", "pipeline.detect_every"),
+            ("[pipeline]\ntrack_size = 8", "pipeline.track_size"),
             ("[source]\nwidth = 100000000", "source.width"),
             ("[source]\nheight = 0", "source.height"),
             (

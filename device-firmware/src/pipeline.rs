@@ -1,9 +1,11 @@
-//! One frame through the booth: find the visitor's face (every frame or every N with the
-//! landmarks held in between), smooth the landmarks, align with the bundle's crop spec, then
-//! swap and/or score according to the mode. Any failure leaves the frame as it came in.
+//! One frame through the booth: follow the visitor's face (a whole-frame search every N frames,
+//! a small crop around the last box in between: `facekit::face_detection::track`), smooth the
+//! landmarks, align with the bundle's crop spec, then swap and/or score according to the mode.
+//! Any failure leaves the frame as it came in.
 
 use std::time::Instant;
 
+use facekit::face_detection::{Search, TrackPolicy, Tracker};
 use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
 use facekit::swap::{to_input, FaceSwapper};
@@ -29,6 +31,8 @@ pub struct FrameResult {
     /// The face used (smoothed landmarks), if any.
     pub face: Option<Detection>,
     pub detected: bool,
+    /// How the face was looked for on this frame.
+    pub search: Option<Search>,
     pub swapped: bool,
     /// Fake probability smoothed along the track.
     pub score: Option<f32>,
@@ -46,25 +50,38 @@ pub struct BoothCues {
     pub flicker: Option<f32>,
 }
 
-pub struct Pipeline {
+/// The first half of a frame: where the face is. Sequential by nature (each frame's search
+/// starts from the last box), cheap, and kept apart from the swap so that two cores can work
+/// on consecutive frames (`locate` of frame n+1 while frame n is swapped).
+pub struct Locator {
     face_detector: RetinaFace,
-    pub config: PipelineConfig,
-    pub mode: Mode,
     smoother: OneEuro,
-    held: Option<Detection>,
-    frame_index: u64,
-    score: Option<f32>,
-    cues: Option<BoothCues>,
-    /// The last scored crop of the track, for flicker.
-    previous_crop: Option<RgbImage>,
+    tracker: Tracker,
 }
 
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
+/// What [`Locator::locate`] found on one frame.
+#[derive(Debug, Clone, Default)]
+pub struct Located {
+    /// The face with smoothed landmarks.
+    pub face: Option<Detection>,
+    pub detected: bool,
+    pub search: Option<Search>,
+    pub detect_ms: f64,
+    pub error: Option<String>,
 }
 
-impl Pipeline {
-    pub fn new(config: PipelineConfig) -> facekit::Result<Self> {
+/// The booth's settings as a tracking policy.
+fn track_policy(config: &PipelineConfig) -> TrackPolicy {
+    TrackPolicy {
+        full_every: config.detect_every,
+        crop_size: config.track_size,
+        detect_width: config.detect_width,
+        ..Default::default()
+    }
+}
+
+impl Locator {
+    pub fn new(config: &PipelineConfig) -> facekit::Result<Self> {
         let face_detector = RetinaFace::load(
             &config.face_detector,
             FaceDetectorConfig {
@@ -75,32 +92,106 @@ impl Pipeline {
         Ok(Self {
             face_detector,
             smoother: OneEuro::new(config.smooth_cutoff, config.smooth_beta),
+            tracker: Tracker::new(track_policy(config)),
+        })
+    }
+
+    /// Forgets the face: the next frame is searched in full.
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.smoother.reset();
+    }
+
+    /// Follows the face into `frame`; `rate` is the frame rate the smoother assumes.
+    pub fn locate(&mut self, frame: &RgbImage, rate: f32) -> Located {
+        let mut out = Located::default();
+        let t = Instant::now();
+        let raw = match self.tracker.next(&self.face_detector, frame) {
+            Ok(tracked) => {
+                out.detected = tracked.face.is_some() && tracked.search != Search::Held;
+                out.search = Some(tracked.search);
+                tracked.face
+            }
+            Err(e) => {
+                out.error = Some(format!("detection failed: {e}"));
+                None
+            }
+        };
+        out.detect_ms = ms(t);
+        let Some(raw) = raw else {
+            self.smoother.reset();
+            return out;
+        };
+        let flat: Vec<f32> = raw.landmarks.iter().flatten().copied().collect();
+        let s = self.smoother.filter(&flat, rate);
+        out.face = Some(Detection {
+            landmarks: std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]),
+            ..raw
+        });
+        out
+    }
+}
+
+pub struct Pipeline {
+    locator: Locator,
+    pub config: PipelineConfig,
+    pub mode: Mode,
+    score: Option<f32>,
+    cues: Option<BoothCues>,
+    /// The last scored crop of the track, for flicker.
+    previous_crop: Option<RgbImage>,
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// The swap of one located face into `frame` with the bundle's swap model: align, swap, blend.
+/// Stateless, so workers on several cores can swap consecutive frames. Returns whether the
+/// face was swapped (a face too close to the edge to align is not); an inference error leaves
+/// the frame as it was.
+pub fn swap_face(
+    frame: &mut RgbImage,
+    face: &Detection,
+    bundle: &LoadedBundle,
+    blend: &facekit::blend::BlendOptions,
+    times: &mut StageTimes,
+) -> Result<bool, String> {
+    let Some((_, swapper)) = &bundle.swap else {
+        return Ok(false);
+    };
+    let t = Instant::now();
+    let aligned = align_face(frame, &face.landmarks, bundle.crop());
+    times.align += ms(t);
+    let Some(aligned) = aligned else {
+        return Ok(false);
+    };
+    let t = Instant::now();
+    let swapped = swapper.swap(&aligned.image);
+    times.swap = ms(t);
+    let (rgb, mask) = swapped.map_err(|e| format!("swap failed, frame passed through: {e}"))?;
+    let t = Instant::now();
+    let mask = facekit::swap::blend_mask(&mask, &aligned, blend.mask);
+    facekit::blend::paste_back(frame, &rgb, &mask, &aligned.image, &aligned.to_crop, blend);
+    times.blend = ms(t);
+    Ok(true)
+}
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig) -> facekit::Result<Self> {
+        Ok(Self {
+            locator: Locator::new(&config)?,
             mode: config.mode,
             config,
-            held: None,
-            frame_index: 0,
             score: None,
             cues: None,
             previous_crop: None,
         })
     }
 
-    /// The largest face at detection resolution, scaled back to the frame.
-    fn detect(&self, frame: &RgbImage) -> facekit::Result<Option<Detection>> {
-        let w = self.config.detect_width;
-        let (small, s) = if w > 0 && w < frame.width() {
-            let h = (frame.height() as f32 * w as f32 / frame.width() as f32).round() as u32;
-            let small = image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle);
-            (Some(small), frame.width() as f32 / w as f32)
-        } else {
-            (None, 1.0)
-        };
-        let faces = self.face_detector.detect(small.as_ref().unwrap_or(frame))?;
-        Ok(facekit::face_detection::largest(faces).map(|d| Detection {
-            bbox: d.bbox.map(|v| v * s),
-            score: d.score,
-            landmarks: d.landmarks.map(|[x, y]| [x * s, y * s]),
-        }))
+    /// Forgets the followed face (a new visitor, a restarted clip).
+    pub fn reset_track(&mut self) {
+        self.locator.reset();
     }
 
     /// Processes `frame` in place. `rate` is the frame rate the smoother assumes.
@@ -110,36 +201,29 @@ impl Pipeline {
         bundle: Option<&LoadedBundle>,
         rate: f32,
     ) -> FrameResult {
-        let mut out = FrameResult::default();
-        let every = self.config.detect_every.max(1) as u64;
-        let due = self.frame_index.is_multiple_of(every) || self.held.is_none();
-        self.frame_index += 1;
-        if due {
-            let t = Instant::now();
-            match self.detect(frame) {
-                Ok(found) => {
-                    out.detected = found.is_some();
-                    self.held = found;
-                }
-                Err(e) => {
-                    out.error = Some(format!("detection failed: {e}"));
-                    self.held = None;
-                }
-            }
-            out.times.detect = ms(t);
-        }
-        let Some(raw) = self.held.clone() else {
-            self.smoother.reset();
+        let located = self.locator.locate(frame, rate);
+        self.render(frame, located, bundle)
+    }
+
+    /// The second half of a frame: swap and/or score the located face according to the mode.
+    pub fn render(
+        &mut self,
+        frame: &mut RgbImage,
+        located: Located,
+        bundle: Option<&LoadedBundle>,
+    ) -> FrameResult {
+        let mut out = FrameResult {
+            detected: located.detected,
+            search: located.search,
+            error: located.error,
+            ..Default::default()
+        };
+        out.times.detect = located.detect_ms;
+        let Some(face) = located.face else {
             self.score = None;
             self.cues = None;
             self.previous_crop = None;
             return out;
-        };
-        let flat: Vec<f32> = raw.landmarks.iter().flatten().copied().collect();
-        let s = self.smoother.filter(&flat, rate);
-        let face = Detection {
-            landmarks: std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]),
-            ..raw
         };
         out.face = Some(face.clone());
         let Some(bundle) = bundle else {
@@ -147,36 +231,9 @@ impl Pipeline {
         };
 
         if self.mode.swaps() {
-            if let Some((_, swapper)) = &bundle.swap {
-                let t = Instant::now();
-                let aligned = align_face(frame, &face.landmarks, bundle.crop());
-                out.times.align += ms(t);
-                if let Some(aligned) = aligned {
-                    let t = Instant::now();
-                    // Split the swap from the blend for the per-stage figures.
-                    match swapper.swap(&aligned.image) {
-                        Ok((rgb, mask)) => {
-                            out.times.swap = ms(t);
-                            let t = Instant::now();
-                            let mask =
-                                facekit::swap::blend_mask(&mask, &aligned, self.config.blend.mask);
-                            facekit::blend::paste_back(
-                                frame,
-                                &rgb,
-                                &mask,
-                                &aligned.image,
-                                &aligned.to_crop,
-                                &self.config.blend,
-                            );
-                            out.times.blend = ms(t);
-                            out.swapped = true;
-                        }
-                        Err(e) => {
-                            out.times.swap = ms(t);
-                            out.error = Some(format!("swap failed, frame passed through: {e}"));
-                        }
-                    }
-                }
+            match swap_face(frame, &face, bundle, &self.config.blend, &mut out.times) {
+                Ok(swapped) => out.swapped = swapped,
+                Err(e) => out.error = Some(e),
             }
         }
         if self.mode.scores() {

@@ -3,7 +3,9 @@
 //! int8 bundles store weights as `DequantizeLinear(int8, scale, zero)`. tract folds such
 //! constant subgraphs to float only for tensors under 4 MiB and otherwise dequantises on every
 //! run (~7× slower), so [`fold_weight_dequantize`] does it for every weight at load: the file
-//! stays 4× smaller, inference runs float kernels on the dequantised weights.
+//! stays 4× smaller, inference runs float kernels on the dequantised weights. The activations'
+//! fake quantisation is dropped too ([`strip_activation_qdq`]): tract has no faster integer path
+//! on x86 to use it for, so an int8 bundle runs as fast as f32 with int8-rounded weights.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -56,6 +58,66 @@ fn raw_int8(t: &TensorProto) -> Option<Vec<f32>> {
             .map(|&b| if signed { b as i8 as f32 } else { b as f32 })
             .collect(),
     )
+}
+
+/// Removes every activation `QuantizeLinear` → `DequantizeLinear` pair (fake quantisation),
+/// wiring the consumers to the float input. tract 0.23 on x86 has no integer kernels faster
+/// than its f32 ones (QLinearConv measured slower), so with weights folded the pairs only
+/// round activations in float: ~20% of lite's time for a slightly worse face. What remains is
+/// weight-only int8, as `export` measures it. Returns how many pairs were removed.
+pub fn strip_activation_qdq(model: &mut ModelProto) -> usize {
+    let Some(graph) = model.graph.as_mut() else {
+        return 0;
+    };
+    let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let consumers = |name: &str, nodes: &[tract_onnx::pb::NodeProto]| -> Vec<usize> {
+        (0..nodes.len())
+            .filter(|&i| nodes[i].input.iter().any(|x| x == name))
+            .collect()
+    };
+    let mut rename: HashMap<String, String> = HashMap::new();
+    let mut drop: HashSet<usize> = HashSet::new();
+    for (qi, q) in graph.node.iter().enumerate() {
+        if q.op_type != "QuantizeLinear" || q.input.is_empty() || q.output.len() != 1 {
+            continue;
+        }
+        let users = consumers(&q.output[0], &graph.node);
+        let all_dq = !users.is_empty()
+            && users.iter().all(|&u| {
+                let n = &graph.node[u];
+                n.op_type == "DequantizeLinear"
+                    && n.input.first() == Some(&q.output[0])
+                    && n.output.len() == 1
+                    && !outputs.contains(&n.output[0])
+            });
+        if !all_dq || outputs.contains(&q.output[0]) {
+            continue;
+        }
+        drop.insert(qi);
+        for u in users {
+            drop.insert(u);
+            rename.insert(graph.node[u].output[0].clone(), q.input[0].clone());
+        }
+    }
+    let pairs = drop
+        .iter()
+        .filter(|&&i| graph.node[i].op_type == "QuantizeLinear")
+        .count();
+    let nodes = std::mem::take(&mut graph.node);
+    graph.node = nodes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(_, mut n)| {
+            for x in n.input.iter_mut() {
+                if let Some(to) = rename.get(x) {
+                    *x = to.clone();
+                }
+            }
+            n
+        })
+        .collect();
+    pairs
 }
 
 /// Replaces every `DequantizeLinear` whose inputs are all initializers with its float result.
@@ -177,6 +239,7 @@ impl OnnxModel {
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| bad(name, e.root_cause()))?;
         let folded = if fold {
+            strip_activation_qdq(&mut proto);
             fold_weight_dequantize(&mut proto)?
         } else {
             0
@@ -246,6 +309,89 @@ impl OnnxModel {
     }
 }
 
+/// One node of an optimised plan: its time per run and its arithmetic from tract's cost model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpCost {
+    pub node: String,
+    pub op: String,
+    /// Milliseconds per run (measured, with the small overhead of timing each node).
+    pub ms: f64,
+    /// Floating-point operations per run (2 per multiply-add); 0 for data movement.
+    pub flops: f64,
+}
+
+/// Where tract spends a run of the model at `path` on a `shape` input (int8 weights folded when
+/// `fold`): every node's time over `runs` runs and its FLOPs, in plan order.
+pub fn profile_ops(
+    path: &std::path::Path,
+    shape: &[usize],
+    fold: bool,
+    runs: usize,
+) -> Result<Vec<OpCost>> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| FacekitError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| bad(&name, e.root_cause()))?;
+    if fold {
+        strip_activation_qdq(&mut proto);
+        fold_weight_dequantize(&mut proto)?;
+    }
+    let plan = onnx
+        .model_for_proto_model(&proto)
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| bad(&name, e.root_cause()))?;
+    let model = plan.model();
+    let mut costs: Vec<OpCost> = model
+        .nodes()
+        .iter()
+        .map(|node| {
+            let flops = model
+                .node_input_facts(node.id)
+                .and_then(|facts| node.op.cost(&facts))
+                .map(|c| {
+                    c.iter()
+                        .filter(|(k, _)| matches!(k, tract_onnx::tract_core::ops::Cost::FMA(_)))
+                        .filter_map(|(_, n)| n.to_i64().ok())
+                        .sum::<i64>() as f64
+                        * 2.0
+                })
+                .unwrap_or(0.0);
+            OpCost {
+                node: node.name.clone(),
+                op: node.op.name().to_string(),
+                ms: 0.0,
+                flops,
+            }
+        })
+        .collect();
+    let input: Tensor = tract_ndarray::ArrayD::<f32>::from_elem(shape.to_vec(), 0.5).into();
+    let fail = |e: TractError| FacekitError::Inference(e.root_cause().to_string());
+    for run in 0..runs + 2 {
+        let mut state = TypedSimpleState::new(&plan).map_err(fail)?;
+        state
+            .run_plan_with_eval(
+                tvec!(input.clone().into()),
+                |ctx, op_state, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    if run >= 2 {
+                        costs[node.id].ms += t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                    }
+                    r
+                },
+            )
+            .map_err(fail)?;
+    }
+    Ok(costs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +442,39 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn activation_fake_quantisation_is_removed_and_its_consumers_rewired() {
+        let node = |op: &str, i: &[&str], o: &str| NodeProto {
+            op_type: op.into(),
+            input: i.iter().map(|s| s.to_string()).collect(),
+            output: vec![o.into()],
+            ..Default::default()
+        };
+        let mut m = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![
+                    node("QuantizeLinear", &["x", "s", "z"], "xq"),
+                    node("DequantizeLinear", &["xq", "s", "z"], "xd"),
+                    node("Relu", &["xd"], "y"),
+                    // A weight's DequantizeLinear has no QuantizeLinear before it: kept.
+                    node("DequantizeLinear", &["w", "s", "z"], "wd"),
+                ],
+                output: vec![tract_onnx::pb::ValueInfoProto {
+                    name: "y".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(strip_activation_qdq(&mut m), 1);
+        let nodes = &m.graph.as_ref().unwrap().node;
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].op_type, "Relu");
+        assert_eq!(nodes[0].input, vec!["x".to_string()]);
+        assert_eq!(nodes[1].output, vec!["wd".to_string()]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --workspace --bench export` (run `make setup` first). Prints a table and leaves
 //! the graphs in `out/bench-models/` (with `models.json`: MFLOPs per file) for the booth
-//! benchmark, `cargo bench --workspace --bench booth`.
+//! benchmark, `cargo bench --workspace --bench booth` (`-- --graphs-only` writes them and stops).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,11 @@ fn main() {
         serde_json::to_string_pretty(&mflops_by_file).unwrap(),
     )
     .unwrap();
+    // `make bench-booth` needs the graphs only.
+    if std::env::args().any(|a| a == "--graphs-only") {
+        println!("graphs written to {}", dir.display());
+        return;
+    }
     println!("swap model, batch 1 (ms per face, median), this machine's CPU");
     println!("| preset | MFLOP | threads | tract f32 | tract int8 folded | tract int8 as loaded | tract int8 QLinearConv | ORT f32 | ORT int8 | ORT int8 QLinearConv | tract/ORT f32 | tract f32 GFLOP/s | % of peak |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");

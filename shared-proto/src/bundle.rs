@@ -26,6 +26,33 @@ pub const BOARDS: [(&str, f64); 2] = [
     ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz)", 24.0),
 ];
 
+/// One core of a board, for whole-frame estimates from per-operator costs measured on another
+/// machine (the booth benchmark): compute-bound operators are scaled by the ratio of f32 peaks
+/// (the same share of peak assumed), everything else (pixel loops, JPEG, data movement) by a
+/// scalar slowdown against a current x86 server core. Estimates, not measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoardCore {
+    pub name: &'static str,
+    /// f32 peak of one core: clock × 2 NEON pipes × 4 lanes × 2 (FMA).
+    pub peak_gflops: f64,
+    /// How many times longer scalar code takes than on the x86 core the benchmark ran on
+    /// (single-core scores of public CPU benchmarks: Pi 5 about ½, Pi 4 about ⅕ of such a core).
+    pub scalar_slowdown: f64,
+}
+
+pub const BOARD_CORES: [BoardCore; 2] = [
+    BoardCore {
+        name: "Raspberry Pi 4 (Cortex-A72 1.8 GHz)",
+        peak_gflops: 28.8,
+        scalar_slowdown: 5.0,
+    },
+    BoardCore {
+        name: "Raspberry Pi 5 (Cortex-A76 2.4 GHz)",
+        peak_gflops: 38.4,
+        scalar_slowdown: 2.2,
+    },
+];
+
 /// Predicted latency of a `mflops` model on every board of [`BOARDS`].
 pub fn predict_latency(mflops: f64) -> Vec<LatencyEstimate> {
     BOARDS

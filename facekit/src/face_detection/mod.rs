@@ -5,10 +5,12 @@
 mod nms;
 mod priors;
 mod retinaface;
+pub mod track;
 
 pub use nms::{iou, nms};
 pub use priors::{decode, Prior, PriorLayout};
 pub use retinaface::{FaceDetectorConfig, RetinaFace};
+pub use track::{Search, TrackPolicy, Tracked, Tracker};
 
 use serde::{Deserialize, Serialize};
 
