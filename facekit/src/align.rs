@@ -141,17 +141,17 @@ pub fn align_face(
 pub fn warp_to_crop(frame: &RgbImage, to_crop: &Similarity, size: u32) -> (RgbImage, f32) {
     let inv = to_crop.inverse();
     let (w, h) = frame.dimensions();
-    let mut out = RgbImage::new(size, size);
+    let mut out = vec![0u8; (size * size * 3) as usize];
     let mut outside = 0u32;
-    for v in 0..size {
-        for u in 0..size {
-            let [x, y] = inv.apply([u as f32 + 0.5, v as f32 + 0.5]);
-            if x < 0.0 || y < 0.0 || x > w as f32 || y > h as f32 {
-                outside += 1;
-            }
-            out.put_pixel(u, v, sample_bilinear(frame, x - 0.5, y - 0.5));
+    for (i, px) in out.chunks_exact_mut(3).enumerate() {
+        let (u, v) = ((i as u32 % size) as f32, (i as u32 / size) as f32);
+        let [x, y] = inv.apply([u + 0.5, v + 0.5]);
+        if x < 0.0 || y < 0.0 || x > w as f32 || y > h as f32 {
+            outside += 1;
         }
+        px.copy_from_slice(&sample_bilinear(frame, x - 0.5, y - 0.5).0);
     }
+    let out = RgbImage::from_raw(size, size, out).expect("size² RGB pixels");
     (out, outside as f32 / (size * size) as f32)
 }
 
@@ -160,7 +160,8 @@ pub fn sample_bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    // Both are ≥ 0 here, so truncation is the floor (`floor` is a libm call on baseline x86-64).
+    let (x0, y0) = (x as i64, y as i64);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
     let raw = img.as_raw();

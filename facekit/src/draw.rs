@@ -103,17 +103,29 @@ pub fn synthetic_label_rect(frame_width: u32) -> (u32, u32, u32, u32) {
 /// swapped frame carries it.
 pub fn synthetic_label(frame: &mut RgbImage) {
     use embedded_graphics::mono_font::ascii::FONT_10X20;
-    let mut strip = RgbImage::from_pixel(LABEL_W, LABEL_H, image::Rgb([200, 0, 0]));
-    let style = MonoTextStyle::new(&FONT_10X20, Rgb888::WHITE);
-    let _ = Text::with_baseline(SYNTHETIC, Point::new(4, 2), style, Baseline::Top)
-        .draw(&mut RgbCanvas(&mut strip));
+    thread_local! {
+        /// The scaled strip of the last frame width: rendering and resizing it took ~0.4 ms
+        /// of every 640-wide booth frame, and a booth sees one width.
+        static SCALED: std::cell::RefCell<Option<(u32, RgbImage)>> = const { std::cell::RefCell::new(None) };
+    }
     let (x, y, w, h) = synthetic_label_rect(frame.width());
-    let strip = if (w, h) == (LABEL_W, LABEL_H) {
-        strip
-    } else {
-        image::imageops::resize(&strip, w, h, image::imageops::FilterType::Triangle)
-    };
-    image::imageops::replace(frame, &strip, x as i64, y as i64);
+    SCALED.with_borrow_mut(|cached| {
+        if cached.as_ref().is_none_or(|(width, _)| *width != frame.width()) {
+            let mut strip = RgbImage::from_pixel(LABEL_W, LABEL_H, image::Rgb([200, 0, 0]));
+            let style = MonoTextStyle::new(&FONT_10X20, Rgb888::WHITE);
+            let _ = Text::with_baseline(SYNTHETIC, Point::new(4, 2), style, Baseline::Top)
+                .draw(&mut RgbCanvas(&mut strip));
+            let strip = if (w, h) == (LABEL_W, LABEL_H) {
+                strip
+            } else {
+                image::imageops::resize(&strip, w, h, image::imageops::FilterType::Triangle)
+            };
+            *cached = Some((frame.width(), strip));
+        }
+        if let Some((_, strip)) = cached.as_ref() {
+            image::imageops::replace(frame, strip, x as i64, y as i64);
+        }
+    });
 }
 
 /// Lays `tiles` out in a grid with `columns` columns on a dark background.
