@@ -110,7 +110,10 @@ pub fn synthetic_label(frame: &mut RgbImage) {
     }
     let (x, y, w, h) = synthetic_label_rect(frame.width());
     SCALED.with_borrow_mut(|cached| {
-        if cached.as_ref().is_none_or(|(width, _)| *width != frame.width()) {
+        if cached
+            .as_ref()
+            .is_none_or(|(width, _)| *width != frame.width())
+        {
             let mut strip = RgbImage::from_pixel(LABEL_W, LABEL_H, image::Rgb([200, 0, 0]));
             let style = MonoTextStyle::new(&FONT_10X20, Rgb888::WHITE);
             let _ = Text::with_baseline(SYNTHETIC, Point::new(4, 2), style, Baseline::Top)
