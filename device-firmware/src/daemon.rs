@@ -17,7 +17,7 @@ use crate::console::board::{Board, ConsoleSink, FrameReport};
 use crate::display::{framebuffer::Framebuffer, png::PngFrames, FrameSink};
 use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
-use crate::pipeline::{FrameResult, Pipeline, StageTimes};
+use crate::pipeline::{FrameResult, Located, Locator, Pipeline, StageTimes};
 use crate::service::ServiceManager;
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
 use crate::updates::Updates;
@@ -174,6 +174,8 @@ struct Frame {
     image: RgbImage,
     captured: Instant,
     decode_ms: f64,
+    /// The face, found on the capture thread.
+    located: Located,
 }
 
 /// Operator controls the loop watches, and what it reports to.
@@ -268,13 +270,17 @@ pub fn run(
     let captured: Arc<Slot<Result<Frame, String>>> = Arc::new(Slot::new(lossy));
     let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
     let stop = controls.stop.clone();
-    let capture = spawn_capture(cfg, camera, captured.clone(), stop.clone())?;
+    // The face search runs on the capture thread: it overlaps the previous frame's swap, so a
+    // second core raises the frame rate (the booth bench: 1.6–1.9× on two cores).
+    let locator = pipeline
+        .detach_locator()
+        .expect("a new pipeline has its face search");
+    let capture = spawn_capture(cfg, camera, locator, captured.clone(), stop.clone())?;
     let display = spawn_display(outputs, shown.clone())?;
 
     let mut stats = Stats::default();
     let mut service = ServiceManager::from_env();
     let started = Instant::now();
-    let rate = cfg.source.fps.max(1) as f32;
     let (mut fps, mut last) = (0f32, Instant::now());
     let (mut lost_w, mut lost_h) = (cfg.source.width, cfg.source.height);
     let mut result_error = None;
@@ -330,7 +336,7 @@ pub fn run(
         if calibrating {
             pipeline.mode = Mode::Detect;
         }
-        let r = pipeline.process(&mut image, bundle.as_deref(), rate);
+        let r = pipeline.render(&mut image, frame.located, bundle.as_deref());
         let t = Instant::now();
         let dt = last.elapsed().as_secs_f32().max(1e-6);
         last = Instant::now();
@@ -512,10 +518,12 @@ fn hud(
 fn spawn_capture(
     cfg: &DaemonConfig,
     camera: bool,
+    mut locator: Locator,
     slot: Arc<Slot<Result<Frame, String>>>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     let src_cfg = cfg.source.clone();
+    let rate = cfg.source.fps.max(1) as f32;
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
@@ -535,11 +543,16 @@ fn spawn_capture(
                 }
                 let t = Instant::now();
                 let item = match source.capture() {
-                    Captured::Frame(image) => Ok(Frame {
-                        image,
-                        captured: t,
-                        decode_ms: t.elapsed().as_secs_f64() * 1e3,
-                    }),
+                    Captured::Frame(image) => {
+                        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                        let located = locator.locate(&image, rate);
+                        Ok(Frame {
+                            image,
+                            captured: t,
+                            decode_ms,
+                            located,
+                        })
+                    }
                     Captured::End => break,
                     Captured::Lost {
                         retry_in,
@@ -550,6 +563,7 @@ fn spawn_capture(
                             let _ = slot.put(Err(format!("source failed: {error}")));
                             break;
                         }
+                        locator.reset();
                         if fresh {
                             tracing::warn!(
                                 "camera lost: {error}; retrying in {:.1} s",

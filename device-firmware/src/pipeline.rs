@@ -133,7 +133,8 @@ impl Locator {
 }
 
 pub struct Pipeline {
-    locator: Locator,
+    /// `None` once [`Pipeline::detach_locator`] moved the face search to another thread.
+    locator: Option<Locator>,
     pub config: PipelineConfig,
     pub mode: Mode,
     score: Option<f32>,
@@ -180,7 +181,7 @@ pub fn swap_face(
 impl Pipeline {
     pub fn new(config: PipelineConfig) -> facekit::Result<Self> {
         Ok(Self {
-            locator: Locator::new(&config)?,
+            locator: Some(Locator::new(&config)?),
             mode: config.mode,
             config,
             score: None,
@@ -191,7 +192,16 @@ impl Pipeline {
 
     /// Forgets the followed face (a new visitor, a restarted clip).
     pub fn reset_track(&mut self) {
-        self.locator.reset();
+        if let Some(locator) = &mut self.locator {
+            locator.reset();
+        }
+    }
+
+    /// Hands the face search over to run on another thread (the booth runs it on the capture
+    /// thread, beside decoding, so it overlaps the previous frame's swap); from then on frames
+    /// come in through [`Pipeline::render`] with what that thread found.
+    pub fn detach_locator(&mut self) -> Option<Locator> {
+        self.locator.take()
     }
 
     /// Processes `frame` in place. `rate` is the frame rate the smoother assumes.
@@ -201,7 +211,13 @@ impl Pipeline {
         bundle: Option<&LoadedBundle>,
         rate: f32,
     ) -> FrameResult {
-        let located = self.locator.locate(frame, rate);
+        let located = match &mut self.locator {
+            Some(locator) => locator.locate(frame, rate),
+            None => Located {
+                error: Some("the face search runs on another thread: use render".into()),
+                ..Default::default()
+            },
+        };
         self.render(frame, located, bundle)
     }
 
