@@ -271,7 +271,7 @@ pub fn run(
     let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
     let stop = controls.stop.clone();
     // The face search runs on the capture thread: it overlaps the previous frame's swap, so a
-    // second core raises the frame rate (the booth bench: 1.6–1.9× on two cores).
+    // second core raises the frame rate (the booth bench: 1.5× on two cores).
     let locator = pipeline
         .detach_locator()
         .expect("a new pipeline has its face search");
