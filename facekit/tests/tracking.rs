@@ -4,6 +4,11 @@
 //! of the whole-frame search losing it, and is found again within `full_every` frames. cap12's
 //! hand only reaches his chin and cheek: RetinaFace keeps the face there, and so must the tracker
 //! without ever holding a face the whole-frame search does not see.
+//!
+//! x86 only: ~750 RetinaFace runs take many minutes under qemu-aarch64, and nothing here depends
+//! on the architecture; `tests/tests/aarch64_matches_x86.rs` compares the aarch64 build's
+//! detections and booth frames with x86's.
+#![cfg(not(target_arch = "aarch64"))]
 
 use facekit::face_detection::track::detect_largest;
 use facekit::face_detection::{Search, TrackPolicy, Tracker};

@@ -117,11 +117,16 @@ fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
     let key = keys.join("host.pub");
     let (worst, mean) = compare_booths(&bundle, &key, &d.join("f32"));
     eprintln!("booth frames x86 vs aarch64, f32 bundle: max {worst}/255, mean {mean:.4}");
-    assert!(worst <= 2, "f32: max pixel difference {worst}/255 > 2");
+    // The booth follows the face: each frame's search crop starts from the previous frame's
+    // box, so the two CPUs' last-bit float differences feed forward from frame to frame
+    // (measured: max 3/255, mean 0.014; with the whole frame searched every frame, max 1,
+    // mean 0.002). Rounding the crop to whole pixels made it worse (max 24: a rounding that
+    // flips moves the crop a whole pixel).
+    assert!(worst <= 4, "f32: max pixel difference {worst}/255 > 4");
+    assert!(mean <= 0.05, "f32: mean pixel difference {mean:.4} > 0.05");
 
-    // int8: the activation Q/DQ pairs round, so a 1e-6 difference between the two CPUs' float
-    // kernels can flip a rounding and move a pixel by a few levels; the frames must still agree
-    // almost everywhere.
+    // int8: the booth drops the activations' fake quantisation at load, but the int8-rounded
+    // weights make a different model, whose frames must agree as closely.
     let int8 = d.join("bundle8");
     let o = e2e_tests::host_trainer(
         "export",
