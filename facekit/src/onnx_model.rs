@@ -431,13 +431,7 @@ impl OnnxModel {
         let mut proto = onnx
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| bad(name, e.root_cause()))?;
-        let folded = if fold {
-            strip_activation_qdq(&mut proto);
-            fold_weight_dequantize(&mut proto)?
-        } else {
-            0
-        };
-        split_narrow_convs(&mut proto);
+        let folded = rewrite_for_tract(&mut proto, fold)?;
         let input = proto
             .graph
             .as_ref()
@@ -503,6 +497,20 @@ impl OnnxModel {
     }
 }
 
+/// What loading does to a graph before tract optimises it: with `fold`, int8 weights become
+/// float and activation fake-quantisation goes; narrow convolutions are split into taps.
+/// Returns how many weight tensors were folded.
+fn rewrite_for_tract(proto: &mut ModelProto, fold: bool) -> Result<usize> {
+    let folded = if fold {
+        strip_activation_qdq(proto);
+        fold_weight_dequantize(proto)?
+    } else {
+        0
+    };
+    split_narrow_convs(proto);
+    Ok(folded)
+}
+
 /// One node of an optimised plan: its time per run and its arithmetic from tract's cost model.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OpCost {
@@ -531,11 +539,7 @@ pub fn profile_ops(
     let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| bad(&name, e.root_cause()))?;
-    if fold {
-        strip_activation_qdq(&mut proto);
-        fold_weight_dequantize(&mut proto)?;
-    }
-    split_narrow_convs(&mut proto);
+    rewrite_for_tract(&mut proto, fold)?;
     let plan = onnx
         .model_for_proto_model(&proto)
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
