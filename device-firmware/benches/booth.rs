@@ -166,6 +166,14 @@ fn serial(pipeline: &mut Pipeline, bundle: &LoadedBundle, jpegs: &[Vec<u8>]) -> 
     run(pipeline, jpegs)
 }
 
+/// Runs the face search over the warm-up frames (tract builds its plans), then forgets the face.
+fn warm_up(locator: &mut Locator, jpegs: &[Vec<u8>]) {
+    for jpeg in &jpegs[..WARMUP] {
+        locator.locate(&decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), 25.0);
+    }
+    locator.reset();
+}
+
 /// Ours on `workers` cores: worker k takes frames k, k+workers, …; each decodes its frame, waits
 /// for the previous frame's face search (the search follows the last box, so it runs in frame
 /// order), searches, then aligns, swaps, blends and draws while the next worker searches.
@@ -177,10 +185,7 @@ fn pipelined(
     workers: usize,
 ) -> (Vec<f64>, f64) {
     let mut locator = Locator::new(config).unwrap();
-    for jpeg in &jpegs[..WARMUP] {
-        locator.locate(&decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), 25.0);
-    }
-    locator.reset();
+    warm_up(&mut locator, jpegs);
     let turn = Mutex::new((locator, 0usize));
     let next = Condvar::new();
     let latencies = Mutex::new(vec![0.0; jpegs.len()]);
@@ -228,10 +233,7 @@ fn pipelined(
 fn staged(config: &PipelineConfig, bundle: &LoadedBundle, jpegs: &[Vec<u8>]) -> (Vec<f64>, f64) {
     let mut pipeline = Pipeline::new(config.clone()).unwrap();
     let mut locator = pipeline.detach_locator().unwrap();
-    for jpeg in &jpegs[..WARMUP] {
-        locator.locate(&decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), 25.0);
-    }
-    locator.reset();
+    warm_up(&mut locator, jpegs);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let start = Instant::now();
     let latencies = std::thread::scope(|s| {
