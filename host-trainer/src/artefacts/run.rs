@@ -237,6 +237,10 @@ pub struct Softness {
     pub swapped: f64,
     /// Mean over-blur of the same frames before the swap.
     pub original: f64,
+    /// Mean over-blur of the same frames pasted back through the model's crop unchanged: what
+    /// the crop's resolution alone costs, the floor for any model of this size.
+    #[serde(default)]
+    pub crop_only: Option<f64>,
     /// Mean over-blur of the target person's own held-out faces.
     pub target_real: f64,
 }
@@ -314,6 +318,7 @@ impl EvalReport {
             self.run, self.preset, self.steps
         );
         s += &self.identity_markdown();
+        s += &self.softness_markdown();
         s += "## Our own measures\n\nThe LBPH classifier is ours and secondary: it is a forced choice between two people, so a featureless face can count as transferred.\n\n| person | faces | PSNR dB | SSIM | LBPH identity transfer (forced / open-set) | LBPH on real | LBPH on reconstructions (forced / open-set) | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n";
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
@@ -363,19 +368,27 @@ impl EvalReport {
                 pct(d.original_verified_as_source)
             );
         }
+        s + "\n"
+    }
+
+    /// Softness, with or without the judge.
+    fn softness_markdown(&self) -> String {
+        let mut s = String::new();
         if !self.softness.is_empty() {
-            s += "\n| direction | over-blur of swapped faces | of the same frames unswapped | of the target's real faces | swapped ÷ target (goal ≤ 1.5) |\n|---|---|---|---|---|\n";
+            s += "## Softness (the over-blur cue: sharpness around the face ÷ of the face)\n\n| direction | over-blur of swapped faces | of the same frames unswapped | through the crop unchanged (the resolution's floor) | of the target's real faces | swapped ÷ target (goal ≤ 1.5) |\n|---|---|---|---|---|---|\n";
             for b in &self.softness {
                 s += &format!(
-                    "| {} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+                    "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} |\n",
                     b.name,
                     b.swapped,
                     b.original,
+                    b.crop_only.map_or("–".into(), |c| format!("{c:.2}")),
                     b.target_real,
                     b.ratio_to_target()
                 );
             }
+            s += "\n";
         }
-        s + "\n"
+        s
     }
 }

@@ -34,6 +34,23 @@ pub struct Args {
     /// its reference descriptors come from.
     #[arg(long, default_value_t = 40)]
     judge_frames: usize,
+    /// Share of A's frames evaluated (the last of each source; the rest are the judge's
+    /// references). 0.1 is what `train` holds out; for a stranger no run saw, 0.5.
+    #[arg(long, default_value_t = 0.1, value_parser = share)]
+    held_out_a: f64,
+    /// The same for B.
+    #[arg(long, default_value_t = 0.1, value_parser = share)]
+    held_out_b: f64,
+}
+
+/// A share strictly between 0 and 1: some frames evaluated, some left as references.
+fn share(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!(
+            "{text}: give a share above 0 and below 1 (e.g. 0.5)"
+        )),
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -41,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
         run: args.run.clone(),
         weights: args.weights.clone(),
         datasets: [args.a, args.b],
+        held_out: [args.held_out_a, args.held_out_b],
         face_detector: args.face_detector.path,
         device: args.device.resolve()?,
         judge: (!args.no_judge).then(|| JudgeCommand::in_repository(&PathBuf::from("."))),

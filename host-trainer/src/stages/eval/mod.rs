@@ -38,6 +38,10 @@ pub struct EvalOptions {
     /// Generator weights other than the run's checkpoint (a snapshot or a warm start).
     pub weights: Option<PathBuf>,
     pub datasets: [PathBuf; 2],
+    /// Share of each dataset's frames (the last ones of each source) that are evaluated; the
+    /// rest give the judge its references. 0.1 is what `train` holds out; a stranger no run
+    /// ever saw can give more.
+    pub held_out: [f64; 2],
     /// RetinaFace, which finds the faces in the held-out frames.
     pub face_detector: PathBuf,
     pub device: Device,
@@ -60,8 +64,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         None => Generator::load(&opts.run, device)?,
     };
     let sets = [
-        FaceSet::load(&opts.datasets[0], 0.1)?,
-        FaceSet::load(&opts.datasets[1], 0.1)?,
+        FaceSet::load(&opts.datasets[0], opts.held_out[0] as f32)?,
+        FaceSet::load(&opts.datasets[1], opts.held_out[1] as f32)?,
     ];
     let classifier = Classifier::new(&sets);
     let det = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
@@ -146,7 +150,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         });
         videos.push(v);
     }
-    let real = real_frames(&opts.datasets, opts.judge_frames)?;
+    let real = real_frames(&opts.datasets, opts.held_out, opts.judge_frames)?;
     let name = |p: Person| format!("{p}->{}", p.other());
     let softness = Person::BOTH
         .into_iter()
@@ -156,6 +160,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
                 name: name(p),
                 swapped,
                 original,
+                crop_only: videos[p.index()].over_blur_crop_only,
                 target_real: real[p.other().index()].over_blur?,
             })
         })
@@ -198,14 +203,18 @@ struct RealFrames {
 
 /// `references` training frames per dataset, spread evenly, and the mean over-blur cue of its
 /// held-out faces (the last 10% of each source), at the fake detector's crop.
-fn real_frames(datasets: &[PathBuf; 2], references: usize) -> Result<Vec<RealFrames>> {
+fn real_frames(
+    datasets: &[PathBuf; 2],
+    held_out: [f64; 2],
+    references: usize,
+) -> Result<Vec<RealFrames>> {
     let crop = model_spec::fake_detector::crop();
     let mut out = Vec::new();
-    for dataset in datasets {
+    for (dataset, held_out) in datasets.iter().zip(held_out) {
         let mut early = Vec::new();
         let (mut blur, mut n) = (0.0f64, 0usize);
         let mut count = 0usize;
-        accepted_frames(dataset, &crop, 0.1, |_, face| {
+        accepted_frames(dataset, &crop, held_out, |_, face| {
             if face.late {
                 blur += facekit::forensics::cues(&face.aligned.image, &face.aligned.landmarks)
                     .over_blur as f64;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use facekit::blend::BlendOptions;
 use facekit::forensics::cues;
-use facekit::swap::swap_into_frame;
+use facekit::swap::{swap_into_frame, FaceSwapper};
 use facekit::{align_face, FrameSource, RetinaFace, VideoReader};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use tch::{Kind, Tensor};
 
 use crate::artefacts::dataset::FaceSet;
@@ -31,6 +31,19 @@ pub struct HeldOutVideo {
     pub judge_pairs: Vec<(RgbImage, RgbImage)>,
     /// Mean over-blur cue of the swapped faces and of the same faces unswapped.
     pub over_blur: Option<(f64, f64)>,
+    /// Mean over-blur cue of the same faces pasted back through the model's crop unchanged: the
+    /// softness the crop's resolution alone costs (what a perfect model would reach).
+    pub over_blur_crop_only: Option<f64>,
+}
+
+/// The perfect model: gives the crop back unchanged, with an empty learned mask (so the blend
+/// pastes over the face hull, as it does for a swap).
+struct CropOnly;
+
+impl FaceSwapper for CropOnly {
+    fn swap(&self, crop: &RgbImage) -> facekit::Result<(RgbImage, GrayImage)> {
+        Ok((crop.clone(), GrayImage::new(crop.width(), crop.height())))
+    }
 }
 
 /// Swaps the held-out video frames of `set` (person `p`) into the other person.
@@ -56,6 +69,7 @@ pub fn held_out_video(
     let (mut pose_sum, mut pose_n) = (0.0f64, 0usize);
     let (mut swap_change, mut src_change, mut pairs) = (0.0f64, 0.0f64, 0usize);
     let (mut blur_swap, mut blur_orig, mut blur_n) = (0.0f64, 0.0f64, 0usize);
+    let mut blur_crop_only = 0.0f64;
     let mut seen = 0usize;
     for (source, frames) in wanted {
         let path = PathBuf::from(source);
@@ -101,12 +115,21 @@ pub fn held_out_video(
                 pose_sum += (err / iod) as f64;
                 pose_n += 1;
             }
-            if let (Some(s), Some(o)) = (
+            let mut crop_only = frame.clone();
+            swap_into_frame(
+                &mut crop_only,
+                &aligned,
+                &CropOnly,
+                &BlendOptions::default(),
+            )?;
+            if let (Some(s), Some(o), Some(c)) = (
                 align_face(&swapped, &src.landmarks, &cue_crop),
                 align_face(&frame, &src.landmarks, &cue_crop),
+                align_face(&crop_only, &src.landmarks, &cue_crop),
             ) {
                 blur_swap += cues(&s.image, &s.landmarks).over_blur as f64;
                 blur_orig += cues(&o.image, &o.landmarks).over_blur as f64;
+                blur_crop_only += cues(&c.image, &c.landmarks).over_blur as f64;
                 blur_n += 1;
             }
             if let Some((pi, px, prgb)) = &prev {
@@ -129,5 +152,6 @@ pub fn held_out_video(
     out.frames_for_pose = pose_n;
     out.flicker = (pairs > 0 && src_change > 0.0).then(|| swap_change / src_change);
     out.over_blur = (blur_n > 0).then(|| (blur_swap / blur_n as f64, blur_orig / blur_n as f64));
+    out.over_blur_crop_only = (blur_n > 0).then(|| blur_crop_only / blur_n as f64);
     Ok(out)
 }
