@@ -30,6 +30,11 @@ pub struct LossWeights {
     /// swap pastes with. A decoder otherwise only ever sees its own person's codes and its mask
     /// collapses on the other's. Logged inside the `mask` term (counts only when `mask` > 0).
     pub swap_mask: f64,
+    /// LSGAN term on the swap itself: the other decoder's face for this person's code must
+    /// pass the other person's discriminator as one of their real faces, and that
+    /// discriminator learns swaps as fakes. Without it a decoder is never told what to do with
+    /// the other person's codes and keeps their identity (logged inside the `gan` term).
+    pub swap_gan: f64,
 }
 
 impl Default for LossWeights {
@@ -44,6 +49,7 @@ impl Default for LossWeights {
             eye_mouth_priority: 3.0,
             outside_face: 1.0,
             swap_mask: 0.1,
+            swap_gan: 0.0,
         }
     }
 }
@@ -102,6 +108,7 @@ impl TrainConfig {
             ("weights.feature", w.feature),
             ("weights.eye_mouth_priority", w.eye_mouth_priority),
             ("weights.swap_mask", w.swap_mask),
+            ("weights.swap_gan", w.swap_gan),
         ] {
             if !(v.is_finite() && (0.0..=1000.0).contains(&v)) {
                 return bad(key, v, "0 to 1000");

@@ -115,9 +115,10 @@ impl Trainer {
         }
     }
 
-    /// Generator objective of `person` and its terms; `fake` is returned for the D step.
+    /// Generator objective of `person` and its terms, with the generated faces for the D step:
+    /// the reconstruction and, when `swap_gan` is on, the swap into the other person.
     /// Terms with weight 0 are not computed at all (they would only cost time).
-    fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Tensor) {
+    fn generator_terms(&self, person: usize, batch: &Batch) -> (Tensor, Terms, Generated) {
         let w = &self.config.weights;
         let f32 = |t: Tensor| t.to_kind(Kind::Float);
         let code = self.forward(|| self.model.encode(&batch.input));
@@ -138,14 +139,18 @@ impl Trainer {
         });
         let ssim = term(w.ssim, &|| losses::ssim_loss(&rgb, &batch.target));
         let edge = term(w.edge, &|| losses::edge_loss(&rgb, &batch.target));
+        // The other decoder on this person's code: the swap, and the mask it pastes with.
+        let swapped = (w.mask > 0.0 && w.swap_mask > 0.0 || w.swap_gan > 0.0).then(|| {
+            let (rgb, mask) = self.forward(|| self.model.decode(&code, 1 - person));
+            (f32(rgb), f32(mask))
+        });
         let mask_l = term(w.mask, &|| {
             let own = losses::mask_loss(&mask, &self.prior);
-            if w.swap_mask > 0.0 {
-                // The other decoder's mask on this person's code: what a swap pastes with.
-                let (_, swapped) = self.forward(|| self.model.decode(&code, 1 - person));
-                own + losses::mask_loss(&f32(swapped), &self.prior) * (w.swap_mask / w.mask)
-            } else {
-                own
+            match &swapped {
+                Some((_, swap_mask)) if w.swap_mask > 0.0 => {
+                    own + losses::mask_loss(swap_mask, &self.prior) * (w.swap_mask / w.mask)
+                }
+                _ => own,
             }
         });
         let (gan, feature) = if w.gan > 0.0 || w.feature > 0.0 {
@@ -165,12 +170,27 @@ impl Trainer {
         } else {
             (zero(), zero())
         };
+        // The swap must pass as a real face of the other person.
+        let swap_gan = match &swapped {
+            Some((swap_rgb, _)) if w.swap_gan > 0.0 => {
+                let d = &self.discriminators[1 - person];
+                losses::lsgan_g(&self.forward(|| d.forward(swap_rgb)).to_kind(Kind::Float))
+            }
+            _ => zero(),
+        };
         let total = &l1 * w.l1
             + &ssim * w.ssim
             + &edge * w.edge
             + &mask_l * w.mask
             + &gan * w.gan
-            + &feature * w.feature;
+            + &feature * w.feature
+            + &swap_gan * w.swap_gan;
+        // Logged as one adversarial figure, in the units of `gan`.
+        let gan = if w.gan > 0.0 {
+            gan + &swap_gan * (w.swap_gan / w.gan)
+        } else {
+            gan + &swap_gan
+        };
         let values = to_host(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total]);
         let terms = Terms {
             l1: values[0],
@@ -182,18 +202,26 @@ impl Trainer {
             total: values[6],
             discriminator: 0.0,
         };
-        (total, terms, rgb)
+        let swap = swapped
+            .filter(|_| w.swap_gan > 0.0)
+            .map(|(rgb, _)| rgb.detach());
+        (total, terms, Generated { own: rgb, swap })
     }
 
     /// Loss terms on `batches` without changing any weight.
     pub fn evaluate(&self, batches: &[Batch; 2]) -> [Terms; 2] {
         let _guard = tch::no_grad_guard();
-        [0, 1].map(|p| {
-            let (_, mut t, fake) = self.generator_terms(p, &batches[p]);
-            t.discriminator = f64::try_from(self.discriminator_loss(p, &batches[p].target, &fake))
-                .unwrap_or(f64::NAN);
-            t
-        })
+        let (mut terms, fakes): (Vec<Terms>, Vec<Generated>) = (0..2)
+            .map(|p| {
+                let (_, t, fake) = self.generator_terms(p, &batches[p]);
+                (t, fake)
+            })
+            .unzip();
+        for p in 0..2 {
+            let dl = self.discriminator_loss(p, &batches[p].target, &fakes_for(&fakes, p));
+            terms[p].discriminator = f64::try_from(dl).unwrap_or(f64::NAN);
+        }
+        [terms[0], terms[1]]
     }
 
     /// One generator step on both people, then one discriminator step.
@@ -206,7 +234,8 @@ impl Trainer {
         terms
     }
 
-    /// Updates encoder and decoders; returns the terms and the (detached) generated faces.
+    /// Updates encoder and decoders; returns the terms and, per person, the (detached) fakes
+    /// their discriminator learns from: the reconstructions and the swaps into that person.
     pub fn step_generator(&mut self, batches: &[Batch; 2]) -> ([Terms; 2], [Tensor; 2]) {
         let mut terms = [Terms::default(); 2];
         self.opt_g.zero_grad();
@@ -216,18 +245,20 @@ impl Trainer {
             let (loss, t, fake) = self.generator_terms(p, &batches[p]);
             total += loss;
             terms[p] = t;
-            fakes.push(fake.detach());
+            fakes.push(Generated {
+                own: fake.own.detach(),
+                swap: fake.swap,
+            });
         }
         backward_and_step(
             &total,
             &mut self.opt_g,
             self.amp.then_some(&mut self.scaler_g),
         );
-        let [a, b]: [Tensor; 2] = fakes.try_into().expect("two people");
-        (terms, [a, b])
+        (terms, [0, 1].map(|p| fakes_for(&fakes, p)))
     }
 
-    /// Updates the discriminators on real targets vs `fakes`; returns their losses.
+    /// Updates the discriminators on real targets vs `fakes` (per person); returns their losses.
     pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &[Tensor; 2]) -> [f64; 2] {
         let mut out = [0.0; 2];
         if self.config.weights.gan == 0.0 && self.config.weights.feature == 0.0 {
@@ -290,6 +321,22 @@ impl Trainer {
         self.scaler_g = LossScaler::load_state("amp_g", &get);
         self.scaler_d = LossScaler::load_state("amp_d", &get);
         Ok(())
+    }
+}
+
+/// The faces one person's generator pass made: the reconstruction, and the swap into the
+/// other person (when `swap_gan` is on; detached: only that person's discriminator uses it).
+struct Generated {
+    own: Tensor,
+    swap: Option<Tensor>,
+}
+
+/// What person `p`'s discriminator learns as fake: `p`'s reconstructions and the other
+/// person's faces swapped into `p`.
+fn fakes_for(generated: &[Generated], p: usize) -> Tensor {
+    match &generated[1 - p].swap {
+        Some(swap) => Tensor::cat(&[generated[p].own.detach(), swap.shallow_clone()], 0),
+        None => generated[p].own.detach(),
     }
 }
 
@@ -356,6 +403,7 @@ mod tests {
             eye_mouth_priority: 3.0,
             outside_face: 1.0,
             swap_mask: 0.0,
+            swap_gan: 0.0,
         };
         let weights = match term {
             "l1" => LossWeights { l1: 1.0, ..zero },
@@ -369,6 +417,10 @@ mod tests {
             "gan" => LossWeights { gan: 1.0, ..zero },
             "feature" => LossWeights {
                 feature: 1.0,
+                ..zero
+            },
+            "swap_gan" => LossWeights {
+                swap_gan: 1.0,
                 ..zero
             },
             _ => unreachable!(),
@@ -386,7 +438,8 @@ mod tests {
             "ssim" => t.ssim,
             "edge" => t.edge,
             "mask" => t.mask,
-            "gan" => t.gan,
+            // The swap's adversarial term is logged inside `gan`.
+            "gan" | "swap_gan" => t.gan,
             "feature" => t.feature,
             _ => unreachable!(),
         }
@@ -396,7 +449,7 @@ mod tests {
     fn one_step_lowers_each_loss_on_a_fixed_batch() {
         let b = batches();
         let crop = FaceCropSpec::default();
-        for name in ["l1", "ssim", "edge", "mask", "gan", "feature"] {
+        for name in ["l1", "ssim", "edge", "mask", "gan", "feature", "swap_gan"] {
             let mut tr = Trainer::new(only(name), &crop, device()).unwrap();
             let before = tr.evaluate(&b);
             let _ = tr.step_generator(&b);
@@ -424,6 +477,26 @@ mod tests {
             after[0] < before[0] && after[1] < before[1],
             "{before:?} -> {after:?}"
         );
+    }
+
+    #[test]
+    fn with_swap_gan_each_discriminator_also_learns_the_swaps_into_its_person() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        for (swap_gan, per_person) in [(0.0, 4), (0.5, 8)] {
+            let config = TrainConfig {
+                weights: LossWeights {
+                    swap_gan,
+                    ..LossWeights::default()
+                },
+                ..TrainConfig::default()
+            };
+            let mut tr = Trainer::new(config, &crop, device()).unwrap();
+            let (_, fakes) = tr.step_generator(&b);
+            for f in &fakes {
+                assert_eq!(f.size()[0], per_person, "swap_gan {swap_gan}");
+            }
+        }
     }
 
     #[test]
