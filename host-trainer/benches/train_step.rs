@@ -200,6 +200,7 @@ fn l1_only() -> LossWeights {
         mask: 0.0,
         gan: 0.0,
         feature: 0.0,
+        swap_gan: 0.0,
         eye_mouth_priority: 1.0,
         outside_face: 1.0,
         ..LossWeights::default()

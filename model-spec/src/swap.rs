@@ -38,6 +38,28 @@ pub fn discriminator(size: usize) -> NetSpec {
     }
 }
 
+/// Discriminator on the shared encoder's code (`code` = the encoder's output shape): tells A's
+/// codes from B's. Trained against it, the encoder keeps identity out of the code, so each
+/// decoder meets the other person's codes in the form of its own (DeepFaceLab's "true face").
+pub fn code_discriminator(code: Shape) -> NetSpec {
+    NetSpec {
+        input: code,
+        layers: vec![
+            Layer::Conv {
+                out: 128,
+                kernel: 3,
+                stride: 2,
+                act: Act::Leaky,
+            },
+            Layer::Flatten,
+            Layer::Dense {
+                out: 1,
+                act: Act::None,
+            },
+        ],
+    }
+}
+
 /// The classic deepfake autoencoder, as the brief doppel started from describes it: "5
 /// convolution layers to extract features followed by 2 dense layers. Then it uses a convolution
 /// layer to upsample the image. The decoder continues the upsampling with 4 more convolution

@@ -33,8 +33,13 @@ pub struct LossWeights {
     /// LSGAN term on the swap itself: the other decoder's face for this person's code must
     /// pass the other person's discriminator as one of their real faces, and that
     /// discriminator learns swaps as fakes. Without it a decoder is never told what to do with
-    /// the other person's codes and keeps their identity (logged inside the `gan` term).
+    /// the other person's codes and keeps their identity (logged inside the `gan` term). 0.5
+    /// by measurement: README, "The demo's swap, measured".
     pub swap_gan: f64,
+    /// Adversarial term on the shared code: a discriminator learns to tell A's codes from B's,
+    /// the encoder learns to make them alike (labels swapped), so the code carries pose,
+    /// expression and light but not who it is (DeepFaceLab's "true face"). Logged inside `gan`.
+    pub code_adversarial: f64,
 }
 
 impl Default for LossWeights {
@@ -49,7 +54,8 @@ impl Default for LossWeights {
             eye_mouth_priority: 3.0,
             outside_face: 1.0,
             swap_mask: 0.1,
-            swap_gan: 0.0,
+            swap_gan: 0.5,
+            code_adversarial: 0.0,
         }
     }
 }
@@ -109,6 +115,7 @@ impl TrainConfig {
             ("weights.eye_mouth_priority", w.eye_mouth_priority),
             ("weights.swap_mask", w.swap_mask),
             ("weights.swap_gan", w.swap_gan),
+            ("weights.code_adversarial", w.code_adversarial),
         ] {
             if !(v.is_finite() && (0.0..=1000.0).contains(&v)) {
                 return bad(key, v, "0 to 1000");

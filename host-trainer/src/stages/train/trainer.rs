@@ -40,6 +40,9 @@ pub struct Trainer {
     pub discriminator_vars: VarStore,
     pub model: Autoencoder,
     discriminators: Vec<Net>,
+    /// Tells A's codes from B's (only with `code_adversarial` > 0, so checkpoints without it
+    /// keep loading).
+    code_discriminator: Option<Net>,
     opt_g: Adam,
     opt_d: Adam,
     /// fp16 autocast with loss scaling (CUDA and `mixed_precision` only).
@@ -64,6 +67,18 @@ impl Trainer {
         let discriminators = (0..2)
             .map(|k| Net::new(&(discriminator_vars.root() / format!("d{k}")), &dspec))
             .collect();
+        let code_discriminator = (config.weights.code_adversarial > 0.0).then(|| {
+            let code = *spec
+                .encoder
+                .shapes()
+                .expect("presets are valid")
+                .last()
+                .expect("the encoder has layers");
+            Net::new(
+                &(discriminator_vars.root() / "code"),
+                &model_spec::swap::code_discriminator(code),
+            )
+        });
         let opt_g = Adam::new(&generator_vars, config.lr, (config.beta1, config.beta2));
         let opt_d = Adam::new(
             &discriminator_vars,
@@ -85,6 +100,7 @@ impl Trainer {
             discriminator_vars,
             model,
             discriminators,
+            code_discriminator,
             opt_g,
             opt_d,
             amp,
@@ -170,6 +186,16 @@ impl Trainer {
         } else {
             (zero(), zero())
         };
+        // The code must pass as the other person's: labels swapped (A = 0, B = 1).
+        let code_adv = match &self.code_discriminator {
+            Some(d) if w.code_adversarial > 0.0 => {
+                let other = if person == 0 { 1.0 } else { 0.0 };
+                (self.forward(|| d.forward(&code)).to_kind(Kind::Float) - other)
+                    .square()
+                    .mean(Kind::Float)
+            }
+            _ => zero(),
+        };
         // The swap must pass as a real face of the other person.
         let swap_gan = match &swapped {
             Some((swap_rgb, _)) if w.swap_gan > 0.0 => {
@@ -184,12 +210,13 @@ impl Trainer {
             + &mask_l * w.mask
             + &gan * w.gan
             + &feature * w.feature
-            + &swap_gan * w.swap_gan;
+            + &swap_gan * w.swap_gan
+            + &code_adv * w.code_adversarial;
         // Logged as one adversarial figure, in the units of `gan`.
         let gan = if w.gan > 0.0 {
-            gan + &swap_gan * (w.swap_gan / w.gan)
+            gan + &swap_gan * (w.swap_gan / w.gan) + &code_adv * (w.code_adversarial / w.gan)
         } else {
-            gan + &swap_gan
+            gan + &swap_gan + &code_adv
         };
         let values = to_host(&[&l1, &ssim, &edge, &mask_l, &gan, &feature, &total]);
         let terms = Terms {
@@ -205,7 +232,16 @@ impl Trainer {
         let swap = swapped
             .filter(|_| w.swap_gan > 0.0)
             .map(|(rgb, _)| rgb.detach());
-        (total, terms, Generated { own: rgb, swap })
+        let code = self.code_discriminator.as_ref().map(|_| code.detach());
+        (
+            total,
+            terms,
+            Generated {
+                own: rgb,
+                swap,
+                code,
+            },
+        )
     }
 
     /// Loss terms on `batches` without changing any weight.
@@ -236,7 +272,7 @@ impl Trainer {
 
     /// Updates encoder and decoders; returns the terms and, per person, the (detached) fakes
     /// their discriminator learns from: the reconstructions and the swaps into that person.
-    pub fn step_generator(&mut self, batches: &[Batch; 2]) -> ([Terms; 2], [Tensor; 2]) {
+    pub fn step_generator(&mut self, batches: &[Batch; 2]) -> ([Terms; 2], Fakes) {
         let mut terms = [Terms::default(); 2];
         self.opt_g.zero_grad();
         let mut total = Tensor::zeros([], (Kind::Float, self.device));
@@ -247,7 +283,7 @@ impl Trainer {
             terms[p] = t;
             fakes.push(Generated {
                 own: fake.own.detach(),
-                swap: fake.swap,
+                ..fake
             });
         }
         backward_and_step(
@@ -255,20 +291,41 @@ impl Trainer {
             &mut self.opt_g,
             self.amp.then_some(&mut self.scaler_g),
         );
-        (terms, [0, 1].map(|p| fakes_for(&fakes, p)))
+        let codes = match (&fakes[0].code, &fakes[1].code) {
+            (Some(a), Some(b)) => Some([a.shallow_clone(), b.shallow_clone()]),
+            _ => None,
+        };
+        let images = [0, 1].map(|p| fakes_for(&fakes, p));
+        (terms, Fakes { images, codes })
     }
 
     /// Updates the discriminators on real targets vs `fakes` (per person); returns their losses.
-    pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &[Tensor; 2]) -> [f64; 2] {
+    /// With the code discriminator, each person's figure includes half of its loss.
+    pub fn step_discriminator(&mut self, batches: &[Batch; 2], fakes: &Fakes) -> [f64; 2] {
         let mut out = [0.0; 2];
-        if self.config.weights.gan == 0.0 && self.config.weights.feature == 0.0 {
+        let w = &self.config.weights;
+        let codes = fakes.codes.as_ref().zip(self.code_discriminator.as_ref());
+        let images = w.gan > 0.0 || w.feature > 0.0 || w.swap_gan > 0.0;
+        if !images && codes.is_none() {
             return out; // no term uses the discriminators: neither train nor run them
         }
         self.opt_d.zero_grad();
         let mut total = Tensor::zeros([], (Kind::Float, self.device));
         let mut losses_d = Vec::with_capacity(2);
-        for p in 0..2 {
-            let dl = self.discriminator_loss(p, &batches[p].target, &fakes[p]);
+        // A's codes are labelled 0, B's 1.
+        let code_loss = codes.map(|([a, b], d)| {
+            let score = |x: &Tensor| self.forward(|| d.forward(x)).to_kind(Kind::Float);
+            losses::lsgan_d(&score(b), &score(a))
+        });
+        for (p, (batch, fake)) in batches.iter().zip(&fakes.images).enumerate() {
+            let mut dl = if images {
+                self.discriminator_loss(p, &batch.target, fake)
+            } else {
+                Tensor::zeros([], (Kind::Float, self.device))
+            };
+            if let Some(c) = &code_loss {
+                dl += c * 0.5;
+            }
             total += &dl;
             losses_d.push(dl);
         }
@@ -325,10 +382,19 @@ impl Trainer {
 }
 
 /// The faces one person's generator pass made: the reconstruction, and the swap into the
-/// other person (when `swap_gan` is on; detached: only that person's discriminator uses it).
+/// other person (when `swap_gan` is on; detached: only that person's discriminator uses it),
+/// and the code (detached, when the code discriminator is on).
 struct Generated {
     own: Tensor,
     swap: Option<Tensor>,
+    code: Option<Tensor>,
+}
+
+/// What the discriminators learn from after a generator step: per person, the faces that are
+/// fake for that person's discriminator, and both people's codes for the code discriminator.
+pub struct Fakes {
+    pub images: [Tensor; 2],
+    pub codes: Option<[Tensor; 2]>,
 }
 
 /// What person `p`'s discriminator learns as fake: `p`'s reconstructions and the other
@@ -404,6 +470,7 @@ mod tests {
             outside_face: 1.0,
             swap_mask: 0.0,
             swap_gan: 0.0,
+            code_adversarial: 0.0,
         };
         let weights = match term {
             "l1" => LossWeights { l1: 1.0, ..zero },
@@ -423,6 +490,10 @@ mod tests {
                 swap_gan: 1.0,
                 ..zero
             },
+            "code_adversarial" => LossWeights {
+                code_adversarial: 1.0,
+                ..zero
+            },
             _ => unreachable!(),
         };
         TrainConfig {
@@ -439,7 +510,7 @@ mod tests {
             "edge" => t.edge,
             "mask" => t.mask,
             // The swap's adversarial term is logged inside `gan`.
-            "gan" | "swap_gan" => t.gan,
+            "gan" | "swap_gan" | "code_adversarial" => t.gan,
             "feature" => t.feature,
             _ => unreachable!(),
         }
@@ -449,8 +520,23 @@ mod tests {
     fn one_step_lowers_each_loss_on_a_fixed_batch() {
         let b = batches();
         let crop = FaceCropSpec::default();
-        for name in ["l1", "ssim", "edge", "mask", "gan", "feature", "swap_gan"] {
-            let mut tr = Trainer::new(only(name), &crop, device()).unwrap();
+        for name in [
+            "l1",
+            "ssim",
+            "edge",
+            "mask",
+            "gan",
+            "feature",
+            "swap_gan",
+            "code_adversarial",
+        ] {
+            let mut config = only(name);
+            if name == "code_adversarial" {
+                // Adam's first step moves every weight by the full rate; through the encoder
+                // into a dense logit that overshoots at 1e-3.
+                config.lr = 1e-5;
+            }
+            let mut tr = Trainer::new(config, &crop, device()).unwrap();
             let before = tr.evaluate(&b);
             let _ = tr.step_generator(&b);
             let after = tr.evaluate(&b);
@@ -493,10 +579,46 @@ mod tests {
             };
             let mut tr = Trainer::new(config, &crop, device()).unwrap();
             let (_, fakes) = tr.step_generator(&b);
-            for f in &fakes {
+            for f in &fakes.images {
                 assert_eq!(f.size()[0], per_person, "swap_gan {swap_gan}");
             }
         }
+    }
+
+    #[test]
+    fn the_code_discriminator_learns_whose_code_it_is_and_exists_only_when_asked_for() {
+        let b = batches();
+        let crop = FaceCropSpec::default();
+        let config = TrainConfig {
+            lr_discriminator: 1e-4,
+            weights: LossWeights {
+                code_adversarial: 1.0,
+                gan: 0.0,
+                feature: 0.0,
+                ..LossWeights::default()
+            },
+            ..TrainConfig::default()
+        };
+        let mut tr = Trainer::new(config, &crop, device()).unwrap();
+        let (_, fakes) = tr.step_generator(&b);
+        assert!(fakes.codes.is_some());
+        let first = tr.step_discriminator(&b, &fakes);
+        for _ in 0..5 {
+            tr.step_discriminator(&b, &fakes);
+        }
+        let later = tr.step_discriminator(&b, &fakes);
+        assert!(
+            later[0] < first[0] && later[0] > 0.0,
+            "{first:?} -> {later:?}"
+        );
+        // Off by default: no code discriminator, so checkpoints without one keep loading.
+        let mut plain = Trainer::new(TrainConfig::default(), &crop, device()).unwrap();
+        assert!(plain.step_generator(&b).1.codes.is_none());
+        assert!(!plain
+            .discriminator_vars
+            .variables()
+            .keys()
+            .any(|k| k.starts_with("code")));
     }
 
     #[test]
