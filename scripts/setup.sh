@@ -170,4 +170,7 @@ if [ "$need_clm" = 1 ]; then
 fi
 for i in "${!clm_files[@]}"; do check_sha "$DATA/${clm_files[$i]}" "$(asset_sha "${clm_assets[$i]}")"; done
 
+# The warm start is made here (`make pretrain`) and committed; a changed file fails loudly.
+check_sha "$ROOT/assets/pretrained/lite.safetensors" "$(asset_sha warm_start)"
+
 say "ready: torch $TORCH_VERSION ($(cat "$VENV/.doppel-torch-flavour")), models/ and data/ verified"
