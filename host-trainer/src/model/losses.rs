@@ -40,8 +40,10 @@ pub fn edge_loss(pred: &Tensor, target: &Tensor) -> Tensor {
         + (dy(pred) - dy(target)).abs().mean(Kind::Float)
 }
 
-/// Keeps the learned mask on the face and smooth: L1 to a face-shaped prior plus total variation.
-pub fn mask_loss(mask: &Tensor, prior: &Tensor) -> Tensor {
+/// Keeps the learned mask on the face and smooth: binary cross-entropy of its logits against a
+/// face-shaped prior plus total variation of the mask. (An L1 on the sigmoid's output let the
+/// mask saturate at 0 early and stay there: the sigmoid then passes no gradient.)
+pub fn mask_loss(mask: &Tensor, logits: &Tensor, prior: &Tensor) -> Tensor {
     let (h, w) = (mask.size()[2], mask.size()[3]);
     let tv = (mask.narrow(3, 1, w - 1) - mask.narrow(3, 0, w - 1))
         .abs()
@@ -49,7 +51,13 @@ pub fn mask_loss(mask: &Tensor, prior: &Tensor) -> Tensor {
         + (mask.narrow(2, 1, h - 1) - mask.narrow(2, 0, h - 1))
             .abs()
             .mean(Kind::Float);
-    (mask - prior).abs().mean(Kind::Float) + tv
+    let fit = logits.binary_cross_entropy_with_logits::<Tensor>(
+        &prior.expand_as(logits),
+        None,
+        None,
+        tch::Reduction::Mean,
+    );
+    fit + tv
 }
 
 /// LSGAN: the discriminator pushes real patches to 1 and fakes to 0.

@@ -206,6 +206,20 @@ impl Autoencoder {
         let out = self.decoders[person].forward(code);
         (out.narrow(1, 0, 3), out.narrow(1, 3, 1))
     }
+
+    /// (RGB, mask, the mask's logits before the sigmoid): training fits the mask in logit space,
+    /// where a saturated sigmoid still passes gradient.
+    pub fn decode_with_logits(&self, code: &Tensor, person: usize) -> (Tensor, Tensor, Tensor) {
+        let last = self.decoders[person]
+            .forward_trace(code)
+            .pop()
+            .expect("the decoder has layers");
+        (
+            last.out.narrow(1, 0, 3),
+            last.out.narrow(1, 3, 1),
+            last.conv.narrow(1, 3, 1),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -138,7 +138,8 @@ impl Trainer {
         let w = &self.config.weights;
         let f32 = |t: Tensor| t.to_kind(Kind::Float);
         let code = self.forward(|| self.model.encode(&batch.input));
-        let (rgb, mask) = self.forward(|| self.model.decode(&code, person));
+        let (rgb, mask, mask_logits) =
+            self.forward(|| self.model.decode_with_logits(&code, person));
         // Masked training: off the face, the prediction is (mostly) replaced by the target, so
         // those pixels add little loss and little gradient to any term, the GAN's included.
         let rgb = if w.outside_face < 1.0 {
@@ -147,7 +148,7 @@ impl Trainer {
         } else {
             f32(rgb)
         };
-        let mask = f32(mask);
+        let (mask, mask_logits) = (f32(mask), f32(mask_logits));
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let term = |weight: f64, f: &dyn Fn() -> Tensor| if weight > 0.0 { f() } else { zero() };
         let l1 = term(w.l1, &|| {
@@ -157,14 +158,15 @@ impl Trainer {
         let edge = term(w.edge, &|| losses::edge_loss(&rgb, &batch.target));
         // The other decoder on this person's code: the swap, and the mask it pastes with.
         let swapped = (w.mask > 0.0 && w.swap_mask > 0.0 || w.swap_gan > 0.0).then(|| {
-            let (rgb, mask) = self.forward(|| self.model.decode(&code, 1 - person));
-            (f32(rgb), f32(mask))
+            let (rgb, mask, logits) =
+                self.forward(|| self.model.decode_with_logits(&code, 1 - person));
+            (f32(rgb), f32(mask), f32(logits))
         });
         let mask_l = term(w.mask, &|| {
-            let own = losses::mask_loss(&mask, &self.prior);
+            let own = losses::mask_loss(&mask, &mask_logits, &self.prior);
             match &swapped {
-                Some((_, swap_mask)) if w.swap_mask > 0.0 => {
-                    own + losses::mask_loss(swap_mask, &self.prior) * (w.swap_mask / w.mask)
+                Some((_, swap_mask, logits)) if w.swap_mask > 0.0 => {
+                    own + losses::mask_loss(swap_mask, logits, &self.prior) * (w.swap_mask / w.mask)
                 }
                 _ => own,
             }
@@ -198,7 +200,7 @@ impl Trainer {
         };
         // The swap must pass as a real face of the other person.
         let swap_gan = match &swapped {
-            Some((swap_rgb, _)) if w.swap_gan > 0.0 => {
+            Some((swap_rgb, _, _)) if w.swap_gan > 0.0 => {
                 let d = &self.discriminators[1 - person];
                 losses::lsgan_g(&self.forward(|| d.forward(swap_rgb)).to_kind(Kind::Float))
             }
@@ -231,7 +233,7 @@ impl Trainer {
         };
         let swap = swapped
             .filter(|_| w.swap_gan > 0.0)
-            .map(|(rgb, _)| rgb.detach());
+            .map(|(rgb, _, _)| rgb.detach());
         let code = self.code_discriminator.as_ref().map(|_| code.detach());
         (
             total,
@@ -590,7 +592,8 @@ mod tests {
         let b = batches();
         let crop = FaceCropSpec::default();
         let config = TrainConfig {
-            lr_discriminator: 1e-4,
+            // Small steps: Adam's first ones move every weight by the full rate.
+            lr_discriminator: 1e-6,
             weights: LossWeights {
                 code_adversarial: 1.0,
                 gan: 0.0,
