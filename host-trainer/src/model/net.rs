@@ -203,8 +203,8 @@ impl Autoencoder {
 
     /// (RGB, mask) of `person`'s decoder for an encoder code.
     pub fn decode(&self, code: &Tensor, person: usize) -> (Tensor, Tensor) {
-        let out = self.decoders[person].forward(code);
-        (out.narrow(1, 0, 3), out.narrow(1, 3, 1))
+        let (rgb, mask, _) = self.decode_with_logits(code, person);
+        (rgb, mask)
     }
 
     /// (RGB, mask, the mask's logits before the sigmoid): training fits the mask in logit space,
