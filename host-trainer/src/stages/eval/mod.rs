@@ -202,7 +202,7 @@ struct RealFrames {
 }
 
 /// `references` training frames per dataset, spread evenly, and the mean over-blur cue of its
-/// held-out faces (the last 10% of each source), at the fake detector's crop.
+/// held-out faces (the last `held_out` share of each source), at the fake detector's crop.
 fn real_frames(
     datasets: &[PathBuf; 2],
     held_out: [f64; 2],
