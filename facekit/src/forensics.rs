@@ -57,6 +57,10 @@ pub struct SbiParams {
     pub shift: [f32; 2],
     /// Gaussian blur (>0) of the source copy.
     pub blur: f32,
+    /// Unsharp-mask amount (>0) of the source copy, applied after any blur: the copy's own
+    /// resampling softens it, so without this every self-blend is softer inside than out and a
+    /// detector learns "a soft face is fake" (a sharp pasted face then reads as real).
+    pub sharpen: f32,
     /// Low-frequency wobble of the mask outline: amplitude (fraction of the radius) and phases.
     pub wobble: f32,
     pub phases: [f32; 3],
@@ -72,12 +76,17 @@ impl SbiParams {
     /// large enough that a boundary exists.
     pub fn sample(rng: &mut impl Rng) -> Self {
         let mut u = |lo: f32, hi: f32| lo + (hi - lo) * rng.random::<f32>();
+        // Half the copies softened, half sharpened: the copy's resampling already softens it,
+        // so the inner face must often be sharper than the frame around it (the training-set
+        // sharpness check in `eval_detector.md` measures the balance).
+        let soften = u(0.0, 1.0) < 0.5;
         Self {
             gain: [u(0.9, 1.1), u(0.9, 1.1), u(0.9, 1.1)],
             offset: [u(-12.0, 12.0), u(-12.0, 12.0), u(-12.0, 12.0)],
             scale: u(0.95, 1.05),
             shift: [u(-2.0, 2.0), u(-2.0, 2.0)],
-            blur: u(0.0, 1.2),
+            blur: if soften { u(0.0, 0.8) } else { 0.0 },
+            sharpen: if soften { 0.0 } else { u(0.5, 2.0) },
             wobble: u(0.0, 0.12),
             phases: [u(0.0, 6.3), u(0.0, 6.3), u(0.0, 6.3)],
             erode: (u(-2.0, 3.0)).round() as i32,
@@ -110,6 +119,11 @@ pub fn self_blend(
     } else {
         moved
     };
+    let source = if p.sharpen > 0.01 {
+        sharpen(&source, p.sharpen)
+    } else {
+        source
+    };
     // The mask: the face ellipse with a wobbly outline, eroded/dilated and feathered.
     let (ex, ey, ax, ay) = face_ellipse(landmarks);
     let hard = GrayImage::from_fn(w, h, |x, y| {
@@ -140,6 +154,17 @@ pub fn self_blend(
         }))
     });
     (fake, mask)
+}
+
+/// Unsharp mask: `img + amount · (img − blur(img))`, blur sigma 1 px.
+pub fn sharpen(img: &RgbImage, amount: f32) -> RgbImage {
+    let soft = imageops::blur(img, 1.0);
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let (a, b) = (img.get_pixel(x, y).0, soft.get_pixel(x, y).0);
+        Rgb(std::array::from_fn(|c| {
+            to_u8(a[c] as f32 + amount * (a[c] as f32 - b[c] as f32))
+        }))
+    })
 }
 
 /// FaceForensics++'s graphics-based FaceSwap on aligned crops: `donor`'s face warped from its

@@ -207,3 +207,25 @@ fn a_graphics_swap_warps_the_donor_onto_the_target_and_leaves_the_rest_alone() {
         off as f64 / n as f64
     );
 }
+
+#[test]
+fn self_blends_are_not_all_softer_inside_than_the_face_they_came_from() {
+    // The over-blur shortcut: if every self-blend's face is softer than the real one, a
+    // detector learns "soft face = fake". Sharpened copies must put many on the other side.
+    let (_, crop, lm) = crops();
+    let real = cues(&crop, &lm).over_blur;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    let ratios: Vec<f32> = (0..60)
+        .map(|_| {
+            let p = SbiParams::sample(&mut rng);
+            cues(&self_blend(&crop, &lm, &p).0, &lm).over_blur / real
+        })
+        .collect();
+    let sharper = ratios.iter().filter(|&&r| r < 1.0).count();
+    let mean_log = ratios.iter().map(|r| r.ln()).sum::<f32>() / ratios.len() as f32;
+    eprintln!(
+        "real over-blur {real:.2}; SBI/real: {sharper} of 60 sharper, mean log {mean_log:.2}"
+    );
+    assert!((15..=45).contains(&sharper), "{sharper} of 60 sharper");
+    assert!(mean_log.abs() < 0.5, "mean log ratio {mean_log:.2}");
+}
