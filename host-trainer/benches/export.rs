@@ -191,4 +191,36 @@ fn main() {
         );
     }
     println!("int8 QLinearConv: convolutions as QLinearConv on uint8 tensors, dense layers float on int8 weights");
+    detector_table(&python, &script, &dir);
+}
+
+/// The deepfake detector presets, one face, one thread: what the booth's detect mode pays per
+/// face (issue budget: 3 ms on one x86 core), tract against onnxruntime on the same file.
+fn detector_table(python: &Path, script: &Path, dir: &Path) {
+    use model_spec::fake_detector;
+    use model_spec::graphs::fake_detector_graph;
+    set_threads(1);
+    let mut files = Vec::new();
+    for name in fake_detector::PRESETS {
+        let spec = fake_detector::preset(name).unwrap();
+        let model = host_trainer::model::fake_detector::FakeDetector::new(&spec, Device::Cpu);
+        let bytes = onnx::to_bytes(&fake_detector_graph(&spec, &weights_of(&model.vars)).unwrap());
+        let path = dir.join(format!("detector-{name}.onnx"));
+        std::fs::write(&path, bytes).unwrap();
+        files.push((name, spec.flops_per_face() as f64 / 1e6, path));
+    }
+    let peer = ort(
+        python,
+        script,
+        1,
+        &files.iter().map(|f| f.2.clone()).collect::<Vec<_>>(),
+    );
+    println!("\ndeepfake detector, one face, 1 thread (ms, median)");
+    println!("| preset | MFLOP | tract f32 | ORT f32 | tract/ORT |");
+    println!("|---|---|---|---|---|");
+    for (name, mflops, path) in files {
+        let t = tract_ms(&path, false);
+        let o = peer[&path.file_name().unwrap().to_string_lossy().into_owned()];
+        println!("| {name} | {mflops:.1} | {t:.2} | {o:.2} | {:.2} |", t / o);
+    }
 }

@@ -127,6 +127,8 @@ pub enum Error {
     // --- fake detector ---
     #[error("{}: no accepted face could be re-cropped from its source video", .0.display())]
     NoRecrops(PathBuf),
+    #[error("the detector's report holds each identity out in turn: give at least two datasets (got {0})")]
+    TooFewIdentities(usize),
     #[error("{}: the bundle has no detector; export it with --detector", .0.display())]
     NoFakeDetector(PathBuf),
     #[error("no face found in {}; nothing to score", .0.display())]

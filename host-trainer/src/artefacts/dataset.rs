@@ -557,6 +557,8 @@ pub struct SourceFace<'a> {
     pub aligned: AlignedFace,
     /// From the last `late_share` of its source's accepted frames.
     pub late: bool,
+    /// Index of the frame in its source video (what clip it belongs to).
+    pub index: u64,
 }
 
 /// Calls `visit` for every accepted face of the dataset at `root`, re-cropped from its source
@@ -604,6 +606,7 @@ pub fn accepted_frames(
                 landmarks,
                 aligned,
                 late: i >= cut,
+                index: i,
             };
             if !visit(&source, face)? {
                 return Ok(());

@@ -50,10 +50,13 @@ pub fn load(dir: &Path, device: Device) -> Result<(FakeDetector, Settings)> {
     Ok((model, settings))
 }
 
-/// One train → test cell of the report.
+/// One train → test cell of the report: detectors trained on `trained_on` of every identity but
+/// `held_out`, tested on `held_out`'s real faces against its fakes of one kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub trained_on: String,
+    /// The identity (= video, = camera) tested on, which the cell never trained on.
+    pub held_out: String,
     pub tested_on: String,
     pub real: usize,
     pub fake: usize,
@@ -63,11 +66,26 @@ pub struct Cell {
     pub auc: f64,
     #[serde(deserialize_with = "super::nan_if_null")]
     pub auc_sd: f64,
-    /// AUC on the training video's own held-out last frames (in distribution: same camera,
-    /// person and scene, frames not trained on), mean and sd over the seeds.
+    /// Clip level: each clip's score is the mean of its frames' ([`CLIP_FRAMES`] source frames
+    /// per clip), as SBI and DeepfakeBench report video AUC.
+    ///
+    /// [`CLIP_FRAMES`]: crate::stages::fake_detector::data::CLIP_FRAMES
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub clip_auc: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub clip_auc_sd: f64,
+    pub clips_real: usize,
+    pub clips_fake: usize,
+    /// AUC on the training identities' own held-out last frames (in distribution: cameras and
+    /// people seen in training, frames not), mean and sd over the seeds.
     pub auc_same_video: Option<f64>,
     pub auc_same_video_sd: Option<f64>,
-    /// Accuracy at `threshold`, calibrated without the test video.
+    /// Average precision and equal-error rate (frame level), means over the seeds.
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub ap: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub eer: f64,
+    /// Accuracy at `threshold`, calibrated without the held-out identity.
     #[serde(deserialize_with = "super::nan_if_null")]
     pub accuracy: f64,
     #[serde(deserialize_with = "super::nan_if_null")]
@@ -93,16 +111,23 @@ impl Cell {
     /// One cell from the same cell fitted with different seeds.
     pub fn pool(fits: &[Cell]) -> Cell {
         let (auc, auc_sd) = mean_sd(fits.iter().map(|c| c.auc));
+        let (clip_auc, clip_auc_sd) = mean_sd(fits.iter().map(|c| c.clip_auc));
         let (accuracy, accuracy_sd) = mean_sd(fits.iter().map(|c| c.accuracy));
         let (threshold, _) = mean_sd(fits.iter().map(|c| c.threshold as f64));
         let (log_loss, _) = mean_sd(fits.iter().map(|c| c.log_loss));
+        let (ap, _) = mean_sd(fits.iter().map(|c| c.ap));
+        let (eer, _) = mean_sd(fits.iter().map(|c| c.eer));
         let same: Option<Vec<f64>> = fits.iter().map(|c| c.auc_same_video).collect();
         let same = same.map(|v| mean_sd(v.into_iter()));
         Cell {
             auc,
             auc_sd,
+            clip_auc,
+            clip_auc_sd,
             auc_same_video: same.map(|m| m.0),
             auc_same_video_sd: same.map(|m| m.1),
+            ap,
+            eer,
             accuracy,
             accuracy_sd,
             threshold: threshold as f32,
@@ -122,6 +147,32 @@ fn with_sd(mean: f64, sd: f64, seeds: usize) -> String {
     }
 }
 
+/// The training-set sharpness check: the over-blur cue (sharpness around the face ÷ of the
+/// face) over crops as training batches draw them, per kind. Real and fake should not differ on
+/// average, or a detector can learn sharpness instead of blending.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sharpness {
+    pub kind: String,
+    pub crops: usize,
+    pub over_blur_mean: f64,
+    pub over_blur_median: f64,
+}
+
+/// Each hand-made cue's own AUC on a held-out identity (the cue as the score), per kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CueAuc {
+    pub held_out: String,
+    pub tested_on: String,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub over_blur: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub edge_colour: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub double_edges: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
+    pub mouth_blur: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DetectorReport {
     pub preset: String,
@@ -134,9 +185,28 @@ pub struct DetectorReport {
     /// Fits per cell (seeds `seed`, `seed + 1`, …).
     pub seeds: usize,
     pub split: String,
+    /// The identities (one video, one camera each) in the order of the folds.
+    #[serde(default)]
+    pub identities: Vec<String>,
+    #[serde(default)]
+    pub sharpness: Vec<Sharpness>,
     pub cells: Vec<Cell>,
-    /// What the saved model was trained on (both videos).
+    #[serde(default)]
+    pub cues: Vec<CueAuc>,
+    /// What the saved model was trained on.
     pub final_trained_on: String,
+}
+
+/// Mean and minimum of finite values; `NaN`s when there are none.
+fn mean_min(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let v: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    (
+        v.iter().sum::<f64>() / v.len() as f64,
+        v.iter().copied().fold(f64::INFINITY, f64::min),
+    )
 }
 
 impl DetectorReport {
@@ -156,27 +226,103 @@ impl DetectorReport {
         read_json(&path).map(Some)
     }
 
+    /// `(trained_on, tested_on)` pairs in report order.
+    fn cell_kinds(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for c in &self.cells {
+            let key = (c.trained_on.clone(), c.tested_on.clone());
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    /// Per `(trained_on, tested_on)`: frame AUC mean and minimum over the held-out identities,
+    /// and clip AUC mean.
+    pub fn summary(&self) -> Vec<(String, String, f64, f64, f64)> {
+        self.cell_kinds()
+            .into_iter()
+            .map(|(trained, tested)| {
+                let of = || {
+                    self.cells
+                        .iter()
+                        .filter(|c| c.trained_on == trained && c.tested_on == tested)
+                };
+                let (frame, worst) = mean_min(of().map(|c| c.auc));
+                let (clip, _) = mean_min(of().map(|c| c.clip_auc));
+                (trained.clone(), tested.clone(), frame, worst, clip)
+            })
+            .collect()
+    }
+
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.3} ({})\n\n{}\n\n| trained on | tested on | real | fake | AUC, same video | AUC | accuracy | at threshold | log loss |\n|---|---|---|---|---|---|---|---|---|\n",
+            "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.3} ({})\n\n{}\n\n",
             self.preset, self.params, self.mflops, self.threshold, self.threshold_from, self.split
         );
+        if !self.identities.is_empty() {
+            s += &format!("Identities: {}.\n\n", self.identities.join(", "));
+        }
+        let unseen = |trained: &str, tested: &str| {
+            if trained.split(" + ").any(|k| k == tested) {
+                ""
+            } else {
+                " (unseen)"
+            }
+        };
+        s += "## Summary: AUC on held-out identities (mean over them, worst in brackets)\n\n| trained on | tested on | frame AUC | clip AUC |\n|---|---|---|---|\n";
+        for (trained, tested, frame, worst, clip) in self.summary() {
+            s += &format!(
+                "| {trained} | {tested}{} | {frame:.3} ({worst:.3}) | {clip:.3} |\n",
+                unseen(&trained, &tested)
+            );
+        }
+        if !self.sharpness.is_empty() {
+            s += "\n## Training-set sharpness check\n\nOver-blur cue (sharpness around the face ÷ of the face; above 1 = face softer than its surround) on crops as the saved model's training batches draw them, after camera/codec variation. Real and fake should match on average.\n\n| kind | crops | mean | median |\n|---|---|---|---|\n";
+            for r in &self.sharpness {
+                s += &format!(
+                    "| {} | {} | {:.2} | {:.2} |\n",
+                    r.kind, r.crops, r.over_blur_mean, r.over_blur_median
+                );
+            }
+        }
+        s += "\n## Every cell (mean ± sd over seeds)\n\n| trained on | held out | tested on | real | fake | frame AUC | clip AUC (clips) | AP | EER | accuracy | at threshold | AUC, training identities' late frames |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for c in &self.cells {
             s += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} ({}/{}) | {:.3} | {:.3} | {} | {:.3} | {} |\n",
                 c.trained_on,
+                c.held_out,
                 c.tested_on,
                 c.real,
                 c.fake,
+                with_sd(c.auc, c.auc_sd, c.seeds),
+                with_sd(c.clip_auc, c.clip_auc_sd, c.seeds),
+                c.clips_real,
+                c.clips_fake,
+                c.ap,
+                c.eer,
+                with_sd(c.accuracy, c.accuracy_sd, c.seeds),
+                c.threshold,
                 match (c.auc_same_video, c.auc_same_video_sd) {
                     (Some(m), Some(sd)) => with_sd(m, sd, c.seeds),
                     _ => "–".into(),
                 },
-                with_sd(c.auc, c.auc_sd, c.seeds),
-                with_sd(c.accuracy, c.accuracy_sd, c.seeds),
-                c.threshold,
-                c.log_loss
             );
+        }
+        if !self.cues.is_empty() {
+            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur |\n|---|---|---|---|---|---|\n";
+            for c in &self.cues {
+                s += &format!(
+                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                    c.held_out,
+                    c.tested_on,
+                    c.over_blur,
+                    c.edge_colour,
+                    c.double_edges,
+                    c.mouth_blur
+                );
+            }
         }
         s += &format!("\nSaved model trained on: {}\n", self.final_trained_on);
         s
@@ -184,16 +330,13 @@ impl DetectorReport {
 }
 
 impl DetectorReport {
-    /// The report's AUC cells as bundle metrics.
+    /// The report's summary AUCs (mean over held-out identities) as bundle metrics.
     pub fn metrics(&self) -> Vec<(String, f64)> {
-        self.cells
-            .iter()
-            .filter(|c| c.auc.is_finite())
-            .map(|c| {
-                (
-                    format!("detector.auc[{} -> {}]", c.trained_on, c.tested_on),
-                    c.auc,
-                )
+        self.summary()
+            .into_iter()
+            .filter(|r| r.2.is_finite())
+            .map(|(trained, tested, frame, _, _)| {
+                (format!("detector.auc[{trained} -> {tested}]"), frame)
             })
             .collect()
     }
@@ -207,11 +350,18 @@ mod tests {
     fn pooled_cells_carry_mean_and_sample_standard_deviation() {
         let cell = |auc: f64, same: f64| Cell {
             trained_on: "SBI".into(),
+            held_out: "B".into(),
             tested_on: "swap".into(),
             real: 10,
             fake: 10,
             auc,
             auc_sd: 0.0,
+            clip_auc: auc,
+            clip_auc_sd: 0.0,
+            clips_real: 2,
+            clips_fake: 2,
+            ap: 0.9,
+            eer: 0.1,
             auc_same_video: Some(same),
             auc_same_video_sd: Some(0.0),
             accuracy: 0.5,

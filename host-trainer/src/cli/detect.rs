@@ -27,6 +27,13 @@ pub struct Args {
     pubkey: Option<String>,
     #[arg(long)]
     max_frames: Option<u64>,
+    /// Also write a review video (MP4) for an operator: each frame beside the scored face, the
+    /// face-boundary band and mouth box coloured by their cues, flicker and lost faces flagged,
+    /// the score over the clip; slowed down --review-slowdown times.
+    #[arg(long)]
+    review: Option<PathBuf>,
+    #[arg(long, default_value_t = 4.0)]
+    review_slowdown: f64,
     #[command(flatten)]
     face_detector: FaceDetectorArg,
 }
@@ -47,6 +54,8 @@ pub fn run(args: Args) -> Result<()> {
         smoothing: 0.7,
         face_detector: args.face_detector.path,
         max_frames: args.max_frames,
+        review: args.review.clone(),
+        review_slowdown: args.review_slowdown,
     };
     let r = detect(&opts).with_context(|| format!("scoring {}", args.input.display()))?;
     let c = &r.mean_cues;
@@ -66,5 +75,8 @@ pub fn run(args: Args) -> Result<()> {
         "written: {0}/detect.json, {0}/score.png",
         args.out.display()
     );
+    if let Some(review) = &args.review {
+        println!("review video: {}", review.display());
+    }
     Ok(())
 }

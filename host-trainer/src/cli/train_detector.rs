@@ -10,13 +10,18 @@ use super::common::DeviceArg;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset of person A (training video of the report's cells).
+    /// Dataset of person A (the run's A when --run is given).
     #[arg(long)]
     a: PathBuf,
-    /// Dataset of person B (test video of the report's cells).
+    /// Dataset of person B (the run's B when --run is given).
     #[arg(long)]
     b: PathBuf,
-    /// A swap run whose swaps and reconstructions join the fakes.
+    /// Further identities, one dataset (one video, one camera) each; repeat the flag. The
+    /// report holds every identity out in turn, so more of them make it a fairer test.
+    #[arg(long = "identity")]
+    identities: Vec<PathBuf>,
+    /// A swap run whose swaps and reconstructions of A and B join the test fakes (an unseen
+    /// generator: detectors train on self-blends and graphics swaps only).
     #[arg(long)]
     run: Option<PathBuf>,
     /// Output folder: detector.safetensors, detector.toml, eval_detector.md/json, roc.png.
@@ -48,7 +53,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let opts = DetectorOptions {
-        datasets: [args.a, args.b],
+        datasets: [args.a, args.b]
+            .into_iter()
+            .chain(args.identities)
+            .collect(),
         run: args.run,
         out: args.out.clone(),
         preset: args.preset,

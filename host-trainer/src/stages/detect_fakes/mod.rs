@@ -10,6 +10,10 @@ use facekit::{align_face, FaceDetectorConfig, OnnxModel, RetinaFace};
 use serde::Serialize;
 use shared_proto::bundle::{self, ModelKind};
 
+mod review;
+
+use review::{ReviewWriter, Scored};
+
 use crate::artefacts::write_json;
 use crate::error::{AtPath, Error, Result};
 use crate::plot::{lines, Line};
@@ -27,6 +31,10 @@ pub struct DetectOptions {
     /// RetinaFace ONNX model that finds the faces to score.
     pub face_detector: PathBuf,
     pub max_frames: Option<u64>,
+    /// Also write this review video: every frame beside its face, score and cues, slowed down
+    /// `review_slowdown` times (see [`review`]).
+    pub review: Option<PathBuf>,
+    pub review_slowdown: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +81,24 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
     let model = OnnxModel::from_bytes(&shown, bytes, 1, true)?;
     let faces = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let mut video = facekit::open_source(&opts.input)?;
+    let threshold = opts
+        .threshold
+        .unwrap_or_else(|| verified.manifest.fake_threshold());
+    let mut review = match &opts.review {
+        Some(path) => {
+            let total = facekit::video::frame_count_hint(&opts.input).unwrap_or(1);
+            let total = opts.max_frames.map_or(total, |m| total.min(m));
+            let fps = facekit::video::frame_rate(&opts.input).unwrap_or(25.0);
+            Some(ReviewWriter::create(
+                path,
+                fps,
+                opts.review_slowdown,
+                total,
+                threshold,
+            )?)
+        }
+        None => None,
+    };
     let (mut frames, mut per_frame) = (0u64, Vec::new());
     let mut previous: Option<image::RgbImage> = None;
     let mut smoothed: Option<f32> = None;
@@ -86,9 +112,15 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
         let found = faces.detect(&frame)?;
         let Some(face) = facekit::face_detection::largest(found) else {
             previous = None;
+            if let Some(r) = review.as_mut() {
+                r.no_face(&frame, index)?;
+            }
             continue;
         };
         let Some(aligned) = align_face(&frame, &face.landmarks, &crop) else {
+            if let Some(r) = review.as_mut() {
+                r.no_face(&frame, index)?;
+            }
             continue;
         };
         let out = model.run(to_input(&aligned.image, &crop.normalisation))?;
@@ -105,23 +137,38 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
         let flick = previous
             .as_ref()
             .map(|p| flicker(p, &aligned.image, &aligned.landmarks));
-        per_frame.push(FrameScore {
+        let scored = FrameScore {
             frame: index,
             score,
             smoothed: s,
             cues: cues(&aligned.image, &aligned.landmarks),
             flicker: flick,
-        });
+        };
+        if let Some(r) = review.as_mut() {
+            r.scored(
+                &frame,
+                &Scored {
+                    index,
+                    bbox: face.bbox,
+                    aligned: &aligned,
+                    score,
+                    smoothed: s,
+                    cues: scored.cues,
+                    flicker: flick,
+                },
+            )?;
+        }
+        per_frame.push(scored);
         previous = Some(aligned.image);
+    }
+    if let Some(r) = review {
+        r.finish()?;
     }
     if per_frame.is_empty() {
         return Err(Error::NoFaceToScore(opts.input.clone()));
     }
     let n = per_frame.len() as f32;
     let mean_score = per_frame.iter().map(|f| f.score).sum::<f32>() / n;
-    let threshold = opts
-        .threshold
-        .unwrap_or_else(|| verified.manifest.fake_threshold());
     let mean = |get: fn(&Cues) -> f32| per_frame.iter().map(|f| get(&f.cues)).sum::<f32>() / n;
     let flickers: Vec<f32> = per_frame.iter().filter_map(|f| f.flicker).collect();
     let report = DetectReport {

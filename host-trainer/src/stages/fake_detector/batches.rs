@@ -6,15 +6,17 @@ use rand::{RngExt, SeedableRng};
 use super::data::{Kind, Sample};
 use facekit::forensics::{self_blend, SbiParams};
 
-/// Camera and codec variation applied to reals and fakes alike, so that what one video's
-/// camera does to every face (its resolution, sharpness, compression, exposure) cannot tell real
-/// from fake: each of down-and-up resampling, blur, JPEG re-encoding and a brightness/contrast
-/// change with probability 0.3.
+/// Camera and codec variation applied to reals and fakes alike, so that what one camera does to
+/// every face (its resolution, sharpness, noise, compression, exposure) cannot tell real from
+/// fake, and a held-out camera looks like one already seen: down-and-up resampling (p 0.5),
+/// blur or in-camera sharpening (p 0.3 / 0.2), sensor noise (p 0.3), JPEG re-encoding (p 0.5)
+/// and a brightness/contrast change (p 0.3). Identities are few, so cameras are simulated
+/// rather than collected.
 fn degrade(mut out: image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImage {
-    if rng.random::<f32>() < 0.3 {
+    if rng.random::<f32>() < 0.5 {
         // A face that filled fewer camera pixels, upscaled to the crop like a small face is.
         let (w, h) = out.dimensions();
-        let scale = rng.random_range(0.35..0.9f32);
+        let scale = rng.random_range(0.25..0.9f32);
         let small = image::imageops::resize(
             &out,
             ((w as f32 * scale) as u32).max(8),
@@ -23,12 +25,23 @@ fn degrade(mut out: image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImag
         );
         out = image::imageops::resize(&small, w, h, image::imageops::FilterType::Triangle);
     }
-    if rng.random::<f32>() < 0.3 {
+    let focus = rng.random::<f32>();
+    if focus < 0.3 {
         out = image::imageops::blur(&out, rng.random_range(0.3..1.2));
+    } else if focus < 0.5 {
+        out = facekit::forensics::sharpen(&out, rng.random_range(0.3..1.5));
     }
     if rng.random::<f32>() < 0.3 {
+        let sigma = rng.random_range(1.0..6.0f32);
+        for p in out.pixels_mut() {
+            // Sum of uniforms: near-Gaussian sensor noise without another dependency.
+            let n: f32 = (0..3).map(|_| rng.random_range(-1.0..1.0f32)).sum::<f32>() * sigma;
+            p.0 = p.0.map(|v| (v as f32 + n).clamp(0.0, 255.0) as u8);
+        }
+    }
+    if rng.random::<f32>() < 0.5 {
         let mut bytes = Vec::new();
-        let quality = rng.random_range(50..95);
+        let quality = rng.random_range(40..95);
         let encoded = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
             .encode_image(&out)
             .is_ok();
@@ -52,10 +65,13 @@ fn degrade(mut out: image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImag
     out
 }
 
-/// One training batch: crops, their labels (1 = fake) and whether to mirror it.
+/// One training batch: crops, their labels (1 = fake), what each is, and whether to mirror it.
 pub struct Batch {
     pub crops: Vec<image::RgbImage>,
     pub labels: Vec<f32>,
+    pub kinds: Vec<Kind>,
+    /// Each crop's landmarks (crop pixels), for the training-set sharpness check.
+    pub landmarks: Vec<[[f32; 2]; 5]>,
     pub flip: bool,
 }
 
@@ -95,31 +111,40 @@ impl<'a> BatchDrawer<'a> {
     }
 
     pub fn draw(&mut self) -> Batch {
-        let mut crops = Vec::with_capacity(2 * self.half);
-        let mut labels = Vec::with_capacity(2 * self.half);
+        let mut b = Batch {
+            crops: Vec::with_capacity(2 * self.half),
+            labels: Vec::with_capacity(2 * self.half),
+            kinds: Vec::with_capacity(2 * self.half),
+            landmarks: Vec::with_capacity(2 * self.half),
+            flip: self.rng.random::<bool>(),
+        };
         for _ in 0..self.half {
             let real = self.real();
-            crops.push(degrade(real.crop.clone(), &mut self.rng));
-            labels.push(0f32);
+            b.crops.push(degrade(real.crop.clone(), &mut self.rng));
+            b.labels.push(0f32);
+            b.kinds.push(Kind::Real);
+            b.landmarks.push(real.landmarks);
         }
         for _ in 0..self.half {
             let kind = self.rng.random_range(0..self.fakes.len());
-            let fake = if self.fakes[kind].0 == Kind::Sbi {
+            let (fake, landmarks) = if self.fakes[kind].0 == Kind::Sbi {
                 let real = self.real();
                 let params = SbiParams::sample(&mut self.rng);
-                self_blend(&real.crop, &real.landmarks, &params).0
+                (
+                    self_blend(&real.crop, &real.landmarks, &params).0,
+                    real.landmarks,
+                )
             } else {
                 let pool = &self.fakes[kind].1;
-                pool[self.rng.random_range(0..pool.len())].crop.clone()
+                let s = pool[self.rng.random_range(0..pool.len())];
+                (s.crop.clone(), s.landmarks)
             };
-            crops.push(degrade(fake, &mut self.rng));
-            labels.push(1f32);
+            b.crops.push(degrade(fake, &mut self.rng));
+            b.labels.push(1f32);
+            b.kinds.push(self.fakes[kind].0);
+            b.landmarks.push(landmarks);
         }
-        Batch {
-            crops,
-            labels,
-            flip: self.rng.random::<bool>(),
-        }
+        b
     }
 }
 
@@ -135,6 +160,8 @@ mod tests {
             kind,
             video: 0,
             late: false,
+            frame: 0,
+            donor: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use facekit::align_face;
 use facekit::blend::BlendOptions;
-use facekit::forensics::graphic_swap;
+use facekit::forensics::{graphic_swap, sharpen};
 use facekit::forensics::{self_blend, SbiParams};
 use facekit::swap::swap_into_frame;
 use image::RgbImage;
@@ -69,25 +69,44 @@ pub struct Sample {
     /// From the last block of its video's accepted frames (the last [`CALIBRATION_SHARE`]):
     /// kept out of training to calibrate the threshold.
     pub late: bool,
+    /// Frame index in its video: consecutive frames form the clips of clip-level AUC.
+    pub frame: u64,
+    /// The video whose person's face this fake shows when it is not the video's own (the donor
+    /// of a graphics swap, the other person of a swap): a detector tested on that person must
+    /// not have trained on it as a fake.
+    pub donor: Option<usize>,
 }
+
+impl Sample {
+    /// The clip (run of [`CLIP_FRAMES`] source frames) this sample belongs to.
+    pub fn clip(&self) -> (usize, u64) {
+        (self.video, self.frame / CLIP_FRAMES)
+    }
+}
+
+/// Source frames per clip for clip-level scores (1.3 s at 25 fps), as SBI and DeepfakeBench
+/// average frame scores over a video's frames.
+pub const CLIP_FRAMES: u64 = 32;
 
 /// Share of each video's accepted frames, taken from its end, that calibrates the threshold.
 pub const CALIBRATION_SHARE: f64 = 0.2;
 
 /// Samples of the dataset at `dataset` (index `video`). With `generator`, the dataset's person
-/// (`Person`) is also swapped into the other person and reconstructed by their own decoder.
+/// (`Person`) is also swapped into the other person (whose video is `other_video`) and
+/// reconstructed by their own decoder.
 pub fn samples(
     dataset: &Path,
     video: usize,
     crop: &FaceCropSpec,
     generator: Option<(&Generator, Person)>,
+    other_video: usize,
     seed: u64,
 ) -> Result<Vec<Sample>> {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ video as u64);
     let blend = BlendOptions::default();
     let mut out = Vec::new();
     accepted_frames(dataset, crop, CALIBRATION_SHARE, |_, face| {
-        let (late, landmarks) = (face.late, face.aligned.landmarks);
+        let (late, landmarks, frame) = (face.late, face.aligned.landmarks, face.index);
         let params = SbiParams::sample(&mut rng);
         let (sbi, _) = self_blend(&face.aligned.image, &landmarks, &params);
         out.push(Sample {
@@ -96,6 +115,8 @@ pub fn samples(
             kind: Kind::Sbi,
             video,
             late,
+            frame,
+            donor: None,
         });
         if let Some((g, person)) = generator {
             for (to, kind) in [(person.other(), Kind::Swap), (person, Kind::Reconstruction)] {
@@ -115,6 +136,8 @@ pub fn samples(
                             kind,
                             video,
                             late,
+                            frame,
+                            donor: (kind == Kind::Swap).then_some(other_video),
                         });
                     }
                 }
@@ -126,6 +149,8 @@ pub fn samples(
             kind: Kind::Real,
             video,
             late,
+            frame,
+            donor: None,
         });
         Ok(true)
     })?;
@@ -136,23 +161,37 @@ pub fn samples(
 }
 
 /// One graphics swap (see [`Kind::Graphic`]) per real face of `targets`, each with a face drawn
-/// at random from the real faces of `donors`.
-pub fn graphic_swaps(targets: &[Sample], donors: &[Sample], seed: u64) -> Vec<Sample> {
-    let donors: Vec<&Sample> = donors.iter().filter(|s| s.kind == Kind::Real).collect();
-    if donors.is_empty() {
-        return Vec::new();
-    }
+/// at random from the real faces of `donors` that come from another video. Half the donors
+/// are sharpened first: a pasted face is then as often sharper as softer than its frame, so
+/// sharpness alone cannot tell these fakes (see [`facekit::forensics::SbiParams::sharpen`]).
+pub fn graphic_swaps(targets: &[Sample], donors: &[&Sample], seed: u64) -> Vec<Sample> {
+    let donors: Vec<&Sample> = donors
+        .iter()
+        .copied()
+        .filter(|s| s.kind == Kind::Real)
+        .collect();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let blend = BlendOptions::default();
     targets
         .iter()
         .filter(|s| s.kind == Kind::Real)
         .filter_map(|target| {
-            let donor = donors[rng.random_range(0..donors.len())];
+            let others: Vec<&&Sample> = donors.iter().filter(|d| d.video != target.video).collect();
+            if others.is_empty() {
+                return None;
+            }
+            let donor = others[rng.random_range(0..others.len())];
+            let sharpened;
+            let donor_crop = if rng.random::<bool>() {
+                sharpened = sharpen(&donor.crop, rng.random_range(0.3..1.5));
+                &sharpened
+            } else {
+                &donor.crop
+            };
             let fake = graphic_swap(
                 &target.crop,
                 &target.landmarks,
-                &donor.crop,
+                donor_crop,
                 &donor.landmarks,
                 &blend,
             )?;
@@ -162,6 +201,8 @@ pub fn graphic_swaps(targets: &[Sample], donors: &[Sample], seed: u64) -> Vec<Sa
                 kind: Kind::Graphic,
                 video: target.video,
                 late: target.late,
+                frame: target.frame,
+                donor: Some(donor.video),
             })
         })
         .collect()

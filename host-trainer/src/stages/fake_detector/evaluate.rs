@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tch::Device;
 
 use super::data::{graphic_swaps, samples, Kind, Sample};
-use super::report::{roc_plot, score_cells};
+use super::report::{cue_aucs, roc_plot, score_cells};
 use crate::artefacts::fake_detector::{self, DetectorReport, ROC, SETTINGS};
 use crate::artefacts::run::Generator;
 use crate::error::{AtPath, Result};
@@ -31,23 +31,32 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         None => None,
     };
     let g = generator.as_ref().map(|g| (g, opts.person));
-    let mut all = samples(&opts.dataset, 0, &model.spec.crop, g, opts.seed)?;
+    let mut all = samples(&opts.dataset, 0, &model.spec.crop, g, 1, opts.seed)?;
     if let Some(donors) = &opts.donors {
-        let donors = samples(donors, 1, &model.spec.crop, None, opts.seed)?;
-        all.extend(graphic_swaps(&all, &donors, opts.seed));
+        let donors = samples(donors, 1, &model.spec.crop, None, 0, opts.seed)?;
+        let donors: Vec<&Sample> = donors.iter().collect();
+        let graphic = graphic_swaps(&all, &donors, opts.seed);
+        all.extend(graphic);
     }
     let fake_kinds: Vec<Kind> = Kind::FAKES
         .into_iter()
         .filter(|k| all.iter().any(|s| s.kind == *k))
         .collect();
     let test: Vec<&Sample> = all.iter().collect();
+    let name = opts
+        .dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| opts.dataset.display().to_string());
     let cells = score_cells(
         &model,
         &test,
         &fake_kinds,
         &format!("{} (saved model)", opts.detector.display()),
+        &name,
         settings.threshold,
     );
+    let cues = cue_aucs(&test, &fake_kinds, &name);
     std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
     roc_plot(
         &cells.iter().collect::<Vec<_>>(),
@@ -66,7 +75,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
             "Every face of {} (its fakes made from its own frames).",
             opts.dataset.display()
         ),
+        identities: vec![name],
+        sharpness: Vec::new(),
         cells,
+        cues,
         final_trained_on: "see the detector's eval_detector.md".into(),
     };
     report.write(&opts.out)?;

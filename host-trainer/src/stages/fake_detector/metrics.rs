@@ -72,6 +72,63 @@ pub fn eer_threshold(scored: &[(f32, bool)]) -> f32 {
     best.1
 }
 
+/// Equal-error rate: where the share of real faces called fake equals the share of fakes
+/// called real (the mean of the two at the threshold where they are closest). `NaN` without
+/// both classes.
+pub fn eer(scored: &[(f32, bool)]) -> f64 {
+    let pos = scored.iter().filter(|s| s.1).count();
+    let neg = scored.len() - pos;
+    if pos == 0 || neg == 0 {
+        return f64::NAN;
+    }
+    let t = eer_threshold(scored);
+    let fnr = scored.iter().filter(|s| s.1 && s.0 < t).count() as f64 / pos as f64;
+    let fpr = scored.iter().filter(|s| !s.1 && s.0 >= t).count() as f64 / neg as f64;
+    (fnr + fpr) / 2.0
+}
+
+/// Average precision (area under precision–recall, fakes as positives), ties taken together.
+/// `NaN` without fakes.
+pub fn average_precision(scored: &[(f32, bool)]) -> f64 {
+    let mut v = scored.to_vec();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pos = v.iter().filter(|s| s.1).count();
+    if pos == 0 {
+        return f64::NAN;
+    }
+    let (mut tp, mut seen, mut ap) = (0usize, 0usize, 0.0);
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        let mut new_tp = 0;
+        while j < v.len() && v[j].0 == v[i].0 {
+            new_tp += v[j].1 as usize;
+            j += 1;
+        }
+        tp += new_tp;
+        seen = j;
+        ap += new_tp as f64 / pos as f64 * tp as f64 / seen as f64;
+        i = j;
+    }
+    debug_assert_eq!(seen, v.len());
+    ap
+}
+
+/// Clip-level scores: the mean frame score of each `(clip key, is_fake)` group, as SBI and
+/// DeepfakeBench score a video by the mean of its frames.
+pub fn clip_level<K: Ord + Copy>(scored: &[(K, f32, bool)]) -> Vec<(f32, bool)> {
+    let mut groups: std::collections::BTreeMap<(K, bool), (f64, usize)> = Default::default();
+    for &(key, score, fake) in scored {
+        let g = groups.entry((key, fake)).or_default();
+        g.0 += score as f64;
+        g.1 += 1;
+    }
+    groups
+        .into_iter()
+        .map(|((_, fake), (sum, n))| ((sum / n as f64) as f32, fake))
+        .collect()
+}
+
 pub fn log_loss(scored: &[(f32, bool)]) -> f64 {
     let sum: f64 = scored
         .iter()
@@ -137,6 +194,29 @@ mod tests {
         assert!((auc(&ties) - 0.5).abs() < 1e-12);
         assert!(auc(&[(0.5, true)]).is_nan());
         assert!((log_loss(&[(0.5, true)]) - 2f64.ln()).abs() < 1e-9);
+        assert_eq!(eer(&perfect), 0.0);
+        assert_eq!(average_precision(&perfect), 1.0);
+        // Fakes ranked 1st and 3rd: precision 1 at the first, 2/3 at the second.
+        assert!((average_precision(&mixed) - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert!((eer(&mixed) - 0.5).abs() < 1e-12, "{}", eer(&mixed));
+        assert!(eer(&inverted) >= 0.5, "{}", eer(&inverted));
+        // Two clips per class: means 0.8/0.7 fake, 0.2/0.1 real.
+        let clips = clip_level(&[
+            (0, 0.9, true),
+            (0, 0.7, true),
+            (1, 0.7, true),
+            (0, 0.3, false),
+            (0, 0.1, false),
+            (1, 0.1, false),
+        ]);
+        assert_eq!(clips.len(), 4);
+        assert_eq!(auc(&clips), 1.0);
+        let near = |want: f32, fake: bool| {
+            clips
+                .iter()
+                .any(|&(s, f)| f == fake && (s - want).abs() < 1e-6)
+        };
+        assert!(near(0.8, true) && near(0.2, false), "{clips:?}");
         let r = roc(&perfect);
         assert_eq!(r.first(), Some(&(0.0, 0.0)));
         assert_eq!(r.last(), Some(&(1.0, 1.0)));

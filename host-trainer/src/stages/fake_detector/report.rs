@@ -5,38 +5,59 @@ use std::path::Path;
 use super::data::{Kind, Sample};
 use super::fit::scores;
 use super::metrics;
-use crate::artefacts::fake_detector::Cell;
+use crate::artefacts::fake_detector::{Cell, CueAuc};
 use crate::error::Result;
 use crate::model::fake_detector::FakeDetector;
 use crate::plot::{lines, Line};
+use facekit::forensics::{self, Cues};
+use rayon::prelude::*;
 
-/// One cell per fake kind: `model` on the real faces of `test` against that kind's fakes.
+/// One cell per fake kind: `model` on the real faces of `test` (all from `held_out`) against
+/// that kind's fakes, at frame and clip level.
 pub fn score_cells(
     model: &FakeDetector,
     test: &[&Sample],
     fake_kinds: &[Kind],
     trained_on: &str,
+    held_out: &str,
     threshold: f32,
 ) -> Vec<Cell> {
     let scores = scores(model, test);
     fake_kinds
         .iter()
         .map(|&kind| {
-            let scored: Vec<(f32, bool)> = scores
+            let of_cell: Vec<(&Sample, f32)> = test
                 .iter()
-                .zip(test)
-                .filter(|(_, s)| s.kind == Kind::Real || s.kind == kind)
-                .map(|(&p, s)| (p, s.kind.is_fake()))
+                .zip(&scores)
+                .filter(|(s, _)| s.kind == Kind::Real || s.kind == kind)
+                .map(|(s, &p)| (*s, p))
                 .collect();
+            let scored: Vec<(f32, bool)> = of_cell
+                .iter()
+                .map(|(s, p)| (*p, s.kind.is_fake()))
+                .collect();
+            let clips = metrics::clip_level(
+                &of_cell
+                    .iter()
+                    .map(|(s, p)| (s.clip(), *p, s.kind.is_fake()))
+                    .collect::<Vec<_>>(),
+            );
             Cell {
                 trained_on: trained_on.into(),
+                held_out: held_out.into(),
                 tested_on: kind.name().into(),
                 real: scored.iter().filter(|s| !s.1).count(),
                 fake: scored.iter().filter(|s| s.1).count(),
                 auc: metrics::auc(&scored),
                 auc_sd: 0.0,
+                clip_auc: metrics::auc(&clips),
+                clip_auc_sd: 0.0,
+                clips_real: clips.iter().filter(|c| !c.1).count(),
+                clips_fake: clips.iter().filter(|c| c.1).count(),
                 auc_same_video: None,
                 auc_same_video_sd: None,
+                ap: metrics::average_precision(&scored),
+                eer: metrics::eer(&scored),
                 accuracy: metrics::accuracy(&scored, threshold),
                 accuracy_sd: 0.0,
                 threshold,
@@ -48,12 +69,44 @@ pub fn score_cells(
         .collect()
 }
 
+/// Each hand-made cue's own AUC on `test` (all from `held_out`), per kind of fake. The cues
+/// grow when a face looks blended in, so each is a fake score as it stands.
+pub fn cue_aucs(test: &[&Sample], fake_kinds: &[Kind], held_out: &str) -> Vec<CueAuc> {
+    let cues: Vec<Cues> = test
+        .par_iter()
+        .map(|s| forensics::cues(&s.crop, &s.landmarks))
+        .collect();
+    fake_kinds
+        .iter()
+        .map(|&kind| {
+            let auc = |f: fn(&Cues) -> f32| {
+                let scored: Vec<(f32, bool)> = test
+                    .iter()
+                    .zip(&cues)
+                    .filter(|(s, _)| s.kind == Kind::Real || s.kind == kind)
+                    .map(|(s, c)| (f(c), s.kind.is_fake()))
+                    .collect();
+                metrics::auc(&scored)
+            };
+            CueAuc {
+                held_out: held_out.into(),
+                tested_on: kind.name().into(),
+                over_blur: auc(|c| c.over_blur),
+                edge_colour: auc(|c| c.edge_colour),
+                double_edges: auc(|c| c.double_edges),
+                mouth_blur: auc(|c| c.mouth_blur),
+            }
+        })
+        .collect()
+}
+
 /// The ROC curves of `cells` in one plot.
 pub fn roc_plot(cells: &[&Cell], title: &str, path: &Path) -> Result<()> {
     let colours = [
         plotters::style::BLUE,
         plotters::style::RED,
         plotters::style::GREEN,
+        plotters::style::MAGENTA,
     ];
     let series: Vec<Line<'_>> = cells
         .iter()

@@ -1,5 +1,6 @@
-//! `host-trainer train-detector`: the report's cells (train on video A, test on video B, per
-//! kind of fake, over several seeds) and the saved model (every video, every kind).
+//! `host-trainer train-detector`: the report's cells (leave one identity out: train on every
+//! other video, test on the held-out one, per kind of fake, over several seeds) and the saved
+//! model (every video).
 
 use std::path::PathBuf;
 
@@ -7,19 +8,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
 use tch::Device;
 
-use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE};
+use super::batches::BatchDrawer;
+use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores};
 use super::metrics;
-use super::report::{kinds_name, roc_plot, score_cells};
-use crate::artefacts::fake_detector::{self, Cell, DetectorReport, Settings, ROC};
+use super::report::{cue_aucs, kinds_name, roc_plot, score_cells};
+use crate::artefacts::fake_detector::{self, Cell, DetectorReport, Settings, Sharpness, ROC};
 use crate::artefacts::run::Generator;
 use crate::error::{AtPath, Error, Result};
 use crate::model::fake_detector::FakeDetector;
 use crate::person::Person;
 
 pub struct DetectorOptions {
-    pub datasets: [PathBuf; 2],
-    /// A swap run: adds its swaps and reconstructions as fakes.
+    /// One dataset per identity (one video, one camera each). With `run`, the first two are its
+    /// persons A and B.
+    pub datasets: Vec<PathBuf>,
+    /// A swap run: its swaps and reconstructions of A and B join the test fakes.
     pub run: Option<PathBuf>,
     pub out: PathBuf,
     pub preset: String,
@@ -35,44 +39,73 @@ pub struct DetectorOptions {
     pub progress: bool,
 }
 
+/// The kinds of fake detectors train on: made from real faces alone, so they need no
+/// generator and teach blending rather than one network's fingerprint. The run's swaps and
+/// reconstructions are only ever tested on (the unseen-generator cells).
+const TRAINED_KINDS: [Kind; 2] = [Kind::Sbi, Kind::Graphic];
+
 pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
     let spec = model_spec::fake_detector::preset(&opts.preset)
         .ok_or_else(|| Error::UnknownDetectorPreset(opts.preset.clone()))?;
-    let all = both_videos(opts, &spec)?;
+    if opts.datasets.len() < 2 {
+        return Err(Error::TooFewIdentities(opts.datasets.len()));
+    }
+    let names = identity_names(&opts.datasets);
+    let all = every_video(opts, &spec)?;
     std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
     let fake_kinds: Vec<Kind> = Kind::FAKES
         .into_iter()
         .filter(|k| all.iter().any(|s| s.kind == *k))
         .collect();
-    // Fakes whose face shows video A's own person first; then swaps, whose face is person B's:
-    // tested on video B, that cell shows how much a detector learns the identity instead of
-    // the forgery (every real face of B carries the identity it was taught is fake).
+    // SBI alone leaves every other kind unseen; adding graphics swaps needs a third identity,
+    // or every training swap would paste in the held-out person's face.
     let mut train_sets = vec![vec![Kind::Sbi]];
-    for kind in [Kind::Reconstruction, Kind::Swap] {
-        if fake_kinds.contains(&kind) {
-            train_sets.push(vec![Kind::Sbi, kind]);
-        }
+    if names.len() >= 3 && fake_kinds.contains(&Kind::Graphic) {
+        train_sets.push(vec![Kind::Sbi, Kind::Graphic]);
     }
     let seeds: Vec<u64> = (0..opts.seeds.max(1) as u64)
         .map(|i| opts.seed + i)
         .collect();
-    let fitter = Fitter::new(opts, spec.clone(), train_sets.len() * seeds.len() + 1);
+    let fitter = Fitter::new(
+        opts,
+        spec.clone(),
+        train_sets.len() * names.len() * seeds.len() + 1,
+    );
     let mut cells = Vec::new();
     for kinds in &train_sets {
-        cells.extend(cells_of(&fitter, &all, kinds, &fake_kinds, &seeds));
+        for held_out in 0..names.len() {
+            cells.extend(cells_of(&fitter, &all, kinds, held_out, &names, &seeds));
+        }
     }
-    let headline = kinds_name(&train_sets[train_sets.len().min(2) - 1]);
-    let shown: Vec<&Cell> = cells.iter().filter(|c| c.trained_on == headline).collect();
+    let cues = (0..names.len())
+        .flat_map(|h| {
+            let test: Vec<&Sample> = all.iter().filter(|s| s.video == h).collect();
+            cue_aucs(&test, &kinds_in(&test), &names[h])
+        })
+        .collect();
+    let headline = kinds_name(&train_sets[train_sets.len() - 1]);
+    let shown_identity = &names[1.min(names.len() - 1)];
+    let shown: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.trained_on == headline && &c.held_out == shown_identity)
+        .collect();
     roc_plot(
         &shown,
-        &format!("ROC, trained on {headline} of video A, tested on video B"),
+        &format!("ROC on {shown_identity}, trained on {headline} of the other identities"),
         &opts.out.join(ROC),
     )?;
 
-    // The model that ships: every video, every kind of fake; the last block of each video
+    // The model that ships: every video, the trained kinds; the last block of each video
     // calibrates its threshold.
-    let everything: Vec<&Sample> = all.iter().collect();
-    fitter.bar.set_message("the saved model, on both videos");
+    let final_kinds: Vec<Kind> = TRAINED_KINDS
+        .into_iter()
+        .filter(|k| fake_kinds.contains(k))
+        .collect();
+    let everything: Vec<&Sample> = all
+        .iter()
+        .filter(|s| s.kind == Kind::Real || final_kinds.contains(&s.kind))
+        .collect();
+    fitter.bar.set_message("the saved model, on every video");
     let (model, threshold) = fitter.fit_and_calibrate(&everything, opts.seed);
     fitter.bar.finish_and_clear();
     let threshold_from = match opts.threshold {
@@ -96,65 +129,112 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         threshold_from,
         steps: opts.steps,
         seeds: seeds.len(),
-        split: format!("Cells train on video A (person A) and test on video B (person B): no frame, identity or scene is shared. Each cell's threshold is the equal-error point on the last {:.0}% of video A's frames, which that cell does not train on. Each cell is fitted {} times (seeds {}–{}): mean ± standard deviation. Self-blended fakes are made afresh at every training step; the graphics swaps are a generator no cell trains on.", 100.0 * CALIBRATION_SHARE, seeds.len(), seeds[0], seeds[seeds.len() - 1]),
+        split: format!("Leave one identity out: each identity (one person, one video, one camera) is held out in turn; its cells train on the other identities only and test on all of its frames, so no face, person, scene or camera of the test was trained on. Graphics swaps in training never paste in the held-out person. Each cell's threshold is the equal-error point on the last {:.0}% of the training identities' frames, which it does not train on. Each cell is fitted {} times (seeds {}–{}): mean ± standard deviation. Self-blended fakes are made afresh at every training step; the run's swaps and reconstructions are a generator no detector trains on (unseen). Clips are runs of {CLIP_FRAMES} source frames scored by their mean.", 100.0 * CALIBRATION_SHARE, seeds.len(), seeds[0], seeds[seeds.len() - 1]),
+        identities: names.clone(),
+        sharpness: sharpness_check(&everything, opts.batch, opts.seed),
         cells,
-        final_trained_on: format!("real + {} of both videos", kinds_name(&fake_kinds)),
+        cues,
+        final_trained_on: format!(
+            "real + {} of every identity ({})",
+            kinds_name(&final_kinds),
+            names.join(", ")
+        ),
     };
     report.write(&opts.out)?;
     Ok(report)
 }
 
-/// Every sample of both videos: reals, self-blends, the run's swaps and reconstructions, and
-/// graphics swaps of each video with the other's faces.
-fn both_videos(opts: &DetectorOptions, spec: &FakeDetectorSpec) -> Result<Vec<Sample>> {
+/// Each dataset's folder name, numbered where two are alike.
+fn identity_names(datasets: &[PathBuf]) -> Vec<String> {
+    let base: Vec<String> = datasets
+        .iter()
+        .map(|d| {
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| d.display().to_string())
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if base.iter().filter(|m| *m == n).count() > 1 {
+                format!("{n}#{}", i + 1)
+            } else {
+                n.clone()
+            }
+        })
+        .collect()
+}
+
+/// Every sample of every video: reals, self-blends, the run's swaps and reconstructions (first
+/// two videos), and graphics swaps of each video with the other videos' faces.
+fn every_video(opts: &DetectorOptions, spec: &FakeDetectorSpec) -> Result<Vec<Sample>> {
     let generator = match &opts.run {
         Some(run) => Some(Generator::load(run, opts.device)?),
         None => None,
     };
-    let mut videos = Vec::new();
-    for (person, dataset) in Person::BOTH.into_iter().zip(&opts.datasets) {
-        let g = generator.as_ref().map(|g| (g, person));
-        videos.push(samples(dataset, person.index(), &spec.crop, g, opts.seed)?);
-    }
-    // Graphics swaps paste the other video's person in: tested on video B, their faces are
-    // video A's reals, which every cell trained on as real, so this cell cannot be won by
-    // recognising whose face it is.
     let mut all = Vec::new();
-    for video in 0..videos.len() {
-        let donors = &videos[1 - video];
-        all.extend(graphic_swaps(
-            &videos[video],
-            donors,
-            opts.seed ^ video as u64,
-        ));
+    for (video, dataset) in opts.datasets.iter().enumerate() {
+        let g = generator.as_ref().zip(Person::BOTH.get(video).copied());
+        all.extend(samples(
+            dataset,
+            video,
+            &spec.crop,
+            g,
+            1 - video.min(1),
+            opts.seed,
+        )?);
     }
-    all.extend(videos.into_iter().flatten());
+    let donors: Vec<&Sample> = all.iter().filter(|s| s.kind == Kind::Real).collect();
+    let graphic = graphic_swaps(&all, &donors, opts.seed);
+    all.extend(graphic);
     Ok(all)
 }
 
-/// One fitted cell per kind of fake for the detectors trained on `kinds` of video A, pooled
-/// over `seeds`.
+/// The fake kinds present in `samples`, in report order.
+fn kinds_in(samples: &[&Sample]) -> Vec<Kind> {
+    Kind::FAKES
+        .into_iter()
+        .filter(|k| samples.iter().any(|s| s.kind == *k))
+        .collect()
+}
+
+/// One fitted cell per kind of fake of `held_out`, for the detectors trained on `kinds` of the
+/// other identities, pooled over `seeds`.
 fn cells_of(
     fitter: &Fitter<'_>,
     all: &[Sample],
     kinds: &[Kind],
-    fake_kinds: &[Kind],
+    held_out: usize,
+    names: &[String],
     seeds: &[u64],
 ) -> Vec<Cell> {
+    let seen = |s: &&Sample| s.video != held_out && s.donor != Some(held_out);
     let train: Vec<&Sample> = all
         .iter()
-        .filter(|s| s.video == 0 && (s.kind == Kind::Real || kinds.contains(&s.kind)))
+        .filter(seen)
+        .filter(|s| s.kind == Kind::Real || kinds.contains(&s.kind))
         .collect();
-    let test: Vec<&Sample> = all.iter().filter(|s| s.video == 1).collect();
-    let same_video: Vec<&Sample> = all.iter().filter(|s| s.video == 0 && s.late).collect();
+    let test: Vec<&Sample> = all.iter().filter(|s| s.video == held_out).collect();
+    let test_kinds = kinds_in(&test);
+    let same_video: Vec<&Sample> = all.iter().filter(seen).filter(|s| s.late).collect();
     let name = kinds_name(kinds);
-    fitter.bar.set_message(format!("cell trained on {name}"));
+    fitter
+        .bar
+        .set_message(format!("trained on {name}, {} held out", names[held_out]));
     let fits: Vec<Vec<Cell>> = seeds
         .iter()
         .map(|&seed| {
             let (model, threshold) = fitter.fit_and_calibrate(&train, seed);
-            let same = score_cells(&model, &same_video, fake_kinds, &name, threshold);
-            let mut cells = score_cells(&model, &test, fake_kinds, &name, threshold);
+            let same = score_cells(&model, &same_video, &test_kinds, &name, "", threshold);
+            let mut cells = score_cells(
+                &model,
+                &test,
+                &test_kinds,
+                &name,
+                &names[held_out],
+                threshold,
+            );
             for (c, s) in cells.iter_mut().zip(same) {
                 c.auc_same_video = Some(s.auc);
                 c.auc_same_video_sd = Some(0.0);
@@ -162,8 +242,37 @@ fn cells_of(
             cells
         })
         .collect();
-    (0..fake_kinds.len())
+    (0..test_kinds.len())
         .map(|i| Cell::pool(&fits.iter().map(|f| f[i].clone()).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// The over-blur cue over crops as training batches draw them (after camera/codec
+/// variation), per kind.
+fn sharpness_check(train: &[&Sample], batch: usize, seed: u64) -> Vec<Sharpness> {
+    let mut drawer = BatchDrawer::new(train, batch.max(16), seed);
+    let mut by_kind: Vec<(Kind, Vec<f64>)> = Vec::new();
+    while by_kind.iter().map(|k| k.1.len()).sum::<usize>() < 640 {
+        let b = drawer.draw();
+        for ((crop, kind), lm) in b.crops.iter().zip(&b.kinds).zip(&b.landmarks) {
+            let v = facekit::forensics::cues(crop, lm).over_blur as f64;
+            match by_kind.iter_mut().find(|k| k.0 == *kind) {
+                Some(k) => k.1.push(v),
+                None => by_kind.push((*kind, vec![v])),
+            }
+        }
+    }
+    by_kind
+        .into_iter()
+        .map(|(kind, mut v)| {
+            v.sort_by(f64::total_cmp);
+            Sharpness {
+                kind: kind.name().into(),
+                crops: v.len(),
+                over_blur_mean: v.iter().sum::<f64>() / v.len() as f64,
+                over_blur_median: v[v.len() / 2],
+            }
+        })
         .collect()
 }
 
@@ -205,5 +314,20 @@ impl<'a> Fitter<'a> {
             .threshold
             .unwrap_or_else(|| metrics::eer_threshold(&scored));
         (model, threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_named_by_their_folders_and_kept_apart_when_alike() {
+        let names = identity_names(&[
+            PathBuf::from("out/datasets/A"),
+            PathBuf::from("x/movie"),
+            PathBuf::from("y/movie"),
+        ]);
+        assert_eq!(names, ["A", "movie#2", "movie#3"]);
     }
 }
