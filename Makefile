@@ -123,14 +123,18 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer export --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
 		--detector $(OUT)/detector --out $(OUT)/bundle --int8 --keys $(KEYS)
 	$(CARGO_TARGET_DIR)/release/host-trainer verify $(OUT)/bundle --pubkey $(KEYS)/host.pub
-	@# The detector on the swapped video and on the untouched original: the fake must score higher.
+	@# The detector on the swapped video and on the untouched originals, with review videos for an
+	@# operator: the swap must be called FAKE and both originals REAL at the bundle's threshold.
 	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
-		--input $(OUT)/franck_as_B.mp4 --out $(OUT)/detect-swapped
+		--input $(OUT)/franck_as_B.mp4 --out $(OUT)/detect-swapped --review $(OUT)/detect-swapped/review.mp4
 	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
-		--input data/franck.mp4 --max-frames 480 --out $(OUT)/detect-original
-	@python3 -c "import json; s = lambda d: json.load(open('$(OUT)/' + d + '/detect.json'))['mean_score']; \
-		f, r = s('detect-swapped'), s('detect-original'); \
-		print(f'detector: swapped video {f:.3f}, original {r:.3f}'); exit(0 if f > r else 1)"
+		--input data/franck.mp4 --max-frames 480 --out $(OUT)/detect-original --review $(OUT)/detect-original/review.mp4
+	$(CARGO_TARGET_DIR)/release/host-trainer detect --bundle $(OUT)/bundle --pubkey $(KEYS)/host.pub \
+		--input data/cap12_edit.mp4 --out $(OUT)/detect-cap12 --review $(OUT)/detect-cap12/review.mp4
+	@python3 -c "import json; v = lambda d: json.load(open('$(OUT)/' + d + '/detect.json')); \
+		got = {d: v(d)['verdict'] for d in ('detect-swapped', 'detect-original', 'detect-cap12')}; \
+		print('detector verdicts:', got); \
+		exit(0 if got == {'detect-swapped': 'FAKE', 'detect-original': 'REAL', 'detect-cap12': 'REAL'} else 1)"
 	@# The booth, headless, on the sample video; saving frames is switched on explicitly.
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/swap --screenshot $(OUT)/booth/swap.png \
@@ -146,6 +150,7 @@ demo: build
 	@echo "  training run (lite):         $(OUT)/runs/demo/preview.png, loss_curve.png, metrics.csv, eval.md"
 	@echo "  swapped video (labelled):    $(OUT)/franck_as_B.mp4 (+ .provenance.json)"
 	@echo "  detector + report + ROC:     $(OUT)/detector/eval_detector.md, roc.png"
+	@echo "  detector review videos:      $(OUT)/detect-{swapped,original,cap12}/review.mp4"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
 	@echo "  deployed to a loopback booth: $(OUT)/booth-console.log, state in $(OUT)/booth-state"

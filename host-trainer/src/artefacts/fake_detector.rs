@@ -140,7 +140,9 @@ impl Cell {
 
 /// `mean` or `mean ± sd` when there was more than one fit.
 fn with_sd(mean: f64, sd: f64, seeds: usize) -> String {
-    if seeds > 1 {
+    if !mean.is_finite() {
+        "–".into()
+    } else if seeds > 1 {
         format!("{mean:.3} ± {sd:.3}")
     } else {
         format!("{mean:.3}")
