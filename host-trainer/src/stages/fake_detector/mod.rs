@@ -1,7 +1,8 @@
 //! `host-trainer train-detector` and `eval-detector`: the deepfake ("fake face") detector, a
 //! MesoNet-class network trained on our own fakes, and an honest measure of how far it
-//! generalises: every report cell trains on one video (person A) and tests on the other
-//! (person B), per kind of fake, so no face, identity or scene leaks.
+//! generalises: each identity (one person, one video, one camera) is held out in turn, its cells
+//! train on the others and test on it, per kind of fake, so no face, person, scene or camera of
+//! the test was trained on.
 //!
 //! [`data`] makes the samples (reals and four kinds of fake at the detector's crop),
 //! `batches` draws training batches, `fit` trains one detector, `report` scores the cells,
