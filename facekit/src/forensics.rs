@@ -253,12 +253,29 @@ fn mean_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
     (s / n.max(1.0)) as f32
 }
 
+/// Half-width in pixels of the face-boundary band the edge-colour and double-edge cues read, on
+/// each side of the face ellipse of a `size`-pixel crop.
+pub fn boundary_band(size: u32) -> u32 {
+    (size / 16).max(2)
+}
+
+/// The mouth box the mouth-blur cue reads: centre and half-width/half-height in crop pixels.
+pub fn mouth_box(landmarks: &[[f32; 2]; 5]) -> ([f32; 2], f32, f32) {
+    let (ml, mr) = (landmarks[3], landmarks[4]);
+    let half_w = 0.6 * (mr[0] - ml[0]).abs().max(2.0);
+    (
+        [(ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0],
+        half_w,
+        0.5 * half_w,
+    )
+}
+
 /// Cues of `crop` (aligned, with margin so the face boundary is inside) whose landmarks are
 /// `landmarks` in crop pixels.
 pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
     let (w, h) = crop.dimensions();
     let mask = face_mask(w, landmarks);
-    let band = (w / 16).max(2) as i32;
+    let band = boundary_band(w) as i32;
     let inner = erode_dilate(&mask, band);
     let outer = erode_dilate(&mask, -band);
     let grey = luma(crop);
@@ -301,12 +318,10 @@ pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
     let edge_colour = (step.sqrt() + 1.0) / (spread.sqrt() + 1.0);
 
     // Mouth: a box around the mouth corners vs the rest of the inner face.
-    let (ml, mr) = (landmarks[3], landmarks[4]);
-    let half_w = 0.6 * (mr[0] - ml[0]).abs().max(2.0);
-    let (mcx, mcy) = ((ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0);
+    let ([mcx, mcy], half_w, half_h) = mouth_box(landmarks);
     let mouth = |i: usize| {
         let (x, y) = ((i as u32 % w) as f32 + 0.5, (i as u32 / w) as f32 + 0.5);
-        (x - mcx).abs() <= half_w && (y - mcy).abs() <= 0.5 * half_w
+        (x - mcx).abs() <= half_w && (y - mcy).abs() <= half_h
     };
     let mouth_blur = (variance_where(&lap, |i| face(i) && !mouth(i)) + eps)
         / (variance_where(&lap, |i| interior(i) && mouth(i)) + eps);

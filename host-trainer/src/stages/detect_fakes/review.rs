@@ -16,7 +16,7 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::{Ellipse, Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use facekit::draw::RgbCanvas;
-use facekit::forensics::{face_ellipse, Cues};
+use facekit::forensics::{boundary_band, face_ellipse, mouth_box, Cues};
 use facekit::{AlignedFace, VideoWriter};
 use image::{imageops, RgbImage};
 
@@ -153,11 +153,10 @@ impl ReviewWriter {
                 10 + (y * CROP_SCALE).round() as i32,
             )
         };
-        // The face-boundary band the edge-colour and double-edge cues read (module
-        // `facekit::forensics`: a sixteenth of the crop each side of the face ellipse).
+        // The face-boundary band the edge-colour and double-edge cues read.
         let lm = &s.aligned.landmarks;
         let (cx, cy, ax, ay) = face_ellipse(lm);
-        let band = (s.aligned.image.width() / 16).max(2) as f32;
+        let band = boundary_band(s.aligned.image.width()) as f32;
         let seam = alarm(z[1].max(z[2]));
         for grow in [-band, band] {
             let size = Size::new(
@@ -169,15 +168,10 @@ impl ReviewWriter {
                 .draw(&mut c);
         }
         // The mouth box of the mouth-blur cue.
-        let (ml, mr) = (lm[3], lm[4]);
-        let half_w = 0.6 * (mr[0] - ml[0]).abs().max(2.0);
-        let (mx, my) = ((ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0);
-        let _ = Rectangle::with_corners(
-            at(mx - half_w, my - 0.5 * half_w),
-            at(mx + half_w, my + 0.5 * half_w),
-        )
-        .into_styled(PrimitiveStyle::with_stroke(alarm(z[3]), 1))
-        .draw(&mut c);
+        let ([mx, my], half_w, half_h) = mouth_box(lm);
+        let _ = Rectangle::with_corners(at(mx - half_w, my - half_h), at(mx + half_w, my + half_h))
+            .into_styled(PrimitiveStyle::with_stroke(alarm(z[3]), 1))
+            .draw(&mut c);
 
         let fake = s.smoothed >= self.threshold;
         let verdict = if fake { "FAKE" } else { "REAL" };
