@@ -170,13 +170,21 @@ pub fn graphic_swaps(targets: &[Sample], donors: &[&Sample], seed: u64) -> Vec<S
         .copied()
         .filter(|s| s.kind == Kind::Real)
         .collect();
+    // The donor pool of each target video, built once per video rather than once per face.
+    let mut pools: std::collections::HashMap<usize, Vec<&Sample>> = Default::default();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
     let blend = BlendOptions::default();
     targets
         .iter()
         .filter(|s| s.kind == Kind::Real)
         .filter_map(|target| {
-            let others: Vec<&&Sample> = donors.iter().filter(|d| d.video != target.video).collect();
+            let others = pools.entry(target.video).or_insert_with(|| {
+                donors
+                    .iter()
+                    .copied()
+                    .filter(|d| d.video != target.video)
+                    .collect()
+            });
             if others.is_empty() {
                 return None;
             }
