@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::booth::{write_config, Booth};
+use common::booth::{trial_wait, write_config, Booth};
 
 fn bundle(dir: &Path, name: &str, serial: i64) -> std::path::PathBuf {
     let b = dir.join(name);
@@ -110,12 +110,12 @@ fn deploys_are_verified_refused_when_stale_or_tampered_and_rolled_back_when_bad(
     let (code, body) = booth.post("/api/rollback", b"{}", Some(&booth.token));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["serving"], 2);
-    booth.wait_for("v2 confirmed again", Duration::from_secs(30), |s| {
+    booth.wait_for("v2 confirmed again", trial_wait(), |s| {
         s["serving"]["current"] == 2 && s["serving"]["trial"].is_null()
     });
     let (code, body) = booth.activate(5);
     assert_eq!(code, 202, "{body}");
-    booth.wait_for("v5 again", Duration::from_secs(30), |s| {
+    booth.wait_for("v5 again", trial_wait(), |s| {
         s["serving"]["current"] == 5 && s["serving"]["trial"].is_null()
     });
     // The console's kept list names them, newest first.
@@ -168,7 +168,7 @@ fn a_kill_at_any_update_step_leaves_a_complete_bundle_in_service() {
             // The confirm step runs on the booth loop after the trial's frames.
             let _ = booth.try_activate(3);
         }
-        let signal = booth.wait_exit(Duration::from_secs(60));
+        let signal = booth.wait_exit(trial_wait());
         assert_eq!(signal, Some(9), "{step}: killed by the failpoint");
         drop(booth);
 

@@ -18,13 +18,22 @@ pub struct Booth {
     agent: ureq::Agent,
 }
 
+/// The trial window the tests' booths run with.
+pub const TRIAL_SECONDS: u64 = 60;
+
+/// How long a test waits for a trial to end: the booth's own window plus a margin, since under
+/// qemu on a busy 2-core machine ten frames have taken 44 s (a fixed 30 s wait was flaky there).
+pub fn trial_wait() -> Duration {
+    Duration::from_secs(TRIAL_SECONDS + 30)
+}
+
 /// A booth config for tests: a short trial, the sample face detector.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("booth.toml");
     std::fs::write(
         &path,
         format!(
-            "[button]\nkeyboard = false\n[console]\ntrial_frames = 10\ntrial_seconds = 60\n{extra}\n"
+            "[button]\nkeyboard = false\n[console]\ntrial_frames = 10\ntrial_seconds = {TRIAL_SECONDS}\n{extra}\n"
         ),
     )
     .unwrap();
@@ -231,7 +240,7 @@ impl Booth {
         let serial = body["serial"].as_u64().unwrap();
         let (code, body) = self.activate(serial);
         assert_eq!(code, 202, "activate: {body}");
-        self.wait_for("trial passes", Duration::from_secs(60), |s| {
+        self.wait_for("trial passes", trial_wait(), |s| {
             s["serving"]["current"].as_u64() == Some(serial) && s["serving"]["trial"].is_null()
         });
         serial
