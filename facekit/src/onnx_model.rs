@@ -546,6 +546,12 @@ pub fn profile_ops(
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
         .map_err(|e| bad(&name, e.root_cause()))?;
+    profile_plan(&plan, shape, runs)
+}
+
+/// Per-node time (mean of `runs` after two warm-up runs, on a constant `shape` input) and
+/// FLOPs of an optimised plan.
+pub fn profile_plan(plan: &Plan, shape: &[usize], runs: usize) -> Result<Vec<OpCost>> {
     let model = plan.model();
     let mut costs: Vec<OpCost> = model
         .nodes()
@@ -573,7 +579,7 @@ pub fn profile_ops(
     let input: Tensor = tract_ndarray::ArrayD::<f32>::from_elem(shape.to_vec(), 0.5).into();
     let fail = |e: TractError| FacekitError::Inference(e.root_cause().to_string());
     for run in 0..runs + 2 {
-        let mut state = TypedSimpleState::new(&plan).map_err(fail)?;
+        let mut state = TypedSimpleState::new(plan).map_err(fail)?;
         state
             .run_plan_with_eval(
                 tvec!(input.clone().into()),

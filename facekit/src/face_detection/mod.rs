@@ -9,7 +9,7 @@ pub mod track;
 
 pub use nms::{iou, nms};
 pub use priors::{decode, Prior, PriorLayout};
-pub use retinaface::{FaceDetectorConfig, RetinaFace};
+pub use retinaface::{FaceDetectorConfig, Levels, RetinaFace};
 pub use track::{Search, TrackPolicy, Tracked, Tracker};
 
 use serde::{Deserialize, Serialize};

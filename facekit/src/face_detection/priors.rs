@@ -35,8 +35,14 @@ pub struct Prior {
 impl PriorLayout {
     /// All priors for an input of `width`×`height`, in network output order.
     pub fn priors(&self, width: u32, height: u32) -> Vec<Prior> {
+        self.priors_from(width, height, 0)
+    }
+
+    /// The priors of levels `first_level..` only (a network cut to its coarser levels).
+    pub fn priors_from(&self, width: u32, height: u32, first_level: usize) -> Vec<Prior> {
         let mut out = Vec::with_capacity(self.count(width, height));
-        for (&stride, sizes) in self.strides.iter().zip(self.sizes.iter()) {
+        let levels = self.strides.iter().zip(self.sizes.iter()).skip(first_level);
+        for (&stride, sizes) in levels {
             // Stride-2 convolutions with padding round up, so do the feature maps.
             let (nx, ny) = (width.div_ceil(stride), height.div_ceil(stride));
             for y in 0..ny {

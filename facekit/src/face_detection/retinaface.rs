@@ -17,8 +17,19 @@ use crate::{FacekitError, Result};
 
 /// Reference-counted: cached plans are shared across threads cheaply.
 type Plan = Arc<TypedSimplePlan>;
-/// Per input size: the optimised plan and its priors (both depend only on the size).
+/// Per input size and levels: the optimised plan and its priors (both depend only on these).
 type SizedPlan = (Plan, Arc<Vec<Prior>>);
+
+/// Which of RetinaFace's three prior levels a search scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Levels {
+    /// Strides 8, 16 and 32: faces from ~16 px up (a whole frame, where a visitor may be small).
+    All,
+    /// Strides 16 and 32 only: faces from ~48 px up (anchors 64 px and larger). At 128² the
+    /// stride-8 level's FPN merge, context module and heads are about a third of the network's
+    /// time, and a face that fills a tracking crop is never found there.
+    Coarse,
+}
 
 /// Detector thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +55,10 @@ impl Default for FaceDetectorConfig {
 pub struct RetinaFace {
     path: String,
     model: InferenceModel,
-    plans: Mutex<HashMap<(u32, u32), SizedPlan>>,
+    /// The same network without its stride-8 level ([`drop_finest_level`]); `None` when the
+    /// graph is not laid out as expected, and then [`Levels::Coarse`] runs the whole network.
+    coarse_model: Option<InferenceModel>,
+    plans: Mutex<HashMap<(u32, u32, Levels), SizedPlan>>,
     pub config: FaceDetectorConfig,
     // Private: the cached priors are derived from it.
     layout: PriorLayout,
@@ -85,6 +99,32 @@ fn strip_final_softmax(proto: &mut tract_onnx::pb::ModelProto, index: usize) -> 
     true
 }
 
+/// Removes the stride-8 level from every output: each output is a `Concat` of the three levels'
+/// head outputs, finest first; with its first input gone, the level's FPN merge, context module
+/// and heads feed nothing and the plan never runs them. Leaves `proto` alone and returns false
+/// unless every output is such a three-way `Concat` (run after [`strip_final_softmax`]).
+fn drop_finest_level(proto: &mut tract_onnx::pb::ModelProto) -> bool {
+    let Some(graph) = proto.graph.as_mut() else {
+        return false;
+    };
+    let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let concats: Option<Vec<usize>> = outputs
+        .iter()
+        .map(|out| {
+            graph.node.iter().position(|n| {
+                n.op_type == "Concat" && n.input.len() == 3 && n.output.first() == Some(out)
+            })
+        })
+        .collect();
+    let Some(concats) = concats.filter(|c| !c.is_empty()) else {
+        return false;
+    };
+    for i in concats {
+        graph.node[i].input.remove(0);
+    }
+    true
+}
+
 impl RetinaFace {
     /// Loads the ONNX file. Fails with a message naming the file when it is missing or corrupt.
     pub fn load(path: impl AsRef<Path>, config: FaceDetectorConfig) -> Result<Self> {
@@ -104,9 +144,15 @@ impl RetinaFace {
         let mut proto = onnx.proto_model_for_path(path).map_err(bad)?;
         let logits = strip_final_softmax(&mut proto, 1);
         let model = onnx.model_for_proto_model(&proto).map_err(bad)?;
+        let coarse_model = if drop_finest_level(&mut proto) {
+            Some(onnx.model_for_proto_model(&proto).map_err(bad)?)
+        } else {
+            None
+        };
         let det = Self {
             path: shown,
             model,
+            coarse_model,
             plans: Mutex::new(HashMap::new()),
             config,
             layout: PriorLayout::default(),
@@ -116,25 +162,43 @@ impl RetinaFace {
         Ok(det)
     }
 
-    fn plan(&self, width: u32, height: u32) -> Result<SizedPlan> {
+    fn plan(&self, width: u32, height: u32, levels: Levels) -> Result<SizedPlan> {
+        let (model, first_level) = match (levels, &self.coarse_model) {
+            (Levels::Coarse, Some(coarse)) => (coarse, 1),
+            _ => (&self.model, 0),
+        };
+        let key = (width, height, levels);
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = plans.get(&(width, height)) {
+        if let Some(p) = plans.get(&key) {
             return Ok(p.clone());
         }
         let bad = |e: TractError| FacekitError::BadModel {
             path: self.path.clone(),
             detail: root_cause(&e),
         };
-        let plan = self
-            .model
+        let plan = model
             .clone()
             .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(bad)?;
-        let entry = (plan, Arc::new(self.layout.priors(width, height)));
-        plans.insert((width, height), entry.clone());
+        let priors = self.layout.priors_from(width, height, first_level);
+        let entry = (plan, Arc::new(priors));
+        plans.insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// Per-node costs of the plan a `width`×`height` search with `levels` runs (the booth
+    /// bench's achieved-rate table and board estimates).
+    pub fn profile(
+        &self,
+        width: u32,
+        height: u32,
+        levels: Levels,
+        runs: usize,
+    ) -> Result<Vec<crate::onnx_model::OpCost>> {
+        let (plan, _) = self.plan(width, height, levels)?;
+        crate::onnx_model::profile_plan(&plan, &[1, 3, height as usize, width as usize], runs)
     }
 
     /// Network input for `frame`: NCHW float in the detector's channel order, means subtracted.
@@ -161,8 +225,13 @@ impl RetinaFace {
 
     /// Faces in `frame`, best first, in frame pixels.
     pub fn detect(&self, frame: &RgbImage) -> Result<Vec<Detection>> {
+        self.detect_levels(frame, Levels::All)
+    }
+
+    /// Faces in `frame` found by the prior levels `levels`, best first, in frame pixels.
+    pub fn detect_levels(&self, frame: &RgbImage, levels: Levels) -> Result<Vec<Detection>> {
         let (w, h) = frame.dimensions();
-        let (plan, priors) = self.plan(w, h)?;
+        let (plan, priors) = self.plan(w, h, levels)?;
         let outputs = plan
             .run(tvec!(self.preprocess(frame).into()))
             .map_err(|e| FacekitError::Inference(root_cause(&e)))?;

@@ -7,7 +7,7 @@
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::{iou, largest, Detection, RetinaFace};
+use super::{iou, largest, Detection, Levels, RetinaFace};
 use crate::align::{warp_to_crop, Similarity};
 use crate::Result;
 
@@ -158,8 +158,9 @@ pub fn find_in_crop(
     let to_crop = crop_around(last, policy.crop_size, policy.crop_scale);
     let (crop, _) = warp_to_crop(frame, &to_crop, policy.crop_size);
     let from_crop = to_crop.inverse();
+    // The face fills the crop (~1/crop_scale of it), far above the stride-8 level's 16–32 px.
     let faces: Vec<Detection> = detector
-        .detect(&crop)?
+        .detect_levels(&crop, Levels::Coarse)?
         .iter()
         .map(|d| map_detection(d, |p| from_crop.apply(p)))
         .collect();
