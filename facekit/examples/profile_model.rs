@@ -11,7 +11,7 @@ fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().collect();
     let (path, shape) = (&args[1], &args[2]);
     let shape: Vec<usize> = shape.split(',').map(|d| d.parse().unwrap()).collect();
-    let plan = tract_onnx::onnx()
+    let plan = facekit::onnx_model::onnx()
         .model_for_path(path)?
         .with_input_fact(0, f32::fact(&shape).into())?
         .into_optimized()?

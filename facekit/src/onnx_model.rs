@@ -413,6 +413,25 @@ pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
     Ok(count)
 }
 
+/// tract's ONNX loader, with the instruction sets its kernels may use settled first: tract
+/// 0.23.9's AMX int8 matrix kernel (`avx512amx_mmm_i32_8x8`, picked for integer `QLinearConv`
+/// on Sapphire Rapids and later) crashed with SIGSEGV in 2 of 10 runs of model-spec's
+/// reference tests here, always with several threads running int8 graphs at once. The booth
+/// never runs it (int8 weights are folded to float), so it is left out; int8 graphs fall back
+/// to tract's AVX-512 integer kernels. A `TRACT_CPU_ISA` in the environment still wins.
+pub fn onnx() -> tract_onnx::Onnx {
+    static SETTLED: std::sync::Once = std::sync::Once::new();
+    SETTLED.call_once(|| {
+        #[cfg(target_arch = "x86_64")]
+        if let Err(e) =
+            tract_onnx::tract_core::knobs::set_config_global("TRACT_CPU_ISA", "-amx-int8,-amx-bf16")
+        {
+            tracing::warn!("tract may use AMX kernels: {e}");
+        }
+    });
+    tract_onnx::onnx()
+}
+
 /// Threads tract uses for matrix products from now on, process-wide (1 = no pool).
 pub fn set_threads(threads: usize) {
     use tract_linalg::multithread::{set_default_executor, Executor};
@@ -427,7 +446,7 @@ impl OnnxModel {
     /// Parses ONNX `bytes` (named `name` in errors), folds int8 weights when `fold`, and
     /// optimises for `batch` inputs.
     pub fn from_bytes(name: &str, bytes: &[u8], batch: usize, fold: bool) -> Result<Self> {
-        let onnx = tract_onnx::onnx();
+        let onnx = onnx();
         let mut proto = onnx
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| bad(name, e.root_cause()))?;
@@ -535,7 +554,7 @@ pub fn profile_ops(
         path: name.clone(),
         source,
     })?;
-    let onnx = tract_onnx::onnx();
+    let onnx = onnx();
     let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| bad(&name, e.root_cause()))?;
@@ -711,7 +730,7 @@ mod tests {
     }
 
     fn run_proto(proto: &ModelProto, x: &Tensor) -> Vec<f32> {
-        let plan = tract_onnx::onnx()
+        let plan = onnx()
             .model_for_proto_model(proto)
             .unwrap()
             .with_input_fact(0, f32::fact([1, 24, 11, 9]).into())

@@ -140,7 +140,7 @@ impl RetinaFace {
             path: shown.clone(),
             detail: root_cause(&e),
         };
-        let onnx = tract_onnx::onnx();
+        let onnx = crate::onnx_model::onnx();
         let mut proto = onnx.proto_model_for_path(path).map_err(bad)?;
         let logits = strip_final_softmax(&mut proto, 1);
         let model = onnx.model_for_proto_model(&proto).map_err(bad)?;
