@@ -163,9 +163,10 @@ impl RetinaFace {
     }
 
     fn plan(&self, width: u32, height: u32, levels: Levels) -> Result<SizedPlan> {
-        let (model, first_level) = match (levels, &self.coarse_model) {
-            (Levels::Coarse, Some(coarse)) => (coarse, 1),
-            _ => (&self.model, 0),
+        let (model, first_level, levels) = match (levels, &self.coarse_model) {
+            (Levels::Coarse, Some(coarse)) => (coarse, 1, Levels::Coarse),
+            // Without a coarse graph both searches are the same plan: build and cache it once.
+            _ => (&self.model, 0, Levels::All),
         };
         let key = (width, height, levels);
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
