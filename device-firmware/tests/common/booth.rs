@@ -56,6 +56,11 @@ pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
+        // The booth closes a connection that sends no request headers within its header
+        // timeout (1 s at the least), idle keep-alive ones included; a pooled connection reused
+        // just as it does so fails with "Peer disconnected" (seen under qemu after a bundle took
+        // ~10 s to build). Polls every 200 ms still reuse their connection.
+        .max_idle_age(Duration::from_millis(500))
         .build()
         .into()
 }

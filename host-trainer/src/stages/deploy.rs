@@ -151,6 +151,9 @@ fn agent() -> ureq::Agent {
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_global(Some(Duration::from_secs(900)))
+        // The booth closes idle connections after its header timeout (1 s at the least); reusing
+        // one as it closes loses the request, so only connections idle < 0.5 s are reused.
+        .max_idle_age(Duration::from_millis(500))
         .build()
         .into()
 }
