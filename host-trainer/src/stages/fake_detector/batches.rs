@@ -1,5 +1,7 @@
-//! Training batches for the fake detector: half real, half fake, with camera and codec
-//! variation on both, self-blends made afresh at every draw.
+//! Training batches for the fake detector: pairs of a real face and a fake made from it, with
+//! one camera and codec variation for both, self-blends made afresh at every draw.
+
+use std::collections::HashMap;
 
 use rand::{RngExt, SeedableRng};
 
@@ -75,15 +77,26 @@ pub struct Batch {
     pub flip: bool,
 }
 
-/// Draws class-balanced batches from `train`: half real, half fake, the fakes spread evenly over
-/// the kinds in `train`, each crop passed through [`degrade`]. Self-blended fakes are made
-/// afresh from a random training real at every draw, as in the SBI paper: a fixed set of them,
-/// one per frame, is learnt by heart on a few hundred frames.
+/// Draws class-balanced batches from `train` as pairs: each real face with a fake made *from
+/// that face* — its self-blend, or a stored fake of the same frame (a graphics swap pasted onto
+/// it) — both passed through one and the same [`degrade`]. The pair then differs only where the
+/// fake was blended in, so neither the person, nor the scene, nor the simulated camera can tell
+/// them apart: the SBI paper trains on such pairs. Unpaired, with three training identities the
+/// detector learnt what their real faces look like (held-out SBI AUC 0.61 against 0.86–0.95 on
+/// their own late frames). Self-blends are made afresh at every draw: a fixed set, one per
+/// frame, is learnt by heart on a few hundred frames. The kinds of fake are drawn evenly.
 pub struct BatchDrawer<'a> {
     reals: Vec<&'a Sample>,
-    fakes: Vec<(Kind, Vec<&'a Sample>)>,
+    fakes: Vec<FakePool<'a>>,
     half: usize,
     rng: rand::rngs::SmallRng,
+}
+
+/// The stored fakes of one kind, by the frame they were pasted onto.
+struct FakePool<'a> {
+    kind: Kind,
+    all: Vec<&'a Sample>,
+    by_frame: HashMap<(usize, u64), Vec<&'a Sample>>,
 }
 
 impl<'a> BatchDrawer<'a> {
@@ -95,8 +108,21 @@ impl<'a> BatchDrawer<'a> {
             .collect();
         let fakes = Kind::FAKES
             .iter()
-            .map(|&k| (k, train.iter().copied().filter(|s| s.kind == k).collect()))
-            .filter(|(_, pool): &(Kind, Vec<&Sample>)| !pool.is_empty())
+            .filter_map(|&kind| {
+                let all: Vec<&Sample> = train.iter().copied().filter(|s| s.kind == kind).collect();
+                if all.is_empty() {
+                    return None;
+                }
+                let mut by_frame: HashMap<(usize, u64), Vec<&Sample>> = HashMap::new();
+                for s in &all {
+                    by_frame.entry((s.video, s.frame)).or_default().push(s);
+                }
+                Some(FakePool {
+                    kind,
+                    all,
+                    by_frame,
+                })
+            })
             .collect();
         Self {
             reals,
@@ -104,10 +130,6 @@ impl<'a> BatchDrawer<'a> {
             half: (batch / 2).max(1),
             rng: rand::rngs::SmallRng::seed_from_u64(seed),
         }
-    }
-
-    fn real(&mut self) -> &'a Sample {
-        self.reals[self.rng.random_range(0..self.reals.len())]
     }
 
     pub fn draw(&mut self) -> Batch {
@@ -119,29 +141,33 @@ impl<'a> BatchDrawer<'a> {
             flip: self.rng.random::<bool>(),
         };
         for _ in 0..self.half {
-            let real = self.real();
-            b.crops.push(degrade(real.crop.clone(), &mut self.rng));
-            b.labels.push(0f32);
-            b.kinds.push(Kind::Real);
-            b.landmarks.push(real.landmarks);
-        }
-        for _ in 0..self.half {
-            let kind = self.rng.random_range(0..self.fakes.len());
-            let (fake, landmarks) = if self.fakes[kind].0 == Kind::Sbi {
-                let real = self.real();
+            let real = self.reals[self.rng.random_range(0..self.reals.len())];
+            let pool = &self.fakes[self.rng.random_range(0..self.fakes.len())];
+            let (fake, landmarks) = if pool.kind == Kind::Sbi {
                 let params = SbiParams::sample(&mut self.rng);
                 (
                     self_blend(&real.crop, &real.landmarks, &params).0,
                     real.landmarks,
                 )
             } else {
-                let pool = &self.fakes[kind].1;
-                let s = pool[self.rng.random_range(0..pool.len())];
+                // The fake of this very frame when there is one, else any of its kind.
+                let choices = pool
+                    .by_frame
+                    .get(&(real.video, real.frame))
+                    .unwrap_or(&pool.all);
+                let s = choices[self.rng.random_range(0..choices.len())];
                 (s.crop.clone(), s.landmarks)
             };
-            b.crops.push(degrade(fake, &mut self.rng));
+            // One simulated camera for both of the pair.
+            let camera = self.rng.random::<u64>();
+            let look = |crop| degrade(crop, &mut rand::rngs::SmallRng::seed_from_u64(camera));
+            b.crops.push(look(real.crop.clone()));
+            b.labels.push(0f32);
+            b.kinds.push(Kind::Real);
+            b.landmarks.push(real.landmarks);
+            b.crops.push(look(fake));
             b.labels.push(1f32);
-            b.kinds.push(self.fakes[kind].0);
+            b.kinds.push(pool.kind);
             b.landmarks.push(landmarks);
         }
         b
@@ -167,6 +193,79 @@ mod tests {
 
     fn detector_crop_landmarks() -> [[f32; 2]; 5] {
         model_spec::fake_detector::crop().template_px()
+    }
+
+    /// The mean absolute difference of the top quarter of two crops: above every face mask.
+    fn top_difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+        let rows = a.height() / 4;
+        let (mut sum, mut n) = (0f64, 0f64);
+        for y in 0..rows {
+            for x in 0..a.width() {
+                for c in 0..3 {
+                    sum += (a.get_pixel(x, y).0[c] as f64 - b.get_pixel(x, y).0[c] as f64).abs();
+                    n += 1.0;
+                }
+            }
+        }
+        sum / n
+    }
+
+    #[test]
+    fn each_fake_is_made_from_the_real_beside_it_through_the_same_camera() {
+        // Three reals of greys far enough apart that the camera's exposure change cannot make
+        // one look like another; a graphics swap stored for frame 1 only: frame 1's crop with a
+        // red patch over the face. Other frames can only borrow it.
+        let mut train: Vec<Sample> = (0..3u8)
+            .map(|i| {
+                let mut s = sample(Kind::Real, [20 + 90 * i; 3]);
+                s.frame = i as u64;
+                s
+            })
+            .collect();
+        let mut graphic = train[1].clone();
+        graphic.kind = Kind::Graphic;
+        let size = graphic.crop.width();
+        for y in size / 3..size * 3 / 4 {
+            for x in size / 4..size * 3 / 4 {
+                graphic.crop.put_pixel(x, y, image::Rgb([220, 40, 40]));
+            }
+        }
+        train.push(graphic);
+        // A stored self-blend puts the kind in the pool; the drawer makes its own.
+        train.push(sample(Kind::Sbi, [240, 0, 0]));
+        let refs: Vec<&Sample> = train.iter().collect();
+        let mut drawer = BatchDrawer::new(&refs, 32, 3);
+        let (mut own, mut borrowed, mut blends) = (0, 0, 0);
+        for _ in 0..20 {
+            let b = drawer.draw();
+            for pair in 0..16 {
+                let (real, fake) = (&b.crops[2 * pair], &b.crops[2 * pair + 1]);
+                assert_eq!((b.labels[2 * pair], b.labels[2 * pair + 1]), (0.0, 1.0));
+                let grey = real.get_pixel(0, 0).0[0] as i32;
+                let frame_1 = (60..160).contains(&grey);
+                let same_top = top_difference(real, fake) < 2.0;
+                match b.kinds[2 * pair + 1] {
+                    // A self-blend of this very face, through this very camera.
+                    Kind::Sbi => {
+                        assert!(same_top, "{}", top_difference(real, fake));
+                        blends += 1;
+                    }
+                    Kind::Graphic if frame_1 => {
+                        assert!(same_top, "{}", top_difference(real, fake));
+                        own += 1;
+                    }
+                    Kind::Graphic => {
+                        assert!(!same_top);
+                        borrowed += 1;
+                    }
+                    k => panic!("{k:?}"),
+                }
+            }
+        }
+        assert!(
+            blends > 100 && own > 5 && borrowed > 50,
+            "{blends} {own} {borrowed}"
+        );
     }
 
     #[test]
