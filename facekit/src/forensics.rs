@@ -17,25 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::align::{sample_bilinear, warp_to_crop, Similarity};
 use crate::blend::{erode_dilate, paste_back, BlendOptions};
 use crate::to_u8;
-
-/// Ellipse covering the face (brows to chin, cheek to cheek) for landmarks in crop pixels.
-pub fn face_ellipse(landmarks: &[[f32; 2]; 5]) -> (f32, f32, f32, f32) {
-    let eye = [
-        (landmarks[0][0] + landmarks[1][0]) / 2.0,
-        (landmarks[0][1] + landmarks[1][1]) / 2.0,
-    ];
-    let mouth = [
-        (landmarks[3][0] + landmarks[4][0]) / 2.0,
-        (landmarks[3][1] + landmarks[4][1]) / 2.0,
-    ];
-    let iod = (landmarks[1][0] - landmarks[0][0]).hypot(landmarks[1][1] - landmarks[0][1]);
-    let eye_mouth = (mouth[0] - eye[0]).hypot(mouth[1] - eye[1]);
-    let (cx, cy) = (
-        (eye[0] + mouth[0]) / 2.0,
-        (eye[1] + mouth[1]) / 2.0 - 0.1 * eye_mouth,
-    );
-    (cx, cy, 0.95 * iod, 1.35 * eye_mouth)
-}
+pub use shared_proto::face_ellipse;
 
 /// Binary face mask (255 inside the face ellipse) of a `size`×`size` crop.
 pub fn face_mask(size: u32, landmarks: &[[f32; 2]; 5]) -> GrayImage {

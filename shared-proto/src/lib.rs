@@ -11,5 +11,7 @@ mod crop;
 mod envelope;
 pub mod serving;
 
-pub use crop::{ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES};
+pub use crop::{
+    face_ellipse, ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES,
+};
 pub use envelope::{decode, encode, Envelope, ProtoError, FORMAT_VERSION, MAGIC};
