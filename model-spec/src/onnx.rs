@@ -631,6 +631,20 @@ impl GraphBuilder {
                     );
                     (Act::None, pre.clone())
                 }
+                Layer::FillEllipse { fill, .. } => {
+                    let Shape::Chw(_, h, w) = *shape else {
+                        unreachable!("validated: a fill takes an image")
+                    };
+                    let dims = [1, 1, h as i64, w as i64];
+                    let keep = layer.keep_mask(h, w);
+                    let filled: Vec<f32> = keep.iter().map(|k| (1.0 - k) * fill).collect();
+                    let keep = self.f32_const(&format!("{path}/keep"), &dims, &keep);
+                    let filled = self.f32_const(&format!("{path}/fill"), &dims, &filled);
+                    let kept = format!("{path}/kept");
+                    self.node("Mul", &[&x, &keep], &kept, vec![]);
+                    self.node("Add", &[&kept, &filled], &pre, vec![]);
+                    (Act::None, pre.clone())
+                }
                 Layer::Reshape { c, h, w } => {
                     let s = self.i64_const(
                         &format!("{path}/shape"),

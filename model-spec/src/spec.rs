@@ -51,6 +51,36 @@ pub enum Layer {
         separable: bool,
         act: Act,
     },
+    /// Sets every channel to `fill` inside an ellipse (crop pixels: centre and semi-axes) and
+    /// passes the rest: a fake detector that never sees the middle of the face cannot learn the
+    /// few faces it trained on and must judge the blend boundary around them.
+    FillEllipse {
+        centre: [f32; 2],
+        axes: [f32; 2],
+        fill: f32,
+    },
+}
+
+impl Layer {
+    /// 1 where [`Layer::FillEllipse`] keeps the input, 0 where it fills, row-major `h`×`w`
+    /// (pixel centres); all ones for every other layer. The tch model and the ONNX graph both
+    /// take it from here.
+    pub fn keep_mask(&self, h: usize, w: usize) -> Vec<f32> {
+        let Layer::FillEllipse { centre, axes, .. } = *self else {
+            return vec![1.0; h * w];
+        };
+        (0..h * w)
+            .map(|i| {
+                let dx = ((i % w) as f32 + 0.5 - centre[0]) / axes[0];
+                let dy = ((i / w) as f32 + 0.5 - centre[1]) / axes[1];
+                if dx * dx + dy * dy < 1.0 {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Display for Layer {
@@ -79,6 +109,11 @@ impl std::fmt::Display for Layer {
             Layer::Dense { out, act: a } => write!(f, "dense → {out}{}", act(a)),
             Layer::Reshape { c, h, w } => write!(f, "reshape → {c}×{h}×{w}"),
             Layer::MaxPool { size } => write!(f, "max pool {size}×{size}"),
+            Layer::FillEllipse { centre, axes, fill } => write!(
+                f,
+                "fill {fill} inside the ellipse ({:.1}, {:.1}) ± ({:.1}, {:.1})",
+                centre[0], centre[1], axes[0], axes[1]
+            ),
             Layer::Upscale {
                 out,
                 kernel,
@@ -183,6 +218,11 @@ impl Layer {
                 if size > 0 && h.is_multiple_of(size) && w.is_multiple_of(size) =>
             {
                 Ok((Shape::Chw(c, h / size, w / size), Cost::default()))
+            }
+            (Layer::FillEllipse { axes, .. }, Shape::Chw(c, h, w))
+                if axes[0] > 0.0 && axes[1] > 0.0 =>
+            {
+                Ok((Shape::Chw(c, h, w), Cost::default()))
             }
             (Layer::Dense { out, .. }, Shape::Flat(n)) => Ok((
                 Shape::Flat(out),

@@ -90,7 +90,10 @@ fn random_weights(spec: &NetSpec, prefix: &str, rng: &mut Rng, into: &mut Weight
                 add("dense/weight", vec![out as i64, cin as i64], cin);
                 add("dense/bias", vec![out as i64], cin);
             }
-            Layer::Flatten | Layer::Reshape { .. } | Layer::MaxPool { .. } => {}
+            Layer::Flatten
+            | Layer::Reshape { .. }
+            | Layer::MaxPool { .. }
+            | Layer::FillEllipse { .. } => {}
         }
     }
 }
@@ -273,6 +276,21 @@ fn reference(spec: &NetSpec, weights: &Weights, prefix: &str, input: Tensor) -> 
                 };
                 (None, y, act, false)
             }
+            Layer::FillEllipse { centre, axes, fill } => {
+                let mut y = x.clone();
+                for c in 0..x.c {
+                    for row in 0..x.h {
+                        for col in 0..x.w {
+                            let dx = (col as f32 + 0.5 - centre[0]) / axes[0];
+                            let dy = (row as f32 + 0.5 - centre[1]) / axes[1];
+                            if dx.hypot(dy) < 1.0 {
+                                y.data[(c * x.h + row) * x.w + col] = fill;
+                            }
+                        }
+                    }
+                }
+                (None, y, Act::None, false)
+            }
             Layer::MaxPool { size } => {
                 let (h, w) = (x.h / size, x.w / size);
                 let mut data = vec![f32::NEG_INFINITY; x.c * h * w];
@@ -396,6 +414,11 @@ fn every_layer() -> NetSpec {
     NetSpec {
         input: Shape::Chw(3, 16, 16),
         layers: vec![
+            Layer::FillEllipse {
+                centre: [7.0, 9.0],
+                axes: [4.0, 5.5],
+                fill: 0.5,
+            },
             Layer::Conv {
                 out: 8,
                 kernel: 3,

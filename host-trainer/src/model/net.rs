@@ -14,6 +14,11 @@ enum Built {
     Dense(nn::Linear),
     Reshape(i64, i64, i64),
     MaxPool(i64),
+    /// `x · keep + fill`: the [`Layer::FillEllipse`] constants, `[1, 1, h, w]`.
+    Fill {
+        keep: Tensor,
+        fill: Tensor,
+    },
 }
 
 /// Values inside one layer: the depthwise output (separable layers), the convolution or dense
@@ -92,6 +97,16 @@ impl Net {
                     false,
                 ),
                 Layer::MaxPool { size } => (Built::MaxPool(size as i64), Act::None, false),
+                Layer::FillEllipse { fill, .. } => {
+                    let Shape::Chw(_, h, w) = *input else {
+                        unreachable!("spec validated before building")
+                    };
+                    let keep = Tensor::from_slice(&layer.keep_mask(h, w))
+                        .reshape([1, 1, h as i64, w as i64])
+                        .to_device(p.device());
+                    let fill = (1.0 - &keep) * fill as f64;
+                    (Built::Fill { keep, fill }, Act::None, false)
+                }
                 Layer::Reshape { c, h, w } => (
                     Built::Reshape(c as i64, h as i64, w as i64),
                     Act::None,
@@ -145,6 +160,7 @@ impl Net {
                 Built::Dense(d) => d.forward(&x),
                 Built::Reshape(c, h, w) => x.reshape([-1, *c, *h, *w]),
                 Built::MaxPool(k) => x.max_pool2d([*k, *k], [*k, *k], [0, 0], [1, 1], false),
+                Built::Fill { keep, fill } => x * keep + fill,
             };
             let conv = x.shallow_clone();
             if *shuffle {
