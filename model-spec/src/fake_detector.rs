@@ -37,7 +37,7 @@ impl FakeDetectorSpec {
 /// How much of the face ellipse (its semi-axes) a detector's first layer fills with grey: the
 /// eyes, nose and mouth. With the inner face visible, detectors trained on three identities
 /// learnt those people's faces and called a pasted face of one of them *more* real than the
-/// held-out person's own (graphics-swap AUC 0.26 on held-out identities; 0.57 with it hidden).
+/// held-out person's own (graphics-swap AUC 0.26 on held-out identities; 0.56 with it hidden).
 /// The self-blend boundary (0.85–1.15 of the ellipse after wobble and erosion) stays in view.
 pub const HIDDEN_FACE: f32 = 0.65;
 

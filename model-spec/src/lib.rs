@@ -15,4 +15,6 @@ pub mod spec;
 pub mod swap;
 
 pub use fake_detector::FakeDetectorSpec;
-pub use spec::{Act, AutoencoderSpec, Layer, NetSpec, Shape, SpecError, DECODER_CHANNELS};
+pub use spec::{
+    keep_outside_ellipse, Act, AutoencoderSpec, Layer, NetSpec, Shape, SpecError, DECODER_CHANNELS,
+};

@@ -26,7 +26,7 @@ use tract_onnx::pb::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::spec::{Act, Layer, NetSpec, Shape, SpecError};
+use crate::spec::{keep_outside_ellipse, Act, Layer, NetSpec, Shape, SpecError};
 
 pub const OPSET: i64 = 13;
 /// ONNX IR version 7 goes with opset 13.
@@ -631,12 +631,12 @@ impl GraphBuilder {
                     );
                     (Act::None, pre.clone())
                 }
-                Layer::FillEllipse { fill, .. } => {
+                Layer::FillEllipse { centre, axes, fill } => {
                     let Shape::Chw(_, h, w) = *shape else {
                         unreachable!("validated: a fill takes an image")
                     };
                     let dims = [1, 1, h as i64, w as i64];
-                    let keep = layer.keep_mask(h, w);
+                    let keep = keep_outside_ellipse(centre, axes, h, w);
                     let filled: Vec<f32> = keep.iter().map(|k| (1.0 - k) * fill).collect();
                     let keep = self.f32_const(&format!("{path}/keep"), &dims, &keep);
                     let filled = self.f32_const(&format!("{path}/fill"), &dims, &filled);

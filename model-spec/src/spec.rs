@@ -61,26 +61,20 @@ pub enum Layer {
     },
 }
 
-impl Layer {
-    /// 1 where [`Layer::FillEllipse`] keeps the input, 0 where it fills, row-major `h`×`w`
-    /// (pixel centres); all ones for every other layer. The tch model and the ONNX graph both
-    /// take it from here.
-    pub fn keep_mask(&self, h: usize, w: usize) -> Vec<f32> {
-        let Layer::FillEllipse { centre, axes, .. } = *self else {
-            return vec![1.0; h * w];
-        };
-        (0..h * w)
-            .map(|i| {
-                let dx = ((i % w) as f32 + 0.5 - centre[0]) / axes[0];
-                let dy = ((i / w) as f32 + 0.5 - centre[1]) / axes[1];
-                if dx * dx + dy * dy < 1.0 {
-                    0.0
-                } else {
-                    1.0
-                }
-            })
-            .collect()
-    }
+/// What [`Layer::FillEllipse`] keeps of an `h`×`w` image: 0 inside the ellipse (pixel centres),
+/// 1 outside, row-major. The tch model and the ONNX graph both take it from here.
+pub fn keep_outside_ellipse(centre: [f32; 2], axes: [f32; 2], h: usize, w: usize) -> Vec<f32> {
+    (0..h * w)
+        .map(|i| {
+            let dx = ((i % w) as f32 + 0.5 - centre[0]) / axes[0];
+            let dy = ((i / w) as f32 + 0.5 - centre[1]) / axes[1];
+            if dx * dx + dy * dy < 1.0 {
+                0.0
+            } else {
+                1.0
+            }
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Layer {

@@ -97,13 +97,14 @@ impl Net {
                     false,
                 ),
                 Layer::MaxPool { size } => (Built::MaxPool(size as i64), Act::None, false),
-                Layer::FillEllipse { fill, .. } => {
+                Layer::FillEllipse { centre, axes, fill } => {
                     let Shape::Chw(_, h, w) = *input else {
                         unreachable!("spec validated before building")
                     };
-                    let keep = Tensor::from_slice(&layer.keep_mask(h, w))
-                        .reshape([1, 1, h as i64, w as i64])
-                        .to_device(p.device());
+                    let keep =
+                        Tensor::from_slice(&model_spec::keep_outside_ellipse(centre, axes, h, w))
+                            .reshape([1, 1, h as i64, w as i64])
+                            .to_device(p.device());
                     let fill = (1.0 - &keep) * fill as f64;
                     (Built::Fill { keep, fill }, Act::None, false)
                 }
