@@ -8,6 +8,7 @@
 
 pub mod align;
 pub mod blend;
+pub mod depthwise;
 pub mod draw;
 pub mod face_detection;
 pub mod forensics;

@@ -479,7 +479,7 @@ impl OnnxModel {
         let plan = onnx
             .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact(&input_shape).into()))
-            .and_then(|m| m.into_optimized())
+            .and_then(crate::depthwise::optimise)
             .and_then(|m| m.into_runnable())
             .map_err(|e| bad(name, e.root_cause()))?;
         Ok(Self {
@@ -562,7 +562,7 @@ pub fn profile_ops(
     let plan = onnx
         .model_for_proto_model(&proto)
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-        .and_then(|m| m.into_optimized())
+        .and_then(crate::depthwise::optimise)
         .and_then(|m| m.into_runnable())
         .map_err(|e| bad(&name, e.root_cause()))?;
     profile_plan(&plan, shape, runs)
