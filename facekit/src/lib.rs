@@ -8,7 +8,6 @@
 
 pub mod align;
 pub mod blend;
-pub mod depthwise;
 pub mod draw;
 pub mod face_detection;
 pub mod forensics;
@@ -18,6 +17,7 @@ pub mod pose;
 pub mod quality;
 pub mod smooth;
 pub mod swap;
+pub mod tract_ops;
 pub mod video;
 
 pub use align::{align_face, AlignedFace, Similarity};

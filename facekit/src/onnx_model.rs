@@ -429,7 +429,9 @@ pub fn onnx() -> tract_onnx::Onnx {
             tracing::warn!("tract may use AMX kernels: {e}");
         }
     });
-    tract_onnx::onnx()
+    let mut onnx = tract_onnx::onnx();
+    crate::tract_ops::register(&mut onnx);
+    onnx
 }
 
 /// Threads tract uses for matrix products from now on, process-wide (1 = no pool).
@@ -479,7 +481,7 @@ impl OnnxModel {
         let plan = onnx
             .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact(&input_shape).into()))
-            .and_then(crate::depthwise::optimise)
+            .and_then(crate::tract_ops::optimise)
             .and_then(|m| m.into_runnable())
             .map_err(|e| bad(name, e.root_cause()))?;
         Ok(Self {
@@ -562,7 +564,7 @@ pub fn profile_ops(
     let plan = onnx
         .model_for_proto_model(&proto)
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-        .and_then(crate::depthwise::optimise)
+        .and_then(crate::tract_ops::optimise)
         .and_then(|m| m.into_runnable())
         .map_err(|e| bad(&name, e.root_cause()))?;
     profile_plan(&plan, shape, runs)

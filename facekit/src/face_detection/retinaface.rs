@@ -180,7 +180,7 @@ impl RetinaFace {
         let plan = model
             .clone()
             .with_input_fact(0, f32::fact([1, 3, height as usize, width as usize]).into())
-            .and_then(crate::depthwise::optimise)
+            .and_then(crate::tract_ops::optimise)
             .and_then(|m| m.into_runnable())
             .map_err(bad)?;
         let priors = self.layout.priors_from(width, height, first_level);

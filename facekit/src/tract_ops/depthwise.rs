@@ -1,19 +1,14 @@
-//! Depthwise convolutions for tract plans.
-//!
-//! tract 0.23's `DepthWiseConv` walks the padding zones of every channel row by row and reaches
-//! 2–12 GFLOP/s on the booth's small maps (64² and less): ~1.2 ms of a 8.9-ms frame between the
-//! swap model and the face search. [`Depthwise`] copies each channel once into a zero-padded
-//! plane split by row and column phase, so that every tap of every output is one fixed offset
-//! from the output's flat position, then sums the taps over 32 flat positions at a time in
-//! registers (AVX2 + FMA where x86 has them, NEON on aarch64). [`optimise`] swaps it in for every
-//! float depthwise convolution whose weights are constants, after tract's declutter and before
-//! its codegen; anything else stays tract's.
+//! Depthwise convolutions. tract 0.23's `DepthWiseConv` walks the padding zones of every channel
+//! row by row and reaches 2–12 GFLOP/s on the booth's small maps (64² and less): ~1.2 ms of an
+//! 8.9-ms frame between the swap model and the face search. [`Depthwise`] copies each channel once
+//! into a zero-padded plane split by row and column phase, so that every tap of every output is
+//! one fixed offset from the output's flat position, then sums the taps over 32 flat positions at
+//! a time in registers (AVX2 + FMA where x86 has them, NEON on aarch64).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
-use tract_onnx::tract_hir::infer::InferenceModel;
 
 /// Outputs summed at a time: independent accumulators enough to hide the adds' latency.
 const CHUNK: usize = 32;
@@ -55,15 +50,8 @@ pub struct Depthwise {
     output: [usize; 4],
 }
 
-/// Optimises `model` for running, as `into_optimized` does, with [`Depthwise`] in place of
-/// tract's depthwise convolutions.
-pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
-    let mut typed = model.into_typed()?.into_decluttered()?;
-    replace_depthwise(&mut typed)?;
-    typed.into_optimized()
-}
-
-/// Replaces every depthwise convolution of `model` that [`Depthwise`] can run; returns how many.
+/// Replaces every float depthwise convolution of `model` whose weights are constants with
+/// [`Depthwise`]; returns how many.
 pub fn replace_depthwise(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
@@ -362,11 +350,8 @@ impl EvalOp for Depthwise {
                 &mut work,
             );
         }
-        Ok(tvec!(Tensor::from_shape(
-            &self.shape(self.output),
-            &output
-        )?
-        .into_tvalue()))
+        let output = tract_ndarray::ArrayD::from_shape_vec(&*self.shape(self.output), output)?;
+        Ok(tvec!(Tensor::from(output).into_tvalue()))
     }
 }
 

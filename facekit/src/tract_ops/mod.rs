@@ -1,0 +1,27 @@
+//! Our own tract operators, where tract 0.23's are slow on the booth's shapes: small maps (64²
+//! and less), one image at a time, one core. Each is checked against tract's own operator.
+//!
+//! - [`depthwise::Depthwise`] for depthwise convolutions (lite's separable layers, RetinaFace's
+//!   MobileNet), swapped in by [`optimise`] after tract's declutter;
+//! - [`depth_to_space::DepthToSpace`] for ONNX `DepthToSpace` (lite's pixel shuffles), in one
+//!   pass where tract moves two axes, registered with the ONNX loader by [`register`].
+
+pub mod depth_to_space;
+pub mod depthwise;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::InferenceModel;
+
+/// Optimises `model` for running, as `into_optimized` does, with our operators in place of
+/// tract's where they are faster.
+pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
+    let mut typed = model.into_typed()?.into_decluttered()?;
+    depthwise::replace_depthwise(&mut typed)?;
+    typed.into_optimized()
+}
+
+/// Has the ONNX loader read our operators where they replace whole ONNX nodes.
+pub fn register(onnx: &mut tract_onnx::Onnx) {
+    onnx.op_register
+        .insert("DepthToSpace", depth_to_space::from_onnx);
+}
