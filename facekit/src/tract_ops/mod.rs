@@ -4,10 +4,12 @@
 //! - [`depthwise::Depthwise`] for depthwise convolutions (lite's separable layers, RetinaFace's
 //!   MobileNet), swapped in by [`optimise`] after tract's declutter;
 //! - [`depth_to_space::DepthToSpace`] for ONNX `DepthToSpace` (lite's pixel shuffles), in one
-//!   pass where tract moves two axes, registered with the ONNX loader by [`register`].
+//!   pass where tract moves two axes, and [`tap_sum::TapSum`], the sum of a narrow convolution's
+//!   taps, both registered with the ONNX loader by [`register`].
 
 pub mod depth_to_space;
 pub mod depthwise;
+pub mod tap_sum;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::InferenceModel;
@@ -24,4 +26,6 @@ pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
 pub fn register(onnx: &mut tract_onnx::Onnx) {
     onnx.op_register
         .insert("DepthToSpace", depth_to_space::from_onnx);
+    onnx.op_register
+        .insert(tap_sum::OP_TYPE, tap_sum::from_onnx);
 }
