@@ -245,11 +245,8 @@ impl Depthwise {
 fn sum_taps(flat: &mut [f32], scratch: &[f32], taps: &[f32], offsets: &[usize], bias: f32) {
     #[cfg(target_arch = "x86_64")]
     {
-        static AVX2_FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *AVX2_FMA
-            .get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-        {
-            // SAFETY: the CPU has both features, checked above.
+        if super::avx2_fma() {
+            // SAFETY: the CPU has both features.
             return unsafe { sum_taps_avx2(flat, scratch, taps, offsets, bias) };
         }
         sum_taps_in::<false>(flat, scratch, taps, offsets, bias)

@@ -5,10 +5,12 @@
 //!   MobileNet), swapped in by [`optimise`] after tract's declutter;
 //! - [`depth_to_space::DepthToSpace`] for ONNX `DepthToSpace` (lite's pixel shuffles), in one
 //!   pass where tract moves two axes, and [`tap_sum::TapSum`], the sum of a narrow convolution's
-//!   taps, both registered with the ONNX loader by [`register`].
+//!   taps, and [`int8_dense::Int8Dense`], a dense layer whose weights stay int8, all registered
+//!   with the ONNX loader by [`register`].
 
 pub mod depth_to_space;
 pub mod depthwise;
+pub mod int8_dense;
 pub mod tap_sum;
 
 use tract_onnx::prelude::*;
@@ -28,4 +30,13 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
         .insert("DepthToSpace", depth_to_space::from_onnx);
     onnx.op_register
         .insert(tap_sum::OP_TYPE, tap_sum::from_onnx);
+    onnx.op_register
+        .insert(int8_dense::OP_TYPE, int8_dense::from_onnx);
+}
+
+/// Whether this x86 CPU has AVX2 and FMA (checked once): our kernels' fast path.
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+    static AVX2_FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2_FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
