@@ -151,15 +151,11 @@ impl Op for DepthToSpace {
         )])
     }
 
-    fn as_typed(&self) -> Option<&dyn TypedOp> {
-        Some(self)
-    }
+    tract_onnx::tract_core::op_as_typed_op!();
 }
 
 impl EvalOp for DepthToSpace {
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(self.eval(&EvalContext::out_of_plan(), inputs)?))
-    }
+    tract_onnx::tract_core::op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let [n, depth, h, w] = self.nchw(inputs[0].shape())?;
@@ -198,13 +194,7 @@ impl EvalOp for DepthToSpace {
 }
 
 impl TypedOp for DepthToSpace {
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let shape = &inputs[0].shape;
@@ -218,7 +208,6 @@ impl TypedOp for DepthToSpace {
         Ok(tvec!(inputs[0].datum_type.fact(out)))
     }
 
-    /// The batch axis of a batch of one may go, as tract removes it from the rest of the graph.
     fn change_axes(
         &self,
         model: &TypedModel,
@@ -226,19 +215,20 @@ impl TypedOp for DepthToSpace {
         _io: InOut,
         change: &AxisOp,
     ) -> TractResult<Option<AxisChangeConsequence>> {
-        if self.batched && *change == AxisOp::Rm(0) {
-            let op = Self {
-                batched: false,
-                ..self.clone()
-            };
-            return Ok(Some(AxisChangeConsequence::new(
-                model,
-                node,
-                Some(Box::new(op)),
-                change,
-            )));
+        super::drop_batch_axis(self, model, node, change)
+    }
+}
+
+impl super::Batched for DepthToSpace {
+    fn batched(&self) -> bool {
+        self.batched
+    }
+
+    fn without_batch(&self) -> Self {
+        Self {
+            batched: false,
+            ..self.clone()
         }
-        Ok(None)
     }
 }
 

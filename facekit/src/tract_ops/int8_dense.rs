@@ -121,15 +121,11 @@ impl Op for Int8Dense {
         Validation::Rounding
     }
 
-    fn as_typed(&self) -> Option<&dyn TypedOp> {
-        Some(self)
-    }
+    tract_onnx::tract_core::op_as_typed_op!();
 }
 
 impl EvalOp for Int8Dense {
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(self.eval(&EvalContext::out_of_plan(), inputs)?))
-    }
+    tract_onnx::tract_core::op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (out, inn) = self.dims();
@@ -161,13 +157,7 @@ impl EvalOp for Int8Dense {
 }
 
 impl TypedOp for Int8Dense {
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let shape = &inputs[0].shape;
@@ -193,7 +183,6 @@ impl TypedOp for Int8Dense {
         Ok(tvec!((Cost::FMA(f32::datum_type()), rows * self.q.len())))
     }
 
-    /// The batch axis of a batch of one may go, as tract removes it from the rest of the graph.
     fn change_axes(
         &self,
         model: &TypedModel,
@@ -201,19 +190,7 @@ impl TypedOp for Int8Dense {
         _io: InOut,
         change: &AxisOp,
     ) -> TractResult<Option<AxisChangeConsequence>> {
-        if self.batched && *change == AxisOp::Rm(0) {
-            let op = Self {
-                batched: false,
-                ..self.clone()
-            };
-            return Ok(Some(AxisChangeConsequence::new(
-                model,
-                node,
-                Some(Box::new(op)),
-                change,
-            )));
-        }
-        Ok(None)
+        super::drop_batch_axis(self, model, node, change)
     }
 }
 
@@ -260,5 +237,18 @@ fn dot_rows_in<const FUSED: bool>(x: &[f32], q: &[i8], y: &mut [f32]) {
         }
         let tail: f32 = x_rest.iter().zip(q_rest).map(|(x, &q)| x * q as f32).sum();
         *y = acc.iter().sum::<f32>() + tail;
+    }
+}
+
+impl super::Batched for Int8Dense {
+    fn batched(&self) -> bool {
+        self.batched
+    }
+
+    fn without_batch(&self) -> Self {
+        Self {
+            batched: false,
+            ..self.clone()
+        }
     }
 }

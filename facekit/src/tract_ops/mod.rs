@@ -14,6 +14,7 @@ pub mod int8_dense;
 pub mod tap_sum;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_hir::infer::InferenceModel;
 
 /// Optimises `model` for running, as `into_optimized` does, with our operators in place of
@@ -39,4 +40,30 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
 fn avx2_fma() -> bool {
     static AVX2_FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVX2_FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// An operator built for tensors with a batch axis first, that also runs without it.
+trait Batched: TypedOp + Clone {
+    fn batched(&self) -> bool;
+    fn without_batch(&self) -> Self;
+}
+
+/// `change_axes` of a [`Batched`] operator: tract may drop the batch axis of a batch of one, as
+/// it does from the rest of the graph; any other change is refused.
+fn drop_batch_axis<O: Batched>(
+    op: &O,
+    model: &TypedModel,
+    node: &TypedNode,
+    change: &AxisOp,
+) -> TractResult<Option<AxisChangeConsequence>> {
+    if !op.batched() || *change != AxisOp::Rm(0) {
+        return Ok(None);
+    }
+    let op = Box::new(op.without_batch());
+    Ok(Some(AxisChangeConsequence::new(
+        model,
+        node,
+        Some(op),
+        change,
+    )))
 }

@@ -131,15 +131,11 @@ impl Op for TapSum {
         )])
     }
 
-    fn as_typed(&self) -> Option<&dyn TypedOp> {
-        Some(self)
-    }
+    tract_onnx::tract_core::op_as_typed_op!();
 }
 
 impl EvalOp for TapSum {
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(self.eval(&EvalContext::out_of_plan(), inputs)?))
-    }
+    tract_onnx::tract_core::op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let shape = inputs[0].shape();
@@ -193,13 +189,7 @@ impl EvalOp for TapSum {
 }
 
 impl TypedOp for TapSum {
-    fn as_op(&self) -> &dyn Op {
-        self
-    }
-
-    fn as_op_mut(&mut self) -> &mut dyn Op {
-        self
-    }
+    tract_onnx::tract_core::as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let shape = &inputs[0].shape;
@@ -214,7 +204,6 @@ impl TypedOp for TapSum {
         Ok(tvec!(inputs[0].datum_type.fact(out)))
     }
 
-    /// The batch axis of a batch of one may go, as tract removes it from the rest of the graph.
     fn change_axes(
         &self,
         model: &TypedModel,
@@ -222,18 +211,19 @@ impl TypedOp for TapSum {
         _io: InOut,
         change: &AxisOp,
     ) -> TractResult<Option<AxisChangeConsequence>> {
-        if self.batched && *change == AxisOp::Rm(0) {
-            let op = Self {
-                batched: false,
-                ..self.clone()
-            };
-            return Ok(Some(AxisChangeConsequence::new(
-                model,
-                node,
-                Some(Box::new(op)),
-                change,
-            )));
+        super::drop_batch_axis(self, model, node, change)
+    }
+}
+
+impl super::Batched for TapSum {
+    fn batched(&self) -> bool {
+        self.batched
+    }
+
+    fn without_batch(&self) -> Self {
+        Self {
+            batched: false,
+            ..self.clone()
         }
-        Ok(None)
     }
 }
