@@ -244,7 +244,8 @@ pub fn keep_int8_dense(model: &mut ModelProto) -> usize {
             n if n as i64 == rows && (axis == 0 || axis == -2) => scale,
             _ => continue,
         };
-        if q.data_type == DataType::Int8 as i32 && q.dims.len() == 2 && rows > 0 && zero_free {
+        let plain = q.data_type == DataType::Int8 as i32 && q.dims.len() == 2;
+        if plain && rows > 0 && q.dims[1] > 0 && zero_free {
             int8_weights.insert(node.output[0].clone(), (node.input[0].clone(), scales));
         }
     }

@@ -22,7 +22,8 @@ pub fn from_onnx(
         Some("CRD") => true,
         Some(other) => bail!("DepthToSpace mode {other:?} is neither DCR nor CRD"),
     };
-    ensure!(block > 0, "DepthToSpace blocksize 0");
+    // Pixel shuffles use 2–4; a huge block would overflow `block²`.
+    ensure!((1..=64).contains(&block), "DepthToSpace blocksize {block}");
     Ok((expand(OnnxDepthToSpace { block, crd }), vec![]))
 }
 

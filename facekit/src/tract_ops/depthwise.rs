@@ -111,10 +111,17 @@ impl Depthwise {
             return Ok(None);
         }
         let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
-        if kernel.len() != channels * kh * kw || !(bias.len() == channels || bias.len() == 1) {
+        if kh == 0
+            || kw == 0
+            || kernel.len() != channels * kh * kw
+            || !(bias.len() == channels || bias.len() == 1)
+        {
             return Ok(None);
         }
         let stride = spec.strides.clone().unwrap_or_else(|| tvec![1, 1]);
+        if stride.len() != 2 || stride.contains(&0) {
+            return Ok(None);
+        }
         let padded = spec
             .padding
             .compute(&shape[2..], &spec.kernel_shape, &[1, 1], &stride);

@@ -65,7 +65,7 @@ impl Expansion for OnnxInt8Gemm {
         };
         let (q, scale, bias) = (konst(1)?, konst(2)?, konst(3)?);
         ensure!(
-            q.datum_type() == i8::datum_type() && q.rank() == 2,
+            q.datum_type() == i8::datum_type() && q.rank() == 2 && q.shape()[1] > 0,
             "{OP_TYPE}: weights {:?}",
             q
         );

@@ -26,7 +26,7 @@ pub fn from_onnx(
     let kernel: TVec<usize> = node.get_attr_tvec("kernel_shape")?;
     let pads: TVec<usize> = node.get_attr_tvec("pads")?;
     ensure!(
-        kernel.len() == 2 && kernel.iter().all(|&k| k > 0) && pads.len() == 4,
+        kernel.len() == 2 && kernel.iter().all(|&k| (1..=64).contains(&k)) && pads.len() == 4,
         "{OP_TYPE}: kernel_shape {kernel:?}, pads {pads:?}"
     );
     ensure!(
