@@ -33,6 +33,17 @@ fn bad(name: &str, detail: impl std::fmt::Display) -> FacekitError {
     }
 }
 
+/// A float initializer `name` of shape `dims` holding `values`.
+fn f32_initializer(name: String, dims: Vec<i64>, values: &[f32]) -> TensorProto {
+    TensorProto {
+        name,
+        dims,
+        data_type: DataType::Float as i32,
+        raw_data: values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 fn raw_f32(t: &TensorProto) -> Vec<f32> {
     if !t.float_data.is_empty() {
         return t.float_data.clone();
@@ -155,20 +166,13 @@ pub fn split_narrow_convs(model: &mut ModelProto) -> usize {
         let centre = (pads[0] as usize) * kw + pads[1] as usize;
         b1[centre * cout..(centre + 1) * cout].copy_from_slice(&bias);
         let base = format!("{}.taps", node.name);
-        let f32_tensor = |name: String, dims: Vec<i64>, v: &[f32]| TensorProto {
-            name,
-            dims,
-            data_type: DataType::Float as i32,
-            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ..Default::default()
-        };
         let product = format!("{base}.product");
-        graph.initializer.push(f32_tensor(
+        graph.initializer.push(f32_initializer(
             format!("{base}.w"),
             vec![(taps * cout) as i64, cin as i64, 1, 1],
             &w1,
         ));
-        graph.initializer.push(f32_tensor(
+        graph.initializer.push(f32_initializer(
             format!("{base}.b"),
             vec![(taps * cout) as i64],
             &b1,
@@ -274,16 +278,10 @@ pub fn keep_int8_dense(model: &mut ModelProto) -> usize {
         if bias.len() != scales.len() {
             continue;
         }
-        let f32_tensor = |name: String, v: &[f32]| TensorProto {
-            name,
-            dims: vec![v.len() as i64],
-            data_type: DataType::Float as i32,
-            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ..Default::default()
-        };
         let base = format!("{}.int8", node.name);
-        added.push(f32_tensor(format!("{base}.scale"), scales));
-        added.push(f32_tensor(format!("{base}.bias"), &bias));
+        let vector = |name: String, v: &[f32]| f32_initializer(name, vec![v.len() as i64], v);
+        added.push(vector(format!("{base}.scale"), scales));
+        added.push(vector(format!("{base}.bias"), &bias));
         *node = tract_onnx::pb::NodeProto {
             op_type: crate::tract_ops::int8_dense::OP_TYPE.into(),
             name: node.name.clone(),
@@ -452,13 +450,7 @@ pub fn fold_weight_dequantize(model: &mut ModelProto) -> Result<usize> {
                 (v - zero[c]) * scale[c]
             })
             .collect();
-        folded.push(TensorProto {
-            name: node.output[0].clone(),
-            dims: dims.clone(),
-            data_type: DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        folded.push(f32_initializer(node.output[0].clone(), dims.clone(), &data));
     }
     graph.node = keep;
     let count = folded.len();
