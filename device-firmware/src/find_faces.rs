@@ -138,7 +138,7 @@ fn annotate(frame: RgbImage, index: u64, faces: &[Detection]) -> RgbImage {
     let scale = MIN_TILE_WIDTH.div_ceil(frame.width()).max(1);
     let mut frame = if scale > 1 {
         let (w, h) = (frame.width() * scale, frame.height() * scale);
-        image::imageops::resize(&frame, w, h, image::imageops::FilterType::Triangle)
+        facekit::resize(&frame, w, h)
     } else {
         frame
     };

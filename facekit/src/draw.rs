@@ -121,7 +121,7 @@ pub fn synthetic_label(frame: &mut RgbImage) {
             let strip = if (w, h) == (LABEL_W, LABEL_H) {
                 strip
             } else {
-                image::imageops::resize(&strip, w, h, image::imageops::FilterType::Triangle)
+                crate::resize(&strip, w, h)
             };
             *cached = Some((frame.width(), strip));
         }

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod onnx_model;
 pub mod pose;
 pub mod quality;
+pub mod resize;
 pub mod smooth;
 pub mod swap;
 pub mod tract_ops;
@@ -31,9 +32,9 @@ pub(crate) fn to_u8(v: f32) -> u8 {
 pub use face_detection::{Detection, FaceDetectorConfig, RetinaFace, RETINAFACE_MODEL};
 pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};
+pub use resize::{downscale, resize};
 pub use video::{
-    downscale, frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader,
-    VideoWriter,
+    frame_count_hint, frame_rate, open_source, FrameSource, ImageFolder, VideoReader, VideoWriter,
 };
 
 /// Errors of the face library. Each names the file involved and what the user can do.

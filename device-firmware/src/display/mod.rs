@@ -31,7 +31,7 @@ pub fn fit(frame: &RgbImage, width: u32, height: u32) -> RgbImage {
         ((frame.width() as f32 * s).round() as u32).clamp(1, width),
         ((frame.height() as f32 * s).round() as u32).clamp(1, height),
     );
-    let scaled = image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle);
+    let scaled = facekit::resize(frame, w, h);
     let mut out = RgbImage::new(width, height);
     image::imageops::replace(
         &mut out,

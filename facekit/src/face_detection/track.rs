@@ -142,7 +142,7 @@ pub fn detect_largest(
         return Ok(largest(detector.detect(frame)?));
     }
     let h = ((frame.height() as f32 * width as f32 / frame.width() as f32).round() as u32).max(1);
-    let small = image::imageops::resize(frame, width, h, image::imageops::FilterType::Triangle);
+    let small = crate::resize(frame, width, h);
     let s = frame.width() as f32 / width as f32;
     Ok(largest(detector.detect(&small)?).map(|d| map_detection(&d, |[x, y]| [x * s, y * s])))
 }
