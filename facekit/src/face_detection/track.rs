@@ -56,6 +56,10 @@ pub enum Search {
     CropThenFull,
 }
 
+/// Boxes overlapping at least this much are one face: the whole-frame search run a frame or
+/// two behind the track (faces move little in that time) found the face it follows.
+const SAME_FACE_IOU: f32 = 0.3;
+
 /// One frame's outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracked {
@@ -95,8 +99,49 @@ impl Tracker {
         result
     }
 
+    /// Like [`Tracker::next`], but the periodic whole-frame search does not hold up the track:
+    /// when it is due while a face is followed, this frame gets the crop search and the returned
+    /// flag says the whole-frame search of this frame should run elsewhere (on another core),
+    /// its result handed back through [`Tracker::adopt_full`]. A face the crop loses is still
+    /// searched for in the whole frame at once, as in `next`.
+    pub fn next_deferring_full(
+        &mut self,
+        detector: &RetinaFace,
+        frame: &RgbImage,
+    ) -> Result<(Tracked, bool)> {
+        let deferred = self.last.is_some() && self.policy.crop_size > 0 && self.full_due();
+        if deferred {
+            self.since_full = 0;
+        }
+        let tracked = self.next(detector, frame)?;
+        // A crop that lost the face already searched the whole frame.
+        Ok((tracked.clone(), deferred && tracked.search == Search::Crop))
+    }
+
+    /// Takes in a whole-frame search run beside the track (see
+    /// [`Tracker::next_deferring_full`]) on a frame a little older than the last one searched.
+    /// Returns true when the track moved to its face: another face than the one followed (a
+    /// nearer visitor), or a face when none is followed. When it found the followed face again,
+    /// or nothing, the crop's fresher result stands.
+    pub fn adopt_full(&mut self, full: Option<Detection>) -> bool {
+        let Some(found) = full else {
+            return false;
+        };
+        match &self.last {
+            Some(last) if iou(&last.bbox, &found.bbox) >= SAME_FACE_IOU => false,
+            _ => {
+                self.last = Some(found);
+                true
+            }
+        }
+    }
+
+    fn full_due(&self) -> bool {
+        self.since_full + 1 >= self.policy.full_every.max(1)
+    }
+
     fn search(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Tracked> {
-        let full_due = self.since_full + 1 >= self.policy.full_every.max(1);
+        let full_due = self.full_due();
         let last = match &self.last {
             Some(last) if !full_due => last.clone(),
             _ => {
