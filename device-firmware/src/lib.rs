@@ -18,6 +18,7 @@ pub mod display;
 pub mod find_faces;
 pub mod models;
 pub mod overlay;
+pub mod parallel;
 pub mod pipeline;
 pub mod service;
 pub mod source;

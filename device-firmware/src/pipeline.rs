@@ -3,9 +3,11 @@
 //! landmarks, align with the bundle's crop spec, then swap and/or score according to the mode.
 //! Any failure leaves the frame as it came in.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use facekit::face_detection::{Search, TrackPolicy, Tracker};
+use facekit::face_detection::track::detect_largest;
+use facekit::face_detection::{Search, TrackPolicy, Tracked, Tracker};
 use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
 use facekit::swap::{to_input, FaceSwapper};
@@ -54,9 +56,26 @@ pub struct BoothCues {
 /// starts from the last box), cheap, and kept apart from the swap so that two cores can work
 /// on consecutive frames (`locate` of frame n+1 while frame n is swapped).
 pub struct Locator {
-    face_detector: RetinaFace,
+    face_detector: Arc<RetinaFace>,
     smoother: OneEuro,
     tracker: Tracker,
+}
+
+/// The periodic whole-frame search of one frame, to run beside the track
+/// ([`Locator::locate_deferring_full`]).
+pub struct WholeFrameSearch {
+    detector: Arc<RetinaFace>,
+    width: u32,
+}
+
+impl WholeFrameSearch {
+    /// The largest face in `frame`; nothing when the detector fails (the track goes on).
+    pub fn run(&self, frame: &RgbImage) -> Option<Detection> {
+        detect_largest(&self.detector, frame, self.width).unwrap_or_else(|e| {
+            tracing::warn!("whole-frame search beside the track failed: {e}");
+            None
+        })
+    }
 }
 
 /// What [`Locator::locate`] found on one frame.
@@ -90,7 +109,7 @@ impl Locator {
             },
         )?;
         Ok(Self {
-            face_detector,
+            face_detector: Arc::new(face_detector),
             smoother: OneEuro::new(config.smooth_cutoff, config.smooth_beta),
             tracker: Tracker::new(track_policy(config)),
         })
@@ -104,9 +123,44 @@ impl Locator {
 
     /// Follows the face into `frame`; `rate` is the frame rate the smoother assumes.
     pub fn locate(&mut self, frame: &RgbImage, rate: f32) -> Located {
-        let mut out = Located::default();
         let t = Instant::now();
-        let raw = match self.tracker.next(&self.face_detector, frame) {
+        let tracked = self.tracker.next(&self.face_detector, frame);
+        self.smooth(tracked, t, rate)
+    }
+
+    /// Like [`Locator::locate`], but when the periodic whole-frame search is due while a face
+    /// is followed, this frame gets the crop search and the whole-frame search comes back to be
+    /// run elsewhere (on another core, off the chain of searches every frame waits on); hand
+    /// its result to [`Locator::adopt_full`].
+    pub fn locate_deferring_full(
+        &mut self,
+        frame: &RgbImage,
+        rate: f32,
+    ) -> (Located, Option<WholeFrameSearch>) {
+        let t = Instant::now();
+        let (tracked, deferred) = match self.tracker.next_deferring_full(&self.face_detector, frame)
+        {
+            Ok((tracked, deferred)) => (Ok(tracked), deferred),
+            Err(e) => (Err(e), false),
+        };
+        let search = deferred.then(|| WholeFrameSearch {
+            detector: self.face_detector.clone(),
+            width: self.tracker.policy.detect_width,
+        });
+        (self.smooth(tracked, t, rate), search)
+    }
+
+    /// Takes in a [`WholeFrameSearch`] run beside the track: a nearer visitor it found
+    /// becomes the face followed from the next frame on.
+    pub fn adopt_full(&mut self, found: Option<Detection>) {
+        if self.tracker.adopt_full(found) {
+            self.smoother.reset();
+        }
+    }
+
+    fn smooth(&mut self, tracked: facekit::Result<Tracked>, t: Instant, rate: f32) -> Located {
+        let mut out = Located::default();
+        let raw = match tracked {
             Ok(tracked) => {
                 out.detected = tracked.face.is_some() && tracked.search != Search::Held;
                 out.search = Some(tracked.search);
