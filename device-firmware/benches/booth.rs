@@ -10,8 +10,9 @@
 //!   QLinearConv: its fastest form is the one to beat);
 //! - ours on two cores: two workers on alternate frames, the face search kept in frame order
 //!   (it starts from the last box), the swap of frame n overlapping the search of frame n+1;
-//!   and the daemon's arrangement (search beside decoding on the capture thread, swap on
-//!   another): throughput and per-frame latency.
+//!   the daemon's arrangement (`device_firmware::parallel`: each worker takes the most urgent
+//!   task); and two booths that share nothing (the machine's ceiling): throughput and
+//!   per-frame latency, against the serial pipeline in interleaved rounds.
 //!
 //! Also each model's achieved GFLOP/s against this core's f32 peak (OpenBLAS sgemm), and the
 //! Raspberry Pi whole-frame budget estimated from per-operator costs (`BOARD_CORES`).
@@ -24,7 +25,9 @@ use std::process::Command;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
-use device_firmware::config::{Mode, PipelineConfig};
+use device_firmware::config::{DaemonConfig, Mode, PipelineConfig};
+use device_firmware::daemon::{self, Controls};
+use device_firmware::models::ModelSlot;
 use device_firmware::models::{load, LoadedBundle};
 use device_firmware::overlay::{self, Hud};
 use device_firmware::parallel;
@@ -54,7 +57,7 @@ fn root() -> PathBuf {
 fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
     std::fs::create_dir_all(dir.join("models")).unwrap();
     std::fs::copy(onnx, dir.join("models/swap.onnx")).unwrap();
-    let key = SigningKey::from_bytes(&[9; 32]);
+    let key = bench_key();
     let manifest = Manifest {
         serial: 1,
         producer: "booth bench".into(),
@@ -76,12 +79,19 @@ fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
         files: vec![file_entry(dir, "models/swap.onnx").unwrap()],
     };
     bundle::seal(dir, &manifest, &key).unwrap();
-    let hex: String = bundle::VerifyingKey::from(&key)
+    load(dir, &[bench_key_hex()], None).unwrap()
+}
+
+fn bench_key() -> SigningKey {
+    SigningKey::from_bytes(&[9; 32])
+}
+
+fn bench_key_hex() -> String {
+    bundle::VerifyingKey::from(&bench_key())
         .as_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    load(dir, &[hex], None).unwrap()
+        .collect()
 }
 
 /// 640×480 JPEG frames with one face, as a webcam sends them; also written to `dir` for the peer.
@@ -250,8 +260,8 @@ fn scheduled(
         &mut locator,
         25.0,
         jpegs.iter(),
-        |jpeg| Some(decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap()),
-        |mut frame, located| {
+        |jpeg| Some((decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), ())),
+        |mut frame, located, ()| {
             let mut times = StageTimes::default();
             if let Some(face) = &located.face {
                 swap_face(&mut frame, face, bundle, &config.blend, &mut times).unwrap();
@@ -263,6 +273,43 @@ fn scheduled(
     );
     let wall = start.elapsed().as_secs_f64() * 1e3;
     (latencies, wall)
+}
+
+/// The booth daemon itself (`daemon::run`) on the benchmark's JPEG frames as a folder source,
+/// headless, every frame processed, with `workers` workers; the capture (JPEG decode) and
+/// display threads come on top. Returns no per-frame latencies and the wall time per `frames`
+/// frames.
+fn daemon_itself(
+    config: &PipelineConfig,
+    bundle_dir: &Path,
+    frames_dir: &Path,
+    frames: usize,
+    workers: usize,
+) -> (Vec<f64>, f64) {
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = DaemonConfig {
+        state_dir: state.path().to_path_buf(),
+        // Twice round the clip: the start (tract plans built on first use, the first
+        // whole-frame searches) weighs as it would in a longer run, not a tenth of a short one.
+        max_frames: Some(2 * frames as u64),
+        pipeline: PipelineConfig {
+            workers,
+            ..config.clone()
+        },
+        bundle: Some(bundle_dir.to_path_buf()),
+        trusted_keys: vec![bench_key_hex()],
+        ..Default::default()
+    };
+    cfg.source.input = frames_dir.to_path_buf();
+    cfg.source.looped = true;
+    cfg.button.keyboard = false;
+    let models = ModelSlot::default();
+    models.reload(bundle_dir, &cfg.trusted_keys, None).unwrap();
+    let controls = Controls::new(std::sync::mpsc::channel().1);
+    let stats = daemon::run(&cfg, &controls, &models, None).unwrap();
+    assert_eq!(stats.frames as usize, 2 * frames, "{stats:?}");
+    assert!(stats.swapped as usize * 10 >= 2 * frames * 9, "{stats:?}");
+    (Vec::new(), stats.seconds * 1e3 / 2.0)
 }
 
 /// The machine's own ceiling for two cores: two booths that share nothing, each running the
@@ -300,43 +347,6 @@ fn independent(
     // back), so two frames take one frame's mean: the wall time that `jpegs` frames would take.
     let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
     (latencies, mean / 2.0 * jpegs.len() as f64)
-}
-
-/// Ours as the booth daemon runs: the face search beside decoding on one thread (the capture
-/// thread), swap, blend and draw on another, joined by a one-frame channel. Returns each
-/// frame's latency and the wall time.
-fn staged(config: &PipelineConfig, bundle: &LoadedBundle, jpegs: &[Vec<u8>]) -> (Vec<f64>, f64) {
-    let mut pipeline = Pipeline::new(config.clone()).unwrap();
-    let mut locator = pipeline.detach_locator().unwrap();
-    warm_up(&mut locator, jpegs);
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let start = Instant::now();
-    let latencies = std::thread::scope(|s| {
-        s.spawn(move || {
-            for jpeg in jpegs {
-                let t0 = Instant::now();
-                let frame = decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap();
-                let located = locator.locate(&frame, 25.0);
-                if tx.send((t0, frame, located)).is_err() {
-                    break;
-                }
-            }
-        });
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(move || {
-            rx.iter()
-                .map(|(t0, mut frame, located)| {
-                    let r = pipeline.render(&mut frame, located, Some(bundle));
-                    draw(&mut frame, r.face);
-                    t0.elapsed().as_secs_f64() * 1e3
-                })
-                .collect::<Vec<f64>>()
-        })
-    });
-    (latencies, start.elapsed().as_secs_f64() * 1e3)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -558,7 +568,7 @@ fn main() {
             serial_ms.push(one);
             for (arrangement, (lat, wall)) in [
                 (
-                    "two workers, each taking the most urgent task (device_firmware::parallel, 3 frames in flight)",
+                    "the daemon's: two workers, each taking the most urgent task (device_firmware::parallel, 3 frames in flight)",
                     scheduled(&config, bundle, &jpegs, 2, 3),
                 ),
                 (
@@ -566,12 +576,16 @@ fn main() {
                     pipelined(&config, bundle, &jpegs, 2),
                 ),
                 (
-                    "the daemon's: search on the capture thread, swap on another",
-                    staged(&config, bundle, &jpegs),
-                ),
-                (
                     "ceiling: two booths sharing nothing, one stream each",
                     independent(&config, bundle, &jpegs),
+                ),
+                (
+                    "the daemon itself (daemon::run, JPEG folder, headless), 2 workers",
+                    daemon_itself(&config, &tmp.path().join(name), &frames_dir, jpegs.len(), 2),
+                ),
+                (
+                    "the daemon itself, 1 worker (decode on the capture thread beside it)",
+                    daemon_itself(&config, &tmp.path().join(name), &frames_dir, jpegs.len(), 1),
                 ),
             ] {
                 let per_frame = wall / jpegs.len() as f64;
@@ -690,6 +704,8 @@ fn main() {
             .into(),
     );
     line("|---|---|---|---|---|---|---|---|".into());
+    // The daemon's own run reports no per-frame latency.
+    let latency = |v: &Value| v.as_f64().map_or("—".to_string(), |ms| format!("{ms:.2}"));
     for r in &pipelined_rows {
         let rounds: Vec<f64> = r["throughput_vs_serial_rounds"]
             .as_array()
@@ -698,7 +714,7 @@ fn main() {
             .map(|v| v.as_f64().unwrap())
             .collect();
         line(format!(
-            "| {} | {} | {:.2} | {:.0} | {:.2}× | {:.2}–{:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.2} | {:.0} | {:.2}× | {:.2}–{:.2} | {} | {} |",
             r["model"].as_str().unwrap(),
             r["arrangement"].as_str().unwrap(),
             r["ms_per_frame"].as_f64().unwrap(),
@@ -706,8 +722,8 @@ fn main() {
             r["throughput_vs_serial"].as_f64().unwrap(),
             rounds[0],
             rounds[rounds.len() - 1],
-            r["latency_ms"]["p50"].as_f64().unwrap(),
-            r["latency_ms"]["p95"].as_f64().unwrap(),
+            latency(&r["latency_ms"]["p50"]),
+            latency(&r["latency_ms"]["p95"]),
         ));
     }
 

@@ -1,7 +1,10 @@
-//! The booth loop: capture, inference and display on their own threads, joined by one-frame
-//! slots. With a camera the slots keep only the newest frame (a stale frame is dropped, never
-//! queued, so latency cannot build up); with a file every frame is processed. SIGHUP reloads
-//! the bundle, SIGTERM/SIGINT end the loop cleanly.
+//! The booth loop: capture and display on their own threads, joined to the booth by one-frame
+//! slots; in between, `pipeline.workers` threads share each frame's face search, swap and
+//! scoring (`crate::parallel`: whichever is most urgent), and frames are settled (scores
+//! smoothed along the track), drawn and shown in order. With a camera the slots keep only the
+//! newest frame (a stale frame is dropped, never queued, so latency cannot build up); with a
+//! file every frame is processed. SIGHUP reloads the bundle, SIGTERM/SIGINT end the loop
+//! cleanly.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -17,7 +20,8 @@ use crate::console::board::{Board, ConsoleSink, FrameReport};
 use crate::display::{framebuffer::Framebuffer, png::PngFrames, FrameSink};
 use crate::models::{LoadedBundle, ModelSlot};
 use crate::overlay::{self, Hud};
-use crate::pipeline::{FrameResult, Located, Locator, Pipeline, StageTimes};
+use crate::parallel;
+use crate::pipeline::{render_work, FrameResult, Pipeline, Rendered, StageTimes};
 use crate::service::ServiceManager;
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
 use crate::updates::Updates;
@@ -174,15 +178,14 @@ struct Frame {
     image: RgbImage,
     captured: Instant,
     decode_ms: f64,
-    /// The face, found on the capture thread.
-    located: Located,
 }
 
 /// Operator controls the loop watches, and what it reports to.
 pub struct Controls {
     pub stop: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
-    pub events: Receiver<Control>,
+    /// Behind a lock: the booth's workers take turns reading it.
+    pub events: Mutex<Receiver<Control>>,
     /// Frames processed so far (for watchdogs and the soak test).
     pub progress: Arc<AtomicU64>,
     /// Told of every frame, so a bundle on trial is confirmed or rolled back.
@@ -201,7 +204,7 @@ impl Controls {
         Self {
             stop: Arc::default(),
             reload: Arc::default(),
-            events,
+            events: Mutex::new(events),
             progress: Arc::default(),
             updates: None,
             calibrator: None,
@@ -262,35 +265,44 @@ pub fn run(
     let outputs = displays(cfg, controls)?;
     let camera = source::is_camera(&cfg.source.input);
     let lossy = cfg.realtime.unwrap_or(camera);
-    // A file that cannot be opened is an error now; a camera may come later.
     // Sources open on the capture thread, a file too: opening can block (a FIFO, a stalled
     // network mount), and the booth loop must stay free to notice a stop. A file that cannot be
     // opened still ends the run with its error, through the slot.
-
     let captured: Arc<Slot<Result<Frame, String>>> = Arc::new(Slot::new(lossy));
     let shown: Arc<Slot<RgbImage>> = Arc::new(Slot::new(lossy));
     let stop = controls.stop.clone();
-    // The face search runs on the capture thread: it overlaps the previous frame's swap, so a
-    // second core raises the frame rate (the booth bench: 1.5× on two cores).
-    let locator = pipeline
+    let mut locator = pipeline
         .detach_locator()
         .expect("a new pipeline has its face search");
-    let capture = spawn_capture(cfg, camera, locator, captured.clone(), stop.clone())?;
+    let capture = spawn_capture(cfg, camera, captured.clone(), stop.clone())?;
     let display = spawn_display(outputs, shown.clone())?;
 
-    let mut stats = Stats::default();
-    let mut service = ServiceManager::from_env();
     let started = Instant::now();
-    let (mut fps, mut last) = (0f32, Instant::now());
-    let (mut lost_w, mut lost_h) = (cfg.source.width, cfg.source.height);
-    let mut result_error = None;
-    loop {
+    let booth = Mutex::new(Booth {
+        pipeline,
+        stats: Stats::default(),
+        service: ServiceManager::from_env(),
+        fps: 0.0,
+        last: Instant::now(),
+        lost_size: (cfg.source.width, cfg.source.height),
+        result_error: None,
+        finished: false,
+    });
+    let booth = &booth;
+    let render_config = cfg.pipeline.clone();
+    // Frames come off the capture thread in order; the operator's controls apply from the next
+    // frame on, and each frame keeps the mode and bundle it was taken with.
+    let inputs = std::iter::from_fn(|| loop {
+        if stop.load(Ordering::Relaxed) || lock(booth).finished {
+            return None;
+        }
         let item = match captured.take_within(POLL) {
             Taken::Item(item) => item,
-            Taken::Closed => break,
+            Taken::Closed => return None,
             Taken::Nothing => {
-                service.alive();
-                steer(controls, &mut pipeline, &mut stats);
+                let b = &mut *lock(booth);
+                b.service.alive();
+                steer(controls, &mut b.pipeline, &mut b.stats);
                 // No frame: a trial or a calibration may still run out of time.
                 if let Some(u) = &controls.updates {
                     u.frame_done(None);
@@ -298,116 +310,107 @@ pub fn run(
                 if let Some(c) = &controls.calibrator {
                     c.observe(None);
                 }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
                 continue;
             }
         };
+        let b = &mut *lock(booth);
         if controls.reload.swap(false, Ordering::Relaxed) {
             if let Some(dir) = &cfg.bundle {
-                stats.reloads += 1;
+                b.stats.reloads += 1;
                 let _ = models.reload(dir, &cfg.trusted_keys, cfg.pipeline.swap_to.as_deref());
             }
         }
-        steer(controls, &mut pipeline, &mut stats);
-        let frame = match item {
-            Ok(f) => f,
+        steer(controls, &mut b.pipeline, &mut b.stats);
+        return match item {
+            Ok(frame) => {
+                // A calibration scores every face, whatever the operator's mode.
+                let calibrating = controls.calibrator.as_ref().is_some_and(|c| c.recording());
+                let mode = if calibrating {
+                    Mode::Detect
+                } else {
+                    b.pipeline.mode
+                };
+                Some(Input::Frame(frame, mode, models.current()))
+            }
+            // Shown in order with the frames before it; searching it finds no face, which
+            // ends the track, as a camera that comes back must be searched afresh.
             Err(message) if camera => {
-                stats.camera_lost += 1;
-                if let Some(board) = &controls.board {
-                    board.camera_lost(&message);
-                }
-                service.frame_shown(|| format!("camera lost: {message}"));
-                shown.put(overlay::camera_lost(lost_w, lost_h, &message));
-                continue;
+                let (w, h) = b.lost_size;
+                Some(Input::Lost(overlay::camera_lost(w, h, &message), message))
             }
             Err(message) => {
-                result_error = Some(message);
-                break;
+                b.result_error = Some(message);
+                None
             }
         };
-        let mut image = frame.image;
-        (lost_w, lost_h) = image.dimensions();
-        let bundle = models.current();
-        // A calibration scores every face, whatever the operator's mode.
-        let chosen_mode = pipeline.mode;
-        let calibrating = controls.calibrator.as_ref().is_some_and(|c| c.recording());
-        if calibrating {
-            pipeline.mode = Mode::Detect;
-        }
-        let r = pipeline.render(&mut image, frame.located, bundle.as_deref());
-        let t = Instant::now();
-        let dt = last.elapsed().as_secs_f32().max(1e-6);
-        last = Instant::now();
-        fps = if fps == 0.0 {
-            1.0 / dt
-        } else {
-            0.9 * fps + 0.1 / dt
-        };
-        if let Some(e) = &r.error {
-            stats.errors += 1;
-            tracing::error!("frame {}: {e}", stats.frames);
-        }
-        let latency_ms = frame.captured.elapsed().as_secs_f32() * 1e3;
-        let threshold = threshold(cfg, controls, bundle.as_deref());
-        let hud = hud(
-            &pipeline,
-            bundle.as_deref(),
-            &r,
-            fps,
-            latency_ms,
-            threshold.0,
-        );
-        overlay::draw(&mut image, &hud);
-        let draw_ms = t.elapsed().as_secs_f64() * 1e3;
-        stats.draw_ms += draw_ms;
-        if let Some(u) = &controls.updates {
-            u.frame_done(Some(&r));
-        }
-        if let Some(c) = &controls.calibrator {
-            c.observe(r.score);
-        }
-        if let Some(board) = &controls.board {
-            board.frame(FrameReport {
-                result: &r,
-                mode: pipeline.mode,
-                fps,
-                latency_ms,
-                decode_ms: frame.decode_ms,
-                draw_ms,
-                threshold,
+    });
+    let rate = cfg.source.fps.max(1) as f32;
+    parallel::run(
+        cfg.pipeline.workers,
+        cfg.pipeline.workers + 1,
+        &mut locator,
+        rate,
+        inputs,
+        |input: Input| {
+            Some(match input {
+                Input::Frame(frame, mode, bundle) => (
+                    frame.image,
+                    Ok(FrameMeta {
+                        captured: frame.captured,
+                        decode_ms: frame.decode_ms,
+                        mode,
+                        bundle,
+                    }),
+                ),
+                Input::Lost(image, message) => (image, Err(message)),
+            })
+        },
+        |mut image, located, meta| {
+            let work = meta.as_ref().ok().map(|m| {
+                render_work(
+                    &mut image,
+                    located,
+                    m.bundle.as_deref(),
+                    m.mode,
+                    &render_config,
+                )
             });
-        }
-        pipeline.mode = chosen_mode;
-        stats.decode_ms += frame.decode_ms;
-        stats.count(&r);
-        controls.progress.store(stats.frames, Ordering::Relaxed);
-        if let Some(slot) = last_frame {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.clone());
-        }
-        service.frame_shown(|| {
-            format!(
-                "{} mode, {fps:.1} fps, bundle {}",
-                pipeline.mode.name(),
-                bundle
-                    .as_ref()
-                    .map_or("none (faces only)", |b| b.version.as_str())
-            )
-        });
-        if !shown.put(image) || cfg.max_frames.is_some_and(|m| stats.frames >= m) {
-            break;
-        }
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-    }
-    service.stopping();
+            (image, work, meta)
+        },
+        |d| {
+            let (image, work, meta) = d.out;
+            let b = &mut *lock(booth);
+            if b.finished {
+                return;
+            }
+            let shown_ok = match (meta, work) {
+                (Ok(meta), Some(work)) => {
+                    let image = b.finish_frame(cfg, controls, image, work, meta, last_frame);
+                    shown.put(image)
+                }
+                (Ok(_), None) => true,
+                (Err(message), _) => {
+                    b.stats.camera_lost += 1;
+                    if let Some(board) = &controls.board {
+                        board.camera_lost(&message);
+                    }
+                    b.service.frame_shown(|| format!("camera lost: {message}"));
+                    shown.put(image)
+                }
+            };
+            if !shown_ok || cfg.max_frames.is_some_and(|m| b.stats.frames >= m) {
+                b.finished = true;
+            }
+        },
+    );
+    let mut b = booth.lock().unwrap_or_else(|e| e.into_inner());
+    b.service.stopping();
     stop.store(true, Ordering::Relaxed);
     captured.close();
     shown.close();
     let capture_ok = join_within(capture, JOIN_WITHIN, "capture");
     let display_ok = join_within(display, JOIN_WITHIN, "display");
+    let mut stats = std::mem::take(&mut b.stats);
     stats.dropped =
         captured.dropped.load(Ordering::Relaxed) + shown.dropped.load(Ordering::Relaxed);
     stats.seconds = started.elapsed().as_secs_f64();
@@ -417,10 +420,129 @@ pub fn run(
     if !display_ok {
         return Err(DaemonError::StagePanicked("display"));
     }
-    match result_error {
+    match b.result_error.take() {
         Some(e) => Err(DaemonError::Source(facekit::FacekitError::Inference(e))),
         None => Ok(stats),
     }
+}
+
+/// One captured frame on its way to the workers, or the camera's loss.
+enum Input {
+    /// With the mode it is to be rendered in and the bundle then serving.
+    Frame(Frame, Mode, Option<Arc<LoadedBundle>>),
+    /// The "camera lost" screen and its message.
+    Lost(RgbImage, String),
+}
+
+/// What travels with a frame from capture to display.
+struct FrameMeta {
+    captured: Instant,
+    decode_ms: f64,
+    mode: Mode,
+    bundle: Option<Arc<LoadedBundle>>,
+}
+
+/// The booth's state that frames pass through in order: smoothing along the track, counts,
+/// the frame rate, what the operator last chose.
+struct Booth {
+    pipeline: Pipeline,
+    stats: Stats,
+    service: ServiceManager,
+    fps: f32,
+    last: Instant,
+    /// The size of the last frame, for the "camera lost" screen.
+    lost_size: (u32, u32),
+    result_error: Option<String>,
+    /// The display closed or `max_frames` were shown: take no more frames.
+    finished: bool,
+}
+
+impl Booth {
+    /// Settles a rendered frame (score smoothing along the track), draws the overlay and
+    /// reports it; returns the image to show.
+    fn finish_frame(
+        &mut self,
+        cfg: &DaemonConfig,
+        controls: &Controls,
+        mut image: RgbImage,
+        work: Rendered,
+        meta: FrameMeta,
+        last_frame: Option<&Mutex<Option<RgbImage>>>,
+    ) -> RgbImage {
+        self.lost_size = image.dimensions();
+        let bundle = meta.bundle;
+        // The overlay names the mode the frame was rendered in (a calibration's Detect).
+        let chosen_mode = self.pipeline.mode;
+        self.pipeline.mode = meta.mode;
+        let r = self.pipeline.settle(work);
+        let t = Instant::now();
+        let dt = self.last.elapsed().as_secs_f32().max(1e-6);
+        self.last = Instant::now();
+        self.fps = if self.fps == 0.0 {
+            1.0 / dt
+        } else {
+            0.9 * self.fps + 0.1 / dt
+        };
+        if let Some(e) = &r.error {
+            self.stats.errors += 1;
+            tracing::error!("frame {}: {e}", self.stats.frames);
+        }
+        let latency_ms = meta.captured.elapsed().as_secs_f32() * 1e3;
+        let threshold = threshold(cfg, controls, bundle.as_deref());
+        let hud = hud(
+            &self.pipeline,
+            bundle.as_deref(),
+            &r,
+            self.fps,
+            latency_ms,
+            threshold.0,
+        );
+        overlay::draw(&mut image, &hud);
+        let draw_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.stats.draw_ms += draw_ms;
+        if let Some(u) = &controls.updates {
+            u.frame_done(Some(&r));
+        }
+        if let Some(c) = &controls.calibrator {
+            c.observe(r.score);
+        }
+        if let Some(board) = &controls.board {
+            board.frame(FrameReport {
+                result: &r,
+                mode: self.pipeline.mode,
+                fps: self.fps,
+                latency_ms,
+                decode_ms: meta.decode_ms,
+                draw_ms,
+                threshold,
+            });
+        }
+        self.pipeline.mode = chosen_mode;
+        self.stats.decode_ms += meta.decode_ms;
+        self.stats.count(&r);
+        controls
+            .progress
+            .store(self.stats.frames, Ordering::Relaxed);
+        if let Some(slot) = last_frame {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.clone());
+        }
+        let fps = self.fps;
+        let mode = self.pipeline.mode;
+        self.service.frame_shown(|| {
+            format!(
+                "{} mode, {fps:.1} fps, bundle {}",
+                mode.name(),
+                bundle
+                    .as_ref()
+                    .map_or("none (faces only)", |b| b.version.as_str())
+            )
+        });
+        image
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits up to `wait` for a thread; `false` only when it panicked. A thread still busy then
@@ -455,7 +577,8 @@ impl Stats {
 
 /// Applies the operator's button presses and quit requests.
 fn steer(controls: &Controls, pipeline: &mut Pipeline, stats: &mut Stats) {
-    while let Ok(event) = controls.events.try_recv() {
+    let events = lock(&controls.events);
+    while let Ok(event) = events.try_recv() {
         match event {
             Control::NextMode => {
                 pipeline.mode = pipeline.mode.next();
@@ -518,12 +641,10 @@ fn hud(
 fn spawn_capture(
     cfg: &DaemonConfig,
     camera: bool,
-    mut locator: Locator,
     slot: Arc<Slot<Result<Frame, String>>>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, DaemonError> {
     let src_cfg = cfg.source.clone();
-    let rate = cfg.source.fps.max(1) as f32;
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
@@ -545,12 +666,10 @@ fn spawn_capture(
                 let item = match source.capture() {
                     Captured::Frame(image) => {
                         let decode_ms = t.elapsed().as_secs_f64() * 1e3;
-                        let located = locator.locate(&image, rate);
                         Ok(Frame {
                             image,
                             captured: t,
                             decode_ms,
-                            located,
                         })
                     }
                     Captured::End => break,
@@ -563,7 +682,6 @@ fn spawn_capture(
                             let _ = slot.put(Err(format!("source failed: {error}")));
                             break;
                         }
-                        locator.reset();
                         if fresh {
                             tracing::warn!(
                                 "camera lost: {error}; retrying in {:.1} s",

@@ -26,53 +26,58 @@ pub struct Delivered<Out> {
     /// Its place in the input order.
     pub index: usize,
     pub out: Out,
-    /// From the start of its decode to the end of its render.
+    /// From the moment its input arrived to the end of its render.
     pub latency: Duration,
 }
 
-enum Task<In> {
-    Decode(usize, In),
-    Search(usize, RgbImage, Option<Option<Detection>>),
+enum Task<M> {
+    /// Take the next input and decode it (one worker at a time, so inputs keep their order).
+    Pull,
+    Search(usize, (RgbImage, M), Option<Option<Detection>>),
     Whole(RgbImage, WholeFrameSearch),
-    Render(usize, RgbImage, Located),
+    Render(usize, (RgbImage, M), Located),
 }
 
-struct State<I, Out> {
-    inputs: I,
+/// The shared state; each frame travels with its caller's metadata `M`.
+struct State<M, Out> {
+    /// A worker is taking the next input (it may wait for a camera's next frame).
+    pulling: bool,
     exhausted: bool,
-    /// Frames taken from `inputs` so far.
+    /// Inputs taken so far.
     claimed: usize,
     delivered: usize,
-    /// When each frame's decode started; `None` for a frame its decode skipped.
+    /// When each input arrived; `None` for a frame its decode skipped.
     started: Vec<Option<Instant>>,
-    decoded: BTreeMap<usize, RgbImage>,
+    decoded: BTreeMap<usize, (RgbImage, M)>,
     searching: bool,
     next_search: usize,
     whole: Option<(RgbImage, WholeFrameSearch)>,
     /// What the last whole-frame search found, for the next search to adopt.
     found: Option<Option<Detection>>,
-    located: BTreeMap<usize, (RgbImage, Located)>,
+    located: BTreeMap<usize, ((RgbImage, M), Located)>,
     rendered: BTreeMap<usize, Out>,
     /// A worker panicked: the others stop instead of waiting for its task forever.
     abandoned: bool,
 }
 
-impl<I: Iterator, Out> State<I, Out> {
+impl<M, Out> State<M, Out> {
     fn done(&self) -> bool {
-        self.abandoned || (self.exhausted && self.delivered == self.claimed)
+        self.abandoned || (self.exhausted && !self.pulling && self.delivered == self.claimed)
     }
 
     /// The most urgent task there is, if any.
-    fn take_task(&mut self, in_flight: usize) -> Option<Task<I::Item>> {
+    fn take_task(&mut self, in_flight: usize) -> Option<Task<M>> {
         if !self.searching {
             if let Some(frame) = self.decoded.remove(&self.next_search) {
                 self.searching = true;
                 return Some(Task::Search(self.next_search, frame, self.found.take()));
             }
         }
-        let room = !self.exhausted && self.claimed - self.delivered < in_flight;
+        // A frame being pulled counts as in flight.
+        let room = !self.exhausted && !self.pulling && self.claimed - self.delivered < in_flight;
         if room && self.decoded.is_empty() {
-            return self.claim();
+            self.pulling = true;
+            return Some(Task::Pull);
         }
         if let Some((frame, search)) = self.whole.take() {
             return Some(Task::Whole(frame, search));
@@ -81,34 +86,63 @@ impl<I: Iterator, Out> State<I, Out> {
             return Some(Task::Render(i, frame, located));
         }
         if room {
-            return self.claim();
+            self.pulling = true;
+            return Some(Task::Pull);
         }
         None
     }
 
-    fn claim(&mut self) -> Option<Task<I::Item>> {
-        match self.inputs.next() {
-            Some(input) => {
-                let i = self.claimed;
-                self.claimed += 1;
-                self.started.push(Some(Instant::now()));
-                Some(Task::Decode(i, input))
+    /// Moves the search on past frames that were skipped.
+    fn advance_search(&mut self) {
+        self.next_search += 1;
+        while self
+            .started
+            .get(self.next_search)
+            .is_some_and(Option::is_none)
+        {
+            self.next_search += 1;
+        }
+    }
+
+    /// The rendered frames next in order, passing over skipped ones.
+    fn take_ready(&mut self) -> Vec<Delivered<Out>> {
+        let mut ready = Vec::new();
+        loop {
+            let i = self.delivered;
+            match self.started.get(i) {
+                Some(None) => {}
+                Some(Some(start)) => {
+                    let Some(out) = self.rendered.remove(&i) else {
+                        return ready;
+                    };
+                    ready.push(Delivered {
+                        index: i,
+                        out,
+                        latency: start.elapsed(),
+                    });
+                }
+                None => return ready,
             }
-            None => {
-                self.exhausted = true;
-                None
-            }
+            self.delivered += 1;
+        }
+    }
+
+    fn has_ready(&self) -> bool {
+        match self.started.get(self.delivered) {
+            Some(None) => true,
+            Some(Some(_)) => self.rendered.contains_key(&self.delivered),
+            None => false,
         }
     }
 }
 
 /// Marks the run abandoned when its worker unwinds, so that the others do not wait for it.
-struct Abandon<'a, I, Out> {
-    state: &'a Mutex<State<I, Out>>,
+struct Abandon<'a, M, Out> {
+    state: &'a Mutex<State<M, Out>>,
     wake: &'a Condvar,
 }
 
-impl<I, Out> Drop for Abandon<'_, I, Out> {
+impl<M, Out> Drop for Abandon<'_, M, Out> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             lock(self.state).abandoned = true;
@@ -121,25 +155,53 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Hands over, in order, whatever is ready, without holding the shared state while `deliver`
+/// runs (it may wait for a display). One worker delivers at a time; another that finds it busy
+/// leaves its frames to it, and the deliverer looks again before it stops.
+fn deliver_ready<M, Out, D: FnMut(Delivered<Out>)>(
+    state: &Mutex<State<M, Out>>,
+    deliver: &Mutex<D>,
+) {
+    loop {
+        {
+            let Ok(mut deliver) = deliver.try_lock() else {
+                return;
+            };
+            loop {
+                let ready = lock(state).take_ready();
+                if ready.is_empty() {
+                    break;
+                }
+                ready.into_iter().for_each(&mut *deliver);
+            }
+        }
+        // Frames rendered while this worker held `deliver` were left to it.
+        if !lock(state).has_ready() {
+            return;
+        }
+    }
+}
+
 /// Runs every input through `decode`, the face search (`locator`, `rate` for its smoother) and
 /// `render` on `workers` threads, and hands each result to `deliver` in input order. Each worker
 /// runs its tasks on one thread of its own (no pool underneath competes for the other cores).
-/// `decode` returning `None` skips the frame (nothing is searched or delivered for it).
-/// `inputs` is pulled while the workers' shared state is locked: hand it frames already
-/// captured (a camera read that blocks belongs on its own thread, feeding a queue).
+/// `decode` returns the frame and whatever the caller wants to travel with it to `render`
+/// (`M`); `None` skips the frame (nothing is searched or delivered for it). Neither
+/// `inputs` (which may wait for a camera) nor `deliver` (which may wait for a display) is called
+/// with the workers' shared state locked: the other workers go on meanwhile.
 #[allow(clippy::too_many_arguments)]
-pub fn run<In: Send, Out: Send>(
+pub fn run<In: Send, M: Send, Out: Send>(
     workers: usize,
     in_flight: usize,
     locator: &mut Locator,
     rate: f32,
     inputs: impl Iterator<Item = In> + Send,
-    decode: impl Fn(In) -> Option<RgbImage> + Sync,
-    render: impl Fn(RgbImage, Located) -> Out + Sync,
-    mut deliver: impl FnMut(Delivered<Out>) + Send,
+    decode: impl Fn(In) -> Option<(RgbImage, M)> + Sync,
+    render: impl Fn(RgbImage, Located, M) -> Out + Sync,
+    deliver: impl FnMut(Delivered<Out>) + Send,
 ) {
     let state = Mutex::new(State {
-        inputs,
+        pulling: false,
         exhausted: false,
         claimed: 0,
         delivered: 0,
@@ -154,13 +216,14 @@ pub fn run<In: Send, Out: Send>(
         abandoned: false,
     });
     let wake = Condvar::new();
+    let inputs = Mutex::new(inputs);
     let locator = Mutex::new(locator);
-    let deliver = Mutex::new(&mut deliver);
+    let deliver = Mutex::new(deliver);
     let in_flight = in_flight.max(1);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
-            let (state, wake, locator, deliver, decode, render) =
-                (&state, &wake, &locator, &deliver, &decode, &render);
+            let (state, wake, inputs, locator, deliver, decode, render) =
+                (&state, &wake, &inputs, &locator, &deliver, &decode, &render);
             s.spawn(move || {
                 let _abandon = Abandon { state, wake };
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
@@ -182,20 +245,41 @@ pub fn run<In: Send, Out: Send>(
                         }
                     };
                     match task {
-                        Task::Decode(i, input) => {
-                            let frame = decode(input);
-                            let mut s = lock(state);
-                            match frame {
-                                Some(frame) => {
-                                    s.decoded.insert(i, frame);
-                                }
-                                // Skipped: its search and delivery are passed over.
-                                None => {
-                                    s.started[i] = None;
-                                    if !s.searching && s.next_search == i {
-                                        advance_search(&mut s);
+                        Task::Pull => {
+                            let input = lock(inputs).next();
+                            let i = {
+                                let mut s = lock(state);
+                                s.pulling = false;
+                                match input {
+                                    Some(_) => {
+                                        s.claimed += 1;
+                                        s.started.push(Some(Instant::now()));
+                                        Some(s.claimed - 1)
                                     }
-                                    deliver_ready(&mut s, &mut **lock(deliver));
+                                    None => {
+                                        s.exhausted = true;
+                                        None
+                                    }
+                                }
+                            };
+                            // The next pull may start while this frame decodes.
+                            wake.notify_all();
+                            if let (Some(i), Some(input)) = (i, input) {
+                                let frame = decode(input);
+                                let mut s = lock(state);
+                                match frame {
+                                    Some(frame) => {
+                                        s.decoded.insert(i, frame);
+                                    }
+                                    // Skipped: its search and delivery are passed over.
+                                    None => {
+                                        s.started[i] = None;
+                                        if !s.searching && s.next_search == i {
+                                            s.advance_search();
+                                        }
+                                        drop(s);
+                                        deliver_ready(state, deliver);
+                                    }
                                 }
                             }
                         }
@@ -205,25 +289,24 @@ pub fn run<In: Send, Out: Send>(
                                 if let Some(found) = found {
                                     locator.adopt_full(found);
                                 }
-                                locator.locate_deferring_full(&frame, rate)
+                                locator.locate_deferring_full(&frame.0, rate)
                             };
                             let mut s = lock(state);
                             if let Some(search) = whole {
-                                s.whole = Some((frame.clone(), search));
+                                s.whole = Some((frame.0.clone(), search));
                             }
                             s.located.insert(i, (frame, located));
                             s.searching = false;
-                            advance_search(&mut s);
+                            s.advance_search();
                         }
                         Task::Whole(frame, search) => {
                             let found = search.run(&frame);
                             lock(state).found = Some(found);
                         }
-                        Task::Render(i, frame, located) => {
-                            let out = render(frame, located);
-                            let mut s = lock(state);
-                            s.rendered.insert(i, out);
-                            deliver_ready(&mut s, &mut **lock(deliver));
+                        Task::Render(i, (frame, meta), located) => {
+                            let out = render(frame, located, meta);
+                            lock(state).rendered.insert(i, out);
+                            deliver_ready(state, deliver);
                         }
                     }
                     wake.notify_all();
@@ -235,34 +318,4 @@ pub fn run<In: Send, Out: Send>(
             });
         }
     });
-}
-
-/// Moves the search on past frames that were skipped.
-fn advance_search<I, Out>(s: &mut State<I, Out>) {
-    s.next_search += 1;
-    while s.started.get(s.next_search).is_some_and(Option::is_none) {
-        s.next_search += 1;
-    }
-}
-
-/// Hands over the rendered frames that are next in order, passing over skipped ones.
-fn deliver_ready<I, Out>(s: &mut State<I, Out>, deliver: &mut dyn FnMut(Delivered<Out>)) {
-    loop {
-        let i = s.delivered;
-        match s.started.get(i) {
-            Some(None) => {}
-            Some(Some(start)) => {
-                let Some(out) = s.rendered.remove(&i) else {
-                    return;
-                };
-                deliver(Delivered {
-                    index: i,
-                    out,
-                    latency: start.elapsed(),
-                });
-            }
-            None => return,
-        }
-        s.delivered += 1;
-    }
 }

@@ -251,9 +251,9 @@ impl Pipeline {
         }
     }
 
-    /// Hands the face search over to run on another thread (the booth runs it on the capture
-    /// thread, beside decoding, so it overlaps the previous frame's swap); from then on frames
-    /// come in through [`Pipeline::render`] with what that thread found.
+    /// Hands the face search over to run elsewhere (the booth's workers take turns with it,
+    /// `crate::parallel`); from then on frames come in through [`Pipeline::render`] or
+    /// [`render_work`] + [`Pipeline::settle`] with what it found.
     pub fn detach_locator(&mut self) -> Option<Locator> {
         self.locator.take()
     }
@@ -282,77 +282,125 @@ impl Pipeline {
         located: Located,
         bundle: Option<&LoadedBundle>,
     ) -> FrameResult {
-        let mut out = FrameResult {
-            detected: located.detected,
-            search: located.search,
-            error: located.error,
-            ..Default::default()
-        };
-        out.times.detect = located.detect_ms;
-        let Some(face) = located.face else {
+        let work = render_work(frame, located, bundle, self.mode, &self.config);
+        self.settle(work)
+    }
+
+    /// Smooths a [`render_work`]'s score and cues along the track (frames in order).
+    pub fn settle(&mut self, work: Rendered) -> FrameResult {
+        let mut out = work.result;
+        if out.face.is_none() {
             self.score = None;
             self.cues = None;
             self.previous_crop = None;
             return out;
-        };
-        out.face = Some(face.clone());
-        let Some(bundle) = bundle else {
+        }
+        let Some(scored) = work.scored else {
             return out;
         };
-
-        if self.mode.swaps() {
-            match swap_face(frame, &face, bundle, &self.config.blend, &mut out.times) {
-                Ok(swapped) => out.swapped = swapped,
-                Err(e) => out.error = Some(e),
-            }
-        }
-        if self.mode.scores() {
-            if let Some((model, crop)) = &bundle.detector {
-                let t = Instant::now();
-                let result = align_face(frame, &face.landmarks, crop)
-                    .ok_or_else(|| "face cannot be aligned".to_string())
-                    .and_then(|a| {
-                        let p = model
-                            .run(to_input(&a.image, &crop.normalisation))
-                            .map_err(|e| e.to_string())?;
-                        match p.first().and_then(|v| v.first()) {
-                            Some(p) if p.is_finite() => Ok((*p, a)),
-                            _ => Err("detector returned no finite score".to_string()),
-                        }
-                    });
-                match result {
-                    Ok((p, aligned)) => {
-                        let k = self.config.score_smoothing.clamp(0.0, 0.99);
-                        let ema = |old: f32, new: f32| k * old + (1.0 - k) * new;
-                        let smoothed = self.score.map_or(p, |old| ema(old, p));
-                        self.score = Some(smoothed);
-                        out.score = Some(smoothed);
-                        let now = BoothCues {
-                            cues: cues(&aligned.image, &aligned.landmarks),
-                            flicker: self
-                                .previous_crop
-                                .as_ref()
-                                .map(|prev| flicker(prev, &aligned.image, &aligned.landmarks)),
-                        };
-                        let smoothed = match self.cues {
-                            Some(old) => BoothCues {
-                                cues: old.cues.smoothed(now.cues, k),
-                                flicker: match (old.flicker, now.flicker) {
-                                    (Some(o), Some(n)) => Some(ema(o, n)),
-                                    (_, n) => n,
-                                },
-                            },
-                            None => now,
-                        };
-                        self.cues = Some(smoothed);
-                        out.cues = Some(smoothed);
-                        self.previous_crop = Some(aligned.image);
-                    }
-                    Err(e) => out.error = Some(format!("scoring failed: {e}")),
-                }
-                out.times.score = ms(t);
-            }
-        }
+        let k = self.config.score_smoothing.clamp(0.0, 0.99);
+        let ema = |old: f32, new: f32| k * old + (1.0 - k) * new;
+        let smoothed = self.score.map_or(scored.p, |old| ema(old, scored.p));
+        self.score = Some(smoothed);
+        out.score = Some(smoothed);
+        let now = BoothCues {
+            cues: scored.cues,
+            flicker: self
+                .previous_crop
+                .as_ref()
+                .map(|prev| flicker(prev, &scored.crop, &scored.landmarks)),
+        };
+        let smoothed = match self.cues {
+            Some(old) => BoothCues {
+                cues: old.cues.smoothed(now.cues, k),
+                flicker: match (old.flicker, now.flicker) {
+                    (Some(o), Some(n)) => Some(ema(o, n)),
+                    (_, n) => n,
+                },
+            },
+            None => now,
+        };
+        self.cues = Some(smoothed);
+        out.cues = Some(smoothed);
+        self.previous_crop = Some(scored.crop);
         out
+    }
+}
+
+/// A frame's render before the smoothing along the track ([`Pipeline::settle`]).
+pub struct Rendered {
+    /// Everything but `score` and `cues`.
+    pub result: FrameResult,
+    scored: Option<Scored>,
+}
+
+/// One scored face: its fake probability, aligned crop and cues, unsmoothed.
+struct Scored {
+    p: f32,
+    crop: RgbImage,
+    landmarks: [[f32; 2]; 5],
+    cues: Cues,
+}
+
+/// Swaps and/or scores the located face in `frame` according to `mode`. Depends on nothing
+/// but its arguments, so consecutive frames can be rendered on several cores and settled in
+/// order afterwards.
+pub fn render_work(
+    frame: &mut RgbImage,
+    located: Located,
+    bundle: Option<&LoadedBundle>,
+    mode: Mode,
+    config: &PipelineConfig,
+) -> Rendered {
+    let mut out = FrameResult {
+        detected: located.detected,
+        search: located.search,
+        error: located.error,
+        ..Default::default()
+    };
+    out.times.detect = located.detect_ms;
+    out.face = located.face.clone();
+    let (Some(face), Some(bundle)) = (located.face, bundle) else {
+        return Rendered {
+            result: out,
+            scored: None,
+        };
+    };
+    if mode.swaps() {
+        match swap_face(frame, &face, bundle, &config.blend, &mut out.times) {
+            Ok(swapped) => out.swapped = swapped,
+            Err(e) => out.error = Some(e),
+        }
+    }
+    let mut scored = None;
+    if let (true, Some((model, crop))) = (mode.scores(), &bundle.detector) {
+        let t = Instant::now();
+        let result = align_face(frame, &face.landmarks, crop)
+            .ok_or_else(|| "face cannot be aligned".to_string())
+            .and_then(|a| {
+                let p = model
+                    .run(to_input(&a.image, &crop.normalisation))
+                    .map_err(|e| e.to_string())?;
+                match p.first().and_then(|v| v.first()) {
+                    Some(p) if p.is_finite() => Ok((*p, a)),
+                    _ => Err("detector returned no finite score".to_string()),
+                }
+            });
+        match result {
+            Ok((p, aligned)) => {
+                scored = Some(Scored {
+                    p,
+                    cues: cues(&aligned.image, &aligned.landmarks),
+                    crop: aligned.image,
+                    landmarks: aligned.landmarks,
+                })
+            }
+            Err(e) => out.error = Some(format!("scoring failed: {e}")),
+        }
+        out.times.score = ms(t);
+    }
+    Rendered {
+        result: out,
+        scored,
     }
 }

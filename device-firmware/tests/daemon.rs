@@ -78,3 +78,54 @@ fn the_button_switches_modes_and_sighup_reloads_the_bundle() {
     assert_eq!(stats.swapped, 0, "{stats:?}");
     assert_eq!(stats.scored, 6, "{stats:?}");
 }
+
+#[test]
+fn any_number_of_workers_shows_every_frame_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let models = common::slot_with_bundle(&bundle, 1, false);
+    let mut seen = Vec::new();
+    for workers in [1, 3] {
+        let mut cfg = config(&bundle, 15);
+        cfg.pipeline.workers = workers;
+        cfg.save_frames = true;
+        cfg.save_dir = dir.path().join(format!("frames-{workers}"));
+        let (c, _tx) = controls();
+        let stats = run(&cfg, &c, &models, None).unwrap();
+        assert_eq!(
+            (stats.frames, stats.swapped),
+            (15, 15),
+            "{workers}: {stats:?}"
+        );
+        // Saved in display order: the swapped face moves as the clip does, so frame k is
+        // nearer to the other run's frame k than to its neighbours.
+        let frames: Vec<image::RgbImage> = (0..15)
+            .map(|k| {
+                image::open(cfg.save_dir.join(format!("frame_{k:06}.png")))
+                    .unwrap()
+                    .to_rgb8()
+            })
+            .collect();
+        seen.push(frames);
+    }
+    let distance = |a: &image::RgbImage, b: &image::RgbImage| -> u64 {
+        // The picture above the status strip (its fps and latency text differ run to run).
+        let h = a.height() * 3 / 4;
+        (0..h)
+            .flat_map(|y| (0..a.width()).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+                (0..3).map(|c| p.0[c].abs_diff(q.0[c]) as u64).sum::<u64>()
+            })
+            .sum()
+    };
+    for k in 1..14 {
+        let same = distance(&seen[0][k], &seen[1][k]);
+        let before = distance(&seen[0][k], &seen[1][k - 1]);
+        let after = distance(&seen[0][k], &seen[1][k + 1]);
+        assert!(
+            same < before && same < after,
+            "frame {k}: {same} against its neighbours' {before} / {after}"
+        );
+    }
+}
