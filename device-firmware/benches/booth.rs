@@ -269,6 +269,7 @@ fn scheduled(
             draw(&mut frame, located.face);
             frame
         },
+        || {},
         |d| latencies[d.index] = d.latency.as_secs_f64() * 1e3,
     );
     let wall = start.elapsed().as_secs_f64() * 1e3;

@@ -278,10 +278,12 @@ pub fn run(
     let display = spawn_display(outputs, shown.clone())?;
 
     let started = Instant::now();
+    // Its own lock: any worker that finishes a task pings the watchdog (the booth is turning),
+    // without waiting for one that holds the booth to show a frame.
+    let service = &Mutex::new(ServiceManager::from_env());
     let booth = Mutex::new(Booth {
         pipeline,
         stats: Stats::default(),
-        service: ServiceManager::from_env(),
         fps: 0.0,
         last: Instant::now(),
         lost_size: (cfg.source.width, cfg.source.height),
@@ -300,8 +302,8 @@ pub fn run(
             Taken::Item(item) => item,
             Taken::Closed => return None,
             Taken::Nothing => {
+                lock(service).alive();
                 let b = &mut *lock(booth);
-                b.service.alive();
                 steer(controls, &mut b.pipeline, &mut b.stats);
                 // No frame: a trial or a calibration may still run out of time.
                 if let Some(u) = &controls.updates {
@@ -377,6 +379,11 @@ pub fn run(
             });
             (image, work, meta)
         },
+        || {
+            if let Ok(mut service) = service.try_lock() {
+                service.alive();
+            }
+        },
         |d| {
             let (image, work, meta) = d.out;
             let b = &mut *lock(booth);
@@ -385,7 +392,8 @@ pub fn run(
             }
             let shown_ok = match (meta, work) {
                 (Ok(meta), Some(work)) => {
-                    let image = b.finish_frame(cfg, controls, image, work, meta, last_frame);
+                    let image =
+                        b.finish_frame(cfg, controls, service, image, work, meta, last_frame);
                     shown.put(image)
                 }
                 (Ok(_), None) => true,
@@ -394,7 +402,7 @@ pub fn run(
                     if let Some(board) = &controls.board {
                         board.camera_lost(&message);
                     }
-                    b.service.frame_shown(|| format!("camera lost: {message}"));
+                    lock(service).frame_shown(|| format!("camera lost: {message}"));
                     shown.put(image)
                 }
             };
@@ -404,7 +412,7 @@ pub fn run(
         },
     );
     let mut b = booth.lock().unwrap_or_else(|e| e.into_inner());
-    b.service.stopping();
+    lock(service).stopping();
     stop.store(true, Ordering::Relaxed);
     captured.close();
     shown.close();
@@ -447,7 +455,6 @@ struct FrameMeta {
 struct Booth {
     pipeline: Pipeline,
     stats: Stats,
-    service: ServiceManager,
     fps: f32,
     last: Instant,
     /// The size of the last frame, for the "camera lost" screen.
@@ -460,10 +467,12 @@ struct Booth {
 impl Booth {
     /// Settles a rendered frame (score smoothing along the track), draws the overlay and
     /// reports it; returns the image to show.
+    #[allow(clippy::too_many_arguments)]
     fn finish_frame(
         &mut self,
         cfg: &DaemonConfig,
         controls: &Controls,
+        service: &Mutex<ServiceManager>,
         mut image: RgbImage,
         work: Rendered,
         meta: FrameMeta,
@@ -528,7 +537,7 @@ impl Booth {
         }
         let fps = self.fps;
         let mode = self.pipeline.mode;
-        self.service.frame_shown(|| {
+        lock(service).frame_shown(|| {
             format!(
                 "{} mode, {fps:.1} fps, bundle {}",
                 mode.name(),

@@ -21,6 +21,10 @@ use image::RgbImage;
 
 use crate::pipeline::{Located, Locator, WholeFrameSearch};
 
+/// How often a worker with nothing to do reports that it is still there ([`run`]'s
+/// `progress`).
+const IDLE_PING: Duration = Duration::from_millis(100);
+
 /// One frame out of [`run`].
 pub struct Delivered<Out> {
     /// Its place in the input order.
@@ -185,7 +189,9 @@ fn deliver_ready<M, Out, D: FnMut(Delivered<Out>)>(
 /// Runs every input through `decode`, the face search (`locator`, `rate` for its smoother) and
 /// `render` on `workers` threads, and hands each result to `deliver` in input order. Each worker
 /// runs its tasks on one thread of its own (no pool underneath competes for the other cores).
-/// `decode` returns the frame and whatever the caller wants to travel with it to `render`
+/// `progress` is called after every task and every 100 ms a worker waits for one (a
+/// watchdog's sign of life, as the booth loop's was while it waited for a frame). `decode` returns the frame and whatever
+/// the caller wants to travel with it to `render`
 /// (`M`); `None` skips the frame (nothing is searched or delivered for it). Neither
 /// `inputs` (which may wait for a camera) nor `deliver` (which may wait for a display) is called
 /// with the workers' shared state locked: the other workers go on meanwhile.
@@ -198,6 +204,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
     inputs: impl Iterator<Item = In> + Send,
     decode: impl Fn(In) -> Option<(RgbImage, M)> + Sync,
     render: impl Fn(RgbImage, Located, M) -> Out + Sync,
+    progress: impl Fn() + Sync,
     deliver: impl FnMut(Delivered<Out>) + Send,
 ) {
     let state = Mutex::new(State {
@@ -222,8 +229,9 @@ pub fn run<In: Send, M: Send, Out: Send>(
     let in_flight = in_flight.max(1);
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
-            let (state, wake, inputs, locator, deliver, decode, render) =
-                (&state, &wake, &inputs, &locator, &deliver, &decode, &render);
+            let (state, wake, inputs, locator, deliver, decode, render, progress) = (
+                &state, &wake, &inputs, &locator, &deliver, &decode, &render, &progress,
+            );
             s.spawn(move || {
                 let _abandon = Abandon { state, wake };
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build();
@@ -241,7 +249,17 @@ pub fn run<In: Send, M: Send, Out: Send>(
                                 wake.notify_all();
                                 return;
                             }
-                            s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                            let (guard, waited) = wake
+                                .wait_timeout(s, IDLE_PING)
+                                .unwrap_or_else(|e| e.into_inner());
+                            s = guard;
+                            if waited.timed_out() {
+                                // Waiting on another worker's long task is turning too (a
+                                // frame takes seconds under an emulator).
+                                drop(s);
+                                progress();
+                                s = lock(state);
+                            }
                         }
                     };
                     match task {
@@ -310,6 +328,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
                         }
                     }
                     wake.notify_all();
+                    progress();
                 };
                 match pool {
                     Ok(pool) => pool.install(work),

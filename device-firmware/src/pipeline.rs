@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use facekit::face_detection::track::detect_largest;
-use facekit::face_detection::{Search, TrackPolicy, Tracked, Tracker};
+use facekit::face_detection::{Levels, Search, TrackPolicy, Tracked, Tracker};
 use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
 use facekit::swap::{to_input, FaceSwapper};
@@ -108,6 +108,11 @@ impl Locator {
                 ..Default::default()
             },
         )?;
+        // The tracking crop's plan now, not on the second frame (after the service said READY,
+        // where it stalled the frame loop and its watchdog pings).
+        if config.track_size > 0 {
+            face_detector.prepare(config.track_size, config.track_size, Levels::Coarse)?;
+        }
         Ok(Self {
             face_detector: Arc::new(face_detector),
             smoother: OneEuro::new(config.smooth_cutoff, config.smooth_beta),

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ fn every_frame_comes_out_in_order_with_the_face_the_serial_search_finds() {
     for &(workers, in_flight) in arrangements {
         let mut locator = Locator::new(&config()).unwrap();
         let mut out = Vec::new();
+        let tasks = AtomicUsize::new(0);
         parallel::run(
             workers,
             in_flight,
@@ -58,7 +60,17 @@ fn every_frame_comes_out_in_order_with_the_face_the_serial_search_finds() {
             video.iter().enumerate(),
             |(i, frame)| (!skipped.contains(&i)).then(|| (frame.clone(), i)),
             |frame, located, i| (i, frame.dimensions(), located.face),
+            || {
+                tasks.fetch_add(1, Ordering::Relaxed);
+            },
             |d| out.push((d.index, d.out)),
+        );
+        // Each delivered frame took a pull, a search and a render.
+        let done = tasks.swap(0, Ordering::Relaxed);
+        assert!(
+            done >= 3 * out.len(),
+            "{done} tasks reported for {} frames",
+            out.len()
         );
         let order: Vec<usize> = out.iter().map(|o| o.0).collect();
         let want: Vec<usize> = (0..video.len()).filter(|i| !skipped.contains(i)).collect();
@@ -102,6 +114,7 @@ fn a_render_that_panics_ends_the_run_instead_of_hanging_it() {
                     assert!(frame.width() > 0);
                     frame
                 },
+                || {},
                 |d| assert!(d.index != 5, "frame 5 cannot be shown"),
             )
         }));

@@ -189,6 +189,12 @@ impl RetinaFace {
         Ok(entry)
     }
 
+    /// Builds (and keeps) the plan for `width`×`height` searches with `levels` now, so that the
+    /// first such search does not pay for it (hundreds of ms on a board, seconds under qemu).
+    pub fn prepare(&self, width: u32, height: u32, levels: Levels) -> Result<()> {
+        self.plan(width, height, levels).map(|_| ())
+    }
+
     /// Per-node costs of the plan a `width`×`height` search with `levels` runs (the booth
     /// bench's achieved-rate table and board estimates).
     pub fn profile(
