@@ -24,6 +24,9 @@ use crate::pipeline::{Located, Locator, WholeFrameSearch};
 /// How often a worker with nothing to do reports that it is still there ([`run`]'s
 /// `progress`).
 const IDLE_PING: Duration = Duration::from_millis(100);
+/// A task running longer than this is taken for hung: the waiting workers stop reporting
+/// progress, so a service manager's watchdog (the booth's is 15 s) restarts the program.
+const STALL: Duration = Duration::from_secs(10);
 
 /// One frame out of [`run`].
 pub struct Delivered<Out> {
@@ -62,6 +65,8 @@ struct State<M, Out> {
     rendered: BTreeMap<usize, Out>,
     /// A worker panicked: the others stop instead of waiting for its task forever.
     abandoned: bool,
+    /// When each worker's current task started.
+    running: Vec<Option<Instant>>,
 }
 
 impl<M, Out> State<M, Out> {
@@ -189,8 +194,8 @@ fn deliver_ready<M, Out, D: FnMut(Delivered<Out>)>(
 /// Runs every input through `decode`, the face search (`locator`, `rate` for its smoother) and
 /// `render` on `workers` threads, and hands each result to `deliver` in input order. Each worker
 /// runs its tasks on one thread of its own (no pool underneath competes for the other cores).
-/// `progress` is called after every task and every 100 ms a worker waits for one (a
-/// watchdog's sign of life, as the booth loop's was while it waited for a frame). `decode` returns the frame and whatever
+/// `progress` is called after every task and every 100 ms a worker waits for one, unless a
+/// task has run for over 10 s (a watchdog's sign of life that a hung task silences). `decode` returns the frame and whatever
 /// the caller wants to travel with it to `render`
 /// (`M`); `None` skips the frame (nothing is searched or delivered for it). Neither
 /// `inputs` (which may wait for a camera) nor `deliver` (which may wait for a display) is called
@@ -207,6 +212,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
     progress: impl Fn() + Sync,
     deliver: impl FnMut(Delivered<Out>) + Send,
 ) {
+    let workers = workers.max(1);
     let state = Mutex::new(State {
         pulling: false,
         exhausted: false,
@@ -221,6 +227,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
         located: BTreeMap::new(),
         rendered: BTreeMap::new(),
         abandoned: false,
+        running: vec![None; workers],
     });
     let wake = Condvar::new();
     let inputs = Mutex::new(inputs);
@@ -228,7 +235,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
     let deliver = Mutex::new(deliver);
     let in_flight = in_flight.max(1);
     std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
+        for k in 0..workers {
             let (state, wake, inputs, locator, deliver, decode, render, progress) = (
                 &state, &wake, &inputs, &locator, &deliver, &decode, &render, &progress,
             );
@@ -238,9 +245,11 @@ pub fn run<In: Send, M: Send, Out: Send>(
                 let work = || loop {
                     let task = {
                         let mut s = lock(state);
+                        s.running[k] = None;
                         loop {
                             if !s.abandoned {
                                 if let Some(task) = s.take_task(in_flight) {
+                                    s.running[k] = Some(Instant::now());
                                     break task;
                                 }
                             }
@@ -253,9 +262,10 @@ pub fn run<In: Send, M: Send, Out: Send>(
                                 .wait_timeout(s, IDLE_PING)
                                 .unwrap_or_else(|e| e.into_inner());
                             s = guard;
-                            if waited.timed_out() {
-                                // Waiting on another worker's long task is turning too (a
-                                // frame takes seconds under an emulator).
+                            // Waiting on another worker's long task is turning too (a frame
+                            // takes seconds under an emulator), but not on a task that hangs.
+                            let stalled = s.running.iter().flatten().any(|t| t.elapsed() > STALL);
+                            if waited.timed_out() && !stalled {
                                 drop(s);
                                 progress();
                                 s = lock(state);

@@ -1,6 +1,7 @@
 //! Talking to the service manager (systemd, `Type=notify`): `READY=1` once the booth shows its
-//! first frame (a picture or its camera-lost screen), `WATCHDOG=1` from the frame loop at half
-//! the watchdog interval (a loop stuck in a stage stops pinging, and systemd restarts the booth),
+//! first frame (a picture or its camera-lost screen), `WATCHDOG=1` from the booth's workers at
+//! half the watchdog interval (a task stuck for over 10 s silences them, `crate::parallel`, and
+//! systemd restarts the booth),
 //! and a `STATUS=` line for `systemctl status`. Without `$NOTIFY_SOCKET` (a shell, the tests)
 //! every call does nothing.
 
