@@ -54,7 +54,8 @@ struct State<M, Out> {
     claimed: usize,
     delivered: usize,
     /// When each input arrived; `None` for a frame its decode skipped.
-    started: Vec<Option<Instant>>,
+    /// Kept only until delivery: a booth runs for days.
+    started: BTreeMap<usize, Option<Instant>>,
     decoded: BTreeMap<usize, (RgbImage, M)>,
     searching: bool,
     next_search: usize,
@@ -104,11 +105,7 @@ impl<M, Out> State<M, Out> {
     /// Moves the search on past frames that were skipped.
     fn advance_search(&mut self) {
         self.next_search += 1;
-        while self
-            .started
-            .get(self.next_search)
-            .is_some_and(Option::is_none)
-        {
+        while self.started.get(&self.next_search) == Some(&None) {
             self.next_search += 1;
         }
     }
@@ -118,26 +115,28 @@ impl<M, Out> State<M, Out> {
         let mut ready = Vec::new();
         loop {
             let i = self.delivered;
-            match self.started.get(i) {
+            match self.started.get(&i) {
                 Some(None) => {}
                 Some(Some(start)) => {
+                    let latency = start.elapsed();
                     let Some(out) = self.rendered.remove(&i) else {
                         return ready;
                     };
                     ready.push(Delivered {
                         index: i,
                         out,
-                        latency: start.elapsed(),
+                        latency,
                     });
                 }
                 None => return ready,
             }
+            self.started.remove(&i);
             self.delivered += 1;
         }
     }
 
     fn has_ready(&self) -> bool {
-        match self.started.get(self.delivered) {
+        match self.started.get(&self.delivered) {
             Some(None) => true,
             Some(Some(_)) => self.rendered.contains_key(&self.delivered),
             None => false,
@@ -218,7 +217,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
         exhausted: false,
         claimed: 0,
         delivered: 0,
-        started: Vec::new(),
+        started: BTreeMap::new(),
         decoded: BTreeMap::new(),
         searching: false,
         next_search: 0,
@@ -280,9 +279,10 @@ pub fn run<In: Send, M: Send, Out: Send>(
                                 s.pulling = false;
                                 match input {
                                     Some(_) => {
+                                        let i = s.claimed;
                                         s.claimed += 1;
-                                        s.started.push(Some(Instant::now()));
-                                        Some(s.claimed - 1)
+                                        s.started.insert(i, Some(Instant::now()));
+                                        Some(i)
                                     }
                                     None => {
                                         s.exhausted = true;
@@ -301,7 +301,7 @@ pub fn run<In: Send, M: Send, Out: Send>(
                                     }
                                     // Skipped: its search and delivery are passed over.
                                     None => {
-                                        s.started[i] = None;
+                                        s.started.insert(i, None);
                                         if !s.searching && s.next_search == i {
                                             s.advance_search();
                                         }
