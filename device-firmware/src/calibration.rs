@@ -8,9 +8,10 @@
 //! face: this calibration, then `pipeline.fake_threshold` from the config, then the bundle's.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
 use serde::{Deserialize, Serialize};
 use shared_proto::bundle::{Manifest, ModelKind, DEFAULT_FAKE_THRESHOLD};
 
@@ -76,10 +77,6 @@ pub struct Calibrator {
     camera: String,
     saved: Mutex<Option<Calibration>>,
     recording: Mutex<Option<Recording>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A file name for the camera: `/dev/video0` → `dev-video0`.

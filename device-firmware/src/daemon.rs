@@ -24,6 +24,7 @@ use crate::parallel;
 use crate::pipeline::{render_work, FrameResult, Pipeline, Rendered, StageTimes};
 use crate::service::ServiceManager;
 use crate::source::{self, reconnect::Captured, reconnect::Reconnecting};
+use crate::sync::lock;
 use crate::updates::Updates;
 
 /// A one-item hand-over between threads. Lossy: `put` replaces an unread item (counted as
@@ -48,7 +49,7 @@ impl<T> Slot<T> {
     /// The state, even after a thread panicked while holding it: an `Option` and a flag stay
     /// meaningful, and the booth must go on (or end) rather than panic in turn.
     fn state(&self) -> std::sync::MutexGuard<'_, (Option<T>, bool)> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Returns false once the slot is closed.
@@ -548,10 +549,6 @@ impl Booth {
         });
         image
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits up to `wait` for a thread; `false` only when it panicked. A thread still busy then

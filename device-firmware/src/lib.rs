@@ -23,4 +23,5 @@ pub mod pipeline;
 pub mod service;
 pub mod source;
 pub mod store;
+mod sync;
 pub mod updates;

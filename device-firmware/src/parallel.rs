@@ -13,13 +13,14 @@
 //! share nothing (the machine's own ceiling).
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use facekit::Detection;
 use image::RgbImage;
 
 use crate::pipeline::{Located, Locator, WholeFrameSearch};
+use crate::sync::lock;
 
 /// How often a worker with nothing to do reports that it is still there ([`run`]'s
 /// `progress`).
@@ -157,10 +158,6 @@ impl<M, Out> Drop for Abandon<'_, M, Out> {
             self.wake.notify_all();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Hands over, in order, whatever is ready, without holding the shared state while `deliver`

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,6 +16,7 @@ use shared_proto::serving::ServingRecord;
 use crate::models::{self, LoadedBundle, ModelError, ModelSlot};
 use crate::pipeline::FrameResult;
 use crate::store::{Recovery, Store, StoreError};
+use crate::sync::lock;
 
 /// What a bundle on trial must do to stay in service.
 #[derive(Debug, Clone, Copy)]
@@ -83,10 +84,6 @@ pub struct KeptBundle {
     pub steps: i64,
     pub people: Vec<String>,
     pub has_detector: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn shown(serial: Option<u64>) -> String {

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -15,6 +15,7 @@ use crate::calibration::ThresholdSource;
 use crate::config::Mode;
 use crate::display::{DisplayError, FrameSink};
 use crate::pipeline::{FrameResult, StageTimes};
+use crate::sync::lock;
 
 /// Log lines the console shows.
 pub const LOG_LINES: usize = 200;
@@ -73,10 +74,6 @@ pub struct Board {
     pub stream_clients: AtomicUsize,
     pub connections: AtomicUsize,
     pub refused_connections: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Moving average over roughly the last 20 frames.
