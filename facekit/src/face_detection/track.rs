@@ -186,8 +186,7 @@ pub fn detect_largest(
     if width == 0 || width >= frame.width() {
         return Ok(largest(detector.detect(frame)?));
     }
-    let h = ((frame.height() as f32 * width as f32 / frame.width() as f32).round() as u32).max(1);
-    let small = crate::resize(frame, width, h);
+    let small = crate::downscale(frame, width);
     let s = frame.width() as f32 / width as f32;
     Ok(largest(detector.detect(&small)?).map(|d| map_detection(&d, |[x, y]| [x * s, y * s])))
 }
