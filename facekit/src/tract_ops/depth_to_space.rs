@@ -220,18 +220,7 @@ impl TypedOp for DepthToSpace {
     }
 }
 
-impl super::Batched for DepthToSpace {
-    fn batched(&self) -> bool {
-        self.batched
-    }
-
-    fn without_batch(&self) -> Self {
-        Self {
-            batched: false,
-            ..self.clone()
-        }
-    }
-}
+batched_by_field!(DepthToSpace);
 
 #[cfg(test)]
 mod tests {

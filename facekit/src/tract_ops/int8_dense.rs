@@ -240,15 +240,4 @@ fn dot_rows_in<const FUSED: bool>(x: &[f32], q: &[i8], y: &mut [f32]) {
     }
 }
 
-impl super::Batched for Int8Dense {
-    fn batched(&self) -> bool {
-        self.batched
-    }
-
-    fn without_batch(&self) -> Self {
-        Self {
-            batched: false,
-            ..self.clone()
-        }
-    }
-}
+batched_by_field!(Int8Dense);

@@ -8,6 +8,25 @@
 //!   taps, and [`int8_dense::Int8Dense`], a dense layer whose weights stay int8, all registered
 //!   with the ONNX loader by [`register`].
 
+/// [`Batched`] for an operator with a `batched: bool` field; used inside each operator's
+/// module, where the field is visible.
+macro_rules! batched_by_field {
+    ($op:ty) => {
+        impl super::Batched for $op {
+            fn batched(&self) -> bool {
+                self.batched
+            }
+
+            fn without_batch(&self) -> Self {
+                Self {
+                    batched: false,
+                    ..self.clone()
+                }
+            }
+        }
+    };
+}
+
 pub mod depth_to_space;
 pub mod depthwise;
 pub mod int8_dense;

@@ -215,15 +215,4 @@ impl TypedOp for TapSum {
     }
 }
 
-impl super::Batched for TapSum {
-    fn batched(&self) -> bool {
-        self.batched
-    }
-
-    fn without_batch(&self) -> Self {
-        Self {
-            batched: false,
-            ..self.clone()
-        }
-    }
-}
+batched_by_field!(TapSum);
