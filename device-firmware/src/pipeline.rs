@@ -257,8 +257,8 @@ impl Pipeline {
     }
 
     /// Hands the face search over to run elsewhere (the booth's workers take turns with it,
-    /// `crate::parallel`); from then on frames come in through [`Pipeline::render`] or
-    /// [`render_work`] + [`Pipeline::settle`] with what it found.
+    /// `crate::parallel`); from then on frames come in through [`render_work`] and
+    /// [`Pipeline::settle`] with what it found.
     pub fn detach_locator(&mut self) -> Option<Locator> {
         self.locator.take()
     }
@@ -273,20 +273,10 @@ impl Pipeline {
         let located = match &mut self.locator {
             Some(locator) => locator.locate(frame, rate),
             None => Located {
-                error: Some("the face search runs on another thread: use render".into()),
+                error: Some("the face search runs elsewhere: use render_work and settle".into()),
                 ..Default::default()
             },
         };
-        self.render(frame, located, bundle)
-    }
-
-    /// The second half of a frame: swap and/or score the located face according to the mode.
-    pub fn render(
-        &mut self,
-        frame: &mut RgbImage,
-        located: Located,
-        bundle: Option<&LoadedBundle>,
-    ) -> FrameResult {
         let work = render_work(frame, located, bundle, self.mode, &self.config);
         self.settle(work)
     }
