@@ -115,7 +115,8 @@ impl Tracker {
         }
         let tracked = self.next(detector, frame)?;
         // A crop that lost the face already searched the whole frame.
-        Ok((tracked.clone(), deferred && tracked.search == Search::Crop))
+        let run_full = deferred && tracked.search == Search::Crop;
+        Ok((tracked, run_full))
     }
 
     /// Takes in a whole-frame search run beside the track (see
