@@ -20,11 +20,16 @@ pub enum MaskSource {
     /// The larger of both at each pixel: the face is always replaced, the learned mask can
     /// extend it (hair line, beard).
     Union,
+    /// The smaller of both: the face ellipse less what the learned mask leaves out, so a hand
+    /// or a microphone in front of the face stays in the picture. Needs a model trained with
+    /// occluders (`augment.occluders`); without them the learned mask covers the whole face
+    /// and this is the ellipse.
+    Visible,
 }
 
-/// A mask source name that is none of `learned`, `hull`, `union`.
+/// A mask source name that is none of `learned`, `hull`, `union`, `visible`.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{0:?}: use learned, hull or union")]
+#[error("{0:?}: use learned, hull, union or visible")]
 pub struct BadMaskSource(String);
 
 impl std::str::FromStr for MaskSource {
@@ -34,6 +39,7 @@ impl std::str::FromStr for MaskSource {
             "learned" => Ok(Self::Learned),
             "hull" => Ok(Self::Hull),
             "union" => Ok(Self::Union),
+            "visible" => Ok(Self::Visible),
             other => Err(BadMaskSource(other.to_owned())),
         }
     }

@@ -27,7 +27,8 @@ pub fn swap_into_frame(
     Ok((face, mask))
 }
 
-/// The mask `paste_back` uses: the decoder's, the face ellipse of the aligned landmarks, or both.
+/// The mask `paste_back` uses: the decoder's, the face ellipse of the aligned landmarks, or
+/// either of both ([`MaskSource`]).
 pub fn blend_mask(learned: &GrayImage, aligned: &AlignedFace, source: MaskSource) -> GrayImage {
     if source == MaskSource::Learned {
         return learned.clone();
@@ -36,8 +37,16 @@ pub fn blend_mask(learned: &GrayImage, aligned: &AlignedFace, source: MaskSource
     if source == MaskSource::Hull {
         return hull;
     }
+    let pick = if source == MaskSource::Visible {
+        u8::min
+    } else {
+        u8::max
+    };
     GrayImage::from_fn(learned.width(), learned.height(), |x, y| {
-        Luma([learned.get_pixel(x, y).0[0].max(hull.get_pixel(x, y).0[0])])
+        Luma([pick(
+            learned.get_pixel(x, y).0[0],
+            hull.get_pixel(x, y).0[0],
+        )])
     })
 }
 
@@ -119,10 +128,9 @@ mod tests {
     use super::*;
     use crate::align::Similarity;
 
-    #[test]
-    fn the_union_mask_always_covers_the_face_even_when_the_learned_mask_collapses() {
+    fn template_face() -> AlignedFace {
         let spec = FaceCropSpec::default();
-        let aligned = AlignedFace {
+        AlignedFace {
             image: RgbImage::new(64, 64),
             to_crop: Similarity {
                 a: 1.0,
@@ -133,7 +141,12 @@ mod tests {
             landmarks: spec.template_px(),
             template_error: 0.0,
             outside_fraction: 0.0,
-        };
+        }
+    }
+
+    #[test]
+    fn the_union_mask_always_covers_the_face_even_when_the_learned_mask_collapses() {
+        let aligned = template_face();
         let collapsed = GrayImage::from_pixel(64, 64, Luma([3]));
         let centre = |m: &GrayImage| m.get_pixel(32, 36).0[0];
         assert_eq!(
@@ -147,5 +160,24 @@ mod tests {
         // Outside the face the learned value survives in the union, the hull is empty.
         assert_eq!(union.get_pixel(0, 0).0[0], 3);
         assert_eq!(hull.get_pixel(0, 0).0[0], 0);
+    }
+
+    #[test]
+    fn the_visible_mask_keeps_what_the_learned_mask_leaves_out_inside_the_face_only() {
+        let aligned = template_face();
+        // A learned mask over everything but a "hand" across the chin (rows 44 and below).
+        let learned = GrayImage::from_fn(64, 64, |_, y| Luma([if y >= 44 { 0 } else { 255 }]));
+        let visible = blend_mask(&learned, &aligned, MaskSource::Visible);
+        let hull = blend_mask(&learned, &aligned, MaskSource::Hull);
+        assert_eq!(
+            visible.get_pixel(32, 30).0[0],
+            255,
+            "the face above the hand"
+        );
+        assert_eq!(visible.get_pixel(32, 46).0[0], 0, "the hand stays");
+        assert_eq!(hull.get_pixel(32, 46).0[0], 255);
+        // Outside the face ellipse nothing is replaced, whatever the learned mask says.
+        assert_eq!(visible.get_pixel(0, 0).0[0], 0);
+        assert_eq!(learned.get_pixel(0, 0).0[0], 255);
     }
 }
