@@ -34,6 +34,7 @@ fn ms_per_step_on(config: TrainConfig, steps: usize, batch_size: i64, device: De
     let batch = || Batch {
         input: Tensor::rand([batch_size, 3, size, size], (Kind::Float, device)),
         target: Tensor::rand([batch_size, 3, size, size], (Kind::Float, device)),
+        visible: None,
     };
     let batches = [batch(), batch()];
     trainer.step(&batches); // warm-up

@@ -74,6 +74,11 @@ pub fn datasets(run: &Path) -> Option<[PathBuf; 2]> {
     Some([d.a.first()?, d.b.first()?])
 }
 
+/// The settings `run` was trained with.
+pub fn config(run: &Path) -> Result<TrainConfig> {
+    read_toml(&run.join(CONFIG))
+}
+
 /// Records the run's settings for a fresh run, or reads them back when `run` already holds a
 /// checkpoint (a resumed run keeps its own config: the checkpoint only fits that
 /// architecture). Also records the crop geometry and the datasets (as absolute paths).
@@ -128,7 +133,7 @@ impl Generator {
     /// The run's architecture with the generator weights of `weights` (the checkpoint, a
     /// snapshot or a warm start).
     pub fn load_weights(run: &Path, weights: &Path, device: Device) -> Result<Self> {
-        let config: TrainConfig = read_toml(&run.join(CONFIG))?;
+        let config = config(run)?;
         let crop: FaceCropSpec = read_toml(&run.join(CROP))?;
         let spec = model_spec::swap::preset(&config.preset)
             .ok_or_else(|| Error::UnknownPreset(config.preset.clone()))?;

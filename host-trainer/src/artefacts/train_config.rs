@@ -1,6 +1,7 @@
 //! A run's `config.toml`: the training settings (TOML). Every field has a documented default;
 //! the run folder keeps a copy so a result can always be traced to its settings.
 
+use facekit::blend::MaskSource;
 use serde::{Deserialize, Serialize};
 
 /// Weight of each loss term in the generator objective (0 switches a term off).
@@ -139,6 +140,7 @@ impl TrainConfig {
             ("augment.contrast", a.contrast, 1.0),
             ("augment.saturation", a.saturation, 1.0),
             ("augment.colour_transfer", a.colour_transfer, 1.0),
+            ("augment.occluders", a.occluders, 1.0),
         ] {
             if !(v.is_finite() && (0.0..=max).contains(&v)) {
                 return bad(key, f64::from(v), "0 up to its documented maximum");
@@ -190,6 +192,25 @@ pub struct AugmentConfig {
     /// cannot separate A and B in the shared encoder (DFL's `ct_mode`). Off by default: on the
     /// demo data it lowered A→B identity transfer at 530 steps (75% vs 100%).
     pub colour_transfer: f32,
+    /// Probability that a face gets a synthetic occluder (a hand or an object reaching in from
+    /// an edge, `stages::train::occluders`), input and target alike; the face is then learnt
+    /// only where it shows and the mask learns to leave the occluder out, for `--mask
+    /// visible`.
+    pub occluders: f32,
+}
+
+impl TrainConfig {
+    /// The mask its swaps are pasted with unless the user says otherwise: the face ellipse less
+    /// what the learned mask leaves out when training pasted occluders (the mask then knows
+    /// hands), else the union of both (a learned mask that never saw the other person's faces
+    /// can collapse on them).
+    pub fn paste_mask(&self) -> MaskSource {
+        if self.augment.occluders > 0.0 {
+            MaskSource::Visible
+        } else {
+            MaskSource::Union
+        }
+    }
 }
 
 impl Default for AugmentConfig {
@@ -205,6 +226,7 @@ impl Default for AugmentConfig {
             contrast: 0.1,
             saturation: 0.1,
             colour_transfer: 0.0,
+            occluders: 0.0,
         }
     }
 }
@@ -228,11 +250,19 @@ mod tests {
             ("batch_size = 0", "batch_size"),
             ("[weights]\nl1 = -1.0", "weights.l1"),
             ("[augment]\nwarp_sigma = nan", "augment.warp_sigma"),
+            ("[augment]\noccluders = 1.5", "augment.occluders"),
         ] {
             let c: TrainConfig = toml::from_str(text).unwrap();
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_run_trained_with_occluders_pastes_with_the_visible_mask_by_default() {
+        assert_eq!(TrainConfig::default().paste_mask(), MaskSource::Union);
+        let c: TrainConfig = toml::from_str("[augment]\noccluders = 0.5").unwrap();
+        assert_eq!(c.paste_mask(), MaskSource::Visible);
     }
 
     #[test]

@@ -32,9 +32,11 @@ pub struct Args {
     /// Skip the colour transfer to the scene.
     #[arg(long)]
     no_colour_transfer: bool,
-    /// learned (the decoder's mask), hull (the face ellipse), or union (both).
-    #[arg(long, default_value = "union")]
-    mask: MaskSource,
+    /// learned (the decoder's mask), hull (the face ellipse), union (both), or visible (the
+    /// ellipse less what the learned mask leaves out: a hand in front of the face stays; needs
+    /// a model trained with `augment.occluders`). Default: visible for such a run, else union.
+    #[arg(long)]
+    mask: Option<MaskSource>,
     /// Landmark smoothing: One-Euro minimum cutoff in Hz (lower = steadier, more lag).
     #[arg(long, default_value_t = 1.5, value_parser = positive)]
     smooth_cutoff: f32,
@@ -51,6 +53,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let mask = match args.mask {
+        Some(mask) => mask,
+        None => host_trainer::artefacts::run::config(&args.run)
+            .with_context(|| {
+                format!(
+                    "reading the settings of run {} (is it a `host-trainer train` run folder?)",
+                    args.run.display()
+                )
+            })?
+            .paste_mask(),
+    };
     let opts = ConvertOptions {
         run: args.run,
         input: args.input,
@@ -60,7 +73,7 @@ pub fn run(args: Args) -> Result<()> {
             erode: args.erode,
             feather: args.feather,
             colour_transfer: !args.no_colour_transfer,
-            mask: args.mask,
+            mask,
         },
         smooth_cutoff: args.smooth_cutoff,
         start: args.start,

@@ -4,7 +4,7 @@
 //! to input and target alike so the geometry and colours the model must output stay truthful.
 
 use facekit::align::{sample_bilinear, Similarity};
-use image::{Rgb, RgbImage};
+use image::{GrayImage, Luma, Rgb, RgbImage};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Normal};
 
@@ -108,6 +108,12 @@ impl Augmentation {
         Rgb([f(r), f(g), f(b)])
     }
 
+    /// Target pixel `(x, y)` unflipped: the flipped target pixel x reads position n - x.
+    fn unflipped(&self, x: u32, y: u32) -> [f32; 2] {
+        let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+        [if self.flip { self.size as f32 - cx } else { cx }, cy]
+    }
+
     /// (warped input, true target), both `size`×`size`.
     pub fn apply(&self, src: &RgbImage) -> (RgbImage, RgbImage) {
         let n = self.size;
@@ -115,9 +121,7 @@ impl Augmentation {
         let mut target = RgbImage::new(n, n);
         for y in 0..n {
             for x in 0..n {
-                let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
-                // Undo the flip first: flipped target pixel x reads unflipped position n - x.
-                let ux = if self.flip { n as f32 - cx } else { cx };
+                let [ux, cy] = self.unflipped(x, y);
                 let [sx, sy] = self.target_to_source.apply([ux, cy]);
                 target.put_pixel(x, y, self.colour(sample_bilinear(src, sx - 0.5, sy - 0.5)));
                 let [dx, dy] = self.displacement(ux, cy);
@@ -126,6 +130,18 @@ impl Augmentation {
             }
         }
         (input, target)
+    }
+
+    /// `mask` (source pixels) where [`Augmentation::apply`] puts the target: which target
+    /// pixels an occluder pasted onto the source covers.
+    pub fn target_mask(&self, mask: &GrayImage) -> GrayImage {
+        let grey = RgbImage::from_fn(mask.width(), mask.height(), |x, y| {
+            Rgb([mask.get_pixel(x, y).0[0]; 3])
+        });
+        GrayImage::from_fn(self.size, self.size, |x, y| {
+            let [sx, sy] = self.target_to_source.apply(self.unflipped(x, y));
+            Luma([sample_bilinear(&grey, sx - 0.5, sy - 0.5).0[0]])
+        })
     }
 }
 
@@ -174,6 +190,28 @@ mod tests {
                 (got[0] - want[0]).hypot(got[1] - want[1]) < 0.6,
                 "{got:?} vs {want:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_occluders_mask_lands_where_the_target_shows_it() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let cfg = AugmentConfig {
+            flip: 0.5,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            ..Default::default()
+        };
+        let p = [20.0, 40.0];
+        let dot = dot_image(64, p);
+        let mask = GrayImage::from_fn(64, 64, |x, y| Luma([dot.get_pixel(x, y).0[0]]));
+        for _ in 0..20 {
+            let aug = Augmentation::sample(&cfg, 64, &mut rng);
+            let (_, target) = aug.apply(&dot);
+            let moved = aug.target_mask(&mask);
+            let as_rgb = RgbImage::from_fn(64, 64, |x, y| Rgb([moved.get_pixel(x, y).0[0]; 3]));
+            assert_eq!(as_rgb, target, "the mask and the target are sampled alike");
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod augment;
 pub mod loader;
+pub mod occluders;
 pub mod pretrain;
 pub mod preview;
 pub mod trainer;
@@ -200,9 +201,17 @@ fn to_device(host: &HostBatch, device: Device) -> [Batch; 2] {
             .reshape([host.count as i64, 3, s, s])
             .to_device(device)
     };
-    [0, 1].map(|p| Batch {
-        input: tensor(&host.people[p].0),
-        target: tensor(&host.people[p].1),
+    [0, 1].map(|p| {
+        let person = &host.people[p];
+        Batch {
+            input: tensor(&person.input),
+            target: tensor(&person.target),
+            visible: (!person.visible.is_empty()).then(|| {
+                Tensor::from_slice(&person.visible)
+                    .reshape([host.count as i64, 1, s, s])
+                    .to_device(device)
+            }),
+        }
     })
 }
 

@@ -31,6 +31,9 @@ pub struct Terms {
 pub struct Batch {
     pub input: Tensor,
     pub target: Tensor,
+    /// `[N, 1, H, W]`: how much of each target pixel shows the face, where training pasted
+    /// occluders (`augment.occluders`); `None` = all of it.
+    pub visible: Option<Tensor>,
 }
 
 pub struct Trainer {
@@ -140,11 +143,18 @@ impl Trainer {
         let code = self.forward(|| self.model.encode(&batch.input));
         let (rgb, mask, mask_logits) =
             self.forward(|| self.model.decode_with_logits(&code, person));
-        // Masked training: off the face, the prediction is (mostly) replaced by the target, so
-        // those pixels add little loss and little gradient to any term, the GAN's included.
-        let rgb = if w.outside_face < 1.0 {
-            f32(rgb) * &self.face_weight
-                + &batch.target * (self.face_weight.ones_like() - &self.face_weight)
+        // Where an occluder hides the face, neither the face nor its mask is asked for: the
+        // mask is fitted to the face ellipse less the occluder.
+        let shows = |t: &Tensor| match &batch.visible {
+            Some(v) => t * v,
+            None => t.shallow_clone(),
+        };
+        let (face_weight, prior) = (shows(&self.face_weight), shows(&self.prior));
+        // Masked training: off the face (and under an occluder), the prediction is (mostly)
+        // replaced by the target, so those pixels add little loss and little gradient to any
+        // term, the GAN's included.
+        let rgb = if w.outside_face < 1.0 || batch.visible.is_some() {
+            f32(rgb) * &face_weight + &batch.target * (face_weight.ones_like() - &face_weight)
         } else {
             f32(rgb)
         };
@@ -163,10 +173,10 @@ impl Trainer {
             (f32(rgb), f32(mask), f32(logits))
         });
         let mask_l = term(w.mask, &|| {
-            let own = losses::mask_loss(&mask, &mask_logits, &self.prior);
+            let own = losses::mask_loss(&mask, &mask_logits, &prior);
             match &swapped {
                 Some((_, swap_mask, logits)) if w.swap_mask > 0.0 => {
-                    own + losses::mask_loss(swap_mask, logits, &self.prior) * (w.swap_mask / w.mask)
+                    own + losses::mask_loss(swap_mask, logits, &prior) * (w.swap_mask / w.mask)
                 }
                 _ => own,
             }
@@ -456,6 +466,7 @@ mod tests {
             Batch {
                 input: t.shallow_clone(),
                 target: t,
+                visible: None,
             }
         })
     }
@@ -583,6 +594,71 @@ mod tests {
     }
 
     #[test]
+    fn under_an_occluder_neither_the_face_nor_its_mask_is_asked_for() {
+        let crop = FaceCropSpec::default();
+        let b = batches();
+        let size = crop.size as i64;
+        // A "hand" over the lower face: rows 42 and below.
+        let rows = Tensor::arange(size, (Kind::Float, device())).view([1, 1, size, 1]);
+        let visible = rows
+            .lt(42.0)
+            .to_kind(Kind::Float)
+            .expand([4, 1, size, size], false)
+            .contiguous();
+        let with = |p: usize, target: &Tensor, visible: Option<&Tensor>| Batch {
+            input: b[p].input.shallow_clone(),
+            target: target.shallow_clone(),
+            visible: visible.map(Tensor::shallow_clone),
+        };
+        let scribbled = b.each_ref().map(|b| {
+            &b.target * &visible + b.target.rand_like() * (visible.ones_like() - &visible)
+        });
+        let tr = Trainer::new(only("l1"), &crop, device()).unwrap();
+        let hidden = [0, 1].map(|p| with(p, &b[p].target, Some(&visible)));
+        let [x, y, plain] = [
+            hidden,
+            [0, 1].map(|p| with(p, &scribbled[p], Some(&visible))),
+            [0, 1].map(|p| with(p, &scribbled[p], None)),
+        ]
+        .map(|b| tr.evaluate(&b));
+        for p in 0..2 {
+            assert!(
+                (x[p].l1 - y[p].l1).abs() < 1e-6,
+                "what the occluder hides counted: {} vs {}",
+                x[p].l1,
+                y[p].l1
+            );
+            assert!(plain[p].l1 > x[p].l1 + 1e-3, "without it, it counts");
+        }
+        // The mask is fitted to the face ellipse less the occluder.
+        let mut tr = Trainer::new(only("mask"), &crop, device()).unwrap();
+        let hidden = [0, 1].map(|p| with(p, &b[p].target, Some(&visible)));
+        for _ in 0..40 {
+            let _ = tr.step_generator(&hidden);
+        }
+        let prior = losses::face_prior(&crop.template_px(), size, device());
+        for (p, batch) in b.iter().enumerate() {
+            let mask = tch::no_grad(|| {
+                tr.model
+                    .decode_with_logits(&tr.model.encode(&batch.input), p)
+                    .1
+            });
+            let mean_over = |region: &Tensor| {
+                let w = region * &prior;
+                f64::try_from((&mask * &w).sum(Kind::Float) / w.sum(Kind::Float)).unwrap()
+            };
+            let (shown, hidden) = (
+                mean_over(&visible),
+                mean_over(&(visible.ones_like() - &visible)),
+            );
+            assert!(
+                shown > 0.7 && hidden < 0.3,
+                "person {p}: mask over the shown face {shown:.2}, over the occluded face {hidden:.2}"
+            );
+        }
+    }
+
+    #[test]
     fn with_swap_gan_each_discriminator_also_learns_the_swaps_into_its_person() {
         let b = batches();
         let crop = FaceCropSpec::default();
@@ -684,6 +760,7 @@ mod tests {
         let poisoned = [0, 1].map(|p| Batch {
             input: &b[p].input * f64::NAN,
             target: b[p].target.shallow_clone(),
+            visible: None,
         });
         let t = tr.step(&poisoned);
         assert!(
