@@ -179,6 +179,33 @@ fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
         .len();
     assert!((bytes.len() as u64) * 5 < full, "{} vs {full}", bytes.len());
 
+    // A warm start continued elsewhere (no run folder, only the file): its steps count in and
+    // its provenance names what it continued.
+    let more = dir.path().join("pretrain-more");
+    let o = host_trainer(
+        "pretrain",
+        &[
+            "--datasets",
+            &a,
+            &b,
+            "--out",
+            more.to_str().unwrap(),
+            "--init",
+            warm.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--batch-size",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let continued: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(more.join("warm_start.json")).unwrap())
+            .unwrap();
+    assert_eq!(continued["steps"], 3, "{continued}");
+    assert_eq!(continued["init"]["steps"], 2);
+    assert_eq!(continued["init"]["sha256"], sha.as_str());
+
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();
     let (w, one) = (warm.to_str().unwrap(), "1");

@@ -17,6 +17,11 @@ pub struct Args {
     /// Run folder; ends with warm_start.safetensors (generator, fp16) and warm_start.json.
     #[arg(long)]
     out: PathBuf,
+    /// Continue an earlier warm start (its generator; the optimiser and discriminators start
+    /// fresh), e.g. assets/pretrained/lite.safetensors on a machine without its run folder; the
+    /// new one's provenance records it and counts its steps in. A resumed run ignores it.
+    #[arg(long)]
+    init: Option<PathBuf>,
     #[command(flatten)]
     schedule: Schedule,
 }
@@ -28,6 +33,7 @@ pub fn run(args: Args) -> Result<()> {
         config,
         datasets: args.datasets,
         out: args.out.clone(),
+        init: args.init,
         steps: args.schedule.steps,
         minutes: args.schedule.minutes,
         device,

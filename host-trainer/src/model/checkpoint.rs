@@ -77,6 +77,14 @@ pub fn write_generator_fp16(path: &Path, vars: &VarStore, step: i64) -> Result<(
     write(path, &named)
 }
 
+/// The step a checkpoint, warm start or snapshot was saved at (0 when it does not say).
+pub fn saved_step(path: &Path) -> Result<i64> {
+    Ok(read(path)?
+        .get("opt_g/step")
+        .and_then(|t| i64::try_from(t).ok())
+        .unwrap_or(0))
+}
+
 /// Loads only the generator (`g/…`) weights of a training checkpoint into `vars`; returns the
 /// step it was saved at.
 pub fn load_generator(vars: &VarStore, path: &Path) -> Result<i64> {

@@ -26,6 +26,8 @@ pub struct PretrainOptions {
     /// Every identity's dataset; both decoders see all of them.
     pub datasets: Vec<PathBuf>,
     pub out: PathBuf,
+    /// An earlier warm start to continue.
+    pub init: Option<PathBuf>,
     pub steps: Option<i64>,
     pub minutes: Option<f64>,
     pub device: Device,
@@ -51,7 +53,11 @@ pub struct Provenance {
     pub commit: Option<String>,
     pub created: String,
     pub preset: String,
+    /// Steps of training in this warm start, those of the one it continued included.
     pub steps: i64,
+    /// The earlier warm start this one continued, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PretrainInit>,
     pub seconds_this_run: f64,
     pub device: String,
     pub datasets: Vec<PretrainDataset>,
@@ -60,15 +66,35 @@ pub struct Provenance {
     pub bytes: u64,
 }
 
+/// The warm start a warm start continued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainInit {
+    pub path: String,
+    pub sha256: String,
+    pub steps: i64,
+}
+
 pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary, Provenance)> {
     if opts.datasets.is_empty() {
         return Err(Error::NoDatasetGiven);
     }
+    // A resumed run (its checkpoint exists) continues from whatever it started from, which its
+    // own earlier provenance recorded.
+    let resumed = opts.out.join(crate::artefacts::run::CHECKPOINT).is_file();
+    let init = match (&opts.init, resumed) {
+        (Some(path), false) => Some(PretrainInit {
+            path: path.display().to_string(),
+            sha256: sha256_file(path)?,
+            steps: checkpoint::saved_step(path)?,
+        }),
+        (_, true) => earlier_init(&opts.out),
+        (None, false) => None,
+    };
     let run = RunOptions {
         config: opts.config.clone(),
         datasets: [opts.datasets.clone(), opts.datasets.clone()],
         out: opts.out.clone(),
-        init: None,
+        init: opts.init.clone(),
         snapshots: Vec::new(),
         steps: opts.steps,
         minutes: opts.minutes,
@@ -80,7 +106,8 @@ pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary
     let summary = train(&run, stop)?;
     let generator = Generator::load(&opts.out, Device::Cpu)?;
     let file = opts.out.join(WARM_START);
-    checkpoint::write_generator_fp16(&file, &generator.vars, generator.steps)?;
+    let steps = generator.steps + init.as_ref().map_or(0, |i| i.steps);
+    checkpoint::write_generator_fp16(&file, &generator.vars, steps)?;
     let datasets = opts
         .datasets
         .iter()
@@ -92,7 +119,8 @@ pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary
         commit: git_commit(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         preset: generator.config.preset.clone(),
-        steps: generator.steps,
+        steps,
+        init,
         seconds_this_run: summary.seconds,
         device: format!("{:?}", opts.device),
         datasets,
@@ -102,6 +130,12 @@ pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary
     };
     write_json(&opts.out.join(PROVENANCE), &provenance)?;
     Ok((summary, provenance))
+}
+
+/// What the run in `out` started from, as its last provenance says.
+fn earlier_init(out: &Path) -> Option<PretrainInit> {
+    let text = std::fs::read_to_string(out.join(PROVENANCE)).ok()?;
+    serde_json::from_str::<Provenance>(&text).ok()?.init
 }
 
 fn describe(path: &Path) -> Result<PretrainDataset> {
