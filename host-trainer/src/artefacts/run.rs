@@ -74,9 +74,21 @@ pub fn datasets(run: &Path) -> Option<[PathBuf; 2]> {
     Some([d.a.first()?, d.b.first()?])
 }
 
-/// The settings `run` was trained with.
+/// The settings `run` was trained with. A run's `config.toml` holds every key; one without
+/// `augment.occluders` was trained before occluders existed, so without them (not with
+/// today's default).
 pub fn config(run: &Path) -> Result<TrainConfig> {
-    read_toml(&run.join(CONFIG))
+    let path = run.join(CONFIG);
+    let raw: toml::Table = read_toml(&path)?;
+    let mut config: TrainConfig = read_toml(&path)?;
+    if !raw
+        .get("augment")
+        .and_then(toml::Value::as_table)
+        .is_some_and(|a| a.contains_key("occluders"))
+    {
+        config.augment.occluders = 0.0;
+    }
+    Ok(config)
 }
 
 /// Records the run's settings for a fresh run, or reads them back when `run` already holds a
@@ -91,7 +103,7 @@ pub fn establish(
     std::fs::create_dir_all(run).at("create", run)?;
     let config_path = run.join(CONFIG);
     let config = if run.join(CHECKPOINT).is_file() && config_path.is_file() {
-        read_toml(&config_path)?
+        self::config(run)?
     } else {
         let note = "Settings of this run (written by host-trainer train).";
         write_toml(&config_path, note, config)?;
@@ -395,5 +407,32 @@ impl EvalReport {
             s += "\n";
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use facekit::blend::MaskSource;
+
+    #[test]
+    fn a_run_from_before_occluders_reads_as_trained_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write_toml(&dir.path().join(CONFIG), "new", &TrainConfig::default()).unwrap();
+        let now = config(dir.path()).unwrap();
+        assert_eq!(now, TrainConfig::default());
+        assert_eq!(now.paste_mask(), MaskSource::Visible);
+        // The same file as a run written before the key existed.
+        let text = std::fs::read_to_string(dir.path().join(CONFIG)).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("occluders"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(old, text);
+        std::fs::write(dir.path().join(CONFIG), old).unwrap();
+        let then = config(dir.path()).unwrap();
+        assert_eq!(then.augment.occluders, 0.0);
+        assert_eq!(then.paste_mask(), MaskSource::Union);
     }
 }
