@@ -58,6 +58,9 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
             "{p}"
         );
         assert!(p["psnr_db"].as_f64().unwrap() > 5.0, "{p}");
+        // Trained with occluders (the default): how much of one the swap keeps is measured.
+        let kept = p["occluder_kept"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&kept), "{p}");
     }
     // The outside judge comes first: dlib's verdict per direction, before our own measures.
     let judged = eval["identity"]["directions"].as_array().unwrap();
@@ -110,6 +113,8 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
     .unwrap();
     assert_eq!(provenance["synthetic"], true);
     assert_eq!(provenance["direction"], "A -> B");
+    // A run trained with occluders pastes with the mask that leaves them in the picture.
+    assert_eq!(provenance["blend"]["mask"], "visible", "{provenance}");
 
     // Datasets of different crop sizes are refused before any training.
     let big = dir.path().join("B128");

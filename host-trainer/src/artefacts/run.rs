@@ -195,6 +195,11 @@ pub struct PersonEval {
     /// person's faces: near 0 means the learned mask collapsed and would paste nothing.
     #[serde(deserialize_with = "super::nan_if_null")]
     pub swap_mask_on_face: f64,
+    /// Share of a synthetic occluder over this person's held-out faces (inside the face
+    /// ellipse) that the swap into the other person leaves in the picture, pasted with the
+    /// run's mask; `None` in reports from before it was measured.
+    #[serde(default)]
+    pub occluder_kept: Option<f64>,
     /// Mean landmark error of swapped vs source frames / inter-ocular distance.
     pub pose_error: Option<f64>,
     /// Swapped-face frame-to-frame change over source-face change.
@@ -336,11 +341,11 @@ impl EvalReport {
         );
         s += &self.identity_markdown();
         s += &self.softness_markdown();
-        s += "## Our own measures\n\nThe LBPH classifier is ours and secondary: it is a forced choice between two people, so a featureless face can count as transferred.\n\n| person | faces | PSNR dB | SSIM | LBPH identity transfer (forced / open-set) | LBPH on real | LBPH on reconstructions (forced / open-set) | swap mask on face | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|\n";
+        s += "## Our own measures\n\nThe LBPH classifier is ours and secondary: it is a forced choice between two people, so a featureless face can count as transferred.\n\n| person | faces | PSNR dB | SSIM | LBPH identity transfer (forced / open-set) | LBPH on real | LBPH on reconstructions (forced / open-set) | swap mask on face | occluder kept | pose error (×IOD) | flicker ratio |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
         for p in &self.people {
             let opt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
             s += &format!(
-                "| {} | {} | {:.2} | {:.3} | {:.0}% / {:.0}% | {:.0}% | {:.0}% / {:.0}% | {:.2} | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.3} | {:.0}% / {:.0}% | {:.0}% | {:.0}% / {:.0}% | {:.2} | {} | {} | {} |\n",
                 p.person,
                 p.held_out_faces,
                 p.psnr_db,
@@ -351,6 +356,8 @@ impl EvalReport {
                 100.0 * p.classifier_accuracy_reconstructed,
                 100.0 * p.classifier_accuracy_reconstructed_open_set,
                 p.swap_mask_on_face,
+                p.occluder_kept
+                    .map_or("–".to_owned(), |v| format!("{:.0}%", 100.0 * v)),
                 opt(p.pose_error),
                 opt(p.flicker_ratio)
             );

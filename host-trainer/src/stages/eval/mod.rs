@@ -19,6 +19,7 @@ mod video;
 
 use std::path::PathBuf;
 
+use facekit::blend::{BlendOptions, MaskSource};
 use facekit::{FaceDetectorConfig, RetinaFace};
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
@@ -29,6 +30,7 @@ use crate::error::Result;
 use crate::model::losses::ssim_loss;
 use crate::model::tensors::{from_tensor, to_tensor};
 use crate::person::Person;
+use crate::stages::train::occluders;
 use classifier::Classifier;
 use judge::{Direction, JudgeCommand};
 
@@ -71,6 +73,11 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
     let det = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let _guard = tch::no_grad_guard();
 
+    let paste = generator.config.paste_mask();
+    let blend = BlendOptions {
+        mask: paste,
+        ..Default::default()
+    };
     let mut people = Vec::new();
     let mut videos = Vec::new();
     for (person, set) in Person::BOTH.into_iter().zip(&sets) {
@@ -79,8 +86,9 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         let x = to_tensor(faces, device);
         let (rec, rec_mask) = generator.model.forward(&x, p);
         let (swap, learned) = generator.model.forward(&x, 1 - p);
-        // Judge what a viewer sees: the swap composited over the face with the blend mask the
-        // booth and convert use (learned ∪ face ellipse), not the raw decoder output.
+        // Judge what a viewer sees: the swap composited over the face with the mask convert
+        // pastes this run with (the learned mask ∪ or ∩ the face ellipse), not the raw decoder
+        // output.
         let size = faces[0].width();
         let hull = facekit::forensics::face_mask(size, &set.crop.template_px());
         let hull = Tensor::from_slice(
@@ -97,7 +105,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         )
         .unwrap_or(f64::NAN);
         let composite = |generated: &Tensor, learned: &Tensor| -> Vec<RgbImage> {
-            let mask = learned.maximum(&hull);
+            let mask = paste_mask(paste, learned, &hull);
             let out: Tensor = &mask * generated + (mask.ones_like() - &mask) * &x;
             (0..faces.len() as i64)
                 .map(|i| from_tensor(&out.get(i)))
@@ -130,7 +138,8 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         } else {
             0
         };
-        let v = video::held_out_video(&generator.model, &det, set, person, judge_frames)?;
+        let occluder_kept = occluder_kept(&generator, faces, &set.crop, p, paste, &hull);
+        let v = video::held_out_video(&generator.model, &det, set, person, judge_frames, &blend)?;
         people.push(PersonEval {
             person: set.person.clone(),
             held_out_faces: faces.len(),
@@ -144,6 +153,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
             classifier_accuracy_reconstructed_open_set: kept_open as f64
                 / faces.len().max(1) as f64,
             swap_mask_on_face,
+            occluder_kept: Some(occluder_kept),
             pose_error: v.pose_error,
             flicker_ratio: v.flicker,
             frames_for_pose: v.frames_for_pose,
@@ -192,6 +202,57 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         softness,
         people,
     })
+}
+
+/// The mask a swap is pasted with, per pixel, from the decoder's learned mask and the face
+/// ellipse (`[1, 1, H, W]`), as `facekit::swap::blend_mask` makes it in the booth.
+fn paste_mask(source: MaskSource, learned: &Tensor, hull: &Tensor) -> Tensor {
+    match source {
+        MaskSource::Learned => learned.shallow_clone(),
+        MaskSource::Hull => hull.expand_as(learned),
+        MaskSource::Union => learned.maximum(hull),
+        MaskSource::Visible => learned.minimum(hull),
+    }
+}
+
+/// Share of a synthetic occluder (a hand or object pasted over each held-out face, the same
+/// ones for every run: a fixed seed) inside the face ellipse that the swap into the other
+/// person leaves in the picture: 0 = painted over, 1 = kept. Our own measure, beside the hand
+/// outlined in real footage (`scripts/hand_occlusion.py`).
+fn occluder_kept(
+    generator: &Generator,
+    faces: &[RgbImage],
+    crop: &shared_proto::FaceCropSpec,
+    p: usize,
+    paste: MaskSource,
+    hull: &Tensor,
+) -> f64 {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(14);
+    let ellipse = facekit::forensics::face_mask(crop.size, &crop.template_px());
+    let (mut occluded, mut covers) = (Vec::new(), Vec::new());
+    for (i, face) in faces.iter().enumerate() {
+        let mut face = face.clone();
+        let donor = &faces[(i + faces.len() / 2) % faces.len()];
+        let cover = occluders::paste(&mut face, donor, &ellipse, &mut rng);
+        covers.extend(cover.pixels().map(|c| c.0[0] as f32 / 255.0));
+        occluded.push(face);
+    }
+    let device = generator.vars.device();
+    let size = crop.size as i64;
+    let cover = Tensor::from_slice(&covers)
+        .reshape([faces.len() as i64, 1, size, size])
+        .to_device(device);
+    let (_, learned) = generator
+        .model
+        .forward(&to_tensor(&occluded, device), 1 - p);
+    let mask = paste_mask(paste, &learned, hull);
+    let hidden = &cover * hull;
+    f64::try_from(
+        ((mask.ones_like() - &mask) * &hidden).sum(Kind::Float)
+            / hidden.sum(Kind::Float).clamp_min(1e-6),
+    )
+    .unwrap_or(f64::NAN)
 }
 
 /// Real frames of one person: references for the judge (training frames) and the over-blur

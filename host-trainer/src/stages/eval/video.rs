@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use facekit::blend::BlendOptions;
+use facekit::blend::{BlendOptions, MaskSource};
 use facekit::forensics::cues;
 use facekit::swap::{swap_into_frame, FaceSwapper};
 use facekit::{align_face, FrameSource, RetinaFace, VideoReader};
@@ -53,6 +53,7 @@ pub fn held_out_video(
     set: &FaceSet,
     p: Person,
     judge_frames: usize,
+    blend: &BlendOptions,
 ) -> Result<HeldOutVideo> {
     let mut wanted: HashMap<&str, Vec<u64>> = HashMap::new();
     for (source, frame) in &set.held_out_frames {
@@ -98,8 +99,7 @@ pub fn held_out_video(
                 model,
                 to: p.other(),
             };
-            let (face, _) =
-                swap_into_frame(&mut swapped, &aligned, &swapper, &BlendOptions::default())?;
+            let (face, _) = swap_into_frame(&mut swapped, &aligned, &swapper, blend)?;
             let rgb = to_tensor(&[face], device);
             if let Some(found) = det.detect(&swapped)?.into_iter().next() {
                 let iod = (src.landmarks[1][0] - src.landmarks[0][0])
@@ -116,11 +116,15 @@ pub fn held_out_video(
                 pose_n += 1;
             }
             let mut crop_only = frame.clone();
+            // Over the whole face ellipse, whatever mask the swap uses: the floor for any.
             swap_into_frame(
                 &mut crop_only,
                 &aligned,
                 &CropOnly,
-                &BlendOptions::default(),
+                &BlendOptions {
+                    mask: MaskSource::Hull,
+                    ..blend.clone()
+                },
             )?;
             if let (Some(s), Some(o), Some(c)) = (
                 align_face(&swapped, &src.landmarks, &cue_crop),
