@@ -151,25 +151,30 @@ fn a_short_run_writes_its_artefacts_resumes_and_refuses_bad_input() {
 fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = sample_pair(dir.path());
+    // Pretrains on both samples into `out` and returns its provenance.
+    let pretrain = |out: &std::path::Path, more: &[&str]| -> serde_json::Value {
+        let to = out.to_str().unwrap();
+        let args = [
+            &[
+                "--datasets",
+                a.as_str(),
+                b.as_str(),
+                "--out",
+                to,
+                "--batch-size",
+                "4",
+            ][..],
+            more,
+        ]
+        .concat();
+        let o = host_trainer("pretrain", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&std::fs::read_to_string(out.join("warm_start.json")).unwrap())
+            .unwrap()
+    };
     let p = dir.path().join("pretrain");
-    let o = host_trainer(
-        "pretrain",
-        &[
-            "--datasets",
-            &a,
-            &b,
-            "--out",
-            p.to_str().unwrap(),
-            "--steps",
-            "2",
-            "--batch-size",
-            "4",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let provenance = pretrain(&p, &["--steps", "2"]);
     let warm = p.join("warm_start.safetensors");
-    let provenance: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.join("warm_start.json")).unwrap()).unwrap();
     assert_eq!(provenance["steps"], 2);
     assert_eq!(provenance["datasets"].as_array().unwrap().len(), 2);
     let bytes = std::fs::read(&warm).unwrap();
@@ -187,26 +192,7 @@ fn a_warm_start_is_pretrained_then_starts_a_run_that_keeps_snapshots() {
     // A warm start continued elsewhere (no run folder, only the file): its steps count in and
     // its provenance names what it continued.
     let more = dir.path().join("pretrain-more");
-    let o = host_trainer(
-        "pretrain",
-        &[
-            "--datasets",
-            &a,
-            &b,
-            "--out",
-            more.to_str().unwrap(),
-            "--init",
-            warm.to_str().unwrap(),
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let continued: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(more.join("warm_start.json")).unwrap())
-            .unwrap();
+    let continued = pretrain(&more, &["--init", warm.to_str().unwrap(), "--steps", "1"]);
     assert_eq!(continued["steps"], 3, "{continued}");
     assert_eq!(continued["init"]["steps"], 2);
     assert_eq!(continued["init"]["sha256"], sha.as_str());
