@@ -80,12 +80,12 @@ pub fn datasets(run: &Path) -> Option<[PathBuf; 2]> {
 pub fn config(run: &Path) -> Result<TrainConfig> {
     let path = run.join(CONFIG);
     let raw: toml::Table = read_toml(&path)?;
-    let mut config: TrainConfig = read_toml(&path)?;
-    if !raw
+    let recorded = raw
         .get("augment")
         .and_then(toml::Value::as_table)
-        .is_some_and(|a| a.contains_key("occluders"))
-    {
+        .is_some_and(|a| a.contains_key("occluders"));
+    let mut config: TrainConfig = toml::Value::Table(raw).try_into().at("parse", &path)?;
+    if !recorded {
         config.augment.occluders = 0.0;
     }
     Ok(config)
