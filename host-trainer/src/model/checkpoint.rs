@@ -77,12 +77,17 @@ pub fn write_generator_fp16(path: &Path, vars: &VarStore, step: i64) -> Result<(
     write(path, &named)
 }
 
-/// The step a checkpoint, warm start or snapshot was saved at (0 when it does not say).
-pub fn saved_step(path: &Path) -> Result<i64> {
-    Ok(read(path)?
+/// The generator step recorded among `tensors` (0 when they do not say).
+fn step_of(tensors: &HashMap<String, Tensor>) -> i64 {
+    tensors
         .get("opt_g/step")
         .and_then(|t| i64::try_from(t).ok())
-        .unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// The step a checkpoint, warm start or snapshot was saved at (0 when it does not say).
+pub fn saved_step(path: &Path) -> Result<i64> {
+    Ok(step_of(&read(path)?))
 }
 
 /// Loads only the generator (`g/…`) weights of a training checkpoint into `vars`; returns the
@@ -90,8 +95,5 @@ pub fn saved_step(path: &Path) -> Result<i64> {
 pub fn load_generator(vars: &VarStore, path: &Path) -> Result<i64> {
     let tensors = read(path)?;
     restore(vars, "g", &tensors, path)?;
-    Ok(tensors
-        .get("opt_g/step")
-        .and_then(|t| i64::try_from(t).ok())
-        .unwrap_or(0))
+    Ok(step_of(&tensors))
 }
