@@ -156,7 +156,10 @@ fn with_sd(mean: f64, sd: f64, seeds: usize) -> String {
 pub struct Sharpness {
     pub kind: String,
     pub crops: usize,
-    pub over_blur_mean: f64,
+    /// Geometric mean: the cue is a ratio, so 2× and ½ cancel, and one crop with no texture
+    /// left inside its face (a ratio in the thousands) cannot swamp the average.
+    #[serde(alias = "over_blur_mean")]
+    pub over_blur_geomean: f64,
     pub over_blur_median: f64,
 }
 
@@ -288,11 +291,11 @@ impl DetectorReport {
             );
         }
         if !self.sharpness.is_empty() {
-            s += "\n## Training-set sharpness check\n\nOver-blur cue (sharpness around the face ÷ of the face; above 1 = face softer than its surround) on crops as the saved model's training batches draw them, after camera/codec variation. Real and fake should match on average.\n\n| kind | crops | mean | median |\n|---|---|---|---|\n";
+            s += "\n## Training-set sharpness check\n\nOver-blur cue (sharpness around the face ÷ of the face; above 1 = face softer than its surround) on crops as the saved model's training batches draw them, after camera/codec variation. Real and fake should match on average.\n\n| kind | crops | geometric mean | median |\n|---|---|---|---|\n";
             for r in &self.sharpness {
                 s += &format!(
                     "| {} | {} | {:.2} | {:.2} |\n",
-                    r.kind, r.crops, r.over_blur_mean, r.over_blur_median
+                    r.kind, r.crops, r.over_blur_geomean, r.over_blur_median
                 );
             }
         }

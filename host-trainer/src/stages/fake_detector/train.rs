@@ -269,7 +269,9 @@ fn sharpness_check(train: &[&Sample], batch: usize, seed: u64) -> Vec<Sharpness>
             Sharpness {
                 kind: kind.name().into(),
                 crops: v.len(),
-                over_blur_mean: v.iter().sum::<f64>() / v.len() as f64,
+                over_blur_geomean: (v.iter().map(|x| x.max(1e-6).ln()).sum::<f64>()
+                    / v.len() as f64)
+                    .exp(),
                 over_blur_median: v[v.len() / 2],
             }
         })
