@@ -555,16 +555,30 @@ pub struct SourceFace<'a> {
     pub landmarks: [[f32; 2]; 5],
     /// The face aligned at the geometry the reader asked for.
     pub aligned: AlignedFace,
-    /// From the last `late_share` of its source's accepted frames.
+    /// Held out: from the last `late_share` of its source's accepted frames, or for a photo,
+    /// of the dataset's photos.
     pub late: bool,
-    /// Index of the frame in its source video (what clip it belongs to).
-    pub index: u64,
+    /// Where the face is: source, frame and which of the frame's faces.
+    pub at: FaceAt,
+}
+
+/// Where an accepted face is in its dataset: consecutive frames of one source form clips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FaceAt {
+    /// Index of the source (video or photo) in the dataset's sorted sources.
+    pub source: usize,
+    /// Index of the frame in its source (0 for a photo).
+    pub frame: u64,
+    /// Which accepted face of that frame (a photo of several people has several).
+    pub face: usize,
 }
 
 /// Calls `visit` for every accepted face of the dataset at `root`, re-cropped from its source
 /// frame at `crop` (another geometry than the dataset's own crops, such as the fake detector's),
-/// in source and frame order. `late_share` of each source's accepted frames, from its end, are
-/// marked `late`. `visit` returns `false` to stop early.
+/// in source and frame order. `late_share` of each video's accepted frames, from its end, are
+/// marked `late`; photos (sources of one frame) are held out as a group: the last `late_share`
+/// of them by name, so a folder of photos is split like a video. `visit` returns `false` to
+/// stop early.
 pub fn accepted_frames(
     root: &Path,
     crop: &FaceCropSpec,
@@ -575,8 +589,8 @@ pub fn accepted_frames(
     if records.is_empty() {
         return Err(Error::NotADataset(root.to_path_buf()));
     }
-    type Frames = Vec<(u64, [[f32; 2]; 5])>;
-    let mut wanted: BTreeMap<String, Frames> = BTreeMap::new();
+    type Faces = Vec<(u64, [[f32; 2]; 5])>;
+    let mut wanted: BTreeMap<String, Faces> = BTreeMap::new();
     for r in records.iter().filter(|r| r.accepted()) {
         if let Some(lm) = r.landmarks {
             wanted
@@ -585,31 +599,62 @@ pub fn accepted_frames(
                 .push((r.frame, lm));
         }
     }
-    for (source, mut frames) in wanted {
-        frames.sort_by_key(|f| f.0);
-        let cut =
-            frames[((frames.len() as f64 * (1.0 - late_share)) as usize).min(frames.len() - 1)].0;
+    let frames_of = |faces: &Faces| {
+        let mut frames: Vec<u64> = faces.iter().map(|f| f.0).collect();
+        frames.dedup();
+        frames
+    };
+    // The first held-out position of `n` in order (at least the last one, as before photos).
+    let cut_of = |n: usize| ((n as f64 * (1.0 - late_share)) as usize).min(n.saturating_sub(1));
+    let photos: Vec<&String> = wanted
+        .iter()
+        .filter(|(_, faces)| frames_of(faces).len() == 1)
+        .map(|(source, _)| source)
+        .collect();
+    let late_photos: Vec<String> = photos[cut_of(photos.len())..]
+        .iter()
+        .map(|s| (*s).clone())
+        .collect();
+    for (source_index, (source, mut faces)) in wanted.into_iter().enumerate() {
+        faces.sort_by_key(|f| f.0);
+        let frames = frames_of(&faces);
+        let late_from = if frames.len() == 1 {
+            if late_photos.contains(&source) {
+                0
+            } else {
+                u64::MAX
+            }
+        } else {
+            frames[cut_of(frames.len())]
+        };
         let path = PathBuf::from(&source);
         let mut reader = facekit::open_source(&path)?;
         let mut index = 0u64;
         while let Some(frame) = reader.next_frame()? {
             let i = index;
             index += 1;
-            let Some(&(_, landmarks)) = frames.iter().find(|(f, _)| *f == i) else {
-                continue;
-            };
-            let Some(aligned) = align_face(&frame, &landmarks, crop) else {
-                continue;
-            };
-            let face = SourceFace {
-                frame: &frame,
-                landmarks,
-                aligned,
-                late: i >= cut,
-                index: i,
-            };
-            if !visit(&source, face)? {
-                return Ok(());
+            let here = faces.iter().filter(|(f, _)| *f == i).map(|f| f.1);
+            for (face, landmarks) in here.enumerate() {
+                let Some(aligned) = align_face(&frame, &landmarks, crop) else {
+                    continue;
+                };
+                let face = SourceFace {
+                    frame: &frame,
+                    landmarks,
+                    aligned,
+                    late: i >= late_from,
+                    at: FaceAt {
+                        source: source_index,
+                        frame: i,
+                        face,
+                    },
+                };
+                if !visit(&source, face)? {
+                    return Ok(());
+                }
+            }
+            if frames.last().is_some_and(|&last| i >= last) {
+                break;
             }
         }
     }
@@ -648,5 +693,61 @@ mod tests {
             read_journal(&path),
             Err(Error::Journal { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn every_face_of_a_photo_is_found_again_and_the_last_photos_are_held_out() {
+        // Five photos by name; photo_2 has two faces. A fifth of the photos (the last one)
+        // is held out, as the last fifth of a video's frames would be.
+        let dir = tempfile::tempdir().unwrap();
+        let face = |dx: f32| {
+            [
+                [80.0 + dx, 90.0],
+                [120.0 + dx, 90.0],
+                [100.0 + dx, 110.0],
+                [85.0 + dx, 130.0],
+                [115.0 + dx, 130.0],
+            ]
+        };
+        let mut journal = String::new();
+        for i in 0..5 {
+            let photo = dir.path().join(format!("photo_{i}.png"));
+            image::RgbImage::from_pixel(400, 240, image::Rgb([90, 60 + 20 * i as u8, 50]))
+                .save(&photo)
+                .unwrap();
+            let faces: &[f32] = if i == 2 { &[0.0, 200.0] } else { &[0.0] };
+            for (k, dx) in faces.iter().enumerate() {
+                let mut rec = FaceRecord::no_face("P", &photo.to_string_lossy(), 0, 64);
+                rec.face = k as u32;
+                rec.reason = Reason::Accepted;
+                rec.landmarks = Some(face(*dx));
+                journal += &format!("{}\n", serde_json::to_string(&rec).unwrap());
+            }
+        }
+        std::fs::write(dir.path().join(METADATA), journal).unwrap();
+        let mut seen = Vec::new();
+        let crop = FaceCropSpec::new(64, 0.25);
+        accepted_frames(dir.path(), &crop, 0.2, |source, f| {
+            let name = Path::new(source)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            seen.push((name, f.at.source, f.at.face, f.late, f.landmarks[0][0]));
+            Ok(true)
+        })
+        .unwrap();
+        let expected: Vec<(String, usize, usize, bool, f32)> = [
+            (0, 0, false, 80.0),
+            (1, 0, false, 80.0),
+            (2, 0, false, 80.0),
+            (2, 1, false, 280.0),
+            (3, 0, false, 80.0),
+            (4, 0, true, 80.0),
+        ]
+        .into_iter()
+        .map(|(i, k, late, x)| (format!("photo_{i}"), i, k, late, x))
+        .collect();
+        assert_eq!(seen, expected);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rand::{RngExt, SeedableRng};
 
 use super::data::{Kind, Sample};
+use crate::artefacts::dataset::FaceAt;
 use facekit::forensics::{self_blend, SbiParams};
 
 /// Camera and codec variation applied to reals and fakes alike, so that what one camera does to
@@ -96,7 +97,7 @@ pub struct BatchDrawer<'a> {
 struct FakePool<'a> {
     kind: Kind,
     all: Vec<&'a Sample>,
-    by_frame: HashMap<(usize, u64), Vec<&'a Sample>>,
+    by_frame: HashMap<(usize, FaceAt), Vec<&'a Sample>>,
 }
 
 impl<'a> BatchDrawer<'a> {
@@ -113,9 +114,9 @@ impl<'a> BatchDrawer<'a> {
                 if all.is_empty() {
                     return None;
                 }
-                let mut by_frame: HashMap<(usize, u64), Vec<&Sample>> = HashMap::new();
+                let mut by_frame: HashMap<(usize, FaceAt), Vec<&Sample>> = HashMap::new();
                 for s in &all {
-                    by_frame.entry((s.video, s.frame)).or_default().push(s);
+                    by_frame.entry((s.video, s.at)).or_default().push(s);
                 }
                 Some(FakePool {
                     kind,
@@ -153,7 +154,7 @@ impl<'a> BatchDrawer<'a> {
                 // The fake of this very frame when there is one, else any of its kind.
                 let choices = pool
                     .by_frame
-                    .get(&(real.video, real.frame))
+                    .get(&(real.video, real.at))
                     .unwrap_or(&pool.all);
                 let s = choices[self.rng.random_range(0..choices.len())];
                 (s.crop.clone(), s.landmarks)
@@ -186,7 +187,7 @@ mod tests {
             kind,
             video: 0,
             late: false,
-            frame: 0,
+            at: FaceAt::default(),
             donor: None,
         }
     }
@@ -218,7 +219,7 @@ mod tests {
         let mut train: Vec<Sample> = (0..3u8)
             .map(|i| {
                 let mut s = sample(Kind::Real, [20 + 90 * i; 3]);
-                s.frame = i as u64;
+                s.at.frame = i as u64;
                 s
             })
             .collect();

@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use shared_proto::FaceCropSpec;
 
-use crate::artefacts::dataset::accepted_frames;
+use crate::artefacts::dataset::{accepted_frames, FaceAt};
 use crate::artefacts::run::Generator;
 use crate::error::{Error, Result};
 use crate::model::swapper::TchSwapper;
@@ -69,8 +69,9 @@ pub struct Sample {
     /// From the last block of its video's accepted frames (the last [`CALIBRATION_SHARE`]):
     /// kept out of training to calibrate the threshold.
     pub late: bool,
-    /// Frame index in its video: consecutive frames form the clips of clip-level AUC.
-    pub frame: u64,
+    /// Where in its dataset the face is: consecutive frames of a source form the clips of
+    /// clip-level AUC, and a stored fake is paired with the real face it was made from.
+    pub at: FaceAt,
     /// The video whose person's face this fake shows when it is not the video's own (the donor
     /// of a graphics swap, the other person of a swap): a detector tested on that person must
     /// not have trained on it as a fake.
@@ -78,9 +79,10 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The clip (run of [`CLIP_FRAMES`] source frames) this sample belongs to.
-    pub fn clip(&self) -> (usize, u64) {
-        (self.video, self.frame / CLIP_FRAMES)
+    /// The clip (run of [`CLIP_FRAMES`] frames of one source; a photo is a clip of its own)
+    /// this sample belongs to.
+    pub fn clip(&self) -> (usize, usize, u64) {
+        (self.video, self.at.source, self.at.frame / CLIP_FRAMES)
     }
 }
 
@@ -106,7 +108,7 @@ pub fn samples(
     let blend = BlendOptions::default();
     let mut out = Vec::new();
     accepted_frames(dataset, crop, CALIBRATION_SHARE, |_, face| {
-        let (late, landmarks, frame) = (face.late, face.aligned.landmarks, face.index);
+        let (late, landmarks, at) = (face.late, face.aligned.landmarks, face.at);
         let params = SbiParams::sample(&mut rng);
         let (sbi, _) = self_blend(&face.aligned.image, &landmarks, &params);
         out.push(Sample {
@@ -115,7 +117,7 @@ pub fn samples(
             kind: Kind::Sbi,
             video,
             late,
-            frame,
+            at,
             donor: None,
         });
         if let Some((g, person)) = generator {
@@ -136,7 +138,7 @@ pub fn samples(
                             kind,
                             video,
                             late,
-                            frame,
+                            at,
                             donor: (kind == Kind::Swap).then_some(other_video),
                         });
                     }
@@ -149,7 +151,7 @@ pub fn samples(
             kind: Kind::Real,
             video,
             late,
-            frame,
+            at,
             donor: None,
         });
         Ok(true)
@@ -209,7 +211,7 @@ pub fn graphic_swaps(targets: &[Sample], donors: &[&Sample], seed: u64) -> Vec<S
                 kind: Kind::Graphic,
                 video: target.video,
                 late: target.late,
-                frame: target.frame,
+                at: target.at,
                 donor: Some(donor.video),
             })
         })
