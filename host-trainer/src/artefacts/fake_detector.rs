@@ -29,6 +29,9 @@ pub struct Settings {
     pub preset: String,
     pub threshold: f32,
     pub steps: usize,
+    /// Weight of the blending-boundary target it trained with (0: labels alone).
+    #[serde(default)]
+    pub boundary_weight: f64,
 }
 
 /// Writes the model and its settings into `dir`.
@@ -187,6 +190,9 @@ pub struct DetectorReport {
     pub threshold: f32,
     pub threshold_from: String,
     pub steps: usize,
+    /// Weight of the blending-boundary target in every fit (0: labels alone).
+    #[serde(default)]
+    pub boundary_weight: f64,
     /// Fits per cell (seeds `seed`, `seed + 1`, …).
     pub seeds: usize,
     pub split: String,
@@ -266,6 +272,9 @@ impl DetectorReport {
             "# Detector {} ({} parameters, {:.1} MFLOP/face), threshold {:.3} ({})\n\n{}\n\n",
             self.preset, self.params, self.mflops, self.threshold, self.threshold_from, self.split
         );
+        if self.boundary_weight > 0.0 {
+            s += &format!("Each fit also learnt where faces were blended (the self-blends' boundary map, Face X-ray's target) at weight {}; the saved network scores without that head.\n\n", self.boundary_weight);
+        }
         if !self.identities.is_empty() {
             s += &format!("Identities: {}.\n\n", self.identities.join(", "));
         }

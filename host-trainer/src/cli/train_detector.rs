@@ -38,6 +38,11 @@ pub struct Args {
     batch_size: u64,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Weight of the blending-boundary target beside the real/fake label (Face X-ray's map of
+    /// where a self-blend was pasted, asked of the quarter-resolution features during training
+    /// only); 0 trains on the label alone.
+    #[arg(long, default_value_t = 0.0)]
+    boundary_weight: f64,
     /// Score at or above which a face is called fake (default: calibrated at the equal-error
     /// point on the last 20% of each video's frames, which training leaves out).
     #[arg(long)]
@@ -63,6 +68,7 @@ pub fn run(args: Args) -> Result<()> {
         steps: args.steps,
         batch: args.batch_size as usize,
         lr: args.lr,
+        boundary_weight: args.boundary_weight,
         seed: args.seed,
         seeds: args.seeds as usize,
         threshold: args.threshold,

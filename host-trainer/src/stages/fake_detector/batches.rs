@@ -73,6 +73,9 @@ pub struct Batch {
     pub crops: Vec<image::RgbImage>,
     pub labels: Vec<f32>,
     pub kinds: Vec<Kind>,
+    /// Where each crop was blended (255 = all pasted face), when known: nowhere for a real
+    /// face, the self-blend's own mask for an SBI; `None` for stored fakes.
+    pub blend_masks: Vec<Option<image::GrayImage>>,
     /// Each crop's landmarks (crop pixels), for the training-set sharpness check.
     pub landmarks: Vec<[[f32; 2]; 5]>,
     pub flip: bool,
@@ -138,18 +141,17 @@ impl<'a> BatchDrawer<'a> {
             crops: Vec::with_capacity(2 * self.half),
             labels: Vec::with_capacity(2 * self.half),
             kinds: Vec::with_capacity(2 * self.half),
+            blend_masks: Vec::with_capacity(2 * self.half),
             landmarks: Vec::with_capacity(2 * self.half),
             flip: self.rng.random::<bool>(),
         };
         for _ in 0..self.half {
             let real = self.reals[self.rng.random_range(0..self.reals.len())];
             let pool = &self.fakes[self.rng.random_range(0..self.fakes.len())];
-            let (fake, landmarks) = if pool.kind == Kind::Sbi {
+            let (fake, landmarks, mask) = if pool.kind == Kind::Sbi {
                 let params = SbiParams::sample(&mut self.rng);
-                (
-                    self_blend(&real.crop, &real.landmarks, &params).0,
-                    real.landmarks,
-                )
+                let (sbi, mask) = self_blend(&real.crop, &real.landmarks, &params);
+                (sbi, real.landmarks, Some(mask))
             } else {
                 // The fake of this very frame when there is one, else any of its kind.
                 let choices = pool
@@ -157,7 +159,7 @@ impl<'a> BatchDrawer<'a> {
                     .get(&(real.video, real.at))
                     .unwrap_or(&pool.all);
                 let s = choices[self.rng.random_range(0..choices.len())];
-                (s.crop.clone(), s.landmarks)
+                (s.crop.clone(), s.landmarks, None)
             };
             // One simulated camera for both of the pair.
             let camera = self.rng.random::<u64>();
@@ -165,10 +167,13 @@ impl<'a> BatchDrawer<'a> {
             b.crops.push(look(real.crop.clone()));
             b.labels.push(0f32);
             b.kinds.push(Kind::Real);
+            let (w, h) = real.crop.dimensions();
+            b.blend_masks.push(Some(image::GrayImage::new(w, h)));
             b.landmarks.push(real.landmarks);
             b.crops.push(look(fake));
             b.labels.push(1f32);
             b.kinds.push(pool.kind);
+            b.blend_masks.push(mask);
             b.landmarks.push(landmarks);
         }
         b

@@ -70,6 +70,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         threshold: settings.threshold,
         threshold_from: format!("recorded in {}", opts.detector.join(SETTINGS).display()),
         steps: settings.steps,
+        boundary_weight: settings.boundary_weight,
         seeds: 1,
         split: format!(
             "Every face of {} (its fakes made from its own frames).",

@@ -10,7 +10,7 @@ use tch::Device;
 
 use super::batches::BatchDrawer;
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
-use super::fit::{fit, scores};
+use super::fit::{fit, scores, FitOptions};
 use super::metrics;
 use super::report::{cue_aucs, kinds_name, roc_plot, score_cells};
 use crate::artefacts::fake_detector::{self, Cell, DetectorReport, Settings, Sharpness, ROC};
@@ -30,6 +30,8 @@ pub struct DetectorOptions {
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
+    /// Weight of the blending-boundary target (see [`fit`]); 0 trains on labels alone.
+    pub boundary_weight: f64,
     pub seed: u64,
     /// Fits per report cell, with seeds `seed`, `seed + 1`, ….
     pub seeds: usize,
@@ -119,6 +121,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         preset: opts.preset.clone(),
         threshold,
         steps: opts.steps,
+        boundary_weight: opts.boundary_weight,
     };
     fake_detector::save(&opts.out, &model, &settings)?;
     let report = DetectorReport {
@@ -128,6 +131,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         threshold,
         threshold_from,
         steps: opts.steps,
+        boundary_weight: opts.boundary_weight,
         seeds: seeds.len(),
         split: format!("Leave one identity out: each identity (one person, one video, one camera; or a folder of photos of many people and cameras, held out as one) is held out in turn; its cells train on the other identities only and test on all of its frames, so no face, person, scene or camera of the test was trained on. Photos are clips of their own, and the last 20% of a folder's photos stand in for a video's late frames. Graphics swaps in training never paste in the held-out person. Each cell's threshold is the equal-error point on the last {:.0}% of the training identities' frames, which it does not train on. Each cell is fitted {} times (seeds {}–{}): mean ± standard deviation. Self-blended fakes are made afresh at every training step; the run's swaps and reconstructions are a generator no detector trains on (unseen). Clips are runs of {CLIP_FRAMES} source frames scored by their mean.", 100.0 * CALIBRATION_SHARE, seeds.len(), seeds[0], seeds[seeds.len() - 1]),
         identities: names.clone(),
@@ -305,7 +309,14 @@ impl<'a> Fitter<'a> {
     fn fit_and_calibrate(&self, samples: &[&Sample], seed: u64) -> (FakeDetector, f32) {
         let o = self.opts;
         let (late, early): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| s.late);
-        let model = fit(&self.spec, &early, o.steps, o.batch, o.lr, seed, o.device);
+        let fit_options = FitOptions {
+            steps: o.steps,
+            batch: o.batch,
+            lr: o.lr,
+            boundary_weight: o.boundary_weight,
+            device: o.device,
+        };
+        let model = fit(&self.spec, &early, &fit_options, seed);
         self.bar.inc(1);
         let scored: Vec<(f32, bool)> = scores(&model, &late)
             .into_iter()
