@@ -145,8 +145,13 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
             "20",
             "--seeds",
             "1",
+            "--boundary-weight",
+            "1",
         ],
     );
+    // The boundary target trained beside the label; the exported network below has no head.
+    let settings = std::fs::read_to_string(det.join("detector.toml")).unwrap();
+    assert!(settings.contains("boundary_weight = 1.0"), "{settings}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(det.join("eval_detector.json")).unwrap())
             .unwrap();
@@ -169,6 +174,7 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
         .collect();
     trained.dedup();
     assert_eq!(trained, ["SBI"]);
+    assert_eq!(report["boundary_weight"], 1.0);
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
     let exported = host_trainer_ok(
