@@ -599,42 +599,44 @@ pub fn accepted_frames(
                 .push((r.frame, lm));
         }
     }
-    let frames_of = |faces: &Faces| {
-        let mut frames: Vec<u64> = faces.iter().map(|f| f.0).collect();
-        frames.dedup();
-        frames
-    };
+    for faces in wanted.values_mut() {
+        faces.sort_by_key(|f| f.0);
+    }
     // The first held-out position of `n` in order (at least the last one, as before photos).
     let cut_of = |n: usize| ((n as f64 * (1.0 - late_share)) as usize).min(n.saturating_sub(1));
     let photos: Vec<&String> = wanted
         .iter()
-        .filter(|(_, faces)| frames_of(faces).len() == 1)
+        .filter(|(_, faces)| faces.iter().all(|f| f.0 == faces[0].0))
         .map(|(source, _)| source)
         .collect();
-    let late_photos: Vec<String> = photos[cut_of(photos.len())..]
+    let late_photos: HashSet<String> = photos[cut_of(photos.len())..]
         .iter()
         .map(|s| (*s).clone())
         .collect();
-    for (source_index, (source, mut faces)) in wanted.into_iter().enumerate() {
-        faces.sort_by_key(|f| f.0);
-        let frames = frames_of(&faces);
-        let late_from = if frames.len() == 1 {
-            if late_photos.contains(&source) {
-                0
-            } else {
-                u64::MAX
-            }
-        } else {
-            frames[cut_of(frames.len())]
+    for (source_index, (source, faces)) in wanted.into_iter().enumerate() {
+        let mut frames: Vec<u64> = faces.iter().map(|f| f.0).collect();
+        frames.dedup();
+        let late_from = match frames.len() {
+            1 if late_photos.contains(&source) => 0,
+            1 => u64::MAX,
+            n => frames[cut_of(n)],
         };
         let path = PathBuf::from(&source);
         let mut reader = facekit::open_source(&path)?;
         let mut index = 0u64;
-        while let Some(frame) = reader.next_frame()? {
+        // Faces are sorted by frame: those of frame `i` are the run starting at `next`.
+        let mut next = 0;
+        while next < faces.len() {
+            let Some(frame) = reader.next_frame()? else {
+                break;
+            };
             let i = index;
             index += 1;
-            let here = faces.iter().filter(|(f, _)| *f == i).map(|f| f.1);
-            for (face, landmarks) in here.enumerate() {
+            let start = next;
+            while next < faces.len() && faces[next].0 == i {
+                next += 1;
+            }
+            for (face, &(_, landmarks)) in faces[start..next].iter().enumerate() {
                 let Some(aligned) = align_face(&frame, &landmarks, crop) else {
                     continue;
                 };
@@ -652,9 +654,6 @@ pub fn accepted_frames(
                 if !visit(&source, face)? {
                     return Ok(());
                 }
-            }
-            if frames.last().is_some_and(|&last| i >= last) {
-                break;
             }
         }
     }
