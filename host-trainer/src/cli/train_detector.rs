@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use host_trainer::artefacts::fake_detector::{REPORT_MD, ROC, WEIGHTS};
-use host_trainer::stages::fake_detector::{train_detector, DetectorOptions};
+use host_trainer::stages::fake_detector::{train_detector, DetectorOptions, FitOptions};
 
 use super::common::DeviceArg;
 
@@ -65,14 +65,16 @@ pub fn run(args: Args) -> Result<()> {
         run: args.run,
         out: args.out.clone(),
         preset: args.preset,
-        steps: args.steps,
-        batch: args.batch_size as usize,
-        lr: args.lr,
-        boundary_weight: args.boundary_weight,
+        fit: FitOptions {
+            steps: args.steps,
+            batch: args.batch_size as usize,
+            lr: args.lr,
+            boundary_weight: args.boundary_weight,
+            device: args.device.resolve()?,
+        },
         seed: args.seed,
         seeds: args.seeds as usize,
         threshold: args.threshold,
-        device: args.device.resolve()?,
         progress: true,
     };
     let report = train_detector(&opts)

@@ -68,14 +68,23 @@ fn degrade(mut out: image::RgbImage, rng: &mut impl rand::Rng) -> image::RgbImag
     out
 }
 
+/// Where a crop of a batch was blended.
+pub enum Blend {
+    /// A real face: nothing.
+    Nothing,
+    /// A self-blend: its mask (255 = all pasted face).
+    Mask(image::GrayImage),
+    /// A stored fake, whose mask was not kept.
+    Unknown,
+}
+
 /// One training batch: crops, their labels (1 = fake), what each is, and whether to mirror it.
 pub struct Batch {
     pub crops: Vec<image::RgbImage>,
     pub labels: Vec<f32>,
     pub kinds: Vec<Kind>,
-    /// Where each crop was blended (255 = all pasted face), when known: nowhere for a real
-    /// face, the self-blend's own mask for an SBI; `None` for stored fakes.
-    pub blend_masks: Vec<Option<image::GrayImage>>,
+    /// Where each crop was blended, as far as the drawer knows.
+    pub blends: Vec<Blend>,
     /// Each crop's landmarks (crop pixels), for the training-set sharpness check.
     pub landmarks: Vec<[[f32; 2]; 5]>,
     pub flip: bool,
@@ -141,7 +150,7 @@ impl<'a> BatchDrawer<'a> {
             crops: Vec::with_capacity(2 * self.half),
             labels: Vec::with_capacity(2 * self.half),
             kinds: Vec::with_capacity(2 * self.half),
-            blend_masks: Vec::with_capacity(2 * self.half),
+            blends: Vec::with_capacity(2 * self.half),
             landmarks: Vec::with_capacity(2 * self.half),
             flip: self.rng.random::<bool>(),
         };
@@ -151,7 +160,7 @@ impl<'a> BatchDrawer<'a> {
             let (fake, landmarks, mask) = if pool.kind == Kind::Sbi {
                 let params = SbiParams::sample(&mut self.rng);
                 let (sbi, mask) = self_blend(&real.crop, &real.landmarks, &params);
-                (sbi, real.landmarks, Some(mask))
+                (sbi, real.landmarks, Blend::Mask(mask))
             } else {
                 // The fake of this very frame when there is one, else any of its kind.
                 let choices = pool
@@ -159,7 +168,7 @@ impl<'a> BatchDrawer<'a> {
                     .get(&(real.video, real.at))
                     .unwrap_or(&pool.all);
                 let s = choices[self.rng.random_range(0..choices.len())];
-                (s.crop.clone(), s.landmarks, None)
+                (s.crop.clone(), s.landmarks, Blend::Unknown)
             };
             // One simulated camera for both of the pair.
             let camera = self.rng.random::<u64>();
@@ -167,13 +176,12 @@ impl<'a> BatchDrawer<'a> {
             b.crops.push(look(real.crop.clone()));
             b.labels.push(0f32);
             b.kinds.push(Kind::Real);
-            let (w, h) = real.crop.dimensions();
-            b.blend_masks.push(Some(image::GrayImage::new(w, h)));
+            b.blends.push(Blend::Nothing);
             b.landmarks.push(real.landmarks);
             b.crops.push(look(fake));
             b.labels.push(1f32);
             b.kinds.push(pool.kind);
-            b.blend_masks.push(mask);
+            b.blends.push(mask);
             b.landmarks.push(landmarks);
         }
         b

@@ -6,7 +6,7 @@ use image::{GrayImage, RgbImage};
 use tch::nn::{Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::batches::{Batch, BatchDrawer};
+use super::batches::{Batch, BatchDrawer, Blend};
 use super::data::Sample;
 use crate::model::fake_detector::FakeDetector;
 use crate::model::optim::Adam;
@@ -62,7 +62,7 @@ pub fn fit(spec: &FakeDetectorSpec, train: &[&Sample], o: &FitOptions, seed: u64
             let p = outs[outs.len() - 1].clamp(1e-6, 1.0 - 1e-6);
             let mut loss = p.binary_cross_entropy::<Tensor>(&y, None, Reduction::Mean);
             if o.boundary_weight > 0.0 {
-                let (target, known) = boundary_targets(&b.blend_masks, tap.size, b.flip, device);
+                let (target, known) = boundary_targets(&b.blends, tap.size, b.flip, device);
                 let predicted = tap.forward(&outs[tap.layer]).clamp(1e-6, 1.0 - 1e-6);
                 let per_pixel =
                     predicted.binary_cross_entropy::<Tensor>(&target, None, Reduction::None);
@@ -132,41 +132,36 @@ impl BoundaryHead {
     }
 }
 
-/// The boundary map `4·M·(1−M)` of each known blend mask at `size`², mirrored like the batch,
+/// The boundary map `4·M·(1−M)` of each crop's blend at `size`², mirrored like the batch,
 /// and a 0/1 weight per face (0 where the blend is unknown).
-fn boundary_targets(
-    masks: &[Option<GrayImage>],
-    size: i64,
-    flip: bool,
-    device: Device,
-) -> (Tensor, Tensor) {
+fn boundary_targets(blends: &[Blend], size: i64, flip: bool, device: Device) -> (Tensor, Tensor) {
     let side = size as u32;
-    let mut maps = Vec::with_capacity(masks.len() * (side * side) as usize);
-    let mut known = Vec::with_capacity(masks.len());
-    for m in masks {
-        match m {
-            Some(m) => {
-                let boundary = GrayImage::from_fn(m.width(), m.height(), |x, y| {
-                    let a = m.get_pixel(x, y).0[0] as f32 / 255.0;
-                    image::Luma([(4.0 * a * (1.0 - a) * 255.0).round() as u8])
-                });
-                let small = image::imageops::resize(
-                    &boundary,
-                    side,
-                    side,
-                    image::imageops::FilterType::Triangle,
-                );
-                maps.extend(small.pixels().map(|p| p.0[0] as f32 / 255.0));
-                known.push(1f32);
-            }
-            None => {
-                maps.extend(std::iter::repeat_n(0f32, (side * side) as usize));
-                known.push(0f32);
-            }
+    let mut maps = Vec::with_capacity(blends.len() * (side * side) as usize);
+    let mut known = Vec::with_capacity(blends.len());
+    for blend in blends {
+        if let Blend::Mask(m) = blend {
+            let boundary = GrayImage::from_fn(m.width(), m.height(), |x, y| {
+                let a = m.get_pixel(x, y).0[0] as f32 / 255.0;
+                image::Luma([(4.0 * a * (1.0 - a) * 255.0).round() as u8])
+            });
+            let small = image::imageops::resize(
+                &boundary,
+                side,
+                side,
+                image::imageops::FilterType::Triangle,
+            );
+            maps.extend(small.pixels().map(|p| p.0[0] as f32 / 255.0));
+        } else {
+            maps.extend(std::iter::repeat_n(0f32, (side * side) as usize));
         }
+        known.push(if matches!(blend, Blend::Unknown) {
+            0f32
+        } else {
+            1f32
+        });
     }
     let mut target = Tensor::from_slice(&maps)
-        .reshape([masks.len() as i64, 1, size, size])
+        .reshape([blends.len() as i64, 1, size, size])
         .to_device(device);
     if flip {
         target = target.flip([3]);
@@ -194,7 +189,7 @@ mod tests {
             let r = ((x as f32 - 50.0).powi(2) + (y as f32 - 64.0).powi(2)).sqrt();
             image::Luma([((44.0 - r) / 8.0 * 255.0).clamp(0.0, 255.0) as u8])
         });
-        let masks = [Some(disc), Some(GrayImage::new(128, 128)), None];
+        let masks = [Blend::Mask(disc), Blend::Nothing, Blend::Unknown];
         for flip in [false, true] {
             let (t, known) = boundary_targets(&masks, 32, flip, Device::Cpu);
             assert_eq!(t.size(), [3, 1, 32, 32]);

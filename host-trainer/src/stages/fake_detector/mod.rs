@@ -17,4 +17,5 @@ mod report;
 pub mod train;
 
 pub use evaluate::{evaluate, EvalOptions};
+pub use fit::FitOptions;
 pub use train::{train_detector, DetectorOptions};

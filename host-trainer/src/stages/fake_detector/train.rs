@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
-use tch::Device;
 
 use super::batches::BatchDrawer;
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
@@ -27,17 +26,13 @@ pub struct DetectorOptions {
     pub run: Option<PathBuf>,
     pub out: PathBuf,
     pub preset: String,
-    pub steps: usize,
-    pub batch: usize,
-    pub lr: f64,
-    /// Weight of the blending-boundary target (see [`fit`]); 0 trains on labels alone.
-    pub boundary_weight: f64,
+    /// How every fit trains (steps, batch, learning rate, boundary target, device).
+    pub fit: FitOptions,
     pub seed: u64,
     /// Fits per report cell, with seeds `seed`, `seed + 1`, ….
     pub seeds: usize,
     /// Score at or above which a face is called fake; `None` calibrates it on held-out frames.
     pub threshold: Option<f32>,
-    pub device: Device,
     pub progress: bool,
 }
 
@@ -120,8 +115,8 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
     let settings = Settings {
         preset: opts.preset.clone(),
         threshold,
-        steps: opts.steps,
-        boundary_weight: opts.boundary_weight,
+        steps: opts.fit.steps,
+        boundary_weight: opts.fit.boundary_weight,
     };
     fake_detector::save(&opts.out, &model, &settings)?;
     let report = DetectorReport {
@@ -130,12 +125,12 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         mflops: spec.flops_per_face() as f64 / 1e6,
         threshold,
         threshold_from,
-        steps: opts.steps,
-        boundary_weight: opts.boundary_weight,
+        steps: opts.fit.steps,
+        boundary_weight: opts.fit.boundary_weight,
         seeds: seeds.len(),
-        split: format!("Leave one identity out: each identity (one person, one video, one camera; or a folder of photos of many people and cameras, held out as one) is held out in turn; its cells train on the other identities only and test on all of its frames, so no face, person, scene or camera of the test was trained on. Photos are clips of their own, and the last 20% of a folder's photos stand in for a video's late frames. Graphics swaps in training never paste in the held-out person. Each cell's threshold is the equal-error point on the last {:.0}% of the training identities' frames, which it does not train on. Each cell is fitted {} times (seeds {}–{}): mean ± standard deviation. Self-blended fakes are made afresh at every training step; the run's swaps and reconstructions are a generator no detector trains on (unseen). Clips are runs of {CLIP_FRAMES} source frames scored by their mean.", 100.0 * CALIBRATION_SHARE, seeds.len(), seeds[0], seeds[seeds.len() - 1]),
+        split: format!("Leave one identity out: each identity (one person, one video, one camera; or a folder of photos of many people and cameras, held out as one) is held out in turn; its cells train on the other identities only and test on all of its frames, so no face, person, scene or camera of the test was trained on. Photos are clips of their own, and the last {0:.0}% of a folder's photos stand in for a video's late frames. Graphics swaps in training never paste in the held-out person. Each cell's threshold is the equal-error point on the last {0:.0}% of the training identities' frames, which it does not train on. Each cell is fitted {1} times (seeds {2}–{3}): mean ± standard deviation. Self-blended fakes are made afresh at every training step; the run's swaps and reconstructions are a generator no detector trains on (unseen). Clips are runs of {CLIP_FRAMES} source frames scored by their mean.", 100.0 * CALIBRATION_SHARE, seeds.len(), seeds[0], seeds[seeds.len() - 1]),
         identities: names.clone(),
-        sharpness: sharpness_check(&everything, opts.batch, opts.seed),
+        sharpness: sharpness_check(&everything, opts.fit.batch, opts.seed),
         cells,
         cues,
         final_trained_on: format!(
@@ -174,7 +169,7 @@ fn identity_names(datasets: &[PathBuf]) -> Vec<String> {
 /// two videos), and graphics swaps of each video with the other videos' faces.
 fn every_video(opts: &DetectorOptions, spec: &FakeDetectorSpec) -> Result<Vec<Sample>> {
     let generator = match &opts.run {
-        Some(run) => Some(Generator::load(run, opts.device)?),
+        Some(run) => Some(Generator::load(run, opts.fit.device)?),
         None => None,
     };
     let mut all = Vec::new();
@@ -309,14 +304,7 @@ impl<'a> Fitter<'a> {
     fn fit_and_calibrate(&self, samples: &[&Sample], seed: u64) -> (FakeDetector, f32) {
         let o = self.opts;
         let (late, early): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| s.late);
-        let fit_options = FitOptions {
-            steps: o.steps,
-            batch: o.batch,
-            lr: o.lr,
-            boundary_weight: o.boundary_weight,
-            device: o.device,
-        };
-        let model = fit(&self.spec, &early, &fit_options, seed);
+        let model = fit(&self.spec, &early, &o.fit, seed);
         self.bar.inc(1);
         let scored: Vec<(f32, bool)> = scores(&model, &late)
             .into_iter()
