@@ -12,7 +12,7 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{decode, encode, FaceCropSpec, ProtoError};
+use crate::{decode, encode, BlurCheck, FaceCropSpec, ProtoError};
 
 pub const MANIFEST: &str = "manifest.bin";
 pub const SIGNATURE: &str = "manifest.sig";
@@ -132,6 +132,9 @@ pub struct ModelEntry {
     /// Detectors: the score at or above which a face is called fake, calibrated on frames the
     /// detector was not trained on. Devices and `host-trainer detect` use it unless told otherwise.
     pub threshold: Option<f32>,
+    /// Detectors: the blur check fitted on the same real faces, combined with the network's
+    /// score ([`BlurCheck::score`]) before any threshold is applied.
+    pub blur_check: Option<BlurCheck>,
 }
 
 impl ModelEntry {
@@ -167,6 +170,7 @@ impl ModelEntry {
             latency: vec![],
             int8: None,
             threshold: None,
+            blur_check: None,
         }
     }
 }
@@ -250,6 +254,12 @@ impl Manifest {
                 if !(0.0..=1.0).contains(&t) {
                     return bad(format!("{}: threshold {t} outside 0..1", m.name));
                 }
+            }
+            if m.blur_check.is_some_and(|c| !c.is_valid()) {
+                return bad(format!(
+                    "{}: blur check {:?} is not finite",
+                    m.name, m.blur_check
+                ));
             }
             let s = crop.size as i64;
             let want_in = [-1, 3, s, s];
@@ -752,6 +762,16 @@ mod tests {
         seal(d, &m, &key(1)).unwrap();
         let err = open(d, &[]).unwrap_err().to_string();
         assert!(err.contains("threshold"), "{err}");
+
+        let mut m = sample(d);
+        m.models[0].blur_check = Some(BlurCheck {
+            centre: 0.0,
+            scale: 0.0,
+            alarm: 3.0,
+        });
+        seal(d, &m, &key(1)).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("blur check"), "{err}");
 
         let mut m = sample(d);
         m.models[0].outputs = vec![TensorSpec {

@@ -4,7 +4,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// 2: bundle model entries carry their own crop spec (detectors crop wider than swap models).
 /// 3: detector entries carry their calibrated threshold.
 /// 4: manifests carry a monotonic `serial` (booths refuse an older one); the serving record.
-pub const FORMAT_VERSION: u16 = 4;
+/// 5: detector entries carry their blur check.
+pub const FORMAT_VERSION: u16 = 5;
 /// Leading bytes of every encoded envelope, so a random file is told apart from an old version.
 pub const MAGIC: [u8; 4] = *b"DPL\0";
 

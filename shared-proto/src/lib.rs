@@ -6,11 +6,13 @@
 //! later, from the bundle manifest that embeds it).
 
 pub mod archive;
+mod blur_check;
 pub mod bundle;
 mod crop;
 mod envelope;
 pub mod serving;
 
+pub use blur_check::BlurCheck;
 pub use crop::{
     face_ellipse, ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES,
 };

@@ -1,0 +1,145 @@
+//! The blur check: a second opinion beside a detector's network, fitted on real faces alone.
+//!
+//! Generated faces come out softer than the frame around them. How much softer a real face is
+//! than its surround (the over-blur cue, see `facekit::forensics`) varies from camera to camera,
+//! but its spread over real faces can be learnt without a single fake; a face far outside that
+//! spread is suspect whatever generator made it. The network catches what it was taught
+//! (blending seams); this catches the blur of generators it never saw. Host and booth combine
+//! the two with [`BlurCheck::score`], so both give a face the same score.
+
+use serde::{Deserialize, Serialize};
+
+/// How far above the alarm one robust spread moves the combined score, in logits: steep enough
+/// that a face well past the alarm scores near 1, gentle enough to keep faces ranked.
+const LOGITS_PER_SPREAD: f32 = 2.0;
+/// The check never alarms nearer than this many spreads to real faces' median.
+const MIN_ALARM: f32 = 2.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BlurCheck {
+    /// Median of ln(over-blur) over real faces.
+    pub centre: f32,
+    /// Robust spread of ln(over-blur) over real faces: 1.4826 × its median absolute deviation.
+    pub scale: f32,
+    /// How many spreads above `centre` the check alone calls a face fake.
+    pub alarm: f32,
+}
+
+impl BlurCheck {
+    /// Fits the spread on `fit` (over-blur of real faces) and puts the alarm where at most
+    /// `false_alarms` (a share) of `calibrate` (other real faces, not in `fit`) would raise it.
+    /// `None` when either holds fewer than 8 faces or a value is not finite.
+    pub fn fit(fit: &[f32], calibrate: &[f32], false_alarms: f32) -> Option<Self> {
+        if fit.len() < 8
+            || calibrate.len() < 8
+            || !fit.iter().chain(calibrate).all(|v| v.is_finite())
+        {
+            return None;
+        }
+        let mut logs: Vec<f32> = fit.iter().map(|v| v.max(1e-6).ln()).collect();
+        let centre = median(&mut logs);
+        let mut deviations: Vec<f32> = logs.iter().map(|l| (l - centre).abs()).collect();
+        // A floor so a camera whose faces never varied cannot turn noise into alarms.
+        let scale = (1.4826 * median(&mut deviations)).max(0.05);
+        let mut check = Self {
+            centre,
+            scale,
+            alarm: 0.0,
+        };
+        let mut z: Vec<f32> = calibrate.iter().map(|&v| check.spreads(v)).collect();
+        z.sort_by(f32::total_cmp);
+        let at = ((1.0 - false_alarms.clamp(0.0, 1.0)) * z.len() as f32).ceil() as usize;
+        check.alarm = z[at.min(z.len() - 1)].max(MIN_ALARM);
+        Some(check)
+    }
+
+    /// How many spreads `over_blur` lies above real faces' median (negative: sharper).
+    pub fn spreads(&self, over_blur: f32) -> f32 {
+        (over_blur.max(1e-6).ln() - self.centre) / self.scale
+    }
+
+    /// The combined fake score of a face: the network's `network` score, raised when the face is
+    /// softer than real faces are, so that it crosses `threshold` (the network's verdict
+    /// threshold) exactly where the blur passes the alarm. A face the network calls fake stays
+    /// fake; the check only adds.
+    pub fn score(&self, network: f32, over_blur: f32, threshold: f32) -> f32 {
+        let t = threshold.clamp(1e-4, 1.0 - 1e-4);
+        let logit =
+            (t / (1.0 - t)).ln() + LOGITS_PER_SPREAD * (self.spreads(over_blur) - self.alarm);
+        network.max(1.0 / (1.0 + (-logit).exp()))
+    }
+
+    /// Whether every field is finite and the spread positive.
+    pub fn is_valid(&self) -> bool {
+        self.centre.is_finite()
+            && self.scale.is_finite()
+            && self.scale > 0.0
+            && self.alarm.is_finite()
+    }
+}
+
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real faces with over-blur spread around 1 (a little softer or sharper than their
+    /// surround), as a camera gives them.
+    fn reals(n: usize, offset: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (0.2 * ((i as f32 + offset) * 0.7).sin()).exp())
+            .collect()
+    }
+
+    #[test]
+    fn a_face_much_softer_than_real_ones_is_called_fake_and_real_ones_are_left_alone() {
+        let check = BlurCheck::fit(&reals(200, 0.0), &reals(100, 0.3), 0.01).unwrap();
+        assert!(check.is_valid());
+        let t = 0.4;
+        let alarms = reals(100, 0.3)
+            .iter()
+            .filter(|&&v| check.score(0.1, v, t) >= t)
+            .count();
+        assert!(alarms <= 1, "{alarms} of 100 real faces alarmed");
+        // A real face keeps the network's score.
+        assert_eq!(check.score(0.1, 1.0, t), 0.1);
+        // A generated face 8× softer than its surround.
+        assert!(check.score(0.1, 8.0, t) > 0.95);
+        // The network's own verdict is never lowered, however sharp the face.
+        assert_eq!(check.score(0.9, 0.01, t), 0.9);
+        // Softer always scores at least as high.
+        let mut last = 0.0;
+        for i in 0..50 {
+            let s = check.score(0.1, 1.0 + 0.2 * i as f32, t);
+            assert!(s >= last);
+            last = s;
+        }
+    }
+
+    #[test]
+    fn the_check_crosses_the_threshold_exactly_at_its_alarm() {
+        let check = BlurCheck {
+            centre: 0.0,
+            scale: 0.25,
+            alarm: 3.0,
+        };
+        let at_alarm = (0.25f32 * 3.0).exp();
+        assert!((check.score(0.0, at_alarm, 0.3) - 0.3).abs() < 1e-4);
+        assert!(check.score(0.0, at_alarm * 0.99, 0.3) < 0.3);
+    }
+
+    #[test]
+    fn too_few_or_broken_faces_fit_nothing() {
+        assert!(BlurCheck::fit(&reals(5, 0.0), &reals(100, 0.0), 0.01).is_none());
+        let mut bad = reals(50, 0.0);
+        bad[3] = f32::NAN;
+        assert!(BlurCheck::fit(&bad, &reals(100, 0.0), 0.01).is_none());
+        // Faces that never vary still give a usable, finite check.
+        let flat = BlurCheck::fit(&[1.0; 20], &[1.0; 20], 0.01).unwrap();
+        assert!(flat.is_valid() && flat.alarm >= MIN_ALARM);
+    }
+}
