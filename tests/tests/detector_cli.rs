@@ -77,11 +77,18 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
             (s("trained_on"), s("held_out"), s("tested_on"))
         })
         .collect();
+    // Each cell's network is scored alone, then with the blur check fitted on its training faces.
     let mut want = Vec::new();
     for trained in ["SBI", "SBI + graphics swap"] {
         for held in ["A", "B", "photos"] {
-            for tested in ["SBI", "graphics swap"] {
-                want.push((trained.to_owned(), held.to_owned(), tested.to_owned()));
+            for with in ["", " + blur check"] {
+                for tested in ["SBI", "graphics swap"] {
+                    want.push((
+                        format!("{trained}{with}"),
+                        held.to_owned(),
+                        tested.to_owned(),
+                    ));
+                }
             }
         }
     }
@@ -172,9 +179,35 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
         .iter()
         .map(|c| c["trained_on"].as_str().unwrap())
         .collect();
+    trained.sort();
     trained.dedup();
-    assert_eq!(trained, ["SBI"]);
+    assert_eq!(trained, ["SBI", "SBI + blur check"]);
     assert_eq!(report["boundary_weight"], 1.0);
+    // A 3-step run's swaps are soft blobs: whatever the network makes of them, the blur check
+    // (fitted on real faces alone, never on a swap) calls them fake, and never lowers a score.
+    let auc = |trained: &str, held: &str| {
+        report["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["trained_on"] == trained && c["held_out"] == held && c["tested_on"] == "swap"
+            })
+            .and_then(|c| c["auc"].as_f64())
+            .unwrap_or_else(|| panic!("no {trained} cell on {held}'s swaps"))
+    };
+    for held in ["A", "B"] {
+        let (network, checked) = (auc("SBI", held), auc("SBI + blur check", held));
+        assert!(
+            checked >= 0.9,
+            "{held}: swaps AUC {checked} with the blur check"
+        );
+        assert!(
+            checked >= network - 0.02,
+            "{held}: {checked} vs network alone {network}"
+        );
+    }
+    assert!(settings.contains("[blur_check]"), "{settings}");
     let bundle = dir.path().join("bundle");
     let keys = dir.path().join("keys");
     let exported = host_trainer_ok(
@@ -276,6 +309,16 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
         serde_json::from_str(&std::fs::read_to_string(scored.join("detect.json")).unwrap())
             .unwrap();
     assert_eq!(json["frames_with_face"], 8);
+    // The bundle carries the blur check; each frame's score is the network's, raised or kept.
+    assert!(
+        json["detector"].as_str().unwrap().contains("blur check"),
+        "{}",
+        json["detector"]
+    );
+    for f in json["per_frame"].as_array().unwrap() {
+        let (score, network) = (f["score"].as_f64().unwrap(), f["network"].as_f64().unwrap());
+        assert!(score >= network && score <= 1.0, "{f}");
+    }
     // The threshold calibrated on held-out frames travels from detector.toml through the signed
     // manifest into the verdict.
     let calibrated: f64 = std::fs::read_to_string(det.join("detector.toml"))

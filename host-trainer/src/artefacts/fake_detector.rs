@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use shared_proto::BlurCheck;
 use tch::Device;
 
 use super::{read_json, read_toml, write_json, write_toml};
@@ -32,6 +33,9 @@ pub struct Settings {
     /// Weight of the blending-boundary target it trained with (0: labels alone).
     #[serde(default)]
     pub boundary_weight: f64,
+    /// The blur check fitted on its real training faces; scores combine with it.
+    #[serde(default)]
+    pub blur_check: Option<BlurCheck>,
 }
 
 /// Writes the model and its settings into `dir`.

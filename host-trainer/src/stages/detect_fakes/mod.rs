@@ -40,7 +40,10 @@ pub struct DetectOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct FrameScore {
     pub frame: u64,
+    /// The network's score, with the bundle's blur check when it has one.
     pub score: f32,
+    /// The network's score alone.
+    pub network: f32,
     pub smoothed: f32,
     pub cues: Cues,
     /// Face change over background change since the previous scored frame.
@@ -81,9 +84,10 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
     let model = OnnxModel::from_bytes(&shown, bytes, 1, true)?;
     let faces = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let mut video = facekit::open_source(&opts.input)?;
-    let threshold = opts
-        .threshold
-        .unwrap_or_else(|| verified.manifest.fake_threshold());
+    // The blur check joins the network's score where the network's own threshold lies, however
+    // the verdict's threshold is chosen.
+    let anchor = verified.manifest.fake_threshold();
+    let threshold = opts.threshold.unwrap_or(anchor);
     let mut review = match &opts.review {
         Some(path) => {
             let total = facekit::video::frame_count_hint(&opts.input).unwrap_or(1);
@@ -124,14 +128,18 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
             continue;
         };
         let out = model.run(to_input(&aligned.image, &crop.normalisation))?;
-        let score = out
+        let network = out
             .first()
             .and_then(|v| v.first())
             .copied()
             .unwrap_or(f32::NAN);
-        if !score.is_finite() {
+        if !network.is_finite() {
             continue;
         }
+        let face_cues = cues(&aligned.image, &aligned.landmarks);
+        let score = entry
+            .blur_check
+            .map_or(network, |c| c.score(network, face_cues.over_blur, anchor));
         let s = smoothed.map_or(score, |old| k * old + (1.0 - k) * score);
         smoothed = Some(s);
         let flick = previous
@@ -140,8 +148,9 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
         let scored = FrameScore {
             frame: index,
             score,
+            network,
             smoothed: s,
-            cues: cues(&aligned.image, &aligned.landmarks),
+            cues: face_cues,
             flicker: flick,
         };
         if let Some(r) = review.as_mut() {
@@ -174,7 +183,16 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
     let report = DetectReport {
         input: opts.input.display().to_string(),
         bundle: opts.bundle.display().to_string(),
-        detector: format!("{} ({})", entry.name, entry.preset),
+        detector: format!(
+            "{} ({}{})",
+            entry.name,
+            entry.preset,
+            if entry.blur_check.is_some() {
+                ", with its blur check"
+            } else {
+                ""
+            }
+        ),
         frames,
         frames_with_face: per_frame.len(),
         mean_score,

@@ -65,6 +65,7 @@ pub fn export_detector(
         mflops,
         latency: predict_latency(mflops),
         threshold: Some(settings.threshold),
+        blur_check: settings.blur_check,
         ..ModelEntry::detector(name, file)
     };
     Ok(ExportedDetector {

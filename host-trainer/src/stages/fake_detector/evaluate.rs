@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use tch::Device;
 
+use super::blur::{self, BLUR_CHECK};
 use super::data::{graphic_swaps, samples, Kind, Sample};
+use super::fit::scores;
 use super::report::{cue_aucs, roc_plot, score_cells};
 use crate::artefacts::fake_detector::{self, DetectorReport, ROC, SETTINGS};
 use crate::artefacts::run::Generator;
@@ -48,14 +50,27 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| opts.dataset.display().to_string());
-    let cells = score_cells(
-        &model,
+    let network = scores(&model, &test);
+    let trained_on = format!("{} (saved model)", opts.detector.display());
+    let mut cells = score_cells(
+        &network,
         &test,
         &fake_kinds,
-        &format!("{} (saved model)", opts.detector.display()),
+        &trained_on,
         &name,
         settings.threshold,
     );
+    if let Some(check) = &settings.blur_check {
+        let combined = blur::checked(check, &network, &blur::over_blur(&test), settings.threshold);
+        cells.extend(score_cells(
+            &combined,
+            &test,
+            &fake_kinds,
+            &format!("{trained_on} + {BLUR_CHECK}"),
+            &name,
+            settings.threshold,
+        ));
+    }
     let cues = cue_aucs(&test, &fake_kinds, &name);
     std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
     roc_plot(

@@ -5,10 +5,12 @@
 //! the test was trained on.
 //!
 //! [`data`] makes the samples (reals and four kinds of fake at the detector's crop),
-//! `batches` draws training batches, `fit` trains one detector, `report` scores the cells,
+//! `batches` draws training batches, `fit` trains one detector, `blur` adds the blur check,
+//! `report` scores the cells,
 //! [`train`] runs the whole report and saves the model, [`evaluate`] tests a saved one.
 
 mod batches;
+mod blur;
 pub mod data;
 pub mod evaluate;
 mod fit;

@@ -3,32 +3,29 @@
 use std::path::Path;
 
 use super::data::{Kind, Sample};
-use super::fit::scores;
 use super::metrics;
 use crate::artefacts::fake_detector::{Cell, CueAuc};
 use crate::error::Result;
-use crate::model::fake_detector::FakeDetector;
 use crate::plot::{lines, Line};
 use facekit::forensics::{self, Cues};
 use rayon::prelude::*;
 
-/// One cell per fake kind: `model` on the real faces of `test` (all from `held_out`) against
-/// that kind's fakes, at frame and clip level.
+/// One cell per fake kind: `scores` of `test` (all from `held_out`; a score per sample) on
+/// its real faces against that kind's fakes, at frame and clip level.
 pub fn score_cells(
-    model: &FakeDetector,
+    scores: &[f32],
     test: &[&Sample],
     fake_kinds: &[Kind],
     trained_on: &str,
     held_out: &str,
     threshold: f32,
 ) -> Vec<Cell> {
-    let scores = scores(model, test);
     fake_kinds
         .iter()
         .map(|&kind| {
             let of_cell: Vec<(&Sample, f32)> = test
                 .iter()
-                .zip(&scores)
+                .zip(scores)
                 .filter(|(s, _)| s.kind == Kind::Real || s.kind == kind)
                 .map(|(s, &p)| (*s, p))
                 .collect();

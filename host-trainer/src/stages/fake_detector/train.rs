@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
 
 use super::batches::BatchDrawer;
+use super::blur::{self, BLUR_CHECK};
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores, FitOptions};
 use super::metrics;
@@ -104,6 +105,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         .collect();
     fitter.bar.set_message("the saved model, on every video");
     let (model, threshold) = fitter.fit_and_calibrate(&everything, opts.seed);
+    let blur_check = blur::fit_check(&everything);
     fitter.bar.finish_and_clear();
     let threshold_from = match opts.threshold {
         Some(_) => "given with --threshold".to_owned(),
@@ -117,6 +119,7 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
         threshold,
         steps: opts.fit.steps,
         boundary_weight: opts.fit.boundary_weight,
+        blur_check,
     };
     fake_detector::save(&opts.out, &model, &settings)?;
     let report = DetectorReport {
@@ -221,27 +224,49 @@ fn cells_of(
     fitter
         .bar
         .set_message(format!("trained on {name}, {} held out", names[held_out]));
+    // The blur check needs no network: one per cell, from the same training faces.
+    let check = blur::fit_check(&train);
+    let (test_blur, same_blur) = (blur::over_blur(&test), blur::over_blur(&same_video));
     let fits: Vec<Vec<Cell>> = seeds
         .iter()
         .map(|&seed| {
             let (model, threshold) = fitter.fit_and_calibrate(&train, seed);
-            let same = score_cells(&model, &same_video, &test_kinds, &name, "", threshold);
-            let mut cells = score_cells(
-                &model,
-                &test,
-                &test_kinds,
-                &name,
-                &names[held_out],
-                threshold,
-            );
-            for (c, s) in cells.iter_mut().zip(same) {
-                c.auc_same_video = Some(s.auc);
-                c.auc_same_video_sd = Some(0.0);
+            let (test_scores, same_scores) = (scores(&model, &test), scores(&model, &same_video));
+            let cells_of_scores = |test_scores: &[f32], same_scores: &[f32], trained_on: &str| {
+                let same = score_cells(
+                    same_scores,
+                    &same_video,
+                    &test_kinds,
+                    trained_on,
+                    "",
+                    threshold,
+                );
+                let mut cells = score_cells(
+                    test_scores,
+                    &test,
+                    &test_kinds,
+                    trained_on,
+                    &names[held_out],
+                    threshold,
+                );
+                for (c, s) in cells.iter_mut().zip(same) {
+                    c.auc_same_video = Some(s.auc);
+                    c.auc_same_video_sd = Some(0.0);
+                }
+                cells
+            };
+            let mut cells = cells_of_scores(&test_scores, &same_scores, &name);
+            if let Some(check) = &check {
+                cells.extend(cells_of_scores(
+                    &blur::checked(check, &test_scores, &test_blur, threshold),
+                    &blur::checked(check, &same_scores, &same_blur, threshold),
+                    &format!("{name} + {BLUR_CHECK}"),
+                ));
             }
             cells
         })
         .collect();
-    (0..test_kinds.len())
+    (0..fits[0].len())
         .map(|i| Cell::pool(&fits.iter().map(|f| f[i].clone()).collect::<Vec<_>>()))
         .collect()
 }
