@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use facekit::forensics::Cues;
 use facekit::swap::OnnxSwapper;
 use facekit::OnnxModel;
 use shared_proto::bundle::{self, Manifest, ModelKind};
-use shared_proto::FaceCropSpec;
+use shared_proto::{BlurCheck, FaceCropSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -51,7 +52,26 @@ pub struct LoadedBundle {
     pub version: String,
     /// Person swapped in, and the model that does it.
     pub swap: Option<(String, OnnxSwapper)>,
-    pub detector: Option<(OnnxModel, FaceCropSpec)>,
+    pub detector: Option<LoadedDetector>,
+}
+
+/// The bundle's deepfake detector: its network, the crop it reads, and the blur check that
+/// joins the network's score at the network's own threshold (as `host-trainer detect` does).
+pub struct LoadedDetector {
+    pub model: OnnxModel,
+    pub crop: FaceCropSpec,
+    pub blur_check: Option<BlurCheck>,
+    /// The threshold the bundle calibrated the network to.
+    pub threshold: f32,
+}
+
+impl LoadedDetector {
+    /// The face's fake score: the network's `network` score with the blur check.
+    pub fn score(&self, network: f32, cues: &Cues) -> f32 {
+        self.blur_check.map_or(network, |c| {
+            c.score(network, cues.over_blur, self.threshold)
+        })
+    }
 }
 
 impl LoadedBundle {
@@ -78,7 +98,7 @@ impl LoadedBundle {
                     source,
                 })?;
         }
-        if let Some((model, crop)) = &self.detector {
+        if let Some(LoadedDetector { model, crop, .. }) = &self.detector {
             let out = model
                 .run(facekit::swap::to_input(
                     &face(crop.size),
@@ -171,10 +191,12 @@ pub fn build(
         None => None,
     };
     let detector = match manifest.model(ModelKind::Detector, None) {
-        Some(m) => Some((
-            model_from(&m.file)?,
-            m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
-        )),
+        Some(m) => Some(LoadedDetector {
+            model: model_from(&m.file)?,
+            crop: m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
+            blur_check: m.blur_check,
+            threshold: manifest.fake_threshold(),
+        }),
         None => None,
     };
     let version = format!(

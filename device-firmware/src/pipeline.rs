@@ -329,7 +329,8 @@ pub struct Rendered {
     scored: Option<Scored>,
 }
 
-/// One scored face: its fake probability, aligned crop and cues, unsmoothed.
+/// One scored face: its fake score (the network with the blur check), aligned crop and cues,
+/// unsmoothed.
 struct Scored {
     p: f32,
     crop: RgbImage,
@@ -368,12 +369,14 @@ pub fn render_work(
         }
     }
     let mut scored = None;
-    if let (true, Some((model, crop))) = (mode.scores(), &bundle.detector) {
+    if let (true, Some(detector)) = (mode.scores(), &bundle.detector) {
         let t = Instant::now();
+        let crop = &detector.crop;
         let result = align_face(frame, &face.landmarks, crop)
             .ok_or_else(|| "face cannot be aligned".to_string())
             .and_then(|a| {
-                let p = model
+                let p = detector
+                    .model
                     .run(to_input(&a.image, &crop.normalisation))
                     .map_err(|e| e.to_string())?;
                 match p.first().and_then(|v| v.first()) {
@@ -382,10 +385,11 @@ pub fn render_work(
                 }
             });
         match result {
-            Ok((p, aligned)) => {
+            Ok((network, aligned)) => {
+                let cues = cues(&aligned.image, &aligned.landmarks);
                 scored = Some(Scored {
-                    p,
-                    cues: cues(&aligned.image, &aligned.landmarks),
+                    p: detector.score(network, &cues),
+                    cues,
                     crop: aligned.image,
                     landmarks: aligned.landmarks,
                 })

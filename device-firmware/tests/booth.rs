@@ -2,11 +2,14 @@
 
 mod common;
 
-use common::{frames, key_hex, loaded_slot, root, slot_with_bundle, write_bundle};
+use common::{
+    frames, key_hex, loaded_slot, root, slot_with_bundle, write_bundle, write_bundle_with_check,
+};
 use device_firmware::config::{Mode, PipelineConfig};
 use device_firmware::overlay::{self, Hud};
 use device_firmware::pipeline::Pipeline;
 use image::RgbImage;
+use shared_proto::BlurCheck;
 
 fn pipeline(mode: Mode) -> Pipeline {
     Pipeline::new(PipelineConfig {
@@ -22,6 +25,41 @@ fn diff_count(a: &RgbImage, b: &RgbImage, min: u8) -> usize {
         .zip(b.pixels())
         .filter(|(p, q)| (0..3).any(|c| p.0[c].abs_diff(q.0[c]) > min))
         .count()
+}
+
+#[test]
+fn the_bundles_blur_check_raises_the_score_of_a_face_softer_than_its_real_faces() {
+    let frame = frames("data/carphone_pristine.mp4", 1).remove(0);
+    let score = |check: Option<BlurCheck>| {
+        let dir = tempfile::tempdir().unwrap();
+        match check {
+            Some(c) => write_bundle_with_check(dir.path(), 1, c),
+            None => write_bundle(dir.path(), 1, true),
+        }
+        let bundle = loaded_slot(dir.path()).current().unwrap();
+        let r = pipeline(Mode::Detect).process(&mut frame.clone(), Some(&bundle), 30.0);
+        (
+            r.score.expect("a score"),
+            r.cues.expect("cues").cues.over_blur,
+        )
+    };
+    let (network, over_blur) = score(None);
+    assert!(network < 0.99, "the brightness detector scores {network}");
+    // Fitted on real faces like this one: the network's score stands.
+    let ordinary = BlurCheck {
+        centre: over_blur.ln(),
+        scale: 0.2,
+        alarm: 3.0,
+    };
+    assert_eq!(score(Some(ordinary)).0, network);
+    // Fitted on real faces four times sharper inside than this one: called fake.
+    let sharper = BlurCheck {
+        centre: (over_blur / 4.0).ln(),
+        scale: 0.1,
+        alarm: 3.0,
+    };
+    let raised = score(Some(sharper)).0;
+    assert!(raised > 0.99 && raised > network, "{raised} vs {network}");
 }
 
 #[test]

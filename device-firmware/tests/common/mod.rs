@@ -175,6 +175,18 @@ pub fn write_bundle(dir: &Path, steps: i64, with_detector: bool) {
     bundle::seal(dir, &manifest, &key()).unwrap();
 }
 
+/// [`write_bundle`] with the detector, its manifest entry carrying `check`.
+pub fn write_bundle_with_check(dir: &Path, steps: i64, check: shared_proto::BlurCheck) {
+    write_bundle(dir, steps, true);
+    let mut manifest = bundle::open(dir, &[]).unwrap().manifest;
+    for m in manifest.models.iter_mut() {
+        if m.kind == ModelKind::Detector {
+            m.blur_check = Some(check);
+        }
+    }
+    bundle::seal(dir, &manifest, &key()).unwrap();
+}
+
 /// The first `n` frames of a sample video.
 pub fn frames(video: &str, n: usize) -> Vec<image::RgbImage> {
     let mut r = facekit::VideoReader::open(root().join(video)).unwrap();
