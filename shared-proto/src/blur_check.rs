@@ -28,10 +28,12 @@ pub struct BlurCheck {
 impl BlurCheck {
     /// Fits the spread on `fit` (over-blur of real faces) and puts the alarm where at most
     /// `false_alarms` (a share) of `calibrate` (other real faces, not in `fit`) would raise it.
-    /// `None` when either holds fewer than 8 faces or a value is not finite.
+    /// With few faces in `calibrate` the alarm sits at the softest of them (never nearer than
+    /// [`MIN_ALARM`]). `None` with fewer than 8 faces to fit, none to calibrate, or a value that is
+    /// not finite.
     pub fn fit(fit: &[f32], calibrate: &[f32], false_alarms: f32) -> Option<Self> {
         if fit.len() < 8
-            || calibrate.len() < 8
+            || calibrate.is_empty()
             || !fit.iter().chain(calibrate).all(|v| v.is_finite())
         {
             return None;
@@ -135,6 +137,11 @@ mod tests {
     #[test]
     fn too_few_or_broken_faces_fit_nothing() {
         assert!(BlurCheck::fit(&reals(5, 0.0), &reals(100, 0.0), 0.01).is_none());
+        assert!(BlurCheck::fit(&reals(50, 0.0), &[], 0.01).is_none());
+        // Three faces to calibrate on: the alarm is the softest of them.
+        let few = [1.1, 1.3, 1.2];
+        let check = BlurCheck::fit(&reals(50, 0.0), &few, 0.01).unwrap();
+        assert_eq!(check.alarm, check.spreads(1.3).max(MIN_ALARM));
         let mut bad = reals(50, 0.0);
         bad[3] = f32::NAN;
         assert!(BlurCheck::fit(&bad, &reals(100, 0.0), 0.01).is_none());
