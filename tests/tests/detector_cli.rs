@@ -186,7 +186,10 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
     // Every checked cell scores the same frames as its network alone. (No AUC is asserted for
     // the check here: a 3-step run's swaps are not softer than these tiny crops' real faces.)
     let cells = report["cells"].as_array().unwrap();
-    for c in cells.iter().filter(|c| c["trained_on"] == "SBI + blur check") {
+    for c in cells
+        .iter()
+        .filter(|c| c["trained_on"] == "SBI + blur check")
+    {
         let alone = cells
             .iter()
             .find(|d| {
@@ -195,7 +198,11 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
                     && d["tested_on"] == c["tested_on"]
             })
             .unwrap_or_else(|| panic!("no network-alone cell beside {c}"));
-        assert_eq!((&c["real"], &c["fake"]), (&alone["real"], &alone["fake"]), "{c}");
+        assert_eq!(
+            (&c["real"], &c["fake"]),
+            (&alone["real"], &alone["fake"]),
+            "{c}"
+        );
     }
     assert!(settings.contains("[blur_check]"), "{settings}");
     let bundle = dir.path().join("bundle");
