@@ -161,6 +161,7 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
                     bbox: face.bbox,
                     aligned: &aligned,
                     score,
+                    network,
                     smoothed: s,
                     cues: scored.cues,
                     flicker: flick,

@@ -76,7 +76,10 @@ pub struct Scored<'a> {
     pub index: u64,
     pub bbox: [f32; 4],
     pub aligned: &'a AlignedFace,
+    /// With the bundle's blur check, when it has one.
     pub score: f32,
+    /// The network's score alone.
+    pub network: f32,
     pub smoothed: f32,
     pub cues: Cues,
     pub flicker: Option<f32>,
@@ -178,16 +181,22 @@ impl ReviewWriter {
         text(
             &mut c,
             &format!(
-                "score {:.2}  smoothed {:.2}  threshold {:.2}  -> {verdict}",
-                s.score, s.smoothed, self.threshold
+                "score {:.2} (network {:.2})  smoothed {:.2}  threshold {:.2}  -> {verdict}",
+                s.score, s.network, s.smoothed, self.threshold
             ),
             Point::new(10, 306),
             if fake { Rgb888::RED } else { Rgb888::GREEN },
         );
         let cue = |name: &str, v: f32, z: f64| (format!("{name} {v:.2}"), alarm(z));
+        // The blur check raised the network's score: the face is softer than real faces are.
+        let blur_check = s.score > s.network;
         let mut x = 10;
         for (label, colour) in [
-            cue("over-blur", s.cues.over_blur, z[0]),
+            if blur_check {
+                (format!("over-blur {:.2}", s.cues.over_blur), Rgb888::RED)
+            } else {
+                cue("over-blur", s.cues.over_blur, z[0])
+            },
             cue("edge colour", s.cues.edge_colour, z[1]),
             cue("double edges", s.cues.double_edges, z[2]),
             cue("mouth blur", s.cues.mouth_blur, z[3]),
@@ -204,6 +213,15 @@ impl ReviewWriter {
                 &mut c,
                 "FLICKER SPIKE: the face changed more than its surround (occlusion, seam)",
                 Point::new(10, 290),
+                Rgb888::RED,
+            );
+        }
+        if blur_check {
+            // Under the frame counter, on the page's dark ground rather than over the frame.
+            text(
+                &mut c,
+                "BLUR CHECK: softer than real faces",
+                Point::new(CROP_X, 294),
                 Rgb888::RED,
             );
         }
