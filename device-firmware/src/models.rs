@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 use facekit::forensics::Cues;
 use facekit::swap::OnnxSwapper;
 use facekit::OnnxModel;
-use shared_proto::bundle::{self, Manifest, ModelKind};
-use shared_proto::{BlurCheck, FaceCropSpec};
+use shared_proto::bundle::{self, Manifest, ModelEntry, ModelKind};
+use shared_proto::FaceCropSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -60,17 +60,14 @@ pub struct LoadedBundle {
 pub struct LoadedDetector {
     pub model: OnnxModel,
     pub crop: FaceCropSpec,
-    pub blur_check: Option<BlurCheck>,
-    /// The threshold the bundle calibrated the network to.
-    pub threshold: f32,
+    /// The bundle's entry: its blur check and the threshold it joins at.
+    pub entry: ModelEntry,
 }
 
 impl LoadedDetector {
     /// The face's fake score: the network's `network` score with the blur check.
     pub fn score(&self, network: f32, cues: &Cues) -> f32 {
-        self.blur_check.map_or(network, |c| {
-            c.score(network, cues.over_blur, self.threshold)
-        })
+        self.entry.fake_score(network, cues.over_blur)
     }
 }
 
@@ -194,8 +191,7 @@ pub fn build(
         Some(m) => Some(LoadedDetector {
             model: model_from(&m.file)?,
             crop: m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
-            blur_check: m.blur_check,
-            threshold: manifest.fake_threshold(),
+            entry: m.clone(),
         }),
         None => None,
     };

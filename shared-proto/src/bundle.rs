@@ -153,6 +153,15 @@ impl ModelEntry {
         Self::bare(name.into(), ModelKind::Detector, file.into())
     }
 
+    /// A detector's fake score of a face, as host and booth both give it: the network's
+    /// `network` score with this entry's blur check (when it has one), which joins at the
+    /// entry's calibrated threshold.
+    pub fn fake_score(&self, network: f32, over_blur: f32) -> f32 {
+        let anchor = self.threshold.unwrap_or(DEFAULT_FAKE_THRESHOLD);
+        self.blur_check
+            .map_or(network, |c| c.score(network, over_blur, anchor))
+    }
+
     fn bare(name: String, kind: ModelKind, file: String) -> Self {
         Self {
             name,
@@ -614,6 +623,39 @@ mod tests {
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn a_detectors_blur_check_joins_at_its_own_threshold() {
+        let mut entry = ModelEntry::detector("detector", "models/detector.onnx");
+        assert_eq!(
+            entry.fake_score(0.2, 50.0),
+            0.2,
+            "no check: the network alone"
+        );
+        let check = BlurCheck {
+            centre: 0.0,
+            scale: 0.5,
+            alarm: 2.0,
+        };
+        entry.blur_check = Some(check);
+        entry.threshold = Some(0.3);
+        // A face exactly at the alarm (e^(2 spreads · 0.5)) sits on the threshold.
+        let at_alarm = 1f32.exp();
+        assert!((entry.fake_score(0.1, at_alarm) - 0.3).abs() < 1e-4);
+        assert!(
+            entry.fake_score(0.1, 1.0) < 0.3,
+            "a face as soft as real ones"
+        );
+        assert_eq!(
+            entry.fake_score(0.9, 1.0),
+            0.9,
+            "the check never lowers a score"
+        );
+        // Without a calibrated threshold the manifest's default anchors it.
+        entry.threshold = None;
+        let default = entry.fake_score(0.0, at_alarm);
+        assert!((default - DEFAULT_FAKE_THRESHOLD).abs() < 1e-4);
     }
 
     fn sample(dir: &Path) -> Manifest {

@@ -84,10 +84,9 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
     let model = OnnxModel::from_bytes(&shown, bytes, 1, true)?;
     let faces = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let mut video = facekit::open_source(&opts.input)?;
-    // The blur check joins the network's score where the network's own threshold lies, however
-    // the verdict's threshold is chosen.
-    let anchor = verified.manifest.fake_threshold();
-    let threshold = opts.threshold.unwrap_or(anchor);
+    let threshold = opts
+        .threshold
+        .unwrap_or_else(|| verified.manifest.fake_threshold());
     let mut review = match &opts.review {
         Some(path) => {
             let total = facekit::video::frame_count_hint(&opts.input).unwrap_or(1);
@@ -137,9 +136,8 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
             continue;
         }
         let face_cues = cues(&aligned.image, &aligned.landmarks);
-        let score = entry
-            .blur_check
-            .map_or(network, |c| c.score(network, face_cues.over_blur, anchor));
+        // The blur check joins where the network's own threshold lies, whatever the verdict's.
+        let score = entry.fake_score(network, face_cues.over_blur);
         let s = smoothed.map_or(score, |old| k * old + (1.0 - k) * score);
         smoothed = Some(s);
         let flick = previous
