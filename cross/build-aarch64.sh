@@ -4,6 +4,7 @@
 #
 #   cross/build-aarch64.sh          build doppel-device (release) for aarch64
 #   cross/build-aarch64.sh --test   build and run the device-side tests under qemu-aarch64-static
+#                                   (cargo-nextest, one process per test, hangs ended and retried)
 #   cross/build-aarch64.sh --package  also pack a tarball for the board (bin + models + systemd unit)
 #
 # The cargo config at .cargo/config.toml names the linker and the qemu runner.
@@ -30,8 +31,15 @@ case "${1:-}" in
     # Unit and integration tests; doctests would need a rustdoc with the arm64 std and we
     # keep no runnable examples in docs.
     # Tests that start the booth binary start it through the emulator too.
-    DOPPEL_DEVICE_WRAPPER=qemu-aarch64-static \
-      "$CARGO_BIN" test --release --target $TARGET "${PKGS[@]}" --lib --bins --tests
+    # cargo-nextest runs each test in its own emulated process and ends one that hangs (the
+    # `qemu` profile in .config/nextest.toml says why); it builds with Debian's cargo.
+    if ! command -v cargo-nextest >/dev/null; then
+      echo "cross: installing cargo-nextest (crates.io)" >&2
+      cargo install --locked cargo-nextest
+    fi
+    DOPPEL_DEVICE_WRAPPER=qemu-aarch64-static CARGO="$CARGO_BIN" \
+      cargo-nextest nextest run --profile qemu --release --target $TARGET "${PKGS[@]}" \
+      --lib --bins --tests
     ;;
   --package)
     "$CARGO_BIN" build --release --target $TARGET -p device-firmware

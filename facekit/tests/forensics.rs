@@ -6,14 +6,22 @@ use facekit::{align_face, FaceDetectorConfig, FrameSource, RetinaFace, VideoRead
 use image::{imageops, Rgb, RgbImage};
 use rand::SeedableRng;
 use shared_proto::FaceCropSpec;
+use std::sync::OnceLock;
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Two consecutive aligned 128 px crops (margin 0.25: the face boundary is inside) and the
-/// landmarks of the second in crop pixels.
+/// landmarks of the second in crop pixels. Decoded once for all tests: under qemu-aarch64 a
+/// detector load costs seconds, and every ffmpeg started from a many-threaded emulated process
+/// is a fork the emulator can deadlock in.
 fn crops() -> (RgbImage, RgbImage, [[f32; 2]; 5]) {
+    static CROPS: OnceLock<(RgbImage, RgbImage, [[f32; 2]; 5])> = OnceLock::new();
+    CROPS.get_or_init(decode_crops).clone()
+}
+
+fn decode_crops() -> (RgbImage, RgbImage, [[f32; 2]; 5]) {
     let det = RetinaFace::load(
         root().join(facekit::RETINAFACE_MODEL),
         FaceDetectorConfig::default(),
