@@ -183,6 +183,13 @@ pub struct CueAuc {
     pub double_edges: f64,
     #[serde(deserialize_with = "super::nan_if_null")]
     pub mouth_blur: f64,
+    /// |ln over-blur − the median of the real faces trained on|: softer or sharper alike.
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub sharpness_mismatch: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -336,16 +343,17 @@ impl DetectorReport {
             );
         }
         if !self.cues.is_empty() {
-            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur |\n|---|---|---|---|---|---|\n";
+            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | sharpness mismatch (either way) |\n|---|---|---|---|---|---|---|\n";
             for c in &self.cues {
                 s += &format!(
-                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
                     c.held_out,
                     c.tested_on,
                     c.over_blur,
                     c.edge_colour,
                     c.double_edges,
-                    c.mouth_blur
+                    c.mouth_blur,
+                    c.sharpness_mismatch
                 );
             }
         }
