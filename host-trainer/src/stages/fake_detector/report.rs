@@ -68,8 +68,9 @@ pub fn score_cells(
 
 /// Each hand-made cue's own AUC on `test` (all from `held_out`), per kind of fake. The cues
 /// grow when a face looks blended in, so each is a fake score as it stands. Beside them the
-/// two-sided sharpness mismatch, |ln over-blur − `real_centre`| (the median of real faces the
-/// detector trained on): a pasted face can be sharper than its frame as well as softer.
+/// two-sided sharpness mismatch, |ln over-blur − `real_centre`| (the centre of the blur check
+/// fitted on the real faces the detector trained on): a pasted face can be sharper than its
+/// frame as well as softer.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
@@ -83,7 +84,7 @@ pub fn cue_aucs(
     fake_kinds
         .iter()
         .map(|&kind| {
-            let auc = |f: fn(&Cues) -> f32| {
+            let auc = |f: &dyn Fn(&Cues) -> f32| {
                 let scored: Vec<(f32, bool)> = test
                     .iter()
                     .zip(&cues)
@@ -95,19 +96,12 @@ pub fn cue_aucs(
             CueAuc {
                 held_out: held_out.into(),
                 tested_on: kind.name().into(),
-                over_blur: auc(|c| c.over_blur),
-                edge_colour: auc(|c| c.edge_colour),
-                double_edges: auc(|c| c.double_edges),
-                mouth_blur: auc(|c| c.mouth_blur),
-                sharpness_mismatch: real_centre.map_or(f64::NAN, |centre| {
-                    let scored: Vec<(f32, bool)> = test
-                        .iter()
-                        .zip(&cues)
-                        .filter(|(s, _)| s.kind == Kind::Real || s.kind == kind)
-                        .map(|(s, c)| (mismatch(c.over_blur, centre), s.kind.is_fake()))
-                        .collect();
-                    metrics::auc(&scored)
-                }),
+                over_blur: auc(&|c| c.over_blur),
+                edge_colour: auc(&|c| c.edge_colour),
+                double_edges: auc(&|c| c.double_edges),
+                mouth_blur: auc(&|c| c.mouth_blur),
+                sharpness_mismatch: real_centre
+                    .map_or(f64::NAN, |centre| auc(&|c| mismatch(c.over_blur, centre))),
             }
         })
         .collect()
@@ -116,25 +110,6 @@ pub fn cue_aucs(
 /// How far a face's ln over-blur sits from real faces' `centre`, either way.
 fn mismatch(over_blur: f32, centre: f32) -> f32 {
     (over_blur.max(1e-6).ln() - centre).abs()
-}
-
-/// Median ln over-blur of `reals` (the centre of [`cue_aucs`]' sharpness mismatch).
-pub fn real_centre(reals: &[&Sample]) -> Option<f32> {
-    let mut logs: Vec<f32> = reals
-        .par_iter()
-        .map(|s| {
-            forensics::cues(&s.crop, &s.landmarks)
-                .over_blur
-                .max(1e-6)
-                .ln()
-        })
-        .filter(|v| v.is_finite())
-        .collect();
-    if logs.is_empty() {
-        return None;
-    }
-    logs.sort_by(f32::total_cmp);
-    Some(logs[logs.len() / 2])
 }
 
 /// The ROC curves of `cells` in one plot.

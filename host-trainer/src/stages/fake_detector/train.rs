@@ -12,7 +12,7 @@ use super::blur::{self, BLUR_CHECK};
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores, FitOptions};
 use super::metrics;
-use super::report::{cue_aucs, kinds_name, real_centre, roc_plot, score_cells};
+use super::report::{cue_aucs, kinds_name, roc_plot, score_cells};
 use crate::artefacts::fake_detector::{self, Cell, DetectorReport, Settings, Sharpness, ROC};
 use crate::artefacts::run::Generator;
 use crate::error::{AtPath, Error, Result};
@@ -78,16 +78,10 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
     let cues = (0..names.len())
         .flat_map(|h| {
             let test: Vec<&Sample> = all.iter().filter(|s| s.video == h).collect();
-            let trained_reals: Vec<&Sample> = all
-                .iter()
-                .filter(|s| s.video != h && s.kind == Kind::Real && !s.late)
-                .collect();
-            cue_aucs(
-                &test,
-                &kinds_in(&test),
-                &names[h],
-                real_centre(&trained_reals),
-            )
+            // The centre of the check a cell fits on the other identities' real faces.
+            let others: Vec<&Sample> = all.iter().filter(|s| s.video != h).collect();
+            let centre = blur::fit_check(&others).map(|check| check.centre);
+            cue_aucs(&test, &kinds_in(&test), &names[h], centre)
         })
         .collect();
     let headline = kinds_name(&train_sets[train_sets.len() - 1]);
