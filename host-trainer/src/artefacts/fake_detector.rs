@@ -183,7 +183,7 @@ pub struct CueAuc {
     pub double_edges: f64,
     #[serde(deserialize_with = "super::nan_if_null")]
     pub mouth_blur: f64,
-    /// |ln over-blur − the median of the real faces trained on|: softer or sharper alike.
+    /// Spreads from the trained real faces' over-blur median (the blur check's), either way.
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
     pub sharpness_mismatch: f64,
 }

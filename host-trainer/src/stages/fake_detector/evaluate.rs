@@ -71,8 +71,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
             settings.threshold,
         ));
     }
-    let centre = settings.blur_check.as_ref().map(|check| check.centre);
-    let cues = cue_aucs(&test, &fake_kinds, &name, centre);
+    let cues = cue_aucs(&test, &fake_kinds, &name, settings.blur_check.as_ref());
     std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
     roc_plot(
         &cells.iter().collect::<Vec<_>>(),

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::plot::{lines, Line};
 use facekit::forensics::{self, Cues};
 use rayon::prelude::*;
+use shared_proto::BlurCheck;
 
 /// One cell per fake kind: `scores` of `test` (all from `held_out`; a score per sample) on
 /// its real faces against that kind's fakes, at frame and clip level.
@@ -68,14 +69,14 @@ pub fn score_cells(
 
 /// Each hand-made cue's own AUC on `test` (all from `held_out`), per kind of fake. The cues
 /// grow when a face looks blended in, so each is a fake score as it stands. Beside them the
-/// two-sided sharpness mismatch, |ln over-blur − `real_centre`| (the centre of the blur check
-/// fitted on the real faces the detector trained on): a pasted face can be sharper than its
-/// frame as well as softer.
+/// two-sided sharpness mismatch, how many spreads a face's over-blur lies from real faces'
+/// either way by `check` (the blur check fitted on the real faces the detector trained on): a
+/// pasted face can be sharper than its frame as well as softer.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
     held_out: &str,
-    real_centre: Option<f32>,
+    check: Option<&BlurCheck>,
 ) -> Vec<CueAuc> {
     let cues: Vec<Cues> = test
         .par_iter()
@@ -100,16 +101,11 @@ pub fn cue_aucs(
                 edge_colour: auc(&|c| c.edge_colour),
                 double_edges: auc(&|c| c.double_edges),
                 mouth_blur: auc(&|c| c.mouth_blur),
-                sharpness_mismatch: real_centre
-                    .map_or(f64::NAN, |centre| auc(&|c| mismatch(c.over_blur, centre))),
+                sharpness_mismatch: check
+                    .map_or(f64::NAN, |check| auc(&|c| check.spreads(c.over_blur).abs())),
             }
         })
         .collect()
-}
-
-/// How far a face's ln over-blur sits from real faces' `centre`, either way.
-fn mismatch(over_blur: f32, centre: f32) -> f32 {
-    (over_blur.max(1e-6).ln() - centre).abs()
 }
 
 /// The ROC curves of `cells` in one plot.

@@ -78,10 +78,10 @@ pub fn train_detector(opts: &DetectorOptions) -> Result<DetectorReport> {
     let cues = (0..names.len())
         .flat_map(|h| {
             let test: Vec<&Sample> = all.iter().filter(|s| s.video == h).collect();
-            // The centre of the check a cell fits on the other identities' real faces.
+            // The check a cell fits on the other identities' real faces.
             let others: Vec<&Sample> = all.iter().filter(|s| s.video != h).collect();
-            let centre = blur::fit_check(&others).map(|check| check.centre);
-            cue_aucs(&test, &kinds_in(&test), &names[h], centre)
+            let check = blur::fit_check(&others);
+            cue_aucs(&test, &kinds_in(&test), &names[h], check.as_ref())
         })
         .collect();
     let headline = kinds_name(&train_sets[train_sets.len() - 1]);
