@@ -130,6 +130,7 @@ fn draw(frame: &mut image::RgbImage, face: Option<facekit::Detection>) -> f64 {
         &Hud {
             mode: Some(Mode::Swap),
             face,
+            synthetic: true,
             ..Default::default()
         },
     );

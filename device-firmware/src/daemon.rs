@@ -639,6 +639,7 @@ fn hud(
         cues: r.cues,
         face: r.face.clone(),
         warning,
+        synthetic: pipeline.mode.swaps() && bundle.is_some_and(|b| b.swap.is_some()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the booth draws over each frame, all through `embedded-graphics` on the frame itself:
 //! the face box and landmarks, the fake-score bar with its verdict and the hand-made forensic cues above it,
-//! a status line (mode, FPS, latency, model version) and, in every swapping mode, the burned-in
-//! "SYNTHETIC" label last so nothing can cover it.
+//! a status line (mode, FPS, latency, model version) and, whenever the booth can swap faces, the
+//! burned-in "SYNTHETIC" label last so nothing can cover it.
 
 use embedded_graphics::mono_font::{ascii::FONT_6X10, MonoTextStyle};
 use embedded_graphics::pixelcolor::Rgb888;
@@ -29,6 +29,11 @@ pub struct Hud {
     pub face: Option<Detection>,
     /// A problem the operator should see (failed inference, no detector in the bundle).
     pub warning: Option<String>,
+    /// Burn the "SYNTHETIC" label: a swapping mode with a swap model loaded. Every such frame
+    /// carries it, a frame without a face too, so the label does not flicker with detection;
+    /// with no swap model nothing on screen is synthetic and a label would tell the visitor
+    /// that their own face is a fake.
+    pub synthetic: bool,
 }
 
 const BAR_H: u32 = 12;
@@ -119,7 +124,7 @@ pub fn draw(frame: &mut RgbImage, hud: &Hud) {
             label(&mut canvas, warning, Point::new(4, y));
         }
     }
-    if hud.mode.is_some_and(|m| m.swaps()) {
+    if hud.synthetic {
         synthetic_label(frame);
     }
 }

@@ -130,6 +130,7 @@ fn no_face_and_failed_inference_pass_the_frame_through() {
     // The overlay still burns the SYNTHETIC label in swap mode; the rest stays as it was.
     let hud = Hud {
         mode: Some(Mode::Swap),
+        synthetic: true,
         ..Default::default()
     };
     overlay::draw(&mut out, &hud);

@@ -50,12 +50,47 @@ fn frames_are_saved_only_when_the_operator_turns_saving_on() {
     let f = image::open(cfg.save_dir.join("frame_000005.png"))
         .unwrap()
         .to_rgb8();
-    let (x, y, w, h) = facekit::draw::synthetic_label_rect(f.width());
-    let p = f.get_pixel(x + 1, y + h / 2);
-    assert!(
-        p.0[0] > 150 && p.0[1] < 80,
-        "label pixel {p:?} at ({x},{y},{w},{h})"
-    );
+    assert!(labelled(&f), "no label on a saved swap frame");
+}
+
+/// The label's middle pixel is the label's red.
+fn labelled(frame: &image::RgbImage) -> bool {
+    let (x, y, _, h) = facekit::draw::synthetic_label_rect(frame.width());
+    let p = frame.get_pixel(x + 1, y + h / 2);
+    p.0[0] > 150 && p.0[1] < 80
+}
+
+#[test]
+fn without_a_swap_model_the_visitor_is_not_labelled_synthetic() {
+    // A booth in swap mode before its first bundle shows the visitor's own face: the label
+    // would tell them it is a fake. The same frames with a bundle are labelled.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    for with_bundle in [false, true] {
+        let models = if with_bundle {
+            common::slot_with_bundle(&bundle, 1, false)
+        } else {
+            device_firmware::models::ModelSlot::default()
+        };
+        let mut cfg = config(&bundle, 3);
+        cfg.bundle = with_bundle.then(|| bundle.clone());
+        cfg.save_frames = true;
+        cfg.save_dir = dir.path().join(format!("frames-{with_bundle}"));
+        let (c, _tx) = controls();
+        let stats = run(&cfg, &c, &models, None).unwrap();
+        assert_eq!(stats.frames, 3);
+        assert_eq!(stats.swapped, if with_bundle { 3 } else { 0 }, "{stats:?}");
+        for i in 0..3 {
+            let f = image::open(cfg.save_dir.join(format!("frame_{i:06}.png")))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(
+                labelled(&f),
+                with_bundle,
+                "frame {i}, bundle: {with_bundle}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -107,6 +107,7 @@ fn overlay_layout_matches_the_golden_image() {
             ],
         }),
         warning: None,
+        synthetic: true,
     };
     overlay::draw(&mut frame, &hud);
     let golden = common::root().join("device-firmware/tests/golden/overlay_swap_detect.png");
