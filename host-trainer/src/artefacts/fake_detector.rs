@@ -186,6 +186,10 @@ pub struct CueAuc {
     /// Spreads from the trained real faces' over-blur median (the blur check's), either way.
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
     pub sharpness_mismatch: f64,
+    /// The same mismatch as a booth calibrated on its own camera would see it: spreads from the
+    /// held-out identity's own early real faces, scored on its late faces only.
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub calibrated_mismatch: f64,
 }
 
 fn nan() -> f64 {
@@ -343,17 +347,18 @@ impl DetectorReport {
             );
         }
         if !self.cues.is_empty() {
-            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | sharpness mismatch (either way) |\n|---|---|---|---|---|---|---|\n";
+            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | sharpness mismatch (either way) | the same, calibrated on the camera's own early faces |\n|---|---|---|---|---|---|---|---|\n";
             for c in &self.cues {
                 s += &format!(
-                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
                     c.held_out,
                     c.tested_on,
                     c.over_blur,
                     c.edge_colour,
                     c.double_edges,
                     c.mouth_blur,
-                    c.sharpness_mismatch
+                    c.sharpness_mismatch,
+                    c.calibrated_mismatch
                 );
             }
         }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::blur;
 use super::data::{Kind, Sample};
 use super::metrics;
 use crate::artefacts::fake_detector::{Cell, CueAuc};
@@ -71,7 +72,9 @@ pub fn score_cells(
 /// grow when a face looks blended in, so each is a fake score as it stands. Beside them the
 /// two-sided sharpness mismatch, how many spreads a face's over-blur lies from real faces'
 /// either way by `check` (the blur check fitted on the real faces the detector trained on): a
-/// pasted face can be sharper than its frame as well as softer.
+/// pasted face can be sharper than its frame as well as softer. And the mismatch a booth
+/// calibrated on its own camera would see: the spread fitted on `test`'s early real faces (what
+/// an operator's setup could record), scored on its late faces alone.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
@@ -82,18 +85,27 @@ pub fn cue_aucs(
         .par_iter()
         .map(|s| forensics::cues(&s.crop, &s.landmarks))
         .collect();
+    let early_real: Vec<f32> = test
+        .iter()
+        .zip(&cues)
+        .filter(|(s, _)| s.kind == Kind::Real && !s.late)
+        .map(|(_, c)| c.over_blur)
+        .collect();
+    let own = BlurCheck::fit(&early_real, &early_real, blur::FALSE_ALARMS);
     fake_kinds
         .iter()
         .map(|&kind| {
-            let auc = |f: &dyn Fn(&Cues) -> f32| {
+            let auc_of = |late_only: bool, f: &dyn Fn(&Cues) -> f32| {
                 let scored: Vec<(f32, bool)> = test
                     .iter()
                     .zip(&cues)
                     .filter(|(s, _)| s.kind == Kind::Real || s.kind == kind)
+                    .filter(|(s, _)| s.late || !late_only)
                     .map(|(s, c)| (f(c), s.kind.is_fake()))
                     .collect();
                 metrics::auc(&scored)
             };
+            let auc = |f: &dyn Fn(&Cues) -> f32| auc_of(false, f);
             CueAuc {
                 held_out: held_out.into(),
                 tested_on: kind.name().into(),
@@ -103,6 +115,9 @@ pub fn cue_aucs(
                 mouth_blur: auc(&|c| c.mouth_blur),
                 sharpness_mismatch: check
                     .map_or(f64::NAN, |check| auc(&|c| check.spreads(c.over_blur).abs())),
+                calibrated_mismatch: own.as_ref().map_or(f64::NAN, |check| {
+                    auc_of(true, &|c| check.spreads(c.over_blur).abs())
+                }),
             }
         })
         .collect()
