@@ -3,6 +3,12 @@
 //! detector issue's figures); the operator records a few seconds of real visitors and the
 //! threshold is set so that only the chosen fraction of those real frames would be called FAKE.
 //!
+//! The same recording fits a blur check on this camera's faces that alarms either way
+//! ([`BlurCheck::fit_either_way`]): a face pasted from another camera (a phone fake held up to
+//! the booth) is sharper or softer than this camera's faces are, even when it is neither
+//! against the cameras the detector trained on (the detector report's "calibrated" column:
+//! graphics swaps AUC 0.53 → 0.75).
+//!
 //! The result is kept per camera in `<state>/calibration/<camera>.toml`, tied to the detector
 //! file's sha256: a new detector needs a new calibration. Precedence when the booth scores a
 //! face: this calibration, then `pipeline.fake_threshold` from the config, then the bundle's.
@@ -14,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::sync::lock;
 use serde::{Deserialize, Serialize};
 use shared_proto::bundle::{Manifest, ModelKind, DEFAULT_FAKE_THRESHOLD};
+use shared_proto::BlurCheck;
 
 /// Fewer scored frames than this cannot place a threshold at a false-alarm rate of a few %.
 pub const MIN_FRAMES: usize = 20;
@@ -30,6 +37,10 @@ pub struct Calibration {
     /// sha256 of the detector file it belongs to.
     pub detector_sha256: String,
     pub measured: String,
+    /// This camera's faces' sharpness, fitted on the first half of the recording, its alarm on
+    /// the second half (absent in calibrations saved before it, or with too few faces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_check: Option<BlurCheck>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +79,8 @@ struct Recording {
     false_alarm_rate: f32,
     detector_sha256: String,
     scores: Vec<f32>,
+    /// The over-blur cue of each scored face.
+    over_blur: Vec<f32>,
     reply: Reply,
 }
 
@@ -165,6 +178,16 @@ impl Calibrator {
         resolve_without_calibration(config, bundle)
     }
 
+    /// This camera's blur check, when its calibration belongs to the bundle's detector.
+    pub fn camera_check(&self, bundle: Option<&Manifest>) -> Option<BlurCheck> {
+        let sha = bundle.and_then(detector_sha256)?;
+        lock(&self.saved)
+            .as_ref()
+            .filter(|c| c.detector_sha256 == sha)
+            .and_then(|c| c.camera_check)
+            .filter(BlurCheck::is_valid)
+    }
+
     /// Starts recording for `seconds`; the receiver gets the result once the booth has seen
     /// that much. The booth scores every face meanwhile (it switches to detect mode).
     pub fn start(
@@ -192,19 +215,22 @@ impl Calibrator {
             false_alarm_rate,
             detector_sha256: sha,
             scores: Vec::new(),
+            over_blur: Vec::new(),
             reply,
         });
         tracing::info!("calibrating the fake detector for {seconds} s at a false-alarm rate of {false_alarm_rate}");
         Ok(rx)
     }
 
-    /// Called by the booth loop after each frame with the face's score (if one was scored).
-    pub fn observe(&self, score: Option<f32>) {
+    /// Called by the booth loop after each frame with the face's score and over-blur cue (if
+    /// one was scored).
+    pub fn observe(&self, score: Option<f32>, over_blur: Option<f32>) {
         let mut recording = lock(&self.recording);
         let Some(r) = recording.as_mut() else {
             return;
         };
         r.scores.extend(score.filter(|s| s.is_finite()));
+        r.over_blur.extend(over_blur.filter(|v| v.is_finite()));
         if Instant::now() < r.until {
             return;
         }
@@ -231,6 +257,9 @@ impl Calibrator {
         }
         let threshold =
             threshold_at(&r.scores, r.false_alarm_rate).ok_or(CalibrationError::TooFewFaces(0))?;
+        // Early faces fit the spread, late ones place the alarm (as the host fits its check).
+        let (early, late) = r.over_blur.split_at(r.over_blur.len() / 2);
+        let camera_check = BlurCheck::fit_either_way(early, late, r.false_alarm_rate);
         let calibration = Calibration {
             camera: self.camera.clone(),
             threshold,
@@ -238,6 +267,7 @@ impl Calibrator {
             frames: r.scores.len(),
             detector_sha256: r.detector_sha256.clone(),
             measured: chrono::Utc::now().to_rfc3339(),
+            camera_check,
         };
         let text = toml::to_string(&calibration).unwrap_or_default();
         let io = |source| CalibrationError::Io {
@@ -284,6 +314,55 @@ mod tests {
         let t = threshold_at(&scores, 0.001).unwrap();
         assert_eq!(scores.iter().filter(|&&s| s >= t).count(), 0);
         assert!(threshold_at(&[f32::NAN], 0.1).is_none());
+    }
+
+    #[test]
+    fn a_recording_of_real_faces_fits_the_camera_check_and_saves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Calibrator::open(dir.path(), "cam".into());
+        let (reply, _rx) = tokio::sync::oneshot::channel();
+        *lock(&c.recording) = Some(Recording {
+            until: Instant::now(),
+            false_alarm_rate: 0.05,
+            detector_sha256: "ab".into(),
+            scores: Vec::new(),
+            over_blur: Vec::new(),
+            reply,
+        });
+        // 40 real faces, a little softer or sharper than their surround; the recording ends
+        // with the first frame observed after its time is up.
+        let faces: Vec<f32> = (0..40)
+            .map(|i| (0.2 * (i as f32 * 0.7).sin()).exp())
+            .collect();
+        {
+            let mut r = lock(&c.recording);
+            let r = r.as_mut().unwrap();
+            r.scores = vec![0.1; 39];
+            r.over_blur = faces[..39].to_vec();
+        }
+        c.observe(Some(0.1), Some(faces[39]));
+        assert!(!c.recording());
+        let saved = c.saved().expect("calibrated");
+        let check = saved.camera_check.expect("a camera check");
+        assert_eq!(saved.frames, 40);
+        // Real faces pass; a face from a much sharper or much softer camera is raised.
+        assert!(faces
+            .iter()
+            .all(|&v| check.score_either_way(0.1, v, 0.5) < 0.5));
+        assert!(check.score_either_way(0.1, 0.2, 0.5) > 0.9);
+        assert!(check.score_either_way(0.1, 5.0, 0.5) > 0.9);
+        // It comes back from the file, for this detector only.
+        let again = Calibrator::open(dir.path(), "cam".into());
+        assert_eq!(again.saved(), Some(saved));
+        // A calibration saved before the camera check still loads, without one.
+        std::fs::write(
+            dir.path().join("old.toml"),
+            "camera = \"old\"\nthreshold = 0.3\nfalse_alarm_rate = 0.05\nframes = 30\n\
+             detector_sha256 = \"ab\"\nmeasured = \"2026-11-01T00:00:00Z\"\n",
+        )
+        .unwrap();
+        let old = Calibrator::open(dir.path(), "old".into()).saved().unwrap();
+        assert_eq!((old.threshold, old.camera_check), (0.3, None));
     }
 
     #[test]

@@ -311,7 +311,7 @@ pub fn run(
                     u.frame_done(None);
                 }
                 if let Some(c) = &controls.calibrator {
-                    c.observe(None);
+                    c.observe(None, None);
                 }
                 continue;
             }
@@ -484,7 +484,7 @@ impl Booth {
         // The overlay names the mode the frame was rendered in (a calibration's Detect).
         let chosen_mode = self.pipeline.mode;
         self.pipeline.mode = meta.mode;
-        let r = self.pipeline.settle(work);
+        let mut r = self.pipeline.settle(work);
         let t = Instant::now();
         let dt = self.last.elapsed().as_secs_f32().max(1e-6);
         self.last = Instant::now();
@@ -499,6 +499,17 @@ impl Booth {
         }
         let latency_ms = meta.captured.elapsed().as_secs_f32() * 1e3;
         let threshold = threshold(cfg, controls, bundle.as_deref());
+        // A calibrated camera's own blur check raises what the booth shows; a calibration in
+        // progress records the score without it (its threshold is the detector's).
+        let detector_score = r.score;
+        let over_blur = r.cues.map(|c| c.cues.over_blur);
+        let camera_check = controls
+            .calibrator
+            .as_ref()
+            .and_then(|c| c.camera_check(bundle.as_deref().map(|b| &b.manifest)));
+        if let (Some(check), Some(score), Some(over_blur)) = (camera_check, r.score, over_blur) {
+            r.score = Some(check.score_either_way(score, over_blur, threshold.0));
+        }
         let hud = hud(
             &self.pipeline,
             bundle.as_deref(),
@@ -514,7 +525,7 @@ impl Booth {
             u.frame_done(Some(&r));
         }
         if let Some(c) = &controls.calibrator {
-            c.observe(r.score);
+            c.observe(detector_score, over_blur);
         }
         if let Some(board) = &controls.board {
             board.frame(FrameReport {

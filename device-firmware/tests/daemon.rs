@@ -94,6 +94,63 @@ fn without_a_swap_model_the_visitor_is_not_labelled_synthetic() {
 }
 
 #[test]
+fn a_camera_calibration_calls_faces_unlike_its_own_fake() {
+    // The camera's saved calibration says its faces are far softer than these (centre: over-blur
+    // 50): every face is then as foreign as a pasted one and its bar turns red; without the
+    // calibration the same frames stay below the threshold.
+    use device_firmware::calibration::{detector_sha256, Calibration, Calibrator};
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let models = common::slot_with_bundle(&bundle, 1, true);
+    let manifest = models.current().unwrap().manifest.clone();
+    let calibration = Calibration {
+        camera: "cam".into(),
+        threshold: 0.99,
+        false_alarm_rate: 0.05,
+        frames: 40,
+        detector_sha256: detector_sha256(&manifest).unwrap(),
+        measured: "2026-12-02T00:00:00Z".into(),
+        camera_check: Some(shared_proto::BlurCheck {
+            centre: 50f32.ln(),
+            scale: 0.2,
+            alarm: 3.0,
+        }),
+    };
+    let cal_dir = dir.path().join("calibration");
+    std::fs::create_dir_all(&cal_dir).unwrap();
+    let red_bars = |with_check: bool| {
+        let mut c = calibration.clone();
+        if !with_check {
+            c.camera_check = None;
+        }
+        std::fs::write(cal_dir.join("cam.toml"), toml::to_string(&c).unwrap()).unwrap();
+        let mut cfg = config(&bundle, 4);
+        cfg.pipeline.mode = Mode::Detect;
+        cfg.save_frames = true;
+        cfg.save_dir = dir.path().join(format!("frames-{with_check}"));
+        let (mut c, _tx) = controls();
+        c.calibrator = Some(std::sync::Arc::new(Calibrator::open(
+            &cal_dir,
+            "cam".into(),
+        )));
+        let stats = run(&cfg, &c, &models, None).unwrap();
+        assert_eq!(stats.scored, 4, "{stats:?}");
+        (0..4)
+            .filter(|i| {
+                let f = image::open(cfg.save_dir.join(format!("frame_{i:06}.png")))
+                    .unwrap()
+                    .to_rgb8();
+                let (x, y, _, h) = device_firmware::overlay::score_bar_rect(f.width(), f.height());
+                let p = f.get_pixel(x + 1, y + h / 2).0;
+                p[0] > 150 && p[1] < 80
+            })
+            .count()
+    };
+    assert_eq!(red_bars(false), 0);
+    assert_eq!(red_bars(true), 4);
+}
+
+#[test]
 fn the_button_switches_modes_and_sighup_reloads_the_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");

@@ -91,7 +91,7 @@ pub fn cue_aucs(
         .filter(|(s, _)| s.kind == Kind::Real && !s.late)
         .map(|(_, c)| c.over_blur)
         .collect();
-    let own = BlurCheck::fit(&early_real, &early_real, blur::FALSE_ALARMS);
+    let own = BlurCheck::fit_either_way(&early_real, &early_real, blur::FALSE_ALARMS);
     fake_kinds
         .iter()
         .map(|&kind| {
