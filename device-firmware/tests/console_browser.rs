@@ -61,6 +61,20 @@ fn the_console_works_in_a_real_browser() {
         "{seen}"
     );
     assert_eq!(seen["mode_after"], "detect");
+    // A calibration from the page: the threshold comes from this camera, and its faces'
+    // sharpness was learnt (enough faces in 3 s of carphone).
+    let message = seen["calibration_message"].as_str().unwrap();
+    assert!(
+        message.starts_with("threshold ") && message.contains("this camera's sharpness learnt"),
+        "{seen}"
+    );
+    assert!(
+        seen["threshold_after_calibration"][0]
+            .as_str()
+            .unwrap()
+            .contains("(calibration)"),
+        "{seen}"
+    );
     assert!(
         seen["rollback_message"]
             .as_str()

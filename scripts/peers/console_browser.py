@@ -78,6 +78,19 @@ try:
     )
     seen["mode_after"] = driver.find_element(By.ID, "summary").text.split(" ")[0]
 
+    # Calibrate on the (real) faces in view for 3 s: the threshold and the camera's sharpness.
+    seconds = driver.find_element(By.ID, "cal-seconds")
+    seconds.clear()
+    seconds.send_keys("3")
+    driver.find_element(By.CSS_SELECTOR, "#calibrate-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "message").text.startswith("calibrating"))
+    wait.until(lambda d: not d.find_element(By.ID, "message").text.startswith("calibrating"))
+    seen["calibration_message"] = driver.find_element(By.ID, "message").text
+    wait.until(lambda d: "(calibration)" in d.find_element(By.ID, "status").text)
+    seen["threshold_after_calibration"] = [
+        line for line in driver.find_element(By.ID, "status").text.splitlines() if "threshold" in line
+    ]
+
     driver.find_element(By.ID, "rollback").click()
     wait.until(lambda d: "rolled back" in d.find_element(By.ID, "message").text)
     seen["rollback_message"] = driver.find_element(By.ID, "message").text
