@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
 
 use super::batches::BatchDrawer;
-use super::blur::{self, BLUR_CHECK};
+use super::blur::{self, BLUR_CHECK, CAMERA_CHECK};
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores, FitOptions};
 use super::metrics;
@@ -235,10 +235,14 @@ fn cells_of(
         .map(|&seed| {
             let (model, threshold) = fitter.fit_and_calibrate(&train, seed);
             let (test_scores, same_scores) = (scores(&model, &test), scores(&model, &same_video));
-            let cells_of_scores = |test_scores: &[f32], same_scores: &[f32], trained_on: &str| {
+            let cells_of_samples = |test: &[&Sample],
+                                    test_scores: &[f32],
+                                    same_video: &[&Sample],
+                                    same_scores: &[f32],
+                                    trained_on: &str| {
                 let same = score_cells(
                     same_scores,
-                    &same_video,
+                    same_video,
                     &test_kinds,
                     trained_on,
                     "",
@@ -246,7 +250,7 @@ fn cells_of(
                 );
                 let mut cells = score_cells(
                     test_scores,
-                    &test,
+                    test,
                     &test_kinds,
                     trained_on,
                     &names[held_out],
@@ -258,12 +262,33 @@ fn cells_of(
                 }
                 cells
             };
+            let cells_of_scores = |test_scores: &[f32], same_scores: &[f32], trained_on: &str| {
+                cells_of_samples(&test, test_scores, &same_video, same_scores, trained_on)
+            };
             let mut cells = cells_of_scores(&test_scores, &same_scores, &name);
             if let Some(check) = &check {
+                let checked_test = blur::checked(check, &test_scores, &test_blur, threshold);
+                let checked_same = blur::checked(check, &same_scores, &same_blur, threshold);
                 cells.extend(cells_of_scores(
-                    &blur::checked(check, &test_scores, &test_blur, threshold),
-                    &blur::checked(check, &same_scores, &same_blur, threshold),
+                    &checked_test,
+                    &checked_same,
                     &format!("{name} + {BLUR_CHECK}"),
+                ));
+                // The booth after its camera calibration: late faces only, each camera's
+                // check fitted on its own early real faces.
+                let (test_late, test_cam) =
+                    blur::camera_checked(&test, &test_blur, &checked_test, threshold);
+                let (same_late, same_cam) =
+                    blur::camera_checked(&same_video, &same_blur, &checked_same, threshold);
+                fn pick<'s>(of: &[&'s Sample], at: &[usize]) -> Vec<&'s Sample> {
+                    at.iter().map(|&i| of[i]).collect()
+                }
+                cells.extend(cells_of_samples(
+                    &pick(&test, &test_late),
+                    &test_cam,
+                    &pick(&same_video, &same_late),
+                    &same_cam,
+                    &format!("{name} + {BLUR_CHECK} + {CAMERA_CHECK}"),
                 ));
             }
             cells
