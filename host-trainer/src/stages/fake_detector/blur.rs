@@ -43,10 +43,24 @@ pub fn checked(check: &BlurCheck, network: &[f32], over_blur: &[f32], threshold:
         .collect()
 }
 
+/// The two-sided check a booth's calibration fits on one camera (`video`'s samples): its early
+/// real faces in frame order, the first half fitting the spread and the second placing the
+/// alarm ([`BlurCheck::fit_either_way`], as `doppel-device`'s calibration does). `over_blur`
+/// holds each sample's cue.
+pub fn camera_check(samples: &[&Sample], over_blur: &[f32], video: usize) -> Option<BlurCheck> {
+    let early: Vec<f32> = samples
+        .iter()
+        .zip(over_blur)
+        .filter(|(s, _)| s.video == video && s.kind == Kind::Real && !s.late)
+        .map(|(_, &b)| b)
+        .collect();
+    let (fit, alarm) = early.split_at(early.len() / 2);
+    BlurCheck::fit_either_way(fit, alarm, FALSE_ALARMS)
+}
+
 /// `scores` (the network with the blur check) of `samples`' late faces, each raised by its own
-/// camera's two-sided check as the booth's calibration fits it: on that video's early real
-/// faces, the first half fitting the spread and the second placing the alarm. Returns the late
-/// samples' indices and their scores; a video with too few early faces keeps its scores.
+/// camera's [`camera_check`]: the booth after its calibration. Returns the late samples'
+/// indices and their scores; a video with too few early faces keeps its scores.
 pub fn camera_checked(
     samples: &[&Sample],
     over_blur: &[f32],
@@ -55,17 +69,9 @@ pub fn camera_checked(
 ) -> (Vec<usize>, Vec<f32>) {
     let mut cameras: Vec<(usize, Option<BlurCheck>)> = Vec::new();
     for video in samples.iter().map(|s| s.video) {
-        if cameras.iter().any(|c| c.0 == video) {
-            continue;
+        if !cameras.iter().any(|c| c.0 == video) {
+            cameras.push((video, camera_check(samples, over_blur, video)));
         }
-        let early: Vec<f32> = samples
-            .iter()
-            .zip(over_blur)
-            .filter(|(s, _)| s.video == video && s.kind == Kind::Real && !s.late)
-            .map(|(_, &b)| b)
-            .collect();
-        let (fit, alarm) = early.split_at(early.len() / 2);
-        cameras.push((video, BlurCheck::fit_either_way(fit, alarm, FALSE_ALARMS)));
     }
     (0..samples.len())
         .filter(|&i| samples[i].late)

@@ -73,8 +73,8 @@ pub fn score_cells(
 /// two-sided sharpness mismatch, how many spreads a face's over-blur lies from real faces'
 /// either way by `check` (the blur check fitted on the real faces the detector trained on): a
 /// pasted face can be sharper than its frame as well as softer. And the mismatch a booth
-/// calibrated on its own camera would see: the spread fitted on `test`'s early real faces (what
-/// an operator's setup could record), scored on its late faces alone.
+/// calibrated on its own camera would see ([`blur::camera_check`] of `test`'s early real faces,
+/// what an operator's calibration records), scored on its late faces alone.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
@@ -85,13 +85,10 @@ pub fn cue_aucs(
         .par_iter()
         .map(|s| forensics::cues(&s.crop, &s.landmarks))
         .collect();
-    let early_real: Vec<f32> = test
-        .iter()
-        .zip(&cues)
-        .filter(|(s, _)| s.kind == Kind::Real && !s.late)
-        .map(|(_, c)| c.over_blur)
-        .collect();
-    let own = BlurCheck::fit_either_way(&early_real, &early_real, blur::FALSE_ALARMS);
+    let over_blur: Vec<f32> = cues.iter().map(|c| c.over_blur).collect();
+    let own = test
+        .first()
+        .and_then(|s| blur::camera_check(test, &over_blur, s.video));
     fake_kinds
         .iter()
         .map(|&kind| {
