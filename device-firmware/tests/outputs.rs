@@ -92,6 +92,7 @@ fn overlay_layout_matches_the_golden_image() {
                 edge_colour: 0.9,
                 double_edges: 1.1,
                 mouth_blur: 1.0,
+                ..Cues::default()
             },
             flicker: Some(2.3),
         }),

@@ -174,18 +174,56 @@ pub struct Cues {
     pub edge_colour: f32,
     pub double_edges: f32,
     pub mouth_blur: f32,
+    /// How the face's texture compares with its surround's, beyond over-blur.
+    #[serde(default)]
+    pub texture: Texture,
 }
+
+/// The face's fine texture against its surround's (each the surround's ÷ the face's, median
+/// over the pixels of the face and of a ring around it; above 1 = the face is smoother). One
+/// camera gives its real faces a typical balance of detail, edges and sensor noise between face
+/// and surround; a face pasted from another camera or made by a network breaks it, sharper or
+/// softer. No single value tells a fake from a real face across cameras: the booth's camera
+/// check learns the balance of its own camera's faces (`shared_proto::CameraCheck`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Texture {
+    /// Typical Laplacian magnitude (fine detail; over-blur is its variance, led by edges).
+    pub detail: f32,
+    /// Typical gradient magnitude (edges and shading).
+    pub edges: f32,
+    /// Sensor noise of the brightness (Immerkær's noise operator, robust to edges by its median).
+    pub noise: f32,
+    /// The same operator on the two colour channels: chroma noise and chroma subsampling.
+    pub colour_noise: f32,
+}
+
+/// How many values [`Cues::camera_features`] gives.
+pub const CAMERA_FEATURES: usize = 5;
 
 impl Cues {
     /// Exponential smoothing along a track: `keep` of `self`, the rest of `new`.
     pub fn smoothed(self, new: Cues, keep: f32) -> Cues {
         let mix = |old: f32, new: f32| keep * old + (1.0 - keep) * new;
+        let (t, n) = (self.texture, new.texture);
         Cues {
             over_blur: mix(self.over_blur, new.over_blur),
             edge_colour: mix(self.edge_colour, new.edge_colour),
             double_edges: mix(self.double_edges, new.double_edges),
             mouth_blur: mix(self.mouth_blur, new.mouth_blur),
+            texture: Texture {
+                detail: mix(t.detail, n.detail),
+                edges: mix(t.edges, n.edges),
+                noise: mix(t.noise, n.noise),
+                colour_noise: mix(t.colour_noise, n.colour_noise),
+            },
         }
+    }
+
+    /// What a camera check compares with its camera's real faces: the logarithms of over-blur
+    /// and the [`Texture`] ratios (logarithms, so sharper and softer weigh alike).
+    pub fn camera_features(&self) -> [f32; CAMERA_FEATURES] {
+        let t = self.texture;
+        [self.over_blur, t.detail, t.edges, t.noise, t.colour_noise].map(|v| v.max(1e-3).ln())
     }
 }
 
@@ -307,12 +345,64 @@ pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
     };
     let mouth_blur = (variance_where(&lap, |i| face(i) && !mouth(i)) + eps)
         / (variance_where(&lap, |i| interior(i) && mouth(i)) + eps);
+
+    // Texture medians: the face's interior against the ring outside it. The offset keeps a
+    // flat, noiseless region (a saturated or synthetic crop) from dividing by zero.
+    let cb: Vec<f32> = ycc.iter().map(|v| v[1]).collect();
+    let cr: Vec<f32> = ycc.iter().map(|v| v[2]).collect();
+    let y: Vec<f32> = ycc.iter().map(|v| v[0]).collect();
+    let (noise, colour) = (
+        noise_response(&y, w, h),
+        noise_response(&cb, w, h)
+            .iter()
+            .zip(noise_response(&cr, w, h))
+            .map(|(a, b)| a + b)
+            .collect::<Vec<f32>>(),
+    );
+    let lap_abs: Vec<f32> = lap.iter().map(|v| v.abs()).collect();
+    let ratio =
+        |values: &[f32]| (median_where(values, ring) + 0.5) / (median_where(values, face) + 0.5);
     Cues {
         over_blur,
         edge_colour,
         double_edges,
         mouth_blur,
+        texture: Texture {
+            detail: ratio(&lap_abs),
+            edges: ratio(&grad),
+            noise: ratio(&noise),
+            colour_noise: ratio(&colour),
+        },
     }
+}
+
+/// |Immerkær's noise operator| at every interior pixel of a `w`×`h` channel: the difference of
+/// two Laplacians, which cancels smooth shading and leaves noise (and strong edges, which a
+/// median over a region ignores).
+fn noise_response(channel: &[f32], w: u32, h: u32) -> Vec<f32> {
+    let (w, h) = (w as usize, h as usize);
+    let mut out = vec![0f32; w * h];
+    for y in 1..h.saturating_sub(1) {
+        for x in 1..w.saturating_sub(1) {
+            let at = |dx: usize, dy: usize| channel[(y + dy - 1) * w + x + dx - 1];
+            let corners = at(0, 0) + at(2, 0) + at(0, 2) + at(2, 2);
+            let sides = at(1, 0) + at(0, 1) + at(2, 1) + at(1, 2);
+            out[y * w + x] = (corners - 2.0 * sides + 4.0 * at(1, 1)).abs();
+        }
+    }
+    out
+}
+
+fn median_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
+    let mut chosen: Vec<f32> = (0..values.len())
+        .filter(|&i| select(i))
+        .map(|i| values[i])
+        .collect();
+    if chosen.is_empty() {
+        return 0.0;
+    }
+    let middle = chosen.len() / 2;
+    *chosen.select_nth_unstable_by(middle, f32::total_cmp).1
 }
 
 /// Flicker of one step of a track: mean absolute change inside the face ÷ outside it, between

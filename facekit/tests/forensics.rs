@@ -237,3 +237,43 @@ fn self_blends_are_not_all_softer_inside_than_the_face_they_came_from() {
     assert!((15..=45).contains(&sharper), "{sharper} of 60 sharper");
     assert!(mean_log.abs() < 0.5, "mean log ratio {mean_log:.2}");
 }
+
+#[test]
+fn the_texture_ratios_see_a_face_smoothed_or_noisier_than_its_surround() {
+    // A face with another camera's texture: smoothed (a softer camera, a generator) raises
+    // the brightness ratios (this video's colour is already subsampled smooth, so its colour
+    // noise barely moves); grain added to the face only (a noisier camera) lowers the noise
+    // ratios.
+    let (_, crop, lm) = crops();
+    let base = cues(&crop, &lm).texture;
+    eprintln!("untouched: {base:?}");
+    let smoothed = cues(&inside_face(&crop, &lm, |c| imageops::blur(c, 1.5)), &lm).texture;
+    assert!(
+        smoothed.detail > 1.5 * base.detail
+            && smoothed.edges > 1.2 * base.edges
+            && smoothed.noise > 1.5 * base.noise
+            && smoothed.colour_noise >= base.colour_noise,
+        "{base:?} -> {smoothed:?}"
+    );
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+    let grain: Vec<f32> = (0..crop.len())
+        .map(|_| rand::RngExt::random_range(&mut rng, -12.0..12.0))
+        .collect();
+    let grainy = inside_face(&crop, &lm, |c| {
+        let mut out = c.clone();
+        for (v, n) in out.iter_mut().zip(&grain) {
+            *v = (*v as f32 + n).clamp(0.0, 255.0) as u8;
+        }
+        out
+    });
+    let grainy = cues(&grainy, &lm).texture;
+    assert!(
+        grainy.noise < 0.7 * base.noise && grainy.colour_noise < 0.7 * base.colour_noise,
+        "{base:?} -> {grainy:?}"
+    );
+    // The camera check's features are their logarithms, with over-blur's first.
+    let c = cues(&crop, &lm);
+    let f = c.camera_features();
+    assert_eq!(f[0], c.over_blur.ln());
+    assert_eq!(f[3], base.noise.ln());
+}

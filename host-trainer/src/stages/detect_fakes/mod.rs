@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use facekit::forensics::{cues, flicker, Cues};
+use facekit::forensics::{cues, flicker, Cues, Texture};
 use facekit::swap::to_input;
 use facekit::{align_face, FaceDetectorConfig, OnnxModel, RetinaFace};
 use serde::Serialize;
@@ -206,6 +206,12 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
             edge_colour: mean(|c| c.edge_colour),
             double_edges: mean(|c| c.double_edges),
             mouth_blur: mean(|c| c.mouth_blur),
+            texture: Texture {
+                detail: mean(|c| c.texture.detail),
+                edges: mean(|c| c.texture.edges),
+                noise: mean(|c| c.texture.noise),
+                colour_noise: mean(|c| c.texture.colour_noise),
+            },
         },
         mean_flicker: (!flickers.is_empty())
             .then(|| flickers.iter().sum::<f32>() / flickers.len() as f32),
