@@ -3,11 +3,11 @@
 //! detector issue's figures); the operator records a few seconds of real visitors and the
 //! threshold is set so that only the chosen fraction of those real frames would be called FAKE.
 //!
-//! The same recording fits a blur check on this camera's faces that alarms either way
-//! ([`BlurCheck::fit_either_way`]): a face pasted from another camera (a phone fake held up to
-//! the booth) is sharper or softer than this camera's faces are, even when it is neither
-//! against the cameras the detector trained on (the detector report's "calibrated" column:
-//! graphics swaps AUC 0.53 → 0.71 as a cue, 3 seeds).
+//! The same recording fits this camera's check ([`CameraCheck`]): how its real faces' texture
+//! (over-blur, fine detail, edges, noise, colour noise) compares with their surround. A face
+//! pasted in from elsewhere (a phone fake held up to the booth) breaks that balance, sharper or
+//! softer, even where it looks ordinary against the cameras the detector trained on (the
+//! detector report's camera-calibration column).
 //!
 //! The result is kept per camera in `<state>/calibration/<camera>.toml`, tied to the detector
 //! file's sha256: a new detector needs a new calibration. Precedence when the booth scores a
@@ -18,9 +18,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::sync::lock;
+use facekit::forensics::CAMERA_FEATURES;
 use serde::{Deserialize, Serialize};
 use shared_proto::bundle::{Manifest, ModelKind, DEFAULT_FAKE_THRESHOLD};
-use shared_proto::BlurCheck;
+use shared_proto::{threshold_at, CameraCheck};
 
 /// Fewer scored frames than this cannot place a threshold at a false-alarm rate of a few %.
 pub const MIN_FRAMES: usize = 20;
@@ -37,10 +38,11 @@ pub struct Calibration {
     /// sha256 of the detector file it belongs to.
     pub detector_sha256: String,
     pub measured: String,
-    /// This camera's faces' sharpness, fitted on the first half of the recording, its alarm on
-    /// the second half (absent in calibrations saved before it, or with too few faces).
+    /// This camera's real faces' texture, fitted on the first half of the recording, its alarm
+    /// on the second half (absent in calibrations saved before it, or with too few faces;
+    /// the earlier sharpness-only check under `camera_check` is ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub camera_check: Option<BlurCheck>,
+    pub texture_check: Option<CameraCheck>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,26 @@ pub enum ThresholdSource {
     Default,
 }
 
+/// How the booth scores faces on this camera now ([`Calibrator::in_force`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InForce {
+    pub threshold: f32,
+    pub source: ThresholdSource,
+    pub camera: Option<CameraCheck>,
+}
+
+impl InForce {
+    /// No calibration applies: the config's, bundle's or default threshold, no camera check.
+    pub fn without_calibration(config: Option<f32>, bundle: Option<&Manifest>) -> Self {
+        let (threshold, source) = resolve_without_calibration(config, bundle);
+        Self {
+            threshold,
+            source,
+            camera: None,
+        }
+    }
+}
+
 type Reply = tokio::sync::oneshot::Sender<Result<Calibration, CalibrationError>>;
 
 struct Recording {
@@ -79,8 +101,8 @@ struct Recording {
     false_alarm_rate: f32,
     detector_sha256: String,
     scores: Vec<f32>,
-    /// The over-blur cue of each scored face.
-    over_blur: Vec<f32>,
+    /// The camera features of each scored face (`Cues::camera_features`).
+    features: Vec<[f32; CAMERA_FEATURES]>,
     reply: Reply,
 }
 
@@ -115,21 +137,6 @@ pub fn detector_sha256(manifest: &Manifest) -> Option<String> {
         .iter()
         .find(|f| f.path == entry.file)
         .map(|f| f.sha256.clone())
-}
-
-/// The score at which `false_alarm_rate` of `scores` (real visitors) lie at or above: the
-/// smallest threshold whose false alarms on this recording do not exceed the rate.
-pub fn threshold_at(scores: &[f32], false_alarm_rate: f32) -> Option<f32> {
-    let mut sorted: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
-    if sorted.is_empty() {
-        return None;
-    }
-    sorted.sort_by(f32::total_cmp);
-    let allowed = (false_alarm_rate * sorted.len() as f32).floor() as usize;
-    // Scores strictly above the threshold raise an alarm (the booth uses `>=`, so step just
-    // above the highest real score that must stay quiet).
-    let quiet = sorted[sorted.len() - 1 - allowed.min(sorted.len() - 1)];
-    Some((quiet + 1e-4).min(1.0))
 }
 
 impl Calibrator {
@@ -169,23 +176,25 @@ impl Calibrator {
         config: Option<f32>,
         bundle: Option<&Manifest>,
     ) -> (f32, ThresholdSource) {
+        let in_force = self.in_force(config, bundle);
+        (in_force.threshold, in_force.source)
+    }
+
+    /// What scores this bundle's faces on this camera (one look at the calibration per frame):
+    /// the threshold, and the camera's check when its calibration belongs to the bundle's
+    /// detector.
+    pub fn in_force(&self, config: Option<f32>, bundle: Option<&Manifest>) -> InForce {
         let sha = bundle.and_then(detector_sha256);
         if let (Some(c), Some(sha)) = (lock(&self.saved).as_ref(), sha) {
             if c.detector_sha256 == sha {
-                return (c.threshold, ThresholdSource::Calibration);
+                return InForce {
+                    threshold: c.threshold,
+                    source: ThresholdSource::Calibration,
+                    camera: c.texture_check.clone().filter(CameraCheck::is_valid),
+                };
             }
         }
-        resolve_without_calibration(config, bundle)
-    }
-
-    /// This camera's blur check, when its calibration belongs to the bundle's detector.
-    pub fn camera_check(&self, bundle: Option<&Manifest>) -> Option<BlurCheck> {
-        let sha = bundle.and_then(detector_sha256)?;
-        lock(&self.saved)
-            .as_ref()
-            .filter(|c| c.detector_sha256 == sha)
-            .and_then(|c| c.camera_check)
-            .filter(BlurCheck::is_valid)
+        InForce::without_calibration(config, bundle)
     }
 
     /// Starts recording for `seconds`; the receiver gets the result once the booth has seen
@@ -215,22 +224,23 @@ impl Calibrator {
             false_alarm_rate,
             detector_sha256: sha,
             scores: Vec::new(),
-            over_blur: Vec::new(),
+            features: Vec::new(),
             reply,
         });
         tracing::info!("calibrating the fake detector for {seconds} s at a false-alarm rate of {false_alarm_rate}");
         Ok(rx)
     }
 
-    /// Called by the booth loop after each frame with the face's score and over-blur cue (if
+    /// Called by the booth loop after each frame with the face's score and camera features (if
     /// one was scored).
-    pub fn observe(&self, score: Option<f32>, over_blur: Option<f32>) {
+    pub fn observe(&self, score: Option<f32>, features: Option<[f32; CAMERA_FEATURES]>) {
         let mut recording = lock(&self.recording);
         let Some(r) = recording.as_mut() else {
             return;
         };
         r.scores.extend(score.filter(|s| s.is_finite()));
-        r.over_blur.extend(over_blur.filter(|v| v.is_finite()));
+        r.features
+            .extend(features.filter(|f| f.iter().all(|v| v.is_finite())));
         if Instant::now() < r.until {
             return;
         }
@@ -258,8 +268,8 @@ impl Calibrator {
         let threshold =
             threshold_at(&r.scores, r.false_alarm_rate).ok_or(CalibrationError::TooFewFaces(0))?;
         // Early faces fit the spread, late ones place the alarm (as the host fits its check).
-        let (early, late) = r.over_blur.split_at(r.over_blur.len() / 2);
-        let camera_check = BlurCheck::fit_either_way(early, late, r.false_alarm_rate);
+        let (early, late) = r.features.split_at(r.features.len() / 2);
+        let texture_check = CameraCheck::fit(early, late, r.false_alarm_rate);
         let calibration = Calibration {
             camera: self.camera.clone(),
             threshold,
@@ -267,7 +277,7 @@ impl Calibrator {
             frames: r.scores.len(),
             detector_sha256: r.detector_sha256.clone(),
             measured: chrono::Utc::now().to_rfc3339(),
-            camera_check,
+            texture_check,
         };
         let text = toml::to_string(&calibration).unwrap_or_default();
         let io = |source| CalibrationError::Io {
@@ -306,17 +316,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_threshold_lets_through_the_chosen_share_of_real_scores() {
-        let scores: Vec<f32> = (0..100).map(|i| i as f32 / 100.0).collect();
-        let t = threshold_at(&scores, 0.05).unwrap();
-        let alarms = scores.iter().filter(|&&s| s >= t).count();
-        assert_eq!(alarms, 5, "threshold {t}");
-        let t = threshold_at(&scores, 0.001).unwrap();
-        assert_eq!(scores.iter().filter(|&&s| s >= t).count(), 0);
-        assert!(threshold_at(&[f32::NAN], 0.1).is_none());
-    }
-
-    #[test]
     fn a_recording_of_real_faces_fits_the_camera_check_and_saves_it() {
         let dir = tempfile::tempdir().unwrap();
         let c = Calibrator::open(dir.path(), "cam".into());
@@ -326,43 +325,54 @@ mod tests {
             false_alarm_rate: 0.05,
             detector_sha256: "ab".into(),
             scores: Vec::new(),
-            over_blur: Vec::new(),
+            features: Vec::new(),
             reply,
         });
-        // 40 real faces, a little softer or sharper than their surround; the recording ends
-        // with the first frame observed after its time is up.
-        let faces: Vec<f32> = (0..40)
-            .map(|i| (0.2 * (i as f32 * 0.7).sin()).exp())
+        // 60 real faces whose texture wanders a little (all five features together, as a face
+        // turning to the light does); the recording ends with the first frame observed after
+        // its time is up.
+        let faces: Vec<[f32; CAMERA_FEATURES]> = (0..60)
+            .map(|i| {
+                let t = i as f32 * 0.7;
+                let a = 0.2 * t.sin();
+                [
+                    a,
+                    0.8 * a,
+                    0.5 * a,
+                    0.1 * (1.3 * t).cos(),
+                    0.1 * (2.1 * t).sin(),
+                ]
+            })
             .collect();
         {
             let mut r = lock(&c.recording);
             let r = r.as_mut().unwrap();
-            r.scores = vec![0.1; 39];
-            r.over_blur = faces[..39].to_vec();
+            r.scores = vec![0.1; 59];
+            r.features = faces[..59].to_vec();
         }
-        c.observe(Some(0.1), Some(faces[39]));
+        c.observe(Some(0.1), Some(faces[59]));
         assert!(!c.recording());
         let saved = c.saved().expect("calibrated");
-        let check = saved.camera_check.expect("a camera check");
-        assert_eq!(saved.frames, 40);
+        let check = saved.texture_check.clone().expect("a camera check");
+        assert_eq!(saved.frames, 60);
         // Real faces pass; a face from a much sharper or much softer camera is raised.
-        assert!(faces
-            .iter()
-            .all(|&v| check.score_either_way(0.1, v, 0.5) < 0.5));
-        assert!(check.score_either_way(0.1, 0.2, 0.5) > 0.9);
-        assert!(check.score_either_way(0.1, 5.0, 0.5) > 0.9);
+        assert!(faces.iter().all(|f| check.score(0.1, f, 0.5) < 0.5));
+        assert!(check.score(0.1, &[-1.0, -0.8, -0.5, 0.0, 0.0], 0.5) > 0.9);
+        assert!(check.score(0.1, &[1.0, 0.8, 0.5, 0.0, 0.0], 0.5) > 0.9);
         // It comes back from the file, for this detector only.
         let again = Calibrator::open(dir.path(), "cam".into());
         assert_eq!(again.saved(), Some(saved));
-        // A calibration saved before the camera check still loads, without one.
-        std::fs::write(
-            dir.path().join("old.toml"),
-            "camera = \"old\"\nthreshold = 0.3\nfalse_alarm_rate = 0.05\nframes = 30\n\
-             detector_sha256 = \"ab\"\nmeasured = \"2026-11-01T00:00:00Z\"\n",
-        )
-        .unwrap();
-        let old = Calibrator::open(dir.path(), "old".into()).saved().unwrap();
-        assert_eq!((old.threshold, old.camera_check), (0.3, None));
+        // A calibration saved before the camera check, or with the earlier sharpness-only
+        // check, still loads its threshold, without a check.
+        let before = "camera = \"old\"\nthreshold = 0.3\nfalse_alarm_rate = 0.05\nframes = 30\n\
+             detector_sha256 = \"ab\"\nmeasured = \"2026-11-01T00:00:00Z\"\n";
+        let sharpness_only =
+            format!("{before}[camera_check]\ncentre = 0.1\nscale = 0.2\nalarm = 2.5\n");
+        for (name, text) in [("old", before.to_string()), ("older", sharpness_only)] {
+            std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+            let old = Calibrator::open(dir.path(), name.into()).saved().unwrap();
+            assert_eq!((old.threshold, old.texture_check), (0.3, None));
+        }
     }
 
     #[test]

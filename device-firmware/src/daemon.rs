@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use crate::button::Control;
-use crate::calibration::{self, Calibrator, ThresholdSource};
+use crate::calibration::{Calibrator, InForce};
 use crate::config::{DaemonConfig, DisplayKind, Mode};
 use crate::console::board::{Board, ConsoleSink, FrameReport};
 use crate::display::{framebuffer::Framebuffer, png::PngFrames, FrameSink};
@@ -498,17 +498,14 @@ impl Booth {
             tracing::error!("frame {}: {e}", self.stats.frames);
         }
         let latency_ms = meta.captured.elapsed().as_secs_f32() * 1e3;
-        let threshold = threshold(cfg, controls, bundle.as_deref());
-        // A calibrated camera's own blur check raises what the booth shows; a calibration in
+        let in_force = in_force(cfg, controls, bundle.as_deref());
+        let threshold = (in_force.threshold, in_force.source);
+        // A calibrated camera's own check raises what the booth shows; a calibration in
         // progress records the score without it (its threshold is the detector's).
         let detector_score = r.score;
-        let over_blur = r.cues.map(|c| c.cues.over_blur);
-        let camera_check = controls
-            .calibrator
-            .as_ref()
-            .and_then(|c| c.camera_check(bundle.as_deref().map(|b| &b.manifest)));
-        if let (Some(check), Some(score), Some(over_blur)) = (camera_check, r.score, over_blur) {
-            r.score = Some(check.score_either_way(score, over_blur, threshold.0));
+        let features = r.cues.map(|c| c.cues.camera_features());
+        if let (Some(check), Some(score), Some(features)) = (&in_force.camera, r.score, features) {
+            r.score = Some(check.score(score, &features, threshold.0));
         }
         let hud = hud(
             &self.pipeline,
@@ -525,7 +522,7 @@ impl Booth {
             u.frame_done(Some(&r));
         }
         if let Some(c) = &controls.calibrator {
-            c.observe(detector_score, over_blur);
+            c.observe(detector_score, features);
         }
         if let Some(board) = &controls.board {
             board.frame(FrameReport {
@@ -615,15 +612,11 @@ fn steer(controls: &Controls, pipeline: &mut Pipeline, stats: &mut Stats) {
 }
 
 /// The fake threshold in use: this camera's calibration, the config's, the bundle's.
-fn threshold(
-    cfg: &DaemonConfig,
-    controls: &Controls,
-    bundle: Option<&LoadedBundle>,
-) -> (f32, ThresholdSource) {
+fn in_force(cfg: &DaemonConfig, controls: &Controls, bundle: Option<&LoadedBundle>) -> InForce {
     let manifest = bundle.map(|b| &b.manifest);
     match &controls.calibrator {
-        Some(c) => c.threshold(cfg.pipeline.fake_threshold, manifest),
-        None => calibration::resolve_without_calibration(cfg.pipeline.fake_threshold, manifest),
+        Some(c) => c.in_force(cfg.pipeline.fake_threshold, manifest),
+        None => InForce::without_calibration(cfg.pipeline.fake_threshold, manifest),
     }
 }
 

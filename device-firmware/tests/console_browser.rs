@@ -62,10 +62,10 @@ fn the_console_works_in_a_real_browser() {
     );
     assert_eq!(seen["mode_after"], "detect");
     // A calibration from the page: the threshold comes from this camera, and its faces'
-    // sharpness was learnt (enough faces in 3 s of carphone).
+    // texture was learnt (enough faces in 3 s of carphone).
     let message = seen["calibration_message"].as_str().unwrap();
     assert!(
-        message.starts_with("threshold ") && message.contains("this camera's sharpness learnt"),
+        message.starts_with("threshold ") && message.contains("this camera's face texture learnt"),
         "{seen}"
     );
     assert!(

@@ -95,9 +95,9 @@ fn without_a_swap_model_the_visitor_is_not_labelled_synthetic() {
 
 #[test]
 fn a_camera_calibration_calls_faces_unlike_its_own_fake() {
-    // The camera's saved calibration says its faces are far softer than these (centre: over-blur
-    // 50): every face is then as foreign as a pasted one and its bar turns red; without the
-    // calibration the same frames stay below the threshold.
+    // The camera's saved calibration says its faces are far softer than these (over-blur 50,
+    // every texture ratio 4): every face is then as foreign as a pasted one and its bar turns
+    // red; without the calibration's check the same frames stay below the threshold.
     use device_firmware::calibration::{detector_sha256, Calibration, Calibrator};
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle");
@@ -110,9 +110,12 @@ fn a_camera_calibration_calls_faces_unlike_its_own_fake() {
         frames: 40,
         detector_sha256: detector_sha256(&manifest).unwrap(),
         measured: "2026-12-02T00:00:00Z".into(),
-        camera_check: Some(shared_proto::BlurCheck {
-            centre: 50f32.ln(),
-            scale: 0.2,
+        texture_check: Some(shared_proto::CameraCheck {
+            mean: vec![50f32.ln(), 4f32.ln(), 4f32.ln(), 4f32.ln(), 4f32.ln()],
+            // Independent features, each with a spread of 0.2 (in logarithms).
+            cholesky: (0..25)
+                .map(|i| if i % 6 == 0 { 0.2 } else { 0.0 })
+                .collect(),
             alarm: 3.0,
         }),
     };
@@ -121,7 +124,7 @@ fn a_camera_calibration_calls_faces_unlike_its_own_fake() {
     let red_bars = |with_check: bool| {
         let mut c = calibration.clone();
         if !with_check {
-            c.camera_check = None;
+            c.texture_check = None;
         }
         std::fs::write(cal_dir.join("cam.toml"), toml::to_string(&c).unwrap()).unwrap();
         let mut cfg = config(&bundle, 4);

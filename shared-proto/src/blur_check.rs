@@ -32,23 +32,6 @@ impl BlurCheck {
     /// [`MIN_ALARM`]). `None` with fewer than 8 faces to fit, none to calibrate, or a value that is
     /// not finite.
     pub fn fit(fit: &[f32], calibrate: &[f32], false_alarms: f32) -> Option<Self> {
-        Self::fit_by(fit, calibrate, false_alarms, Self::spreads)
-    }
-
-    /// Like [`fit`](Self::fit), for a check that alarms either way ([`score_either_way`](
-    /// Self::score_either_way)): fitted on one camera's own real faces, a face pasted from
-    /// another camera is as likely to be sharper than its frame as softer. The alarm is placed
-    /// on the distance from the centre.
-    pub fn fit_either_way(fit: &[f32], calibrate: &[f32], false_alarms: f32) -> Option<Self> {
-        Self::fit_by(fit, calibrate, false_alarms, |c, v| c.spreads(v).abs())
-    }
-
-    fn fit_by(
-        fit: &[f32],
-        calibrate: &[f32],
-        false_alarms: f32,
-        distance: impl Fn(&Self, f32) -> f32,
-    ) -> Option<Self> {
         if fit.len() < 8
             || calibrate.is_empty()
             || !fit.iter().chain(calibrate).all(|v| v.is_finite())
@@ -65,10 +48,8 @@ impl BlurCheck {
             scale,
             alarm: 0.0,
         };
-        let mut z: Vec<f32> = calibrate.iter().map(|&v| distance(&check, v)).collect();
-        z.sort_by(f32::total_cmp);
-        let at = ((1.0 - false_alarms.clamp(0.0, 1.0)) * z.len() as f32).ceil() as usize;
-        check.alarm = z[at.min(z.len() - 1)].max(MIN_ALARM);
+        let z: Vec<f32> = calibrate.iter().map(|&v| check.spreads(v)).collect();
+        check.alarm = alarm_at(z, false_alarms).max(MIN_ALARM);
         Some(check)
     }
 
@@ -82,19 +63,7 @@ impl BlurCheck {
     /// threshold) exactly where the blur passes the alarm. A face the network calls fake stays
     /// fake; the check only adds.
     pub fn score(&self, network: f32, over_blur: f32, threshold: f32) -> f32 {
-        self.raise(network, self.spreads(over_blur), threshold)
-    }
-
-    /// [`score`](Self::score) for a check from [`fit_either_way`](Self::fit_either_way): raised
-    /// as far when the face is sharper than real faces as when it is softer.
-    pub fn score_either_way(&self, network: f32, over_blur: f32, threshold: f32) -> f32 {
-        self.raise(network, self.spreads(over_blur).abs(), threshold)
-    }
-
-    fn raise(&self, network: f32, distance: f32, threshold: f32) -> f32 {
-        let t = threshold.clamp(1e-4, 1.0 - 1e-4);
-        let logit = (t / (1.0 - t)).ln() + LOGITS_PER_SPREAD * (distance - self.alarm);
-        network.max(1.0 / (1.0 + (-logit).exp()))
+        raise(network, self.spreads(over_blur) - self.alarm, threshold)
     }
 
     /// Whether every field is finite and the spread positive.
@@ -104,6 +73,23 @@ impl BlurCheck {
             && self.scale > 0.0
             && self.alarm.is_finite()
     }
+}
+
+/// `network` raised to the score of a check `past_alarm` spreads beyond its alarm: the
+/// threshold exactly at the alarm, [`LOGITS_PER_SPREAD`] logits more per spread beyond it. A
+/// check only ever adds to the network's verdict.
+pub(crate) fn raise(network: f32, past_alarm: f32, threshold: f32) -> f32 {
+    let t = threshold.clamp(1e-4, 1.0 - 1e-4);
+    let logit = (t / (1.0 - t)).ln() + LOGITS_PER_SPREAD * past_alarm;
+    network.max(1.0 / (1.0 + (-logit).exp()))
+}
+
+/// The distance at or below which all but `false_alarms` (a share) of `distances` lie.
+/// `distances` must not be empty.
+pub(crate) fn alarm_at(mut distances: Vec<f32>, false_alarms: f32) -> f32 {
+    distances.sort_by(f32::total_cmp);
+    let at = ((1.0 - false_alarms.clamp(0.0, 1.0)) * distances.len() as f32).ceil() as usize;
+    distances[at.min(distances.len() - 1)]
 }
 
 fn median(v: &mut [f32]) -> f32 {
@@ -158,27 +144,6 @@ mod tests {
         let at_alarm = (0.25f32 * 3.0).exp();
         assert!((check.score(0.0, at_alarm, 0.3) - 0.3).abs() < 1e-4);
         assert!(check.score(0.0, at_alarm * 0.99, 0.3) < 0.3);
-    }
-
-    #[test]
-    fn a_check_either_way_calls_much_sharper_faces_fake_too() {
-        let check = BlurCheck::fit_either_way(&reals(200, 0.0), &reals(100, 0.3), 0.01).unwrap();
-        let t = 0.4;
-        let alarms = reals(100, 0.3)
-            .iter()
-            .filter(|&&v| check.score_either_way(0.1, v, t) >= t)
-            .count();
-        assert!(alarms <= 1, "{alarms} of 100 real faces alarmed");
-        assert_eq!(check.score_either_way(0.1, 1.0, t), 0.1);
-        // A face 8× softer and one 8× sharper than real ones are both raised, alike.
-        let (soft, sharp) = (
-            check.score_either_way(0.1, 8.0, t),
-            check.score_either_way(0.1, 1.0 / 8.0, t),
-        );
-        assert!(soft > 0.95 && (soft - sharp).abs() < 1e-5, "{soft} {sharp}");
-        // The one-sided check leaves the sharp face alone.
-        assert_eq!(check.score(0.1, 1.0 / 8.0, t), 0.1);
-        assert_eq!(check.score_either_way(0.9, 1.0, t), 0.9);
     }
 
     #[test]

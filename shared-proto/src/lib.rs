@@ -8,11 +8,13 @@
 pub mod archive;
 mod blur_check;
 pub mod bundle;
+mod camera_check;
 mod crop;
 mod envelope;
 pub mod serving;
 
 pub use blur_check::BlurCheck;
+pub use camera_check::{threshold_at, CameraCheck};
 pub use crop::{
     face_ellipse, ChannelOrder, FaceCropSpec, InvalidCrop, Normalisation, LANDMARK_NAMES,
 };

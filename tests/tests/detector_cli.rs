@@ -129,10 +129,17 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
     }
     let cues = report["cues"].as_array().unwrap();
     assert_eq!(cues.len(), 6);
-    // The two-sided sharpness mismatch is scored against the other identities' real faces, and
-    // against the held-out camera's own early faces (a booth's calibration).
+    // The texture cues, the two-sided sharpness mismatch against the other identities' real
+    // faces, and the camera check fitted on the held-out camera's own early faces (a booth's
+    // calibration) are each an AUC.
     for c in cues {
-        for key in ["sharpness_mismatch", "calibrated_mismatch"] {
+        for key in [
+            "detail",
+            "noise",
+            "colour_noise",
+            "sharpness_mismatch",
+            "camera_check",
+        ] {
             let v = c[key].as_f64().unwrap_or(f64::NAN);
             assert!((0.0..=1.0).contains(&v), "{key} {v} in {c}");
         }

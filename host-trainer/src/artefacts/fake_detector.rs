@@ -183,13 +183,22 @@ pub struct CueAuc {
     pub double_edges: f64,
     #[serde(deserialize_with = "super::nan_if_null")]
     pub mouth_blur: f64,
+    /// The texture ratios (`facekit::forensics::Texture`): fine detail, edges, noise, colour noise.
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub detail: f64,
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub edges: f64,
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub noise: f64,
+    #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
+    pub colour_noise: f64,
     /// Spreads from the trained real faces' over-blur median (the blur check's), either way.
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
     pub sharpness_mismatch: f64,
-    /// The same mismatch as a booth calibrated on its own camera would see it: spreads from the
-    /// held-out identity's own early real faces, scored on its late faces only.
+    /// The camera check a booth calibrated on its own camera fits (`shared_proto::CameraCheck`
+    /// on the held-out identity's own early real faces): distance from them, late faces only.
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
-    pub calibrated_mismatch: f64,
+    pub camera_check: f64,
 }
 
 fn nan() -> f64 {
@@ -347,18 +356,22 @@ impl DetectorReport {
             );
         }
         if !self.cues.is_empty() {
-            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | sharpness mismatch (either way) | the same, calibrated on the camera's own early faces |\n|---|---|---|---|---|---|---|---|\n";
+            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\nThe texture columns (detail, edges, noise, colour noise) are the surround's ÷ the face's, as over-blur. The sharpness mismatch is over-blur's distance, either way, from the training identities' real faces; the camera check is the Mahalanobis distance of all five (over-blur and texture) from the held-out camera's own early real faces, as a booth's calibration fits it, scored on its late faces only.\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | detail | edges | noise | colour noise | sharpness mismatch (either way) | **camera check** (calibrated on the camera's own early faces) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
             for c in &self.cues {
                 s += &format!(
-                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+                    "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
                     c.held_out,
                     c.tested_on,
                     c.over_blur,
                     c.edge_colour,
                     c.double_edges,
                     c.mouth_blur,
+                    c.detail,
+                    c.edges,
+                    c.noise,
+                    c.colour_noise,
                     c.sharpness_mismatch,
-                    c.calibrated_mismatch
+                    c.camera_check
                 );
             }
         }

@@ -6,11 +6,13 @@
 //!
 //! [`data`] makes the samples (reals and four kinds of fake at the detector's crop),
 //! `batches` draws training batches, `fit` trains one detector, `blur` adds the blur check,
+//! `camera` scores as a booth calibrated on its own camera,
 //! `report` scores the cells,
 //! [`train`] runs the whole report and saves the model, [`evaluate`] tests a saved one.
 
 mod batches;
 mod blur;
+mod camera;
 pub mod data;
 pub mod evaluate;
 mod fit;

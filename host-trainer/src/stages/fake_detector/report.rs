@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::blur;
+use super::camera;
 use super::data::{Kind, Sample};
 use super::metrics;
 use crate::artefacts::fake_detector::{Cell, CueAuc};
@@ -69,12 +69,13 @@ pub fn score_cells(
 }
 
 /// Each hand-made cue's own AUC on `test` (all from `held_out`), per kind of fake. The cues
-/// grow when a face looks blended in, so each is a fake score as it stands. Beside them the
-/// two-sided sharpness mismatch, how many spreads a face's over-blur lies from real faces'
-/// either way by `check` (the blur check fitted on the real faces the detector trained on): a
-/// pasted face can be sharper than its frame as well as softer. And the mismatch a booth
-/// calibrated on its own camera would see ([`blur::camera_check`] of `test`'s early real faces,
-/// what an operator's calibration records), scored on its late faces alone.
+/// grow when a face looks blended in (the texture ratios when it is smoother than its
+/// surround), so each is a fake score as it stands. Beside them the two-sided sharpness
+/// mismatch, how many spreads a face's over-blur lies from real faces' either way by `check`
+/// (the blur check fitted on the real faces the detector trained on): a pasted face can be
+/// sharper than its frame as well as softer. And the camera check a booth calibrated on its
+/// own camera fits ([`camera::camera_check`] of `test`'s early real faces, what an operator's
+/// calibration records): each late face's distance from them.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
@@ -85,10 +86,10 @@ pub fn cue_aucs(
         .par_iter()
         .map(|s| forensics::cues(&s.crop, &s.landmarks))
         .collect();
-    let over_blur: Vec<f32> = cues.iter().map(|c| c.over_blur).collect();
+    let features: Vec<camera::Features> = cues.iter().map(|c| c.camera_features()).collect();
     let own = test
         .first()
-        .and_then(|s| blur::camera_check(test, &over_blur, s.video));
+        .and_then(|s| camera::camera_check(test, &features, s.video));
     fake_kinds
         .iter()
         .map(|&kind| {
@@ -110,10 +111,14 @@ pub fn cue_aucs(
                 edge_colour: auc(&|c| c.edge_colour),
                 double_edges: auc(&|c| c.double_edges),
                 mouth_blur: auc(&|c| c.mouth_blur),
+                detail: auc(&|c| c.texture.detail),
+                edges: auc(&|c| c.texture.edges),
+                noise: auc(&|c| c.texture.noise),
+                colour_noise: auc(&|c| c.texture.colour_noise),
                 sharpness_mismatch: check
                     .map_or(f64::NAN, |check| auc(&|c| check.spreads(c.over_blur).abs())),
-                calibrated_mismatch: own.as_ref().map_or(f64::NAN, |check| {
-                    auc_of(true, &|c| check.spreads(c.over_blur).abs())
+                camera_check: own.as_ref().map_or(f64::NAN, |check| {
+                    auc_of(true, &|c| check.distance(&c.camera_features()))
                 }),
             }
         })

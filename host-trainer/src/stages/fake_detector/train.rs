@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
 
 use super::batches::BatchDrawer;
-use super::blur::{self, BLUR_CHECK, CAMERA_CHECK};
+use super::blur::{self, BLUR_CHECK};
+use super::camera::{self, CAMERA_CHECK};
 use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores, FitOptions};
 use super::metrics;
@@ -230,6 +231,7 @@ fn cells_of(
     // The blur check needs no network: one per cell, from the same training faces.
     let check = blur::fit_check(&train);
     let (test_blur, same_blur) = (blur::over_blur(&test), blur::over_blur(&same_video));
+    let (test_camera, same_camera) = (camera::features(&test), camera::features(&same_video));
     let fits: Vec<Vec<Cell>> = seeds
         .iter()
         .map(|&seed| {
@@ -275,11 +277,11 @@ fn cells_of(
                     &format!("{name} + {BLUR_CHECK}"),
                 ));
                 // The booth after its camera calibration: late faces only, each camera's
-                // check fitted on its own early real faces.
+                // threshold and check from its own early real faces.
                 let (test_late, test_cam) =
-                    blur::camera_checked(&test, &test_blur, &checked_test, threshold);
+                    camera::calibrated(&test, &test_camera, &checked_test, threshold);
                 let (same_late, same_cam) =
-                    blur::camera_checked(&same_video, &same_blur, &checked_same, threshold);
+                    camera::calibrated(&same_video, &same_camera, &checked_same, threshold);
                 fn pick<'s>(of: &[&'s Sample], at: &[usize]) -> Vec<&'s Sample> {
                     at.iter().map(|&i| of[i]).collect()
                 }

@@ -1,0 +1,97 @@
+//! The booth's camera calibration, as the report scores it on a held-out identity. A booth's
+//! operator records real visitors on the booth's own camera; from them the booth sets its
+//! threshold ([`threshold_at`]) and fits the camera's check ([`CameraCheck`]: the texture of
+//! its real faces against their surround). The report does the same with each held-out
+//! camera's *early* real faces and scores its late faces only, so nothing scored was
+//! calibrated on, and no fake of the held-out camera was ever seen.
+
+use facekit::forensics::{self, CAMERA_FEATURES};
+use rayon::prelude::*;
+use shared_proto::{threshold_at, CameraCheck};
+
+use super::data::{Kind, Sample};
+
+/// How the report names cells scored as a booth calibrated on its own camera scores them.
+pub const CAMERA_CHECK: &str = "camera calibration";
+
+/// The operator console's default false-alarm rate for a calibration (`page.html`).
+pub const FALSE_ALARMS: f32 = 0.02;
+
+pub type Features = [f32; CAMERA_FEATURES];
+
+/// The camera features of each sample (`Cues::camera_features`).
+pub fn features(samples: &[&Sample]) -> Vec<Features> {
+    samples
+        .par_iter()
+        .map(|s| forensics::cues(&s.crop, &s.landmarks).camera_features())
+        .collect()
+}
+
+/// `video`'s early real faces in frame order, as a calibration records them: their indices.
+fn recording(samples: &[&Sample], video: usize) -> Vec<usize> {
+    (0..samples.len())
+        .filter(|&i| {
+            let s = samples[i];
+            s.video == video && s.kind == Kind::Real && !s.late
+        })
+        .collect()
+}
+
+/// The check a booth's calibration fits on one camera (`video`'s early real faces): the first
+/// half fits it, the second places its alarm, as `doppel-device`'s calibration does.
+pub fn camera_check(
+    samples: &[&Sample],
+    features: &[Features],
+    video: usize,
+) -> Option<CameraCheck> {
+    let recorded: Vec<Features> = recording(samples, video)
+        .into_iter()
+        .map(|i| features[i])
+        .collect();
+    let (fit, alarm) = recorded.split_at(recorded.len() / 2);
+    CameraCheck::fit(fit, alarm, FALSE_ALARMS)
+}
+
+/// `scores` of `samples`' late faces as a booth calibrated on each face's own camera shows them:
+/// the camera's threshold from its early real faces' scores, the score raised by the camera's
+/// check. Each camera's scores are then shifted (in logits, which keeps their order) so that
+/// its own threshold falls on `threshold`, the cell's: one cell can pool several cameras and
+/// its accuracy is the booth's. Returns the late samples' indices and their scores; a camera
+/// with too few early faces keeps its scores.
+pub fn calibrated(
+    samples: &[&Sample],
+    features: &[Features],
+    scores: &[f32],
+    threshold: f32,
+) -> (Vec<usize>, Vec<f32>) {
+    let mut cameras: Vec<(usize, Option<f32>, Option<CameraCheck>)> = Vec::new();
+    for video in samples.iter().map(|s| s.video) {
+        if !cameras.iter().any(|c| c.0 == video) {
+            let recorded: Vec<f32> = recording(samples, video)
+                .into_iter()
+                .map(|i| scores[i])
+                .collect();
+            let own = threshold_at(&recorded, FALSE_ALARMS);
+            cameras.push((video, own, camera_check(samples, features, video)));
+        }
+    }
+    let logit = |p: f32| {
+        let p = p.clamp(1e-6, 1.0 - 1e-6);
+        (p / (1.0 - p)).ln()
+    };
+    (0..samples.len())
+        .filter(|&i| samples[i].late)
+        .map(|i| {
+            let Some((_, Some(own), check)) = cameras.iter().find(|c| c.0 == samples[i].video)
+            else {
+                return (i, scores[i]);
+            };
+            let raised = match check {
+                Some(check) => check.score(scores[i], &features[i], *own),
+                None => scores[i],
+            };
+            let shifted = logit(raised) - logit(*own) + logit(threshold);
+            (i, 1.0 / (1.0 + (-shifted).exp()))
+        })
+        .unzip()
+}
