@@ -2,7 +2,7 @@
 //! (erode/dilate and feather), colour transfer so the new face takes the scene's light, and the
 //! inverse warp of the alignment. Host `convert` and the booth share this code.
 
-use image::{GrayImage, Luma, Rgb, RgbImage};
+use image::{GrayImage, Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -69,36 +69,50 @@ impl Default for BlendOptions {
     }
 }
 
-/// Min (erode) or max (dilate) filter with a square window of radius `|r|`.
+/// Min (erode) or max (dilate) filter with a square window of radius `|r|`. Outside the crop
+/// counts as background (0), so erosion pulls away from the border.
 pub fn erode_dilate(mask: &GrayImage, r: i32) -> GrayImage {
-    if r == 0 {
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    if r == 0 || w == 0 || h == 0 {
         return mask.clone();
     }
-    let (w, h) = mask.dimensions();
-    let k = r.unsigned_abs() as i64;
-    let pick = |a: u8, b: u8| if r > 0 { a.min(b) } else { a.max(b) };
-    // Separable: rows then columns.
-    let pass = |src: &GrayImage, horizontal: bool| {
-        GrayImage::from_fn(w, h, |x, y| {
-            let mut v = src.get_pixel(x, y).0[0];
-            for d in -k..=k {
-                let (xx, yy) = if horizontal {
-                    (x as i64 + d, y as i64)
-                } else {
-                    (x as i64, y as i64 + d)
-                };
-                // Outside the crop counts as background, so erosion pulls away from the border.
-                let s = if xx < 0 || yy < 0 || xx >= w as i64 || yy >= h as i64 {
+    let k = r.unsigned_abs() as usize;
+    let erode = r > 0;
+    // One line (a row, or a column gathered into one) at a time: slices, not per-tap lookups,
+    // since the booth runs this on every scored face.
+    let filter_line = |line: &[u8], out: &mut [u8]| {
+        let n = line.len();
+        for (i, o) in out.iter_mut().enumerate() {
+            let (lo, hi) = (i.saturating_sub(k), (i + k).min(n - 1));
+            let window = &line[lo..=hi];
+            *o = if erode {
+                // A window reaching past the edge takes in background.
+                if i < k || i + k >= n {
                     0
                 } else {
-                    src.get_pixel(xx as u32, yy as u32).0[0]
-                };
-                v = pick(v, s);
-            }
-            Luma([v])
-        })
+                    window.iter().copied().min().unwrap_or(0)
+                }
+            } else {
+                window.iter().copied().max().unwrap_or(0)
+            };
+        }
     };
-    pass(&pass(mask, true), false)
+    let mut rows = vec![0u8; w * h];
+    for (src, dst) in mask.as_raw().chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+        filter_line(src, dst);
+    }
+    let mut out = vec![0u8; w * h];
+    let (mut column, mut filtered) = (vec![0u8; h], vec![0u8; h]);
+    for x in 0..w {
+        for (y, c) in column.iter_mut().enumerate() {
+            *c = rows[y * w + x];
+        }
+        filter_line(&column, &mut filtered);
+        for (y, f) in filtered.iter().enumerate() {
+            out[y * w + x] = *f;
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).expect("w × h bytes")
 }
 
 fn to_ycc(p: Rgb<u8>) -> [f32; 3] {
@@ -324,6 +338,7 @@ fn span(p: f32, q: f32, (lo, hi): (f32, f32), n: usize) -> Option<(usize, usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Luma;
 
     fn disc(size: u32, r: f32) -> GrayImage {
         GrayImage::from_fn(size, size, |x, y| {
@@ -342,6 +357,38 @@ mod tests {
         assert!(area(&erode_dilate(&m, 3)) < area(&m));
         assert!(area(&erode_dilate(&m, -3)) > area(&m));
         assert_eq!(erode_dilate(&m, 0), m);
+    }
+
+    #[test]
+    fn the_line_filter_matches_the_window_filter_everywhere() {
+        // The definition, tap by tap: the square window's min or max, background outside.
+        let reference = |m: &GrayImage, r: i32| {
+            let k = r.unsigned_abs() as i64;
+            GrayImage::from_fn(m.width(), m.height(), |x, y| {
+                let mut v = if r > 0 { 255 } else { 0 };
+                for dy in -k..=k {
+                    for dx in -k..=k {
+                        let (xx, yy) = (x as i64 + dx, y as i64 + dy);
+                        let inside =
+                            xx >= 0 && yy >= 0 && xx < m.width() as i64 && yy < m.height() as i64;
+                        let s = if inside {
+                            m.get_pixel(xx as u32, yy as u32).0[0]
+                        } else {
+                            0
+                        };
+                        v = if r > 0 { v.min(s) } else { v.max(s) };
+                    }
+                }
+                Luma([v])
+            })
+        };
+        let m = GrayImage::from_fn(23, 17, |x, y| {
+            Luma([((x * 37 + y * 91 + x * y) % 256) as u8])
+        });
+        for r in [-30, -4, -1, 1, 2, 5, 12, 30] {
+            assert_eq!(erode_dilate(&m, r), reference(&m, r), "radius {r}");
+        }
+        assert_eq!(erode_dilate(&GrayImage::new(0, 5), 3).dimensions(), (0, 5));
     }
 
     #[test]
