@@ -95,3 +95,60 @@ pub fn calibrated(
         })
         .unzip()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artefacts::dataset::FaceAt;
+    use image::RgbImage;
+
+    fn sample(kind: Kind, video: usize, late: bool) -> Sample {
+        Sample {
+            crop: RgbImage::new(1, 1),
+            landmarks: [[0.0; 2]; 5],
+            kind,
+            video,
+            late,
+            at: FaceAt::default(),
+            donor: None,
+        }
+    }
+
+    #[test]
+    fn each_camera_is_calibrated_on_its_own_early_real_faces_and_only_late_faces_are_scored() {
+        // Two cameras: 40 early real faces each (features wander a little), then late faces:
+        // a real one like them, and a fake whose texture is unlike them. Camera 1's network
+        // scores everything higher (its threshold from its own faces absorbs that).
+        let mut samples = Vec::new();
+        let mut features = Vec::new();
+        let mut scores = Vec::new();
+        for video in 0..2 {
+            let lift = 0.3 * video as f32;
+            for i in 0..40 {
+                let t = i as f32 * 0.9;
+                samples.push(sample(Kind::Real, video, false));
+                features.push([
+                    0.1 * t.sin(),
+                    0.1 * t.cos(),
+                    0.05 * (2.0 * t).sin(),
+                    0.0,
+                    0.0,
+                ]);
+                scores.push(0.1 + lift + 0.01 * (i % 5) as f32);
+            }
+            samples.push(sample(Kind::Real, video, true));
+            features.push([0.02, 0.0, 0.0, 0.0, 0.0]);
+            scores.push(0.11 + lift);
+            samples.push(sample(Kind::Graphic, video, true));
+            features.push([-0.8, 0.6, 0.0, 0.0, 0.0]);
+            scores.push(0.11 + lift);
+        }
+        let refs: Vec<&Sample> = samples.iter().collect();
+        assert!(camera_check(&refs, &features, 0).is_some());
+        let (late, calibrated) = calibrated(&refs, &features, &scores, 0.5);
+        assert_eq!(late, vec![40, 41, 82, 83]);
+        // On both cameras the real face stays under the cell's threshold, the fake is over it.
+        assert!(calibrated[0] < 0.5 && calibrated[2] < 0.5, "{calibrated:?}");
+        assert!(calibrated[1] > 0.9 && calibrated[3] > 0.9, "{calibrated:?}");
+    }
+}
