@@ -83,9 +83,16 @@ pub struct InForce {
 }
 
 impl InForce {
-    /// No calibration applies: the config's, bundle's or default threshold, no camera check.
+    /// No calibration applies: the config's threshold, else the bundle's, else the default;
+    /// no camera check.
     pub fn without_calibration(config: Option<f32>, bundle: Option<&Manifest>) -> Self {
-        let (threshold, source) = resolve_without_calibration(config, bundle);
+        let bundle_threshold =
+            bundle.and_then(|m| m.model(ModelKind::Detector, None).and_then(|d| d.threshold));
+        let (threshold, source) = match (config, bundle_threshold) {
+            (Some(t), _) => (t, ThresholdSource::Config),
+            (None, Some(t)) => (t, ThresholdSource::Bundle),
+            (None, None) => (DEFAULT_FAKE_THRESHOLD, ThresholdSource::Default),
+        };
         Self {
             threshold,
             source,
@@ -267,7 +274,7 @@ impl Calibrator {
         }
         let threshold =
             threshold_at(&r.scores, r.false_alarm_rate).ok_or(CalibrationError::TooFewFaces(0))?;
-        // Early faces fit the spread, late ones place the alarm (as the host fits its check).
+        // Early faces fit the check, late ones place its alarm (as the host's report does).
         let (early, late) = r.features.split_at(r.features.len() / 2);
         let texture_check = CameraCheck::fit(early, late, r.false_alarm_rate);
         let calibration = Calibration {
@@ -294,20 +301,6 @@ impl Calibrator {
             .map_err(io)?;
         *lock(&self.saved) = Some(calibration.clone());
         Ok(calibration)
-    }
-}
-
-/// The threshold when no calibration applies: the config's, else the bundle's, else the default.
-pub fn resolve_without_calibration(
-    config: Option<f32>,
-    bundle: Option<&Manifest>,
-) -> (f32, ThresholdSource) {
-    if let Some(t) = config {
-        return (t, ThresholdSource::Config);
-    }
-    match bundle.and_then(|m| m.model(ModelKind::Detector, None).and_then(|d| d.threshold)) {
-        Some(t) => (t, ThresholdSource::Bundle),
-        None => (DEFAULT_FAKE_THRESHOLD, ThresholdSource::Default),
     }
 }
 
