@@ -1,11 +1,9 @@
 //! The blur check beside the network ([`BlurCheck`]): fitted on a cell's or the saved model's
 //! real training faces, and applied to the network's scores the way `detect` and the booth do.
 
-use facekit::forensics;
-use rayon::prelude::*;
 use shared_proto::BlurCheck;
 
-use super::data::{Kind, Sample};
+use super::data::{self, Kind, Sample};
 
 /// How the report names cells scored with the check beside the network.
 pub const BLUR_CHECK: &str = "blur check";
@@ -15,10 +13,7 @@ pub const FALSE_ALARMS: f32 = 0.01;
 
 /// The over-blur cue of each sample.
 pub fn over_blur(samples: &[&Sample]) -> Vec<f32> {
-    samples
-        .par_iter()
-        .map(|s| forensics::cues(&s.crop, &s.landmarks).over_blur)
-        .collect()
+    data::cues(samples).iter().map(|c| c.over_blur).collect()
 }
 
 /// The check of `samples`' real faces: the early frames fit real faces' spread, the late ones

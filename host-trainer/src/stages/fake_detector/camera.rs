@@ -5,8 +5,7 @@
 //! camera's *early* real faces and scores its late faces only, so nothing scored was
 //! calibrated on, and no fake of the held-out camera was ever seen.
 
-use facekit::forensics::{self, CAMERA_FEATURES};
-use rayon::prelude::*;
+use facekit::forensics::{Cues, CAMERA_FEATURES};
 use shared_proto::{threshold_at, CameraCheck};
 
 use super::data::{Kind, Sample};
@@ -19,12 +18,9 @@ pub const FALSE_ALARMS: f32 = 0.02;
 
 pub type Features = [f32; CAMERA_FEATURES];
 
-/// The camera features of each sample (`Cues::camera_features`).
-pub fn features(samples: &[&Sample]) -> Vec<Features> {
-    samples
-        .par_iter()
-        .map(|s| forensics::cues(&s.crop, &s.landmarks).camera_features())
-        .collect()
+/// The camera features of samples from their `cues` (`Cues::camera_features`).
+pub fn features(cues: &[Cues]) -> Vec<Features> {
+    cues.iter().map(Cues::camera_features).collect()
 }
 
 /// `video`'s early real faces in frame order, as a calibration records them: their indices.

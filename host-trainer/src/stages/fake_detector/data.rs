@@ -8,12 +8,13 @@ use std::path::Path;
 
 use facekit::align_face;
 use facekit::blend::BlendOptions;
-use facekit::forensics::{graphic_swap, sharpen};
+use facekit::forensics::{self, graphic_swap, sharpen, Cues};
 use facekit::forensics::{self_blend, SbiParams};
 use facekit::swap::swap_into_frame;
 use image::RgbImage;
 use rand::RngExt;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use shared_proto::FaceCropSpec;
 
@@ -84,6 +85,15 @@ impl Sample {
     pub fn clip(&self) -> (usize, usize, u64) {
         (self.video, self.at.source, self.at.frame / CLIP_FRAMES)
     }
+}
+
+/// The hand-made cues of each sample (`facekit::forensics::cues`), computed once for whatever
+/// reads them (the blur check, the camera check, the report's cue table).
+pub fn cues(samples: &[&Sample]) -> Vec<Cues> {
+    samples
+        .par_iter()
+        .map(|s| forensics::cues(&s.crop, &s.landmarks))
+        .collect()
 }
 
 /// Source frames per clip for clip-level scores (1.3 s at 25 fps), as SBI and DeepfakeBench

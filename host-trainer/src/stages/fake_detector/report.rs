@@ -3,13 +3,12 @@
 use std::path::Path;
 
 use super::camera;
-use super::data::{Kind, Sample};
+use super::data::{self, Kind, Sample};
 use super::metrics;
 use crate::artefacts::fake_detector::{Cell, CueAuc};
 use crate::error::Result;
 use crate::plot::{lines, Line};
-use facekit::forensics::{self, Cues};
-use rayon::prelude::*;
+use facekit::forensics::Cues;
 use shared_proto::BlurCheck;
 
 /// One cell per fake kind: `scores` of `test` (all from `held_out`; a score per sample) on
@@ -82,11 +81,8 @@ pub fn cue_aucs(
     held_out: &str,
     check: Option<&BlurCheck>,
 ) -> Vec<CueAuc> {
-    let cues: Vec<Cues> = test
-        .par_iter()
-        .map(|s| forensics::cues(&s.crop, &s.landmarks))
-        .collect();
-    let features: Vec<camera::Features> = cues.iter().map(|c| c.camera_features()).collect();
+    let cues = data::cues(test);
+    let features = camera::features(&cues);
     let own = test
         .first()
         .and_then(|s| camera::camera_check(test, &features, s.video));

@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 
+use facekit::forensics::Cues;
 use indicatif::{ProgressBar, ProgressStyle};
 use model_spec::FakeDetectorSpec;
 
 use super::batches::BatchDrawer;
 use super::blur::{self, BLUR_CHECK};
 use super::camera::{self, CAMERA_CHECK};
-use super::data::{graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
+use super::data::{self, graphic_swaps, samples, Kind, Sample, CALIBRATION_SHARE, CLIP_FRAMES};
 use super::fit::{fit, scores, FitOptions};
 use super::metrics;
 use super::report::{cue_aucs, kinds_name, roc_plot, score_cells};
@@ -230,8 +231,11 @@ fn cells_of(
         .set_message(format!("trained on {name}, {} held out", names[held_out]));
     // The blur check needs no network: one per cell, from the same training faces.
     let check = blur::fit_check(&train);
-    let (test_blur, same_blur) = (blur::over_blur(&test), blur::over_blur(&same_video));
-    let (test_camera, same_camera) = (camera::features(&test), camera::features(&same_video));
+    // Each face's cues once: the blur check reads over-blur, the camera check all five.
+    let (test_cues, same_cues) = (data::cues(&test), data::cues(&same_video));
+    let over_blur = |cues: &[Cues]| cues.iter().map(|c| c.over_blur).collect::<Vec<f32>>();
+    let (test_blur, same_blur) = (over_blur(&test_cues), over_blur(&same_cues));
+    let (test_camera, same_camera) = (camera::features(&test_cues), camera::features(&same_cues));
     let fits: Vec<Vec<Cell>> = seeds
         .iter()
         .map(|&seed| {
