@@ -315,25 +315,21 @@ pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
 
     // Colour step across the boundary: mean YCbCr just inside vs just outside, per unit of the
     // face's own colour spread so a naturally contrasty scene does not read as a seam.
-    let ycc: Vec<[f32; 3]> = crop
-        .pixels()
-        .map(|p| {
-            let [r, g, b] = p.0.map(|v| v as f32);
-            [
-                0.299 * r + 0.587 * g + 0.114 * b,
-                -0.1687 * r - 0.3313 * g + 0.5 * b,
-                0.5 * r - 0.4187 * g - 0.0813 * b,
-            ]
-        })
-        .collect();
+    // One plane per channel (Y, Cb, Cr), read here and by the noise responses below.
+    let mut ycc: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(crop.len() / 3));
+    for p in crop.pixels() {
+        let [r, g, b] = p.0.map(|v| v as f32);
+        ycc[0].push(0.299 * r + 0.587 * g + 0.114 * b);
+        ycc[1].push(-0.1687 * r - 0.3313 * g + 0.5 * b);
+        ycc[2].push(0.5 * r - 0.4187 * g - 0.0813 * b);
+    }
     let just_in = |i: usize| m(&mask, i) && !m(&inner, i);
     let just_out = |i: usize| m(&outer, i) && !m(&mask, i);
     let mut step = 0f32;
     let mut spread = 0f32;
-    for c in 0..3 {
-        let ch: Vec<f32> = ycc.iter().map(|v| v[c]).collect();
-        step += (mean_where(&ch, just_in) - mean_where(&ch, just_out)).powi(2);
-        spread += variance_where(&ch, face);
+    for ch in &ycc {
+        step += (mean_where(ch, just_in) - mean_where(ch, just_out)).powi(2);
+        spread += variance_where(ch, face);
     }
     let edge_colour = (step.sqrt() + 1.0) / (spread.sqrt() + 1.0);
 
@@ -348,14 +344,12 @@ pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
 
     // Texture medians: the face's interior against the ring outside it. The offset keeps a
     // flat, noiseless region (a saturated or synthetic crop) from dividing by zero.
-    let cb: Vec<f32> = ycc.iter().map(|v| v[1]).collect();
-    let cr: Vec<f32> = ycc.iter().map(|v| v[2]).collect();
-    let y: Vec<f32> = ycc.iter().map(|v| v[0]).collect();
+    let [y, cb, cr] = &ycc;
     let (noise, colour) = (
-        noise_response(&y, w, h),
-        noise_response(&cb, w, h)
+        noise_response(y, w, h),
+        noise_response(cb, w, h)
             .iter()
-            .zip(noise_response(&cr, w, h))
+            .zip(noise_response(cr, w, h))
             .map(|(a, b)| a + b)
             .collect::<Vec<f32>>(),
     );
