@@ -40,10 +40,12 @@ pub fn camera_check(
     features: &[Features],
     video: usize,
 ) -> Option<CameraCheck> {
-    let recorded: Vec<Features> = recording(samples, video)
-        .into_iter()
-        .map(|i| features[i])
-        .collect();
+    fit_on(&recording(samples, video), features)
+}
+
+/// The check fitted on the `recorded` faces (indices into `features`, in frame order).
+fn fit_on(recorded: &[usize], features: &[Features]) -> Option<CameraCheck> {
+    let recorded: Vec<Features> = recorded.iter().map(|&i| features[i]).collect();
     let (fit, alarm) = recorded.split_at(recorded.len() / 2);
     CameraCheck::fit(fit, alarm, FALSE_ALARMS)
 }
@@ -63,12 +65,10 @@ pub fn calibrated(
     let mut cameras: Vec<(usize, Option<f32>, Option<CameraCheck>)> = Vec::new();
     for video in samples.iter().map(|s| s.video) {
         if !cameras.iter().any(|c| c.0 == video) {
-            let recorded: Vec<f32> = recording(samples, video)
-                .into_iter()
-                .map(|i| scores[i])
-                .collect();
-            let own = threshold_at(&recorded, FALSE_ALARMS);
-            cameras.push((video, own, camera_check(samples, features, video)));
+            let recorded = recording(samples, video);
+            let recorded_scores: Vec<f32> = recorded.iter().map(|&i| scores[i]).collect();
+            let own = threshold_at(&recorded_scores, FALSE_ALARMS);
+            cameras.push((video, own, fit_on(&recorded, features)));
         }
     }
     let logit = |p: f32| {
