@@ -3,11 +3,12 @@
 //! detector issue's figures); the operator records a few seconds of real visitors and the
 //! threshold is set so that only the chosen fraction of those real frames would be called FAKE.
 //!
-//! The same recording fits this camera's check ([`CameraCheck`]): how its real faces' texture
-//! (over-blur, fine detail, edges, noise, colour noise) compares with their surround. A face
-//! pasted in from elsewhere (a phone fake held up to the booth) breaks that balance, sharper or
-//! softer, even where it looks ordinary against the cameras the detector trained on (the
-//! detector report's camera-calibration column).
+//! The same recording fits this camera's check ([`CameraCheck`]): how its real faces' forensic
+//! cues (texture against the surround, seams, mouth) and the detector's scores of them vary
+//! together. A face pasted in from elsewhere (a phone fake held up to the booth) breaks that
+//! balance, sharper or softer, even where it looks ordinary against the cameras the detector
+//! trained on (the detector report's camera-calibration cells). Once fitted, the check's
+//! verdict is the booth's.
 //!
 //! The result is kept per camera in `<state>/calibration/<camera>.toml`, tied to the detector
 //! file's sha256: a new detector needs a new calibration. Precedence when the booth scores a
@@ -38,11 +39,22 @@ pub struct Calibration {
     /// sha256 of the detector file it belongs to.
     pub detector_sha256: String,
     pub measured: String,
-    /// This camera's real faces' texture, fitted on the first half of the recording, its alarm
-    /// on the second half (absent in calibrations saved before it, or with too few faces;
-    /// the earlier sharpness-only check under `camera_check` is ignored).
+    /// This camera's real faces' cues and scores, fitted on the first half of the recording,
+    /// its alarm on the second half (absent in calibrations saved before it, or with too few
+    /// faces; the earlier sharpness-only check under `camera_check` is ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub texture_check: Option<CameraCheck>,
+}
+
+impl Calibration {
+    /// The camera check this booth can score with: a valid one over this booth's features (a
+    /// check saved by an earlier booth over fewer features is left out until the operator
+    /// calibrates again; its threshold still holds).
+    pub fn check(&self) -> Option<&CameraCheck> {
+        self.texture_check
+            .as_ref()
+            .filter(|c| c.is_valid() && c.features() == CAMERA_FEATURES)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +209,7 @@ impl Calibrator {
                 return InForce {
                     threshold: c.threshold,
                     source: ThresholdSource::Calibration,
-                    camera: c.texture_check.clone().filter(CameraCheck::is_valid),
+                    camera: c.check().cloned(),
                 };
             }
         }
@@ -321,20 +333,19 @@ mod tests {
             features: Vec::new(),
             reply,
         });
-        // 60 real faces whose texture wanders a little (all five features together, as a face
-        // turning to the light does); the recording ends with the first frame observed after
-        // its time is up.
+        // 60 real faces whose cues wander a little (several features together, as a face
+        // turning to the light does) and whose scores stay near 0.1; the recording ends with
+        // the first frame observed after its time is up.
+        let face = |a: f32, b: f32, c: f32| {
+            let mut f = [0.0; CAMERA_FEATURES];
+            f[..6].copy_from_slice(&[a, 0.8 * a, 0.5 * a, b, c, 0.3 * b]);
+            f[CAMERA_FEATURES - 1] = -2.2 + 0.1 * c;
+            f
+        };
         let faces: Vec<[f32; CAMERA_FEATURES]> = (0..60)
             .map(|i| {
                 let t = i as f32 * 0.7;
-                let a = 0.2 * t.sin();
-                [
-                    a,
-                    0.8 * a,
-                    0.5 * a,
-                    0.1 * (1.3 * t).cos(),
-                    0.1 * (2.1 * t).sin(),
-                ]
+                face(0.2 * t.sin(), 0.1 * (1.3 * t).cos(), 0.1 * (2.1 * t).sin())
             })
             .collect();
         {
@@ -348,13 +359,15 @@ mod tests {
         let saved = c.saved().expect("calibrated");
         let check = saved.texture_check.clone().expect("a camera check");
         assert_eq!(saved.frames, 60);
-        // Real faces pass; a face from a much sharper or much softer camera is raised.
-        assert!(faces.iter().all(|f| check.score(0.1, f, 0.5) < 0.5));
-        assert!(check.score(0.1, &[-1.0, -0.8, -0.5, 0.0, 0.0], 0.5) > 0.9);
-        assert!(check.score(0.1, &[1.0, 0.8, 0.5, 0.0, 0.0], 0.5) > 0.9);
+        assert_eq!(saved.check(), Some(&check));
+        // Real faces pass; a face from a much sharper or much softer camera is called fake.
+        let score = |f: &[f32]| check.score(f, 0.5).unwrap();
+        assert!(faces.iter().all(|f| score(f) < 0.5));
+        assert!(score(&face(-1.0, 0.0, 0.0)) > 0.9);
+        assert!(score(&face(1.0, 0.0, 0.0)) > 0.9);
         // It comes back from the file, for this detector only.
         let again = Calibrator::open(dir.path(), "cam".into());
-        assert_eq!(again.saved(), Some(saved));
+        assert_eq!(again.saved().as_ref(), Some(&saved));
         // A calibration saved before the camera check, or with the earlier sharpness-only
         // check, still loads its threshold, without a check.
         let before = "camera = \"old\"\nthreshold = 0.3\nfalse_alarm_rate = 0.05\nframes = 30\n\
@@ -366,6 +379,15 @@ mod tests {
             let old = Calibrator::open(dir.path(), name.into()).saved().unwrap();
             assert_eq!((old.threshold, old.texture_check), (0.3, None));
         }
+        // A check over the five texture features of an earlier booth is kept in the file but
+        // not scored with: the threshold holds until the operator calibrates again.
+        let mut five = saved;
+        five.texture_check = CameraCheck::fit(&[[0.1f32; 5]; 8], &[[0.1; 5]; 4], 0.05);
+        assert!(five
+            .texture_check
+            .as_ref()
+            .is_some_and(CameraCheck::is_valid));
+        assert_eq!(five.check(), None);
     }
 
     #[test]

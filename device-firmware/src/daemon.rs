@@ -500,12 +500,15 @@ impl Booth {
         let latency_ms = meta.captured.elapsed().as_secs_f32() * 1e3;
         let in_force = in_force(cfg, controls, bundle.as_deref());
         let threshold = (in_force.threshold, in_force.source);
-        // A calibrated camera's own check raises what the booth shows; a calibration in
-        // progress records the score without it (its threshold is the detector's).
+        // A calibrated camera's own check decides what the booth shows (the detector's score
+        // is one of its features); a calibration in progress records the score without it.
         let detector_score = r.score;
-        let features = r.cues.map(|c| c.cues.camera_features());
-        if let (Some(check), Some(score), Some(features)) = (&in_force.camera, r.score, features) {
-            r.score = Some(check.score(score, &features, threshold.0));
+        let features = r
+            .cues
+            .zip(r.score)
+            .map(|(c, score)| c.cues.camera_features(score));
+        if let (Some(check), Some(features)) = (&in_force.camera, &features) {
+            r.score = check.score(features, threshold.0).or(r.score);
         }
         let hud = hud(
             &self.pipeline,

@@ -197,8 +197,10 @@ pub struct Texture {
     pub colour_noise: f32,
 }
 
-/// How many values [`Cues::camera_features`] gives.
-pub const CAMERA_FEATURES: usize = 5;
+/// How many values [`Cues::cue_features`] gives.
+pub const CUE_FEATURES: usize = 8;
+/// How many values [`Cues::camera_features`] gives: the cues and the detector's score.
+pub const CAMERA_FEATURES: usize = CUE_FEATURES + 1;
 
 impl Cues {
     /// Exponential smoothing along a track: `keep` of `self`, the rest of `new`.
@@ -219,11 +221,36 @@ impl Cues {
         }
     }
 
-    /// What a camera check compares with its camera's real faces: the logarithms of over-blur
-    /// and the [`Texture`] ratios (logarithms, so sharper and softer weigh alike).
-    pub fn camera_features(&self) -> [f32; CAMERA_FEATURES] {
+    /// Every cue as a camera check compares it with its camera's real faces: the logarithms
+    /// of over-blur, edge colour, double edges, mouth blur and the [`Texture`] ratios
+    /// (logarithms, so sharper and softer weigh alike). All of them rather than a chosen few:
+    /// which cue gives a fake away depends on the camera and the fake, and the check learns
+    /// from the camera's own faces how each varies.
+    pub fn cue_features(&self) -> [f32; CUE_FEATURES] {
         let t = self.texture;
-        [self.over_blur, t.detail, t.edges, t.noise, t.colour_noise].map(|v| v.max(1e-3).ln())
+        [
+            self.over_blur,
+            self.edge_colour,
+            self.double_edges,
+            self.mouth_blur,
+            t.detail,
+            t.edges,
+            t.noise,
+            t.colour_noise,
+        ]
+        .map(|v| v.max(1e-3).ln())
+    }
+
+    /// What the booth's camera check compares (`shared_proto::CameraCheck`): the
+    /// [`cue_features`](Self::cue_features) and the logit of the detector's `score` of the
+    /// same face, so the network counts as much as its scores of the camera's real faces
+    /// prove steady.
+    pub fn camera_features(&self, score: f32) -> [f32; CAMERA_FEATURES] {
+        let mut out = [0.0; CAMERA_FEATURES];
+        out[..CUE_FEATURES].copy_from_slice(&self.cue_features());
+        let p = score.clamp(1e-4, 1.0 - 1e-4);
+        out[CUE_FEATURES] = (p / (1.0 - p)).ln();
+        out
     }
 }
 

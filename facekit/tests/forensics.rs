@@ -271,9 +271,13 @@ fn the_texture_ratios_see_a_face_smoothed_or_noisier_than_its_surround() {
         grainy.noise < 0.7 * base.noise && grainy.colour_noise < 0.7 * base.colour_noise,
         "{base:?} -> {grainy:?}"
     );
-    // The camera check's features are their logarithms, with over-blur's first.
+    // The camera check's features are every cue's logarithm, then the detector score's logit.
     let c = cues(&crop, &lm);
-    let f = c.camera_features();
+    let f = c.camera_features(0.25);
     assert_eq!(f[0], c.over_blur.ln());
-    assert_eq!(f[3], base.noise.ln());
+    assert_eq!(f[3], c.mouth_blur.max(1e-3).ln());
+    assert_eq!(f[6], base.noise.ln());
+    assert_eq!(f[..8], c.cue_features());
+    assert!((f[8] - (1.0f32 / 3.0).ln()).abs() < 1e-6);
+    assert!(c.camera_features(1.0)[8].is_finite() && c.camera_features(0.0)[8].is_finite());
 }

@@ -79,9 +79,15 @@ impl BlurCheck {
 /// threshold exactly at the alarm, [`LOGITS_PER_SPREAD`] logits more per spread beyond it. A
 /// check only ever adds to the network's verdict.
 pub(crate) fn raise(network: f32, past_alarm: f32, threshold: f32) -> f32 {
+    network.max(past(past_alarm, threshold))
+}
+
+/// The score of a check alone `past_alarm` spreads beyond its alarm: `threshold` at the alarm,
+/// [`LOGITS_PER_SPREAD`] logits more per spread beyond it (fewer before it).
+pub(crate) fn past(past_alarm: f32, threshold: f32) -> f32 {
     let t = threshold.clamp(1e-4, 1.0 - 1e-4);
     let logit = (t / (1.0 - t)).ln() + LOGITS_PER_SPREAD * past_alarm;
-    network.max(1.0 / (1.0 + (-logit).exp()))
+    1.0 / (1.0 + (-logit).exp())
 }
 
 /// The distance at or below which all but `false_alarms` (a share) of `distances` lie.

@@ -2,25 +2,31 @@
 //! single fake.
 //!
 //! A detector trained on other cameras cannot know how this camera renders a face against its
-//! surround: how much softer or sharper, how noisy, how its colour is subsampled. A face pasted
-//! into the picture from elsewhere (a phone fake held up to the booth, a graphics swap, a
-//! generated face) breaks that balance, sharper or softer. The booth's operator calibration
+//! surround: how much softer or sharper, how noisy, how its colour is subsampled, how its
+//! seams and mouths look, nor where the detector's own scores of its visitors lie. A face
+//! pasted into the picture from elsewhere (a phone fake held up to the booth, a graphics swap,
+//! a generated face) breaks that balance, sharper or softer. The booth's operator calibration
 //! records a few seconds of real visitors; the check fits the mean and covariance of their
-//! texture features (`facekit::forensics::Cues::camera_features`) on the first half, and puts
-//! the alarm on the second half's Mahalanobis distances at the calibration's false-alarm rate.
-//! [`threshold_at`] sets the same calibration's threshold on the recorded scores.
-//! In the detector report (held-out cameras, checks fitted on each camera's early real faces)
-//! it is the strongest single opinion on graphics swaps and self-blends.
+//! features (`facekit::forensics::Cues::camera_features`: the forensic cues and the detector's
+//! score) on the first half, and puts the alarm on the second half's Mahalanobis distances at
+//! the calibration's false-alarm rate. Once calibrated, its verdict is the booth's
+//! ([`CameraCheck::score`]): the network is one of its features, weighed by how its scores of
+//! this camera's real faces vary, rather than a second opinion whose noise on an unseen camera
+//! would drown the check's. [`threshold_at`] sets the same calibration's threshold for a booth
+//! without a check. In the detector report (held-out cameras, checks fitted on each camera's
+//! early real faces) it is the strongest opinion on graphics swaps and self-blends.
 
 use serde::{Deserialize, Serialize};
 
-use crate::blur_check::{alarm_at, raise};
+use crate::blur_check::{alarm_at, past};
 
 /// Least variance of a feature (its logarithm): a camera whose faces never varied in one
 /// feature cannot turn the smallest change of it into alarms.
 const MIN_VARIANCE: f32 = 0.05 * 0.05;
 /// Share of each variance added to the diagonal of the covariance (see [`CameraCheck::fit`]).
 const RIDGE: f64 = 0.05;
+/// Fewest real faces a check is fitted on.
+pub const MIN_FIT_FACES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CameraCheck {
@@ -36,16 +42,18 @@ impl CameraCheck {
     /// Fits mean and covariance on `fit` (one feature vector per real face of this camera) and
     /// places the alarm where at most `false_alarms` (a share) of `calibrate` (other real faces
     /// of it) would raise it, never nearer than √n + 1 (n features: a real face's typical
-    /// distance is √n). `None` with fewer than n + 3 faces to fit (too few to see how the
-    /// features vary together, even with the ridge), none to calibrate, vectors of different
-    /// lengths, or a value that is not finite.
+    /// distance is √n). Fewer faces than features leave the covariance singular; the variance
+    /// floor and the ridge keep it invertible, and the alarm, placed on faces it was not fitted
+    /// on, keeps the false alarms at the rate all the same. `None` with fewer than
+    /// [`MIN_FIT_FACES`] faces to fit, none to calibrate, vectors of different lengths, or a
+    /// value that is not finite.
     pub fn fit<F: AsRef<[f32]>>(fit: &[F], calibrate: &[F], false_alarms: f32) -> Option<Self> {
         let n = fit.first()?.as_ref().len();
         let all_ok = fit
             .iter()
             .chain(calibrate)
             .all(|f| f.as_ref().len() == n && f.as_ref().iter().all(|v| v.is_finite()));
-        if n == 0 || fit.len() < n + 3 || calibrate.is_empty() || !all_ok {
+        if n == 0 || fit.len() < MIN_FIT_FACES || calibrate.is_empty() || !all_ok {
             return None;
         }
         let count = fit.len() as f64;
@@ -99,16 +107,18 @@ impl CameraCheck {
         y.iter().map(|v| v * v).sum::<f32>().sqrt()
     }
 
-    /// The combined fake score of a face: the `network`'s score (or the network with the
-    /// detector's blur check), raised so that it crosses `threshold` exactly where the face's
-    /// distance from this camera's real faces passes the alarm, two logits more per unit of
-    /// distance beyond it. The check only ever adds.
-    pub fn score(&self, network: f32, features: &[f32], threshold: f32) -> f32 {
+    /// The fake score of a face with these `features` on this camera: `threshold` exactly where
+    /// its distance from the camera's real faces passes the alarm, two logits more per unit of
+    /// distance beyond it, less before it. `None` when the features are not the check's (a
+    /// check saved by an older booth with fewer features).
+    pub fn score(&self, features: &[f32], threshold: f32) -> Option<f32> {
         let past_alarm = self.distance(features) - self.alarm;
-        if past_alarm.is_nan() {
-            return network;
-        }
-        raise(network, past_alarm, threshold)
+        (!past_alarm.is_nan()).then(|| past(past_alarm, threshold))
+    }
+
+    /// How many features the check compares.
+    pub fn features(&self) -> usize {
+        self.mean.len()
     }
 
     /// Whether the check can score: consistent sizes, finite values, a positive diagonal.
@@ -186,22 +196,22 @@ mod tests {
         let t = 0.4;
         let alarms = reals(100, 0.5)
             .iter()
-            .filter(|f| check.score(0.1, &f[..], t) >= t)
+            .filter(|f| check.score(&f[..], t).unwrap() >= t)
             .count();
         assert!(alarms <= 2, "{alarms} of 100 real faces alarmed");
         // Each feature alone within the camera's range, but the two that always move together
         // now disagree: a face pasted in from elsewhere, which no single feature shows.
         let broken = [0.25, -0.25, 0.0];
         assert!(broken.iter().all(|v: &f32| v.abs() <= 0.3));
-        assert!(check.score(0.1, &broken, t) > 0.95, "{check:?}");
+        assert!(check.score(&broken, t).unwrap() > 0.95, "{check:?}");
         // Far out either way.
-        assert!(check.score(0.1, &[1.5, 1.4, 0.0], t) > 0.95);
-        assert!(check.score(0.1, &[-1.5, -1.4, 0.0], t) > 0.95);
-        // The network's own verdict is never lowered; a real face keeps the network's score.
-        assert_eq!(check.score(0.9, &[0.0, 0.0, 0.0], t), 0.9);
-        assert_eq!(check.score(0.1, &[0.0, 0.0, 0.0], t), 0.1);
-        // A vector of the wrong length cannot be checked and keeps the network's score.
-        assert_eq!(check.score(0.1, &[9.0, 9.0], t), 0.1);
+        assert!(check.score(&[1.5, 1.4, 0.0], t).unwrap() > 0.95);
+        assert!(check.score(&[-1.5, -1.4, 0.0], t).unwrap() > 0.95);
+        // The camera's typical face is well below the threshold.
+        assert!(check.score(&[0.0, 0.0, 0.0], t).unwrap() < 0.1);
+        // A vector of the wrong length cannot be checked.
+        assert_eq!(check.score(&[9.0, 9.0], t), None);
+        assert_eq!(check.features(), 3);
     }
 
     #[test]
@@ -224,14 +234,33 @@ mod tests {
         };
         assert!((check.distance(&[1.5, 0.0]) - 3.0).abs() < 1e-6);
         assert!((check.distance(&[0.0, 0.75]) - 3.0).abs() < 1e-6);
-        assert!((check.score(0.0, &[1.5, 0.0], 0.3) - 0.3).abs() < 1e-4);
-        assert!(check.score(0.0, &[1.49, 0.0], 0.3) < 0.3);
+        assert!((check.score(&[1.5, 0.0], 0.3).unwrap() - 0.3).abs() < 1e-4);
+        assert!(check.score(&[1.49, 0.0], 0.3).unwrap() < 0.3);
+        assert!(check.score(&[1.51, 0.0], 0.3).unwrap() > 0.3);
     }
 
     #[test]
     fn too_few_or_broken_faces_fit_nothing_and_flat_ones_still_fit() {
-        assert!(CameraCheck::fit(&reals(5, 0.0), &reals(10, 0.0), 0.01).is_none());
-        assert!(CameraCheck::fit(&reals(6, 0.0), &reals(10, 0.0), 0.01).is_some());
+        assert!(CameraCheck::fit(&reals(7, 0.0), &reals(10, 0.0), 0.01).is_none());
+        assert!(CameraCheck::fit(&reals(8, 0.0), &reals(10, 0.0), 0.01).is_some());
+        // Fewer faces than features: the ridge keeps the fit invertible.
+        let wide: Vec<[f32; 9]> = reals(8, 0.0)
+            .iter()
+            .map(|r| {
+                [
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[0] - r[1],
+                    0.5 * r[2],
+                    r[1],
+                    0.0,
+                    r[0] * r[2],
+                    0.1,
+                ]
+            })
+            .collect();
+        assert!(CameraCheck::fit(&wide, &wide, 0.01).is_some_and(|c| c.is_valid()));
         assert!(CameraCheck::fit(&reals(50, 0.0), &[], 0.01).is_none());
         let mut bad = reals(50, 0.0);
         bad[3][1] = f32::NAN;

@@ -74,7 +74,7 @@ pub fn score_cells(
 /// (the blur check fitted on the real faces the detector trained on): a pasted face can be
 /// sharper than its frame as well as softer. And the camera check a booth calibrated on its
 /// own camera fits ([`camera::camera_check`] of `test`'s early real faces, what an operator's
-/// calibration records): each late face's distance from them.
+/// calibration records), on the cues alone: each late face's distance from them.
 pub fn cue_aucs(
     test: &[&Sample],
     fake_kinds: &[Kind],
@@ -82,7 +82,7 @@ pub fn cue_aucs(
     check: Option<&BlurCheck>,
 ) -> Vec<CueAuc> {
     let cues = data::cues(test);
-    let features = camera::features(&cues);
+    let features: Vec<_> = cues.iter().map(Cues::cue_features).collect();
     let own = test
         .first()
         .and_then(|s| camera::camera_check(test, &features, s.video));
@@ -114,7 +114,7 @@ pub fn cue_aucs(
                 sharpness_mismatch: check
                     .map_or(f64::NAN, |check| auc(&|c| check.spreads(c.over_blur).abs())),
                 camera_check: own.as_ref().map_or(f64::NAN, |check| {
-                    auc_of(true, &|c| check.distance(&c.camera_features()))
+                    auc_of(true, &|c| check.distance(&c.cue_features()))
                 }),
             }
         })

@@ -231,11 +231,10 @@ fn cells_of(
         .set_message(format!("trained on {name}, {} held out", names[held_out]));
     // The blur check needs no network: one per cell, from the same training faces.
     let check = blur::fit_check(&train);
-    // Each face's cues once: the blur check reads over-blur, the camera check all five.
+    // Each face's cues once: the blur check reads over-blur, the camera check all of them.
     let (test_cues, same_cues) = (data::cues(&test), data::cues(&same_video));
     let over_blur = |cues: &[Cues]| cues.iter().map(|c| c.over_blur).collect::<Vec<f32>>();
     let (test_blur, same_blur) = (over_blur(&test_cues), over_blur(&same_cues));
-    let (test_camera, same_camera) = (camera::features(&test_cues), camera::features(&same_cues));
     let fits: Vec<Vec<Cell>> = seeds
         .iter()
         .map(|&seed| {
@@ -281,11 +280,11 @@ fn cells_of(
                     &format!("{name} + {BLUR_CHECK}"),
                 ));
                 // The booth after its camera calibration: late faces only, each camera's
-                // threshold and check from its own early real faces.
+                // check (its cues and these scores) from its own early real faces.
                 let (test_late, test_cam) =
-                    camera::calibrated(&test, &test_camera, &checked_test, threshold);
+                    camera::calibrated(&test, &test_cues, &checked_test, threshold);
                 let (same_late, same_cam) =
-                    camera::calibrated(&same_video, &same_camera, &checked_same, threshold);
+                    camera::calibrated(&same_video, &same_cues, &checked_same, threshold);
                 fn pick<'s>(of: &[&'s Sample], at: &[usize]) -> Vec<&'s Sample> {
                     at.iter().map(|&i| of[i]).collect()
                 }
