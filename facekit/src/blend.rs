@@ -77,28 +77,56 @@ pub fn erode_dilate(mask: &GrayImage, r: i32) -> GrayImage {
         return mask.clone();
     }
     let k = r.unsigned_abs() as usize;
-    let erode = r > 0;
-    // One line (a row, or a column gathered into one) at a time: slices, not per-tap lookups,
-    // since the booth runs this on every scored face.
-    let filter_line = |line: &[u8], out: &mut [u8]| {
-        let n = line.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            let (lo, hi) = (i.saturating_sub(k), (i + k).min(n - 1));
-            let window = &line[lo..=hi];
-            *o = if erode {
-                // A window reaching past the edge takes in background.
-                if i < k || i + k >= n {
-                    0
-                } else {
-                    window.iter().copied().min().unwrap_or(0)
-                }
-            } else {
-                window.iter().copied().max().unwrap_or(0)
-            };
+    let out = if r > 0 {
+        window_filter::<true>(mask.as_raw(), w, h, k)
+    } else {
+        window_filter::<false>(mask.as_raw(), w, h, k)
+    };
+    GrayImage::from_raw(w as u32, h as u32, out).expect("w × h bytes")
+}
+
+/// [`erode_dilate`]'s min (`MIN`) or max filter of radius `k` over a `w`×`h` plane: rows, then
+/// columns (gathered into a line). Each line by van Herk / Gil-Werman: padded with background
+/// (so a window reaching past the edge takes it in), cut into blocks one window long, running
+/// extremes from each block's start and from its end; a window spans the end of one block and
+/// the start of the next, so it costs one comparison whatever the radius (the booth runs this
+/// twice at radius 8 on every scored face).
+fn window_filter<const MIN: bool>(plane: &[u8], w: usize, h: usize, k: usize) -> Vec<u8> {
+    let op = |a: u8, b: u8| if MIN { a.min(b) } else { a.max(b) };
+    let window = 2 * k + 1;
+    let longest = w.max(h) + 2 * k;
+    let (mut padded, mut from_start, mut from_end) =
+        (vec![0u8; longest], vec![0u8; longest], vec![0u8; longest]);
+    let mut filter_line = |line: &[u8], out: &mut [u8]| {
+        let n = line.len() + 2 * k;
+        let padded = &mut padded[..n];
+        padded[k..k + line.len()].copy_from_slice(line);
+        padded[k + line.len()..].fill(0); // a longer line may have been here
+        let (from_start, from_end) = (&mut from_start[..n], &mut from_end[..n]);
+        for (block, ext) in padded.chunks(window).zip(from_start.chunks_mut(window)) {
+            let mut acc = block[0];
+            for (v, e) in block.iter().zip(ext) {
+                acc = op(acc, *v);
+                *e = acc;
+            }
+        }
+        for (block, ext) in padded.chunks(window).zip(from_end.chunks_mut(window)) {
+            let mut acc = block[block.len() - 1];
+            for (v, e) in block.iter().zip(ext).rev() {
+                acc = op(acc, *v);
+                *e = acc;
+            }
+        }
+        for ((o, end), start) in out
+            .iter_mut()
+            .zip(&*from_end)
+            .zip(&from_start[window - 1..])
+        {
+            *o = op(*end, *start);
         }
     };
     let mut rows = vec![0u8; w * h];
-    for (src, dst) in mask.as_raw().chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+    for (src, dst) in plane.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
         filter_line(src, dst);
     }
     let mut out = vec![0u8; w * h];
@@ -112,7 +140,7 @@ pub fn erode_dilate(mask: &GrayImage, r: i32) -> GrayImage {
             out[y * w + x] = *f;
         }
     }
-    GrayImage::from_raw(w as u32, h as u32, out).expect("w × h bytes")
+    out
 }
 
 fn to_ycc(p: Rgb<u8>) -> [f32; 3] {

@@ -254,50 +254,49 @@ impl Cues {
     }
 }
 
-fn luma(img: &RgbImage) -> GrayImage {
-    GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        let [r, g, b] = img.get_pixel(x, y).0.map(|v| v as f32);
-        Luma([to_u8(0.299 * r + 0.587 * g + 0.114 * b)])
-    })
-}
-
-/// Laplacian response and gradient magnitude at every interior pixel.
-fn filters(grey: &GrayImage) -> (Vec<f32>, Vec<f32>) {
-    let (w, h) = grey.dimensions();
-    let at = |x: u32, y: u32| grey.get_pixel(x, y).0[0] as f32;
-    let mut lap = vec![0f32; (w * h) as usize];
-    let mut grad = vec![0f32; (w * h) as usize];
+/// Laplacian response and gradient magnitude at every interior pixel of a `w`×`h` plane.
+fn filters(grey: &[f32], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut lap = vec![0f32; w * h];
+    let mut grad = vec![0f32; w * h];
     for y in 1..h.saturating_sub(1) {
         for x in 1..w.saturating_sub(1) {
-            let i = (y * w + x) as usize;
-            lap[i] = at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y);
-            grad[i] = (at(x + 1, y) - at(x - 1, y)).hypot(at(x, y + 1) - at(x, y - 1)) / 2.0;
+            let i = y * w + x;
+            let (l, r, u, d) = (grey[i - 1], grey[i + 1], grey[i - w], grey[i + w]);
+            lap[i] = l + r + u + d - 4.0 * grey[i];
+            // Not `hypot`: its guard against overflow costs more than the rest of the loop.
+            grad[i] = ((r - l) * (r - l) + (d - u) * (d - u)).sqrt() / 2.0;
         }
     }
     (lap, grad)
 }
 
-/// Variance of `values` where `select` holds (interior pixels only).
-fn variance_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
-    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
-    for (_, &v) in values.iter().enumerate().filter(|(i, _)| select(*i)) {
-        n += 1.0;
-        s += v as f64;
-        s2 += (v as f64).powi(2);
-    }
-    if n < 2.0 {
-        return 0.0;
-    }
-    ((s2 / n - (s / n).powi(2)).max(0.0)) as f32
+/// Count, sum and sum of squares of one region's values (f64: a crop has ~16 k pixels).
+#[derive(Debug, Default, Clone, Copy)]
+struct Moments {
+    n: f64,
+    sum: f64,
+    squares: f64,
 }
 
-fn mean_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
-    let (mut n, mut s) = (0f64, 0f64);
-    for (_, &v) in values.iter().enumerate().filter(|(i, _)| select(*i)) {
-        n += 1.0;
-        s += v as f64;
+impl Moments {
+    fn add(&mut self, v: f32) {
+        let v = v as f64;
+        self.n += 1.0;
+        self.sum += v;
+        self.squares += v * v;
     }
-    (s / n.max(1.0)) as f32
+
+    fn mean(&self) -> f32 {
+        (self.sum / self.n.max(1.0)) as f32
+    }
+
+    /// 0 for fewer than two values.
+    fn variance(&self) -> f32 {
+        if self.n < 2.0 {
+            return 0.0;
+        }
+        ((self.squares / self.n - (self.sum / self.n).powi(2)).max(0.0)) as f32
+    }
 }
 
 /// Half-width in pixels of the face-boundary band the edge-colour and double-edge cues read, on
@@ -317,113 +316,168 @@ pub fn mouth_box(landmarks: &[[f32; 2]; 5]) -> ([f32; 2], f32, f32) {
     )
 }
 
+/// Which regions of the crop a pixel lies in (bit flags), worked out once per face so that
+/// every cue reads flat slices instead of testing masks and coordinates per pixel per cue.
+const INTERIOR: u8 = 1;
+const FACE_MASK: u8 = 2;
+const INNER: u8 = 4;
+const OUTER: u8 = 8;
+const MOUTH: u8 = 16;
+
+/// A predicate on region flags: all of `all` set, none of `none`.
+fn region(all: u8, none: u8) -> impl Fn(u8) -> bool + Copy {
+    move |r| r & all == all && r & none == 0
+}
+
 /// Cues of `crop` (aligned, with margin so the face boundary is inside) whose landmarks are
 /// `landmarks` in crop pixels.
 pub fn cues(crop: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Cues {
     let (w, h) = crop.dimensions();
+    let (wu, hu) = (w as usize, h as usize);
     let mask = face_mask(w, landmarks);
     let band = boundary_band(w) as i32;
     let inner = erode_dilate(&mask, band);
     let outer = erode_dilate(&mask, -band);
-    let grey = luma(crop);
-    let (lap, grad) = filters(&grey);
-    let interior = |i: usize| {
-        let (x, y) = (i as u32 % w, i as u32 / w);
-        x > 0 && y > 0 && x + 1 < w && y + 1 < h
-    };
-    let m = |img: &GrayImage, i: usize| img.as_raw()[i] > 127;
-    let face = |i: usize| interior(i) && m(&inner, i);
-    let ring = |i: usize| interior(i) && m(&outer, i) && !m(&mask, i);
-    let boundary = |i: usize| interior(i) && m(&outer, i) && !m(&inner, i);
-    let eps = 1e-3;
+    // Mouth: a box around the mouth corners (against the rest of the inner face).
+    let ([mcx, mcy], half_w, half_h) = mouth_box(landmarks);
+    let flag = |m: &GrayImage, i: usize, f: u8| if m.as_raw()[i] > 127 { f } else { 0 };
+    let mut regions = Vec::with_capacity(wu * hu);
+    for y in 0..hu {
+        let mouth_row = ((y as f32 + 0.5) - mcy).abs() <= half_h;
+        for x in 0..wu {
+            let i = y * wu + x;
+            let interior = x > 0 && y > 0 && x + 1 < wu && y + 1 < hu;
+            let mouth = mouth_row && ((x as f32 + 0.5) - mcx).abs() <= half_w;
+            regions.push(
+                (interior as u8 * INTERIOR)
+                    | flag(&mask, i, FACE_MASK)
+                    | flag(&inner, i, INNER)
+                    | flag(&outer, i, OUTER)
+                    | (mouth as u8 * MOUTH),
+            );
+        }
+    }
+    let face = region(INTERIOR | INNER, 0);
+    let ring = region(INTERIOR | OUTER, FACE_MASK);
+    let boundary = region(INTERIOR | OUTER, INNER);
+    let (just_in, just_out) = (region(FACE_MASK, INNER), region(OUTER, FACE_MASK));
+    let (cheeks, mouth) = (region(INTERIOR | INNER, MOUTH), region(INTERIOR | MOUTH, 0));
 
-    let over_blur = (variance_where(&lap, ring) + eps) / (variance_where(&lap, face) + eps);
-    let double_edges = (mean_where(&grad, boundary) + eps) / (mean_where(&grad, face) + eps);
-
-    // Colour step across the boundary: mean YCbCr just inside vs just outside, per unit of the
-    // face's own colour spread so a naturally contrasty scene does not read as a seam.
-    // One plane per channel (Y, Cb, Cr), read here and by the noise responses below.
-    let mut ycc: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(crop.len() / 3));
+    // One plane per channel (Y, Cb, Cr), and the 8-bit brightness the filters read.
+    let mut ycc: [Vec<f32>; 3] = std::array::from_fn(|_| Vec::with_capacity(wu * hu));
     for p in crop.pixels() {
         let [r, g, b] = p.0.map(|v| v as f32);
         ycc[0].push(0.299 * r + 0.587 * g + 0.114 * b);
         ycc[1].push(-0.1687 * r - 0.3313 * g + 0.5 * b);
         ycc[2].push(0.5 * r - 0.4187 * g - 0.0813 * b);
     }
-    let just_in = |i: usize| m(&mask, i) && !m(&inner, i);
-    let just_out = |i: usize| m(&outer, i) && !m(&mask, i);
+    let grey: Vec<f32> = ycc[0].iter().map(|&y| to_u8(y) as f32).collect();
+    let (lap, grad) = filters(&grey, wu, hu);
+
+    // Every statistic in one pass over the pixels, each region's in pixel order.
+    let [mut lap_ring, mut lap_face, mut lap_cheeks, mut lap_mouth] = [Moments::default(); 4];
+    let [mut grad_boundary, mut grad_face] = [Moments::default(); 2];
+    let [mut ycc_in, mut ycc_out, mut ycc_face] = [[Moments::default(); 3]; 3];
+    // The texture values of the face's interior and of the ring outside it: |Laplacian|,
+    // gradient, brightness noise, colour noise.
+    let mut texture: [[Vec<f32>; 4]; 2] = Default::default();
+    for (i, &r) in regions.iter().enumerate() {
+        let (l, g) = (lap[i], grad[i]);
+        if ring(r) {
+            lap_ring.add(l);
+        }
+        if face(r) {
+            lap_face.add(l);
+            grad_face.add(g);
+            for (m, ch) in ycc_face.iter_mut().zip(&ycc) {
+                m.add(ch[i]);
+            }
+        }
+        if cheeks(r) {
+            lap_cheeks.add(l);
+        }
+        if mouth(r) {
+            lap_mouth.add(l);
+        }
+        if boundary(r) {
+            grad_boundary.add(g);
+        }
+        if just_in(r) {
+            for (m, ch) in ycc_in.iter_mut().zip(&ycc) {
+                m.add(ch[i]);
+            }
+        }
+        if just_out(r) {
+            for (m, ch) in ycc_out.iter_mut().zip(&ycc) {
+                m.add(ch[i]);
+            }
+        }
+        let side = if face(r) {
+            0
+        } else if ring(r) {
+            1
+        } else {
+            continue;
+        };
+        let noise = |ch: &[f32]| noise_at(ch, wu, i);
+        let values = [l.abs(), g, noise(&ycc[0]), noise(&ycc[1]) + noise(&ycc[2])];
+        for (v, list) in values.into_iter().zip(&mut texture[side]) {
+            list.push(v);
+        }
+    }
+    let eps = 1e-3;
+    let over_blur = (lap_ring.variance() + eps) / (lap_face.variance() + eps);
+    let double_edges = (grad_boundary.mean() + eps) / (grad_face.mean() + eps);
+
+    // Colour step across the boundary: mean YCbCr just inside vs just outside, per unit of the
+    // face's own colour spread so a naturally contrasty scene does not read as a seam.
     let mut step = 0f32;
     let mut spread = 0f32;
-    for ch in &ycc {
-        step += (mean_where(ch, just_in) - mean_where(ch, just_out)).powi(2);
-        spread += variance_where(ch, face);
+    for c in 0..3 {
+        step += (ycc_in[c].mean() - ycc_out[c].mean()).powi(2);
+        spread += ycc_face[c].variance();
     }
     let edge_colour = (step.sqrt() + 1.0) / (spread.sqrt() + 1.0);
 
-    // Mouth: a box around the mouth corners vs the rest of the inner face.
-    let ([mcx, mcy], half_w, half_h) = mouth_box(landmarks);
-    let mouth = |i: usize| {
-        let (x, y) = ((i as u32 % w) as f32 + 0.5, (i as u32 / w) as f32 + 0.5);
-        (x - mcx).abs() <= half_w && (y - mcy).abs() <= half_h
-    };
-    let mouth_blur = (variance_where(&lap, |i| face(i) && !mouth(i)) + eps)
-        / (variance_where(&lap, |i| interior(i) && mouth(i)) + eps);
+    // Mouth: the rest of the inner face against the box around the mouth corners.
+    let mouth_blur = (lap_cheeks.variance() + eps) / (lap_mouth.variance() + eps);
 
     // Texture medians: the face's interior against the ring outside it. The offset keeps a
     // flat, noiseless region (a saturated or synthetic crop) from dividing by zero.
-    let [y, cb, cr] = &ycc;
-    let (noise, colour) = (
-        noise_response(y, w, h),
-        noise_response(cb, w, h)
-            .iter()
-            .zip(noise_response(cr, w, h))
-            .map(|(a, b)| a + b)
-            .collect::<Vec<f32>>(),
-    );
-    let lap_abs: Vec<f32> = lap.iter().map(|v| v.abs()).collect();
-    let ratio =
-        |values: &[f32]| (median_where(values, ring) + 0.5) / (median_where(values, face) + 0.5);
+    let [mut face_values, mut ring_values] = texture;
+    let mut ratio =
+        |k: usize| (median(&mut ring_values[k]) + 0.5) / (median(&mut face_values[k]) + 0.5);
     Cues {
         over_blur,
         edge_colour,
         double_edges,
         mouth_blur,
         texture: Texture {
-            detail: ratio(&lap_abs),
-            edges: ratio(&grad),
-            noise: ratio(&noise),
-            colour_noise: ratio(&colour),
+            detail: ratio(0),
+            edges: ratio(1),
+            noise: ratio(2),
+            colour_noise: ratio(3),
         },
     }
 }
 
-/// |Immerkær's noise operator| at every interior pixel of a `w`×`h` channel: the difference of
-/// two Laplacians, which cancels smooth shading and leaves noise (and strong edges, which a
-/// median over a region ignores).
-fn noise_response(channel: &[f32], w: u32, h: u32) -> Vec<f32> {
-    let (w, h) = (w as usize, h as usize);
-    let mut out = vec![0f32; w * h];
-    for y in 1..h.saturating_sub(1) {
-        for x in 1..w.saturating_sub(1) {
-            let at = |dx: usize, dy: usize| channel[(y + dy - 1) * w + x + dx - 1];
-            let corners = at(0, 0) + at(2, 0) + at(0, 2) + at(2, 2);
-            let sides = at(1, 0) + at(0, 1) + at(2, 1) + at(1, 2);
-            out[y * w + x] = (corners - 2.0 * sides + 4.0 * at(1, 1)).abs();
-        }
-    }
-    out
+/// |Immerkær's noise operator| at interior pixel `i` of a channel `w` pixels wide: the
+/// difference of two Laplacians, which cancels smooth shading and leaves noise (and strong
+/// edges, which a median over a region ignores).
+fn noise_at(channel: &[f32], w: usize, i: usize) -> f32 {
+    let at = |dx: usize, dy: usize| channel[i + dy * w + dx - w - 1];
+    let corners = at(0, 0) + at(2, 0) + at(0, 2) + at(2, 2);
+    let sides = at(1, 0) + at(0, 1) + at(2, 1) + at(1, 2);
+    (corners - 2.0 * sides + 4.0 * at(1, 1)).abs()
 }
 
-fn median_where(values: &[f32], select: impl Fn(usize) -> bool) -> f32 {
-    let mut chosen: Vec<f32> = (0..values.len())
-        .filter(|&i| select(i))
-        .map(|i| values[i])
-        .collect();
-    if chosen.is_empty() {
+/// The upper median of `values` (0 for none), reordering them.
+fn median(values: &mut [f32]) -> f32 {
+    if values.is_empty() {
         return 0.0;
     }
-    let middle = chosen.len() / 2;
-    *chosen.select_nth_unstable_by(middle, f32::total_cmp).1
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f32::total_cmp).1
 }
 
 /// Flicker of one step of a track: mean absolute change inside the face ÷ outside it, between
