@@ -26,7 +26,7 @@ help:
 	@echo "make test    set up, then fmt + clippy + x86 tests + aarch64 cross build and qemu tests"
 	@echo "make doctor  what this machine has: torch/CUDA, detector, media, cross toolchain"
 	@echo "make bench   throughput tables (extract, train step, exported models) against Python peers"
-	@echo "make bench-booth  the booth's whole 640x480 frame, ours vs a Python+onnxruntime peer (out/bench/booth.json)"
+	@echo "make bench-booth  the booth's whole 640x480 frame and detect mode per face, ours vs Python+onnxruntime peers (out/bench/)"
 	@echo "make deb     the booth as an arm64 Debian package in dist/ (lintian + systemd-analyze checked)"
 	@echo "make image   a flashable Raspberry Pi 4 card image with the booth (dist/doppel-booth-arm64.img.xz + .bmap)"
 	@echo "make image-test  boot that image in qemu-system-aarch64 and check it (out/image-test/result.json)"
@@ -184,10 +184,12 @@ bench: build
 	$(CARGO) bench --workspace --bench export
 	$(CARGO) bench --workspace --bench booth
 
-# The booth's whole frame, ours and the Python peer in one run: out/bench/booth.json + booth.md.
+# The booth's whole frame, ours and the Python peer in one run: out/bench/booth.json + booth.md;
+# then detect mode's cost per face, the same way: out/bench/detect_face.json + detect_face.md.
 bench-booth: torch-env
 	$(CARGO) bench -p host-trainer --bench export -- --graphs-only
 	$(CARGO) bench -p device-firmware --bench booth
+	$(CARGO) bench -p device-firmware --bench detect_face
 	$(CARGO) test --release --workspace --test soak -- --ignored --nocapture
 
 # The trainer, its unit tests and the train-step bench, stripped and xz-packed into .gpu/ for

@@ -19,8 +19,10 @@
 //! Writes `out/bench/booth.json` and `out/bench/booth.md`. Needs the graphs that
 //! `cargo bench -p host-trainer --bench export -- --graphs-only` leaves in `out/bench-models/`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
@@ -41,17 +43,14 @@ use shared_proto::bundle::{
 };
 use shared_proto::FaceCropSpec;
 
-const FRAMES: usize = 300;
+use common::{camera_frames, percentile, root, summary, FRAMES};
+
 const WARMUP: usize = 10;
 /// Rounds of the one-core against two-core comparison.
 const ROUNDS: usize = 5;
 const STAGES: [&str; 7] = [
     "decode", "detect", "align", "swap", "blend", "draw", "total",
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A signed single-model bundle around `onnx`, loaded the way the booth loads bundles.
 fn bundle_for(onnx: &Path, dir: &Path, mflops: f64) -> LoadedBundle {
@@ -92,27 +91,6 @@ fn bench_key_hex() -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// 640×480 JPEG frames with one face, as a webcam sends them; also written to `dir` for the peer.
-fn camera_frames(dir: &Path) -> Vec<Vec<u8>> {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let mut r = facekit::VideoReader::open(root().join("data/franck.mp4")).unwrap();
-    let mut out = Vec::new();
-    while let Some(f) = facekit::FrameSource::next_frame(&mut r).unwrap() {
-        let big = image::imageops::resize(&f, 640, 480, image::imageops::FilterType::Triangle);
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
-            .encode_image(&big)
-            .unwrap();
-        std::fs::write(dir.join(format!("{:04}.jpg", out.len())), &jpeg).unwrap();
-        out.push(jpeg);
-        if out.len() == FRAMES {
-            break;
-        }
-    }
-    out
 }
 
 /// One frame's stage times (ms) and how its face was found.
@@ -357,13 +335,6 @@ fn median(v: &[f64]) -> f64 {
     percentile(&v, 0.5)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// mean, p50 and p95 of each stage.
 fn stage_stats(frames: &[FrameTimes]) -> Value {
     let mut out = serde_json::Map::new();
@@ -372,12 +343,6 @@ fn stage_stats(frames: &[FrameTimes]) -> Value {
         out.insert(stage.into(), summary(&mut v));
     }
     Value::Object(out)
-}
-
-fn summary(v: &mut [f64]) -> Value {
-    v.sort_by(f64::total_cmp);
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    json!({"mean": mean, "p50": percentile(v, 0.5), "p95": percentile(v, 0.95)})
 }
 
 fn searches(frames: &[FrameTimes]) -> Value {

@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --workspace --bench export` (run `make setup` first). Prints a table and leaves
 //! the graphs in `out/bench-models/` (with `models.json`: MFLOPs per file) for the booth
-//! benchmark, `cargo bench --workspace --bench booth` (`-- --graphs-only` writes them and stops).
+//! benchmarks, `cargo bench -p device-firmware --bench booth` and `--bench detect_face` (which
+//! also reads the `meso4` fake detector written here; `-- --graphs-only` writes them and stops).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,12 @@ use std::time::Instant;
 
 use facekit::onnx_model::set_threads;
 use facekit::OnnxModel;
+use host_trainer::model::fake_detector::FakeDetector;
 use host_trainer::model::net::Autoencoder;
 use host_trainer::model::tensors::weights_of;
 use host_trainer::stages::export::calibration::{calibrate, Calibration};
 use host_trainer::Person;
-use model_spec::graphs::{swap_graph, Int8Form};
+use model_spec::graphs::{fake_detector_graph, swap_graph, Int8Form};
 use model_spec::onnx::{self, GraphBuilder};
 use model_spec::swap::preset;
 use tch::{Device, Kind, Tensor};
@@ -136,6 +138,16 @@ fn main() {
             int8_bytes.len(),
         ));
     }
+
+    // The booth's fake detector (detect mode), for `--bench detect_face`.
+    let spec = model_spec::fake_detector::preset("meso4").unwrap();
+    let detector = FakeDetector::new(&spec, Device::Cpu);
+    let graph = fake_detector_graph(&spec, &weights_of(&detector.vars)).unwrap();
+    std::fs::write(dir.join("detector.f32.onnx"), onnx::to_bytes(&graph)).unwrap();
+    mflops_by_file.insert(
+        "detector.f32.onnx".into(),
+        (spec.flops_per_face() as f64 / 1e6).into(),
+    );
 
     std::fs::write(
         dir.join("models.json"),
