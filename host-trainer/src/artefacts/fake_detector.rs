@@ -196,7 +196,8 @@ pub struct CueAuc {
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
     pub sharpness_mismatch: f64,
     /// The camera check a booth calibrated on its own camera fits (`shared_proto::CameraCheck`
-    /// on the held-out identity's own early real faces): distance from them, late faces only.
+    /// on the held-out identity's own early real faces), on the cues alone: distance from
+    /// them, late faces only.
     #[serde(default = "nan", deserialize_with = "super::nan_if_null")]
     pub camera_check: f64,
 }
@@ -356,7 +357,7 @@ impl DetectorReport {
             );
         }
         if !self.cues.is_empty() {
-            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\nThe texture columns (detail, edges, noise, colour noise) are the surround's ÷ the face's, as over-blur. The sharpness mismatch is over-blur's distance, either way, from the training identities' real faces; the camera check is the Mahalanobis distance of all five (over-blur and texture) from the held-out camera's own early real faces, as a booth's calibration fits it, scored on its late faces only.\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | detail | edges | noise | colour noise | sharpness mismatch (either way) | **camera check** (calibrated on the camera's own early faces) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+            s += "\n## The hand-made cues alone (each cue as the score; AUC on held-out identities)\n\nThe texture columns (detail, edges, noise, colour noise) are the surround's ÷ the face's, as over-blur. The sharpness mismatch is over-blur's distance, either way, from the training identities' real faces; the camera check is the Mahalanobis distance of all eight cues (their logarithms) from the held-out camera's own early real faces, as a booth's calibration fits it, scored on its late faces only; in the booth (the camera-calibration cells above) the detector's score is a ninth feature of it.\n\n| held out | tested on | over-blur | edge colour | double edges | mouth blur | detail | edges | noise | colour noise | sharpness mismatch (either way) | **camera check** (calibrated on the camera's own early faces) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
             for c in &self.cues {
                 s += &format!(
                     "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
