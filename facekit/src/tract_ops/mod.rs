@@ -2,7 +2,8 @@
 //! and less), one image at a time, one core. Each is checked against tract's own operator.
 //!
 //! - [`depthwise::Depthwise`] for depthwise convolutions (lite's separable layers, RetinaFace's
-//!   MobileNet), swapped in by [`optimise`] after tract's declutter;
+//!   MobileNet) and [`block_max::BlockMax`] for max pools over non-overlapping blocks (the fake
+//!   detector's), swapped in by [`optimise`] after tract's declutter;
 //! - [`depth_to_space::DepthToSpace`] for ONNX `DepthToSpace` (lite's pixel shuffles), in one
 //!   pass where tract moves two axes, and [`tap_sum::TapSum`], the sum of a narrow convolution's
 //!   taps, and [`int8_dense::Int8Dense`], a dense layer whose weights stay int8, all registered
@@ -27,6 +28,7 @@ macro_rules! batched_by_field {
     };
 }
 
+pub mod block_max;
 pub mod depth_to_space;
 pub mod depthwise;
 pub mod int8_dense;
@@ -41,6 +43,7 @@ use tract_onnx::tract_hir::infer::InferenceModel;
 pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
     let mut typed = model.into_typed()?.into_decluttered()?;
     depthwise::replace_depthwise(&mut typed)?;
+    block_max::replace_block_max(&mut typed)?;
     typed.into_optimized()
 }
 
