@@ -107,9 +107,9 @@ impl BlockMax {
 /// with the block size known to the compiler.
 fn pool_plane(plane: &[f32], w: usize, k: usize, out: &mut [f32], ow: usize) {
     match k {
-        2 => pool_plane_by::<2>(plane, w, out, ow),
-        4 => pool_plane_by::<4>(plane, w, out, ow),
-        _ => pool_plane_with(plane, w, k, out, ow),
+        2 => pool_plane_by(plane, w, 2, out, ow),
+        4 => pool_plane_by(plane, w, 4, out, ow),
+        _ => pool_plane_by(plane, w, k, out, ow),
     }
 }
 
@@ -122,24 +122,7 @@ fn larger(a: f32, b: f32) -> f32 {
 }
 
 #[inline(always)]
-fn pool_plane_by<const K: usize>(plane: &[f32], w: usize, out: &mut [f32], ow: usize) {
-    let mut rows = vec![0f32; ow * K];
-    for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
-        let block = &plane[oy * K * w..][..K * w];
-        rows.copy_from_slice(&block[..ow * K]);
-        for input in block.chunks_exact(w).skip(1) {
-            for (m, &v) in rows.iter_mut().zip(&input[..ow * K]) {
-                *m = larger(*m, v);
-            }
-        }
-        for (o, c) in row.iter_mut().zip(rows.chunks_exact(K)) {
-            let c: &[f32; K] = c.try_into().expect("K columns");
-            *o = c.iter().fold(c[0], |m, &v| larger(m, v));
-        }
-    }
-}
-
-fn pool_plane_with(plane: &[f32], w: usize, k: usize, out: &mut [f32], ow: usize) {
+fn pool_plane_by(plane: &[f32], w: usize, k: usize, out: &mut [f32], ow: usize) {
     let mut rows = vec![0f32; ow * k];
     for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
         let block = &plane[oy * k * w..][..k * w];
