@@ -148,6 +148,12 @@ pub fn warp_to_crop(frame: &RgbImage, to_crop: &Similarity, size: u32) -> (RgbIm
         ((frame.width() as i64) << FRAC) - half,
         ((frame.height() as i64) << FRAC) - half,
     );
+    // Positions whose 2×2 neighbourhood lies wholly inside the frame (most of a crop) need no
+    // clamping: one unsigned comparison each way tells them.
+    let (x_inside, y_inside) = (
+        ((frame.width() as u64).saturating_sub(1)) << FRAC,
+        ((frame.height() as u64).saturating_sub(1)) << FRAC,
+    );
     let (dx, dy) = (to_fixed(inv.a), to_fixed(inv.b));
     let mut out = vec![0u8; (size * size * 3) as usize];
     let mut outside = 0u32;
@@ -157,10 +163,14 @@ pub fn warp_to_crop(frame: &RgbImage, to_crop: &Similarity, size: u32) -> (RgbIm
         let [x, y] = inv.apply([0.5, v as f32 + 0.5]);
         let (mut x, mut y) = (to_fixed(x - 0.5), to_fixed(y - 0.5));
         for px in row.chunks_exact_mut(3) {
-            if x < -half || y < -half || x > w_max || y > h_max {
-                outside += 1;
+            if (x as u64) < x_inside && (y as u64) < y_inside {
+                px.copy_from_slice(&sampler.inside(x, y));
+            } else {
+                if x < -half || y < -half || x > w_max || y > h_max {
+                    outside += 1;
+                }
+                px.copy_from_slice(&sampler.at(x, y));
             }
-            px.copy_from_slice(&sampler.at(x, y));
             x += dx;
             y += dy;
         }
@@ -209,21 +219,44 @@ impl<'a> Bilinear<'a> {
         let y = y.clamp(0, ((self.h - 1) as i64) << FRAC);
         let (x0, y0) = ((x >> FRAC) as usize, (y >> FRAC) as usize);
         let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-        let weight = |v: i64| ((v & (ONE - 1)) >> (FRAC - WEIGHT_BITS)) as u32;
-        let (fx, fy) = (weight(x), weight(y));
-        let full = 1u32 << WEIGHT_BITS;
         let row = |yy: usize| &self.raw[yy * self.w * 3..(yy + 1) * self.w * 3];
         let (top_row, bottom_row) = (row(y0), row(y1));
-        let mut px = [0u8; 3];
-        for (c, p) in px.iter_mut().enumerate() {
-            let (a, b) = (x0 * 3 + c, x1 * 3 + c);
-            let top = top_row[a] as u32 * (full - fx) + top_row[b] as u32 * fx;
-            let bottom = bottom_row[a] as u32 * (full - fx) + bottom_row[b] as u32 * fx;
-            let mixed = top * (full - fy) + bottom * fy + (1 << (2 * WEIGHT_BITS - 1));
-            *p = (mixed >> (2 * WEIGHT_BITS)) as u8;
-        }
-        px
+        let (a, b) = (x0 * 3, x1 * 3);
+        mix(
+            [&top_row[a..a + 3], &top_row[b..b + 3]],
+            [&bottom_row[a..a + 3], &bottom_row[b..b + 3]],
+            x,
+            y,
+        )
     }
+
+    /// [`at`](Self::at) for `0 ≤ x < (w − 1)·ONE` and `0 ≤ y < (h − 1)·ONE`: all four
+    /// neighbours exist, nothing to clamp.
+    #[inline(always)]
+    fn inside(&self, x: i64, y: i64) -> [u8; 3] {
+        let (x0, y0) = ((x >> FRAC) as usize, (y >> FRAC) as usize);
+        let top = (y0 * self.w + x0) * 3;
+        let bottom = top + self.w * 3;
+        let (t, b) = (&self.raw[top..top + 6], &self.raw[bottom..bottom + 6]);
+        mix([&t[..3], &t[3..]], [&b[..3], &b[3..]], x, y)
+    }
+}
+
+/// Bilinear mix of the `top` and `bottom` pixel pairs (left, right) at the fractions of the
+/// fixed-point `(x, y)`, rounded.
+#[inline(always)]
+fn mix(top: [&[u8]; 2], bottom: [&[u8]; 2], x: i64, y: i64) -> [u8; 3] {
+    let weight = |v: i64| ((v & (ONE - 1)) >> (FRAC - WEIGHT_BITS)) as u32;
+    let (fx, fy) = (weight(x), weight(y));
+    let full = 1u32 << WEIGHT_BITS;
+    let mut px = [0u8; 3];
+    for (c, p) in px.iter_mut().enumerate() {
+        let upper = top[0][c] as u32 * (full - fx) + top[1][c] as u32 * fx;
+        let lower = bottom[0][c] as u32 * (full - fx) + bottom[1][c] as u32 * fx;
+        let mixed = upper * (full - fy) + lower * fy + (1 << (2 * WEIGHT_BITS - 1));
+        *p = (mixed >> (2 * WEIGHT_BITS)) as u8;
+    }
+    px
 }
 
 #[cfg(test)]
