@@ -23,7 +23,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -43,7 +42,7 @@ use shared_proto::bundle::{
 };
 use shared_proto::FaceCropSpec;
 
-use common::{camera_frames, percentile, root, summary, FRAMES};
+use common::{camera_frames, crop_json, percentile, root, run_peer, summary, FRAMES};
 
 const WARMUP: usize = 10;
 /// Rounds of the one-core against two-core comparison.
@@ -483,31 +482,11 @@ fn main() {
             "crop_scale": facekit::face_detection::TrackPolicy::default().crop_scale,
             "detect_width": config.detect_width,
         },
-        "crop": {
-            "size": crop.size,
-            "template_px": crop.template_px(),
-            "mean": crop.normalisation.mean,
-            "std": crop.normalisation.std,
-            "order": format!("{:?}", crop.normalisation.order),
-        },
+        "crop": crop_json(&crop),
         "blend": config.blend,
         "models": peer_models,
     });
-    let job_path = out_dir.join("booth-job.json");
-    std::fs::write(&job_path, serde_json::to_vec_pretty(&job).unwrap()).unwrap();
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("scripts/peers/booth_peer.py"))
-        .arg(&job_path)
-        .env("OMP_NUM_THREADS", "1")
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .output()
-        .expect("run the Python peer (make setup installs its venv)");
-    assert!(
-        out.status.success(),
-        "peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peer = run_peer("booth_peer.py", &job, &out_dir.join("booth-job.json"));
     let peak = peer["numpy_gemm_gflops"].as_f64().unwrap();
     let peer_runs: BTreeMap<&str, Vec<FrameTimes>> = ["lite.f32", "lite.int8", "lite.qlinear"]
         .iter()

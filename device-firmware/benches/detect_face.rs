@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use device_firmware::config::PipelineConfig;
@@ -29,7 +28,7 @@ use facekit::OnnxModel;
 use serde_json::{json, Value};
 use shared_proto::{threshold_at, CameraCheck};
 
-use common::{camera_frames, root, summary, FRAMES};
+use common::{camera_frames, crop_json, root, run_peer, summary, FRAMES};
 
 const WARMUP: usize = 10;
 /// Faces an operator's calibration records before the check is fitted (half fit, half alarm).
@@ -138,31 +137,11 @@ fn main() {
         "faces": faces.iter().map(|(i, _, l)| json!({"frame": i, "landmarks": l})).collect::<Vec<_>>(),
         "model": detector_path,
         "warmup": WARMUP,
-        "crop": {
-            "size": crop.size,
-            "template_px": crop.template_px(),
-            "mean": crop.normalisation.mean,
-            "std": crop.normalisation.std,
-            "order": format!("{:?}", crop.normalisation.order),
-        },
+        "crop": crop_json(&crop),
         "check": {"mean": check.mean, "cholesky": check.cholesky, "alarm": check.alarm},
         "threshold": threshold,
     });
-    let job_path = out_dir.join("detect-job.json");
-    std::fs::write(&job_path, serde_json::to_vec_pretty(&job).unwrap()).unwrap();
-    let out = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("scripts/peers/detect_peer.py"))
-        .arg(&job_path)
-        .env("OMP_NUM_THREADS", "1")
-        .env("OPENBLAS_NUM_THREADS", "1")
-        .output()
-        .expect("run the Python peer (make setup installs its venv)");
-    assert!(
-        out.status.success(),
-        "peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peer = run_peer("detect_peer.py", &job, &out_dir.join("detect-job.json"));
     let peer_ms: Vec<[f64; 5]> = peer["faces"]
         .as_array()
         .unwrap()

@@ -1,6 +1,10 @@
-//! What the booth benchmarks share: the repository root and the camera's frames.
+//! What the booth benchmarks share: the repository root, the camera's frames, the Python peer's
+//! run and the statistics.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use shared_proto::FaceCropSpec;
 
 /// Frames of franck.mp4 each benchmark runs through.
 pub const FRAMES: usize = 300;
@@ -43,4 +47,34 @@ pub fn summary(v: &mut [f64]) -> serde_json::Value {
     v.sort_by(f64::total_cmp);
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     serde_json::json!({"mean": mean, "p50": percentile(v, 0.5), "p95": percentile(v, 0.95)})
+}
+
+/// A crop spec as the Python peers read it.
+pub fn crop_json(crop: &FaceCropSpec) -> serde_json::Value {
+    serde_json::json!({
+        "size": crop.size,
+        "template_px": crop.template_px(),
+        "mean": crop.normalisation.mean,
+        "std": crop.normalisation.std,
+        "order": format!("{:?}", crop.normalisation.order),
+    })
+}
+
+/// Runs the Python peer `scripts/peers/<script>` on `job` (written to `job_path`) on one
+/// thread, in the project's venv; its JSON answer.
+pub fn run_peer(script: &str, job: &serde_json::Value, job_path: &Path) -> serde_json::Value {
+    std::fs::write(job_path, serde_json::to_vec_pretty(job).unwrap()).unwrap();
+    let out = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/peers").join(script))
+        .arg(job_path)
+        .env("OMP_NUM_THREADS", "1")
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output()
+        .expect("run the Python peer (make setup installs its venv)");
+    assert!(
+        out.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -187,6 +187,7 @@ impl TypedOp for BlockMax {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tract_ops::run_once as run;
     use tract_onnx::tract_core::ops::cnn::PoolSpec;
 
     fn graph(shape: [usize; 4], k: usize, padding: PaddingSpec) -> TypedModel {
@@ -207,14 +208,6 @@ mod tests {
         let y = model.wire_node("pool", pool, &[x]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
-    }
-
-    fn run(model: TypedModel, input: &Tensor) -> Tensor {
-        let plan = model.into_runnable().unwrap();
-        plan.run(tvec!(input.clone().into()))
-            .unwrap()
-            .remove(0)
-            .into_tensor()
     }
 
     #[test]

@@ -372,6 +372,7 @@ impl TypedOp for Depthwise {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tract_ops::run_once as run;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 
     /// A graph of one depthwise convolution with random weights on an `n×c×h×w` input.
@@ -416,14 +417,6 @@ mod tests {
         let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
-    }
-
-    fn run(model: TypedModel, input: &Tensor) -> Tensor {
-        let plan = model.into_runnable().unwrap();
-        plan.run(tvec!(input.clone().into()))
-            .unwrap()
-            .remove(0)
-            .into_tensor()
     }
 
     fn input(shape: [usize; 4]) -> Tensor {

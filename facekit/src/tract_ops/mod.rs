@@ -47,6 +47,17 @@ pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
     typed.into_optimized()
 }
 
+/// Runs `model` on `input` and returns its first output (the operators' tests compare ours
+/// with tract's this way).
+#[cfg(test)]
+fn run_once(model: TypedModel, input: &Tensor) -> Tensor {
+    let plan = model.into_runnable().unwrap();
+    plan.run(tvec!(input.clone().into()))
+        .unwrap()
+        .remove(0)
+        .into_tensor()
+}
+
 /// Has the ONNX loader read our operators where they replace whole ONNX nodes.
 pub fn register(onnx: &mut tract_onnx::Onnx) {
     onnx.op_register
