@@ -20,20 +20,7 @@ pub struct BlockMax {
 /// Replaces every float max pool of `model` over non-overlapping, unpadded square blocks on a
 /// known input shape with [`BlockMax`]; returns how many.
 pub fn replace_block_max(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(pool) = node.op_as::<MaxPool>() else {
-            continue;
-        };
-        let Some(op) = BlockMax::from_pool(model, node, pool)? else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_each(model, 1, BlockMax::from_pool)
 }
 
 impl BlockMax {

@@ -53,20 +53,7 @@ pub struct Depthwise {
 /// Replaces every float depthwise convolution of `model` whose weights are constants with
 /// [`Depthwise`]; returns how many.
 pub fn replace_depthwise(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(conv) = node.op_as::<Conv>() else {
-            continue;
-        };
-        let Some(op) = Depthwise::from_conv(model, node, conv)? else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_each(model, 1, Depthwise::from_conv)
 }
 
 impl Depthwise {

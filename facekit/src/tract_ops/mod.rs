@@ -47,6 +47,30 @@ pub fn optimise(model: InferenceModel) -> TractResult<TypedModel> {
     typed.into_optimized()
 }
 
+/// Replaces each node of `model` whose op is a `T` that `ours` can stand in for (it says so by
+/// returning one), wired to the node's first `inputs` inputs (ours take the rest, a conv's
+/// weights, as constants); returns how many.
+fn replace_each<T: Op, O: TypedOp>(
+    model: &mut TypedModel,
+    inputs: usize,
+    ours: impl Fn(&TypedModel, &TypedNode, &T) -> TractResult<Option<O>>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(theirs) = node.op_as::<T>() else {
+            continue;
+        };
+        let Some(op) = ours(model, node, theirs)? else {
+            continue;
+        };
+        let wired = &node.inputs[..inputs.min(node.inputs.len())];
+        TypedModelPatch::replace_single_op(model, node, wired, op)?.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
 /// Runs `model` on `input` and returns its first output (the operators' tests compare ours
 /// with tract's this way).
 #[cfg(test)]
