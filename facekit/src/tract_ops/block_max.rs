@@ -62,11 +62,7 @@ impl BlockMax {
             return Ok(None);
         };
         let batched = spec.data_format == DataFormat::NCHW;
-        let shape: TVec<usize> = if batched {
-            shape.into()
-        } else {
-            std::iter::once(1).chain(shape.iter().copied()).collect()
-        };
+        let shape = super::with_batch(shape, batched);
         if fact.datum_type != f32::datum_type() || shape.len() != 4 || shape[2] < k || shape[3] < k
         {
             return Ok(None);

@@ -100,11 +100,7 @@ pub struct DepthToSpace {
 impl DepthToSpace {
     /// `[N, C·b², H, W]` from the tensor's shape.
     fn nchw(&self, shape: &[usize]) -> TractResult<[usize; 4]> {
-        let shape: TVec<usize> = if self.batched {
-            shape.into()
-        } else {
-            std::iter::once(1).chain(shape.iter().copied()).collect()
-        };
+        let shape = super::with_batch(shape, self.batched);
         ensure!(
             shape.len() == 4,
             "DepthToSpace on a rank-{} tensor",

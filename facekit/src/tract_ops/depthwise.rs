@@ -84,11 +84,7 @@ impl Depthwise {
             return Ok(None);
         };
         let batched = spec.data_format == DataFormat::NCHW;
-        let shape: TVec<usize> = if batched {
-            shape.into()
-        } else {
-            std::iter::once(1).chain(shape.iter().copied()).collect()
-        };
+        let shape = super::with_batch(shape, batched);
         if facts[0].datum_type != f32::datum_type()
             || kernel.datum_type() != f32::datum_type()
             || bias.datum_type() != f32::datum_type()

@@ -71,6 +71,15 @@ fn replace_each<T: Op, O: TypedOp>(
     Ok(replaced)
 }
 
+/// `shape` with its batch axis: as it is when `batched`, else (tract dropped a batch of one)
+/// with a leading 1.
+fn with_batch(shape: &[usize], batched: bool) -> TVec<usize> {
+    let missing = usize::from(!batched);
+    std::iter::repeat_n(1, missing)
+        .chain(shape.iter().copied())
+        .collect()
+}
+
 /// Runs `model` on `input` and returns its first output (the operators' tests compare ours
 /// with tract's this way).
 #[cfg(test)]
