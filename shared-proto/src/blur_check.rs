@@ -78,7 +78,7 @@ impl BlurCheck {
 /// `network` raised to the score of a check `past_alarm` spreads beyond its alarm: the
 /// threshold exactly at the alarm, [`LOGITS_PER_SPREAD`] logits more per spread beyond it. A
 /// check only ever adds to the network's verdict.
-pub(crate) fn raise(network: f32, past_alarm: f32, threshold: f32) -> f32 {
+fn raise(network: f32, past_alarm: f32, threshold: f32) -> f32 {
     network.max(past(past_alarm, threshold))
 }
 
