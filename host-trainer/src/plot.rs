@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -149,50 +150,94 @@ pub struct Line<'a> {
     pub colour: RGBColor,
 }
 
-/// A line chart (log-scaled y when every value is positive), e.g. loss curves.
-pub fn lines(path: &Path, title: &str, x_desc: &str, series: &[Line<'_>]) -> Result<()> {
+/// How a line chart's y axis runs.
+#[derive(Clone, Copy)]
+pub enum YAxis<'a> {
+    /// Log-scaled over the positive values, e.g. loss curves.
+    Log(&'a str),
+    /// Linear from 0 to 1, e.g. probabilities and ROC rates.
+    Unit(&'a str),
+}
+
+/// A line chart of `series` against `x_desc`, its y axis as `y` says.
+pub fn lines(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y: YAxis<'_>,
+    series: &[Line<'_>],
+) -> Result<()> {
     render(path, (800, 420), |root| {
         let pts = || series.iter().flat_map(|s| s.points.iter().copied());
         let x_max = pts().map(|p| p.0).fold(1.0, f64::max);
-        let y_min = pts()
-            .map(|p| p.1)
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .fold(f64::INFINITY, f64::min);
-        let y_max = pts()
-            .map(|p| p.1)
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max)
-            .max(y_min * 1.01);
-        let y_min = if y_min.is_finite() { y_min * 0.9 } else { 1e-3 };
-        let mut chart = ChartBuilder::on(root)
+        let mut builder = ChartBuilder::on(root);
+        builder
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..x_max, (y_min..y_max * 1.1).log_scale())
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(draw_err)?;
-        for s in series {
-            let colour = s.colour;
-            chart
-                .draw_series(LineSeries::new(
-                    s.points
-                        .iter()
-                        .copied()
-                        .filter(|p| p.1.is_finite() && p.1 > 0.0),
-                    colour.stroke_width(2),
-                ))
-                .map_err(draw_err)?
-                .label(s.label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
+            .y_label_area_size(56);
+        match y {
+            YAxis::Log(y_desc) => {
+                let y_min = pts()
+                    .map(|p| p.1)
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .fold(f64::INFINITY, f64::min);
+                let y_max = pts()
+                    .map(|p| p.1)
+                    .filter(|v| v.is_finite())
+                    .fold(0.0, f64::max)
+                    .max(y_min * 1.01);
+                let y_min = if y_min.is_finite() { y_min * 0.9 } else { 1e-3 };
+                let chart = builder
+                    .build_cartesian_2d(0f64..x_max, (y_min..y_max * 1.1).log_scale())
+                    .map_err(draw_err)?;
+                // A log axis cannot show zero or negative values: leave them out.
+                draw_lines(chart, x_desc, y_desc, series, |v| v > 0.0)
+            }
+            YAxis::Unit(y_desc) => {
+                let chart = builder
+                    .build_cartesian_2d(0f64..x_max, 0f64..1f64)
+                    .map_err(draw_err)?;
+                draw_lines(chart, x_desc, y_desc, series, |_| true)
+            }
         }
-        draw_legend(&mut chart)
     })
+}
+
+fn draw_lines<'a, DB, X, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Line<'_>],
+    shown: impl Fn(f64) -> bool + Copy,
+) -> std::result::Result<(), DrawFailed>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(draw_err)?;
+    for s in series {
+        let colour = s.colour;
+        chart
+            .draw_series(LineSeries::new(
+                s.points
+                    .iter()
+                    .copied()
+                    .filter(move |p| p.1.is_finite() && shown(p.1)),
+                colour.stroke_width(2),
+            ))
+            .map_err(draw_err)?
+            .label(s.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            });
+    }
+    draw_legend(&mut chart)
 }

@@ -58,6 +58,11 @@ impl BlurCheck {
         (over_blur.max(1e-6).ln() - self.centre) / self.scale
     }
 
+    /// Whether the check alone calls a face of this over-blur fake: softer than the alarm.
+    pub fn alarms(&self, over_blur: f32) -> bool {
+        self.spreads(over_blur) >= self.alarm
+    }
+
     /// The combined fake score of a face: the network's `network` score, raised when the face is
     /// softer than real faces are, so that it crosses `threshold` (the network's verdict
     /// threshold) exactly where the blur passes the alarm. A face the network calls fake stays
@@ -150,6 +155,8 @@ mod tests {
         let at_alarm = (0.25f32 * 3.0).exp();
         assert!((check.score(0.0, at_alarm, 0.3) - 0.3).abs() < 1e-4);
         assert!(check.score(0.0, at_alarm * 0.99, 0.3) < 0.3);
+        // Its own alarm agrees with where the score crosses.
+        assert!(check.alarms(at_alarm * 1.01) && !check.alarms(at_alarm * 0.99));
     }
 
     #[test]

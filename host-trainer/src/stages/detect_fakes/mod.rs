@@ -16,7 +16,7 @@ use review::{ReviewWriter, Scored};
 
 use crate::artefacts::write_json;
 use crate::error::{AtPath, Error, Result};
-use crate::plot::{lines, Line};
+use crate::plot::{lines, Line, YAxis};
 
 pub struct DetectOptions {
     pub bundle: PathBuf,
@@ -163,6 +163,9 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
                     smoothed: s,
                     cues: scored.cues,
                     flicker: flick,
+                    blur_alarm: entry
+                        .blur_check
+                        .is_some_and(|c| c.alarms(face_cues.over_blur)),
                 },
             )?;
         }
@@ -257,6 +260,7 @@ fn write_outputs(report: &DetectReport, out: &Path) -> Result<()> {
         &plot,
         &format!("fake probability, {}: {}", report.input, report.verdict),
         "frame",
+        YAxis::Unit("fake probability"),
         &series,
     )
 }

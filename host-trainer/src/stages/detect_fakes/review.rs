@@ -83,6 +83,8 @@ pub struct Scored<'a> {
     pub smoothed: f32,
     pub cues: Cues,
     pub flicker: Option<f32>,
+    /// The bundle's blur check alone calls this face fake (softer than real faces are).
+    pub blur_alarm: bool,
 }
 
 pub struct ReviewWriter {
@@ -141,7 +143,9 @@ impl ReviewWriter {
             self.running[3].stand_out(s.cues.mouth_blur),
             s.flicker.map_or(0.0, |f| self.running[4].stand_out(f)),
         ];
-        let mut page = self.page(frame, s.index, Some(s.bbox));
+        let fake = s.smoothed >= self.threshold;
+        let verdict_colour = if fake { Rgb888::RED } else { Rgb888::GREEN };
+        let mut page = self.page(frame, s.index, Some((s.bbox, verdict_colour)));
         let crop = imageops::resize(
             &s.aligned.image,
             (s.aligned.image.width() as f32 * CROP_SCALE) as u32,
@@ -176,7 +180,6 @@ impl ReviewWriter {
             .into_styled(PrimitiveStyle::with_stroke(alarm(z[3]), 1))
             .draw(&mut c);
 
-        let fake = s.smoothed >= self.threshold;
         let verdict = if fake { "FAKE" } else { "REAL" };
         text(
             &mut c,
@@ -185,14 +188,12 @@ impl ReviewWriter {
                 s.score, s.network, s.smoothed, self.threshold
             ),
             Point::new(10, 306),
-            if fake { Rgb888::RED } else { Rgb888::GREEN },
+            verdict_colour,
         );
         let cue = |name: &str, v: f32, z: f64| (format!("{name} {v:.2}"), alarm(z));
-        // The blur check raised the network's score: the face is softer than real faces are.
-        let blur_check = s.score > s.network;
         let mut x = 10;
         for (label, colour) in [
-            if blur_check {
+            if s.blur_alarm {
                 (format!("over-blur {:.2}", s.cues.over_blur), Rgb888::RED)
             } else {
                 cue("over-blur", s.cues.over_blur, z[0])
@@ -216,7 +217,7 @@ impl ReviewWriter {
                 Rgb888::RED,
             );
         }
-        if blur_check {
+        if s.blur_alarm {
             // Under the frame counter, on the page's dark ground rather than over the frame.
             text(
                 &mut c,
@@ -233,8 +234,9 @@ impl ReviewWriter {
         Ok(self.writer.finish()?)
     }
 
-    /// The frame (left, with its face box), the frame counter and the score strip.
-    fn page(&mut self, frame: &RgbImage, index: u64, bbox: Option<[f32; 4]>) -> RgbImage {
+    /// The frame (left, with its face box in the verdict's colour), the frame counter and the
+    /// score strip.
+    fn page(&mut self, frame: &RgbImage, index: u64, face: Option<([f32; 4], Rgb888)>) -> RgbImage {
         self.total = self.total.max(index + 1);
         let mut page = RgbImage::from_pixel(W, H, image::Rgb([24, 24, 24]));
         let (fw, fh) = frame.dimensions();
@@ -246,10 +248,10 @@ impl ReviewWriter {
         let shown = imageops::resize(frame, sw, sh, imageops::FilterType::Triangle);
         imageops::replace(&mut page, &shown, 10, 0);
         let mut c = RgbCanvas(&mut page);
-        if let Some([x0, y0, x1, y1]) = bbox {
+        if let Some(([x0, y0, x1, y1], colour)) = face {
             let p = |x: f32, y: f32| Point::new(10 + (x * scale) as i32, (y * scale) as i32);
             let _ = Rectangle::with_corners(p(x0, y0), p(x1, y1))
-                .into_styled(PrimitiveStyle::with_stroke(Rgb888::RED, 1))
+                .into_styled(PrimitiveStyle::with_stroke(colour, 1))
                 .draw(&mut c);
         }
         text(

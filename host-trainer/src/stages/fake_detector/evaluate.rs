@@ -75,6 +75,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
     std::fs::create_dir_all(&opts.out).at("create", &opts.out)?;
     roc_plot(
         &cells.iter().collect::<Vec<_>>(),
+        &trained_on,
         &format!("ROC on {}", opts.dataset.display()),
         &opts.out.join(ROC),
     )?;

@@ -7,7 +7,7 @@ use super::data::{self, Kind, Sample};
 use super::metrics;
 use crate::artefacts::fake_detector::{Cell, CueAuc};
 use crate::error::Result;
-use crate::plot::{lines, Line};
+use crate::plot::{lines, Line, YAxis};
 use facekit::forensics::Cues;
 use shared_proto::BlurCheck;
 
@@ -121,24 +121,54 @@ pub fn cue_aucs(
         .collect()
 }
 
-/// The ROC curves of `cells` in one plot.
-pub fn roc_plot(cells: &[&Cell], title: &str, path: &Path) -> Result<()> {
-    let colours = [
-        plotters::style::BLUE,
-        plotters::style::RED,
-        plotters::style::GREEN,
-        plotters::style::MAGENTA,
+/// The ROC curves of `cells` in one plot, each labelled by its kind of fake and by what it adds
+/// to `base` (the training set every cell shares), e.g. "SBI + blur check".
+pub fn roc_plot(cells: &[&Cell], base: &str, title: &str, path: &Path) -> Result<()> {
+    use plotters::style::RGBColor;
+    // Four kinds × up to three variants, each pair its own colour.
+    const COLOURS: [RGBColor; 12] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(23, 190, 207),
+        RGBColor(255, 127, 14),
+        RGBColor(188, 189, 34),
+        RGBColor(227, 119, 194),
+        RGBColor(8, 48, 107),
+        RGBColor(103, 0, 13),
+        RGBColor(0, 68, 27),
+        RGBColor(63, 0, 125),
     ];
-    let series: Vec<Line<'_>> = cells
+    let labels: Vec<String> = cells
         .iter()
-        .zip(colours.iter().cycle())
-        .map(|(c, colour)| Line {
-            label: &c.tested_on,
+        .map(|c| match c.trained_on.strip_prefix(base) {
+            Some("") | None => c.tested_on.clone(),
+            Some(extra) => format!("{} {}", c.tested_on, extra.trim()),
+        })
+        .collect();
+    let mut series: Vec<Line<'_>> = cells
+        .iter()
+        .zip(&labels)
+        .zip(COLOURS.iter().cycle())
+        .map(|((c, label), colour)| Line {
+            label,
             points: c.roc.clone(),
             colour: *colour,
         })
         .collect();
-    lines(path, title, "false positive rate", &series)
+    series.push(Line {
+        label: "chance",
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+        colour: RGBColor(160, 160, 160),
+    });
+    lines(
+        path,
+        title,
+        "false positive rate",
+        YAxis::Unit("true positive rate"),
+        &series,
+    )
 }
 
 pub fn kinds_name(kinds: &[Kind]) -> String {

@@ -10,7 +10,7 @@ use super::trainer::Trainer;
 use crate::artefacts::dataset::FaceSet;
 use crate::error::{AtPath, Result};
 use crate::model::tensors::{from_tensor, to_tensor};
-use crate::plot::{lines, Line};
+use crate::plot::{lines, Line, YAxis};
 
 /// Four faces of a person for the preview: held-out ones when there are enough.
 pub fn faces(set: &FaceSet) -> Vec<RgbImage> {
@@ -88,5 +88,5 @@ pub fn loss_curve(metrics: &Path, out: &Path) -> Result<()> {
             colour: colours[1],
         },
     ];
-    lines(out, "generator loss", "step", &data)
+    lines(out, "generator loss", "step", YAxis::Log("loss"), &data)
 }
