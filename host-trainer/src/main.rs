@@ -13,6 +13,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = cli::run(cli::Cli::parse()) {
+        if e.is::<cli::ReaderGone>() {
+            // The status a shell reports for a filter ended by SIGPIPE.
+            std::process::exit(141);
+        }
         // One line the user can act on: what was being done, then the chain of causes.
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -290,3 +290,24 @@ fn a_checkpoint_reaches_the_disk_before_it_replaces_the_last_one() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    // `host-trainer … | head -1`, with a reader that has already gone: the writes that follow
+    // meet a closed pipe, which must end the command as it ends any Unix filter, not panic.
+    let mut child = Command::new(workspace_bin("host-trainer"))
+        .current_dir(root())
+        .args(["model-info", "--preset", "lite"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(141), "{err}");
+    // The same command read to the end prints every layer.
+    let full = host_trainer_ok("model-info", &["--preset", "lite"]);
+    assert!(full.lines().count() > 10, "{full}");
+}

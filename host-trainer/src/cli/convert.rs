@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
         device: args.device.resolve()?,
     };
     let p = convert(&opts).with_context(|| format!("converting {}", opts.input.display()))?;
-    println!(
+    say!(
         "{} frames ({} swapped, {}), every frame labelled SYNTHETIC\noutput: {}\nprovenance: {}",
         p.frames,
         p.frames_swapped,

@@ -52,7 +52,7 @@ pub fn to_target(bundle: &Path, target: &Target) -> Result<()> {
             let token = deploy::read_token(token_file)?;
             let r = one(&packed, url, &token, wait, true)
                 .with_context(|| format!("deploying {} to {url}", bundle.display()))?;
-            print_status(url, &r.status);
+            print_status(url, &r.status)?;
             match r.verdict {
                 Verdict::Confirmed => Ok(()),
                 Verdict::RolledBack(why) => bail!(
@@ -85,12 +85,12 @@ fn one(packed: &Packed, url: &str, token: &str, wait: Duration, bar: bool) -> Re
     progress.finish_and_clear();
     let report = report?;
     match &report.verdict {
-        Verdict::Confirmed => println!(
+        Verdict::Confirmed => say!(
             "{url}: bundle {} ({:.1} MB) passed its trial and serves",
             report.serial,
             report.bytes as f64 / 1e6
         ),
-        Verdict::RolledBack(why) => println!("{url}: bundle {} rolled back: {why}", report.serial),
+        Verdict::RolledBack(why) => say!("{url}: bundle {} rolled back: {why}", report.serial),
     }
     Ok(report)
 }
@@ -103,36 +103,40 @@ fn shown(v: &Value) -> String {
 }
 
 /// The booth's status in a few lines.
-pub fn print_status(url: &str, s: &Value) {
+pub fn print_status(url: &str, s: &Value) -> Result<()> {
     let live = &s["live"];
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    println!("booth {url}");
-    println!(
+    say!("booth {url}");
+    say!(
         "  serving   bundle {} ({}), previous {}",
         shown(&s["serving"]["current"]),
         s["bundle"]["version"].as_str().unwrap_or("no bundle"),
         shown(&s["serving"]["previous"])
     );
-    println!(
+    say!(
         "  live      {} mode, {:.1} fps, {:.0} ms latency, camera {}",
         shown(&live["mode"]),
         f(&live["fps"]),
         f(&live["latency_ms"]),
         shown(&live["camera"])
     );
-    println!(
+    say!(
         "  frames    {} ({} faces, {} swapped, {} errors)",
-        live["frames"], live["faces"], live["swapped"], live["errors"]
+        live["frames"],
+        live["faces"],
+        live["swapped"],
+        live["errors"]
     );
-    println!(
+    say!(
         "  threshold {:.3} ({})",
         f(&s["threshold"]["value"]),
         shown(&s["threshold"]["source"])
     );
     if let Some(kept) = s["kept"].as_array() {
         let serials: Vec<String> = kept.iter().map(|k| shown(&k["serial"])).collect();
-        println!("  kept      {}", serials.join(", "));
+        say!("  kept      {}", serials.join(", "));
     }
+    Ok(())
 }
 
 fn to_fleet(packed: &Packed, fleet: &Path, wait: Duration) -> Result<()> {
@@ -163,9 +167,12 @@ fn to_fleet(packed: &Packed, fleet: &Path, wait: Duration) -> Result<()> {
     } else {
         results.extend(booths[1..].iter().cloned().map(|b| (b, None)));
     }
-    println!(
+    say!(
         "\n{:<16} {:<32} {:<8} {:<8} result",
-        "booth", "url", "serial", "fps"
+        "booth",
+        "url",
+        "serial",
+        "fps"
     );
     let mut failed = 0;
     for (b, r) in &results {
@@ -186,9 +193,12 @@ fn to_fleet(packed: &Packed, fleet: &Path, wait: Duration) -> Result<()> {
             Some(Err(e)) => ("-".into(), "-".into(), format!("failed: {e:#}")),
         };
         failed += !matches!(r, Some(Ok(r)) if r.verdict == Verdict::Confirmed) as usize;
-        println!(
+        say!(
             "{:<16} {:<32} {:<8} {:<8} {result}",
-            b.name, b.url, serial, fps
+            b.name,
+            b.url,
+            serial,
+            fps
         );
     }
     if failed > 0 {

@@ -59,11 +59,16 @@ pub fn run(args: Args) -> Result<()> {
     };
     let r = detect(&opts).with_context(|| format!("scoring {}", args.input.display()))?;
     let c = &r.mean_cues;
-    println!(
+    say!(
         "{}: {} (mean fake probability {:.3}, threshold {:.2}) over {} of {} frames",
-        r.input, r.verdict, r.mean_score, r.threshold, r.frames_with_face, r.frames
+        r.input,
+        r.verdict,
+        r.mean_score,
+        r.threshold,
+        r.frames_with_face,
+        r.frames
     );
-    println!(
+    say!(
         "cues: over-blur {:.2}, edge colour {:.2}, double edges {:.2}, mouth blur {:.2}, flicker {}",
         c.over_blur,
         c.edge_colour,
@@ -71,12 +76,12 @@ pub fn run(args: Args) -> Result<()> {
         c.mouth_blur,
         r.mean_flicker.map_or("-".into(), |f| format!("{f:.2}"))
     );
-    println!(
+    say!(
         "written: {0}/detect.json, {0}/score.png",
         args.out.display()
     );
     if let Some(review) = &args.review {
-        println!("review video: {}", review.display());
+        say!("review video: {}", review.display());
     }
     Ok(())
 }

@@ -23,24 +23,24 @@ struct Asset {
 
 pub fn run(args: Args) -> Result<()> {
     let mut problems = 0;
-    println!(
+    say!(
         "torch      {} (linked by tch 0.24)",
         env!("DOPPEL_TORCH_VERSION")
     );
     let cuda = tch::Cuda::is_available();
     let cuda_linked = env!("DOPPEL_TORCH_CUDA_LINKED") == "1";
     if cuda {
-        println!(
+        say!(
             "cuda       available: {} device(s), {}",
             tch::Cuda::device_count(),
             gpu_names().unwrap_or_else(|| "name unknown (nvidia-smi missing)".into())
         );
     } else if cuda_linked {
-        println!("cuda       not available (libtorch_cuda linked, no GPU or driver found): training runs on CPU");
+        say!("cuda       not available (libtorch_cuda linked, no GPU or driver found): training runs on CPU");
     } else {
-        println!("cuda       not available (CPU-only torch venv; DOPPEL_TORCH=full make setup links CUDA)");
+        say!("cuda       not available (CPU-only torch venv; DOPPEL_TORCH=full make setup links CUDA)");
     }
-    println!("threads    {} intra-op", tch::get_num_threads());
+    say!("threads    {} intra-op", tch::get_num_threads());
 
     let manifest = args.root.join("assets.toml");
     let assets: BTreeMap<String, Asset> = host_trainer::artefacts::read_toml(&manifest)
@@ -49,20 +49,22 @@ pub fn run(args: Args) -> Result<()> {
         let path = args.root.join(&asset.path);
         match host_trainer::artefacts::sha256_file(&path) {
             Ok(sum) if sum == asset.sha256 => {
-                println!("{name:<10} ok  {} sha256 {sum}", asset.path)
+                say!("{name:<10} ok  {} sha256 {sum}", asset.path)
             }
             Ok(sum) => {
                 problems += 1;
-                println!(
+                say!(
                     "{name:<10} BAD {} sha256 {sum} (expected {}); delete it and run `make setup`",
-                    asset.path, asset.sha256
+                    asset.path,
+                    asset.sha256
                 );
             }
             Err(_) => {
                 problems += 1;
-                println!(
+                say!(
                     "{name:<10} MISSING {} (from {}); run `make setup`",
-                    asset.path, asset.source
+                    asset.path,
+                    asset.source
                 );
             }
         }
@@ -75,25 +77,25 @@ pub fn run(args: Args) -> Result<()> {
         ("qemu", "qemu-aarch64-static", "--version"),
     ] {
         match first_line_of(cmd, arg) {
-            Some(v) => println!("{what:<10} {v}"),
+            Some(v) => say!("{what:<10} {v}"),
             None => {
                 problems += 1;
-                println!("{what:<10} MISSING `{cmd}`; run `make setup`");
+                say!("{what:<10} MISSING `{cmd}`; run `make setup`");
             }
         }
     }
     let std_arm64 = Path::new("/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib");
     if std_arm64.is_dir() {
-        println!("cross std  {}", std_arm64.display());
+        say!("cross std  {}", std_arm64.display());
     } else {
         problems += 1;
-        println!("cross std  MISSING (Debian libstd-rust-web-dev:arm64); run `make setup`");
+        say!("cross std  MISSING (Debian libstd-rust-web-dev:arm64); run `make setup`");
     }
 
     if problems > 0 {
         anyhow::bail!("{problems} problem(s) found; see the lines above");
     }
-    println!("all good");
+    say!("all good");
     Ok(())
 }
 

@@ -73,7 +73,7 @@ pub fn run(args: Args) -> Result<()> {
     report
         .write_as(&json, &md)
         .with_context(|| format!("writing the report {}", json.display()))?;
-    print!("{}", report.markdown());
-    println!("\nwritten: {}, {}", md.display(), json.display());
+    say!("{}", report.markdown().trim_end());
+    say!("\nwritten: {}, {}", md.display(), json.display());
     Ok(())
 }

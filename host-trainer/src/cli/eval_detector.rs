@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = evaluate(&opts)
         .with_context(|| format!("evaluating the detector on {}", args.dataset.display()))?;
-    print!("{}", report.markdown());
-    println!("\nwritten: {0}/{REPORT_MD}, {0}/{ROC}", out.display());
+    say!("{}", report.markdown().trim_end());
+    say!("\nwritten: {0}/{REPORT_MD}, {0}/{ROC}", out.display());
     Ok(())
 }

@@ -73,13 +73,13 @@ pub fn run(args: Args) -> Result<()> {
     let s = export::export(&opts)
         .with_context(|| format!("exporting {} to {}", args.run.display(), args.out.display()))?;
     if s.key_created {
-        println!(
+        say!(
             "created signing key {}",
             opts.key_dir.join(keys::SECRET).display()
         );
     }
-    print_summary(&s);
-    println!("bundle: {} (signed by {})", args.out.display(), s.signer);
+    print_summary(&s)?;
+    say!("bundle: {} (signed by {})", args.out.display(), s.signer);
     if let Some(url) = args.deploy {
         let target = super::deploy::Target {
             to: Some(url),
@@ -92,15 +92,13 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(s: &ExportSummary) {
+fn print_summary(s: &ExportSummary) -> Result<()> {
     for (name, random, real) in &s.f32_max_diff {
-        println!(
-            "{name}: f32 graph vs tch max |diff| {random:.1e} (random) {real:.1e} (real faces)"
-        );
+        say!("{name}: f32 graph vs tch max |diff| {random:.1e} (random) {real:.1e} (real faces)");
     }
     for m in &s.manifest.models {
         let file = s.manifest.files.iter().find(|f| f.path == m.file);
-        print!(
+        let mut line = format!(
             "{}: {:?}, {:.1} MB, {:.1} MFLOP",
             m.file,
             m.precision,
@@ -108,7 +106,7 @@ fn print_summary(s: &ExportSummary) {
             m.mflops
         );
         if let Some(q) = &m.int8 {
-            print!(
+            line += &format!(
                 " | int8 vs f32 on {} held-out faces: PSNR {:.1} dB, max {:.4}, mean {:.5}; f32 file {:.1} MB ({:.2}x)",
                 q.faces,
                 q.psnr_db,
@@ -118,6 +116,7 @@ fn print_summary(s: &ExportSummary) {
                 q.f32_bytes as f64 / q.int8_bytes.max(1) as f64
             );
         }
-        println!();
+        say!("{line}");
     }
+    Ok(())
 }

@@ -105,16 +105,16 @@ pub fn run(args: Args) -> Result<()> {
     let summary = extract::extract(&opts, &detector, &stop)
         .with_context(|| format!("extracting {} into {}", opts.person, opts.out.display()))?;
     let fps = summary.frames_processed as f64 / summary.seconds.max(1e-9);
-    println!(
+    say!(
         "{}: {} faces in the dataset; this run: {} frames ({:.1} frames/s), {} skipped as already done",
         opts.person, summary.accepted_total, summary.frames_processed, fps, summary.frames_skipped_as_done
     );
     for (reason, n) in &summary.counts {
-        println!("  {:<12} {n}", reason.code());
+        say!("  {:<12} {n}", reason.code());
     }
-    println!("report: {}", summary.report.display());
+    say!("report: {}", summary.report.display());
     if summary.interrupted {
-        println!("interrupted: the dataset is valid; run the same command again to continue");
+        say!("interrupted: the dataset is valid; run the same command again to continue");
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let dir = args.bundle;
     let b = bundle::open(&dir, &[]).with_context(|| format!("reading bundle {}", dir.display()))?;
-    println!("{}", serde_json::to_string_pretty(&b.manifest)?);
+    say!("{}", serde_json::to_string_pretty(&b.manifest)?);
     eprintln!(
         "integrity ok; signed by {} (use `verify --pubkey` to check it is a trusted key)",
         b.signer_hex()

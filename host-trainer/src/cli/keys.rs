@@ -16,7 +16,7 @@ pub fn run(args: Args) -> Result<()> {
     let dir = args.dir.unwrap_or_else(keys::default_dir);
     let (key, created) =
         keys::load_or_create(&dir).with_context(|| format!("host key in {}", dir.display()))?;
-    println!(
+    say!(
         "{} {}\npublic key: {}\nput the public key in the device's trusted_keys",
         if created { "created" } else { "existing" },
         dir.join(keys::SECRET).display(),

@@ -2,6 +2,14 @@
 //! a `run` that turns them into a library call and prints what the user needs. Errors are
 //! `anyhow` with context that says what was being done; the library's error chain says why.
 
+/// Prints one line of a command's output. A reader that went away (`host-trainer … | head`)
+/// ends the command quietly, as it ends any Unix filter, instead of a panic in `println!`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say_line(format_args!($($arg)*))?
+    };
+}
+
 mod common;
 mod convert;
 mod deploy;
@@ -21,6 +29,27 @@ mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// stdout was closed by its reader: not a failure of the command, which stops there.
+#[derive(Debug)]
+pub struct ReaderGone;
+
+impl std::fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed by its reader")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
+
+/// [`say!`]'s writer: one line to stdout, [`ReaderGone`] when nobody reads it any more.
+pub fn say_line(line: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
+        written => Ok(written.map_err(|e| anyhow::Error::new(e).context("writing to stdout"))?),
+    }
+}
 
 #[derive(Parser)]
 #[command(

@@ -7,7 +7,7 @@ use model_spec::{fake_detector, swap};
 #[derive(clap::Args)]
 pub struct Args {
     /// original (the classic 64-px deepfake model), lite (device), hq128; deepfake detectors:
-    /// meso4, meso-wide.
+    /// meso4, meso-wide, mobile.
     #[arg(long, default_value = "original")]
     preset: String,
     /// Print the spec as JSON instead (what the Python peer benchmark builds from).
@@ -19,9 +19,9 @@ pub fn run(args: Args) -> Result<()> {
     let preset = &args.preset;
     if let Some(d) = fake_detector::preset(preset) {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&d)?);
+            say!("{}", serde_json::to_string_pretty(&d)?);
         } else {
-            print!("{}", describe_fake_detector(&d));
+            say!("{}", describe_fake_detector(&d).trim_end());
         }
         return Ok(());
     }
@@ -34,9 +34,9 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     spec.validate()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&spec)?);
+        say!("{}", serde_json::to_string_pretty(&spec)?);
     } else {
-        print!("{}", describe(&spec));
+        say!("{}", describe(&spec).trim_end());
     }
     Ok(())
 }

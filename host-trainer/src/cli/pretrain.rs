@@ -41,8 +41,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (summary, provenance) = pretrain(&opts, &stop)
         .with_context(|| format!("pretraining into {}", args.out.display()))?;
-    print_summary(&summary, &args.out);
-    println!(
+    print_summary(&summary, &args.out)?;
+    say!(
         "warm start: {} ({:.1} MB, sha256 {}), provenance {}",
         args.out.join(&provenance.file).display(),
         provenance.bytes as f64 / 1e6,

@@ -118,23 +118,29 @@ pub fn run(args: Args) -> Result<()> {
     };
     let s = train::train(&opts, &stop)
         .with_context(|| format!("training into {}", args.out.display()))?;
-    print_summary(&s, &args.out);
+    print_summary(&s, &args.out)?;
     Ok(())
 }
 
-pub fn print_summary(s: &RunSummary, out: &std::path::Path) {
+pub fn print_summary(s: &RunSummary, out: &std::path::Path) -> Result<()> {
     let recoveries = if s.nan_recoveries > 0 {
         format!(", {} NaN recoveries", s.nan_recoveries)
     } else {
         String::new()
     };
-    println!(
+    say!(
         "{} steps ({} this run, {:.0} s, {:.1} images/s); last loss A {:.4} B {:.4}{recoveries}",
-        s.steps, s.steps_this_run, s.seconds, s.images_per_second, s.last[0].total, s.last[1].total,
+        s.steps,
+        s.steps_this_run,
+        s.seconds,
+        s.images_per_second,
+        s.last[0].total,
+        s.last[1].total,
     );
-    println!(
+    say!(
         "preview: {}\ncheckpoint: {}",
         s.preview.display(),
         out.join(CHECKPOINT).display()
     );
+    Ok(())
 }

@@ -27,7 +27,7 @@ pub struct Args {
     /// Output folder: detector.safetensors, detector.toml, eval_detector.md/json, roc.png.
     #[arg(long)]
     out: PathBuf,
-    /// meso4 or meso-wide.
+    /// meso4, meso-wide or mobile.
     #[arg(long, default_value = "meso4")]
     preset: String,
     /// Optimiser steps per fit. On this 2-core box 1000 steps took the SBI cell from AUC 0.91
@@ -79,8 +79,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = train_detector(&opts)
         .with_context(|| format!("training the detector into {}", args.out.display()))?;
-    print!("{}", report.markdown());
-    println!(
+    say!("{}", report.markdown().trim_end());
+    say!(
         "\nwritten: {0}/{WEIGHTS}, {0}/{REPORT_MD}, {0}/{ROC}",
         args.out.display()
     );

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let b = bundle::open(&args.bundle, &trust)
         .with_context(|| format!("verifying bundle {}", args.bundle.display()))?;
-    println!(
+    say!(
         "ok: {} — format version {}, {} files match their sha256, {} models, signed by trusted key {}",
         args.bundle.display(),
         shared_proto::FORMAT_VERSION,
