@@ -279,10 +279,21 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
     let last = Mutex::new(None);
     let stats = daemon::run(&cfg, &controls, &models, Some(&last))
         .with_context(|| format!("running the booth on {}", cfg.source.input.display()))?;
+    // The screenshot first: a reader of stdout that has gone away must not cost it.
+    let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
+    let screenshot = match (args.screenshot, last) {
+        (Some(path), Some(frame)) => {
+            frame
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Some(path)
+        }
+        _ => None,
+    };
     let n = stats.frames.max(1) as f64;
     let t = &stats.times;
-    println!(
-        "{} frames in {:.1} s ({:.1} fps), {} with a face, {} swapped, {} scored, {} errors, {} dropped",
+    let mut summary = format!(
+        "{} frames in {:.1} s ({:.1} fps), {} with a face, {} swapped, {} scored, {} errors, {} dropped\n",
         stats.frames,
         stats.seconds,
         stats.frames as f64 / stats.seconds.max(1e-9),
@@ -292,8 +303,8 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
         stats.errors,
         stats.dropped
     );
-    println!(
-        "ms/frame: decode {:.2} detect {:.2} align {:.2} swap {:.2} blend {:.2} score {:.2} draw {:.2}",
+    summary += &format!(
+        "ms/frame: decode {:.2} detect {:.2} align {:.2} swap {:.2} blend {:.2} score {:.2} draw {:.2}\n",
         stats.decode_ms / n,
         t.detect / n,
         t.align / n,
@@ -303,16 +314,22 @@ fn booth(args: RunArgs, board: Arc<device_firmware::console::Board>) -> Result<(
         stats.draw_ms / n
     );
     if cfg.save_frames {
-        println!("frames: {}", cfg.save_dir.display());
+        summary += &format!("frames: {}\n", cfg.save_dir.display());
     }
-    let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let (Some(path), Some(frame)) = (args.screenshot, last) {
-        frame
-            .save(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("screenshot: {}", path.display());
+    if let Some(path) = screenshot {
+        summary += &format!("screenshot: {}\n", path.display());
     }
-    Ok(())
+    print_out(&summary)
+}
+
+/// Writes a command's result to stdout. A reader that went away (`doppel-device … | head`) has
+/// what it wanted and the work is done: that ends the command quietly instead of a panic.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("writing to stdout"),
+    }
 }
 
 /// The keys in `dir/*.pub`. A file that is not a key is skipped with an error in the log (one
@@ -432,14 +449,13 @@ fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
             };
             let summary = detect_frames(&detector, source.as_mut(), &out, &opts)
                 .with_context(|| format!("detecting faces in {}", input.display()))?;
-            println!(
-                "{} frames, {} with a face\ndetections: {}\ncontact sheet: {}",
+            print_out(&format!(
+                "{} frames, {} with a face\ndetections: {}\ncontact sheet: {}\n",
                 summary.frames,
                 summary.frames_with_faces,
                 summary.jsonl.display(),
                 summary.contact_sheet.display()
-            );
-            Ok(())
+            ))
         }
         Command::Token { state_dir, config } => {
             let dir = match (state_dir, config) {
@@ -453,8 +469,7 @@ fn run(cli: Cli, board: Arc<device_firmware::console::Board>) -> Result<()> {
                     dir.display()
                 )
             })?;
-            println!("{token}");
-            Ok(())
+            print_out(&format!("{token}\n"))
         }
     }
 }

@@ -68,3 +68,26 @@ fn corrupt_model_names_the_file_and_setup() {
         "{line}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_costs_neither_the_work_nor_a_panic() {
+    // `doppel-device find-faces … | head -0`: the reader is gone before the summary is printed.
+    let out = tempfile::tempdir().unwrap();
+    let mut child = device_cmd()
+        .current_dir(e2e_tests::root())
+        .arg("find-faces")
+        .arg("--input")
+        .arg(asset("data/movie.avi"))
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(out.path().join("contact_sheet.png").is_file());
+    assert!(out.path().join("detections.jsonl").is_file());
+}
