@@ -126,19 +126,19 @@ pub fn cue_aucs(
 pub fn roc_plot(cells: &[&Cell], base: &str, title: &str, path: &Path) -> Result<()> {
     use plotters::style::RGBColor;
     // Four kinds × up to three variants, each pair its own colour.
-    const COLOURS: [RGBColor; 12] = [
-        RGBColor(31, 119, 180),
-        RGBColor(214, 39, 40),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(23, 190, 207),
-        RGBColor(255, 127, 14),
-        RGBColor(188, 189, 34),
-        RGBColor(227, 119, 194),
-        RGBColor(8, 48, 107),
-        RGBColor(103, 0, 13),
-        RGBColor(0, 68, 27),
-        RGBColor(63, 0, 125),
+    const COLOURS: [[u8; 3]; 12] = [
+        [31, 119, 180],
+        [214, 39, 40],
+        [44, 160, 44],
+        [148, 103, 189],
+        [23, 190, 207],
+        [255, 127, 14],
+        [188, 189, 34],
+        [227, 119, 194],
+        [8, 48, 107],
+        [103, 0, 13],
+        [0, 68, 27],
+        [63, 0, 125],
     ];
     let labels: Vec<String> = cells
         .iter()
@@ -151,10 +151,10 @@ pub fn roc_plot(cells: &[&Cell], base: &str, title: &str, path: &Path) -> Result
         .iter()
         .zip(&labels)
         .zip(COLOURS.iter().cycle())
-        .map(|((c, label), colour)| Line {
+        .map(|((c, label), &[r, g, b])| Line {
             label,
             points: c.roc.clone(),
-            colour: *colour,
+            colour: RGBColor(r, g, b),
         })
         .collect();
     series.push(Line {
