@@ -9,6 +9,7 @@ use facekit::{Detection, FrameSource, RetinaFace};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
 use facekit::draw::{draw_detection, label, tile, RgbCanvas};
 
 /// One line of `detections.jsonl`.
@@ -150,7 +151,7 @@ fn annotate(frame: RgbImage, index: u64, faces: &[Detection]) -> RgbImage {
             score: f.score,
             landmarks: f.landmarks.map(|[x, y]| [x * s, y * s]),
         };
-        draw_detection(&mut canvas, &scaled);
+        draw_detection(&mut canvas, &scaled, Rgb888::RED);
     }
     label(
         &mut canvas,

@@ -37,6 +37,8 @@ pub struct Hud {
 }
 
 const BAR_H: u32 = 12;
+const FAKE_COLOUR: Rgb888 = Rgb888::new(220, 30, 30);
+const REAL_COLOUR: Rgb888 = Rgb888::new(30, 180, 60);
 
 /// Where the score bar goes: `(x, y, width, height)`, above the status line.
 pub fn score_bar_rect(width: u32, height: u32) -> (u32, u32, u32, u32) {
@@ -53,23 +55,25 @@ pub fn draw(frame: &mut RgbImage, hud: &Hud) {
     let (w, h) = frame.dimensions();
     {
         let mut canvas = RgbCanvas(frame);
+        let fake = hud.score.map(|(score, threshold)| score >= threshold);
         if let (Some(face), Some(mode)) = (&hud.face, hud.mode) {
             if mode.scores() {
-                draw_detection(&mut canvas, face);
+                // The box says the verdict too: a visitor sees it around their own face.
+                let colour = match fake {
+                    Some(true) => FAKE_COLOUR,
+                    Some(false) => REAL_COLOUR,
+                    None => Rgb888::WHITE,
+                };
+                draw_detection(&mut canvas, face, colour);
             }
         }
-        if let Some((score, threshold)) = hud.score {
+        if let (Some((score, threshold)), Some(fake)) = (hud.score, fake) {
             let (x, y, bw, bh) = score_bar_rect(w, h);
-            let fake = score >= threshold;
             let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(bw, bh))
                 .into_styled(PrimitiveStyle::with_fill(Rgb888::new(40, 40, 40)))
                 .draw(&mut canvas);
             let filled = (score.clamp(0.0, 1.0) * bw as f32).round() as u32;
-            let colour = if fake {
-                Rgb888::new(220, 30, 30)
-            } else {
-                Rgb888::new(30, 180, 60)
-            };
+            let colour = if fake { FAKE_COLOUR } else { REAL_COLOUR };
             let _ = Rectangle::new(Point::new(x as i32, y as i32), Size::new(filled, bh))
                 .into_styled(PrimitiveStyle::with_fill(colour))
                 .draw(&mut canvas);

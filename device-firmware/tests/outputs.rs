@@ -128,4 +128,20 @@ fn overlay_layout_matches_the_golden_image() {
         off * 200 <= (320 * 240),
         "{off} pixels differ from the golden overlay"
     );
+    // The face box carries the verdict: red around a face called fake, green around a real one.
+    let box_pixel = |score: f32| {
+        let mut plain = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
+        overlay::draw(
+            &mut plain,
+            &Hud {
+                score: Some((score, 0.5)),
+                ..hud.clone()
+            },
+        );
+        // The box's left edge, half-way down: clear of the landmarks and the labels.
+        plain.get_pixel(110, 120).0
+    };
+    let (fake, real) = (box_pixel(0.83), box_pixel(0.2));
+    assert!(fake[0] > 200 && fake[1] < 60, "{fake:?}");
+    assert!(real[1] > 150 && real[0] < 60, "{real:?}");
 }

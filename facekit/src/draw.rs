@@ -46,8 +46,8 @@ const LANDMARK_COLOURS: [Rgb888; 5] = [
     Rgb888::CSS_DODGER_BLUE,
 ];
 
-/// Box, five landmarks and the score of one face.
-pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection) {
+/// Box (in `colour`), five landmarks and the score of one face.
+pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection, colour: Rgb888) {
     let [x0, y0, x1, y1] = det.bbox;
     // Boxes are half-open in continuous coordinates; the last covered pixel is x1 - 1.
     let rect = Rectangle::with_corners(
@@ -55,7 +55,7 @@ pub fn draw_detection(canvas: &mut RgbCanvas<'_>, det: &Detection) {
         Point::new(x1.round() as i32 - 1, y1.round() as i32 - 1),
     );
     let _ = rect
-        .into_styled(PrimitiveStyle::with_stroke(Rgb888::RED, 1))
+        .into_styled(PrimitiveStyle::with_stroke(colour, 1))
         .draw(canvas);
     for (p, colour) in det.landmarks.iter().zip(LANDMARK_COLOURS) {
         let _ = Circle::with_center(Point::new(p[0].round() as i32, p[1].round() as i32), 3)
@@ -175,7 +175,7 @@ mod tests {
                 [38.0, 52.0],
             ],
         };
-        draw_detection(&mut RgbCanvas(&mut img), &det);
+        draw_detection(&mut RgbCanvas(&mut img), &det, Rgb888::RED);
         assert_eq!(img.get_pixel(10, 40).0, [255, 0, 0], "left edge of the box");
         assert_eq!(
             img.get_pixel(30, 59).0,
