@@ -155,6 +155,42 @@ fn a_short_detector_run_holds_each_identity_out_in_turn() {
     }
     assert_eq!(report["params"], 15593);
 
+    // The saved detector on one dataset, every crop it scored written out to look at.
+    let eval = dir.path().join("eval");
+    let crops = dir.path().join("crops");
+    host_trainer_ok(
+        "eval-detector",
+        &[
+            "--detector",
+            out.to_str().unwrap(),
+            "--dataset",
+            &c,
+            "--donors",
+            &a,
+            "--out",
+            eval.to_str().unwrap(),
+            "--save-crops",
+            crops.to_str().unwrap(),
+        ],
+    );
+    assert!(eval.join("eval_detector.md").is_file() && eval.join("roc.png").is_file());
+    let listed = std::fs::read_to_string(crops.join("samples.csv")).unwrap();
+    let mut lines = listed.lines();
+    assert_eq!(lines.next(), Some("file,kind,late,network,over_blur"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // Each real face of the photos, its self-blend and its graphics swap.
+    assert_eq!(rows.len(), 3 * kept.len(), "{listed}");
+    for kind in ["real", "SBI", "graphics swap"] {
+        assert_eq!(rows.iter().filter(|r| r[1] == kind).count(), kept.len());
+    }
+    for r in &rows {
+        let crop = image::open(crops.join(r[0])).unwrap();
+        assert_eq!((crop.width(), crop.height()), (128, 128), "{r:?}");
+        let score: f32 = r[3].parse().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{r:?}");
+        assert!(r[4].parse::<f32>().unwrap() > 0.0, "{r:?}");
+    }
+
     // With a swap run, the detector joins a bundle and `detect` scores videos with it.
     let run = dir.path().join("run");
     let r = run.to_str().unwrap();

@@ -29,6 +29,10 @@ pub struct Args {
     /// Output folder (default: <detector>/eval).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write every scored crop as a PNG, with `samples.csv` (file, kind, late, network
+    /// score, over-blur), to look at what the detector saw or study it with other tools.
+    #[arg(long)]
+    save_crops: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -42,6 +46,7 @@ pub fn run(args: Args) -> Result<()> {
         run: args.run,
         donors: args.donors,
         out: out.clone(),
+        save_crops: args.save_crops,
         seed: 1,
         device: args.device.resolve()?,
     };

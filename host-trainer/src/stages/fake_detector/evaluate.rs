@@ -1,6 +1,6 @@
 //! `host-trainer eval-detector`: a saved detector on one dataset's video, per kind of fake.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tch::Device;
 
@@ -22,6 +22,8 @@ pub struct EvalOptions {
     /// Another person's dataset whose real faces the graphics swaps paste in.
     pub donors: Option<PathBuf>,
     pub out: PathBuf,
+    /// Where to write every scored crop and `samples.csv` (see [`save_crops`]).
+    pub save_crops: Option<PathBuf>,
     pub seed: u64,
     pub device: Device,
 }
@@ -51,6 +53,9 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| opts.dataset.display().to_string());
     let network = scores(&model, &test);
+    if let Some(dir) = &opts.save_crops {
+        save_crops(dir, &test, &network)?;
+    }
     let trained_on = format!("{} (saved model)", opts.detector.display());
     let mut cells = score_cells(
         &network,
@@ -100,4 +105,21 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
     };
     report.write(&opts.out)?;
     Ok(report)
+}
+
+/// Every scored crop as `<index>_<kind>.png` in `dir`, and `samples.csv` with one line per crop
+/// (file, kind, late, network score, over-blur): what the detector saw, for a person to look
+/// at or another tool to study.
+fn save_crops(dir: &Path, test: &[&Sample], network: &[f32]) -> Result<()> {
+    std::fs::create_dir_all(dir).at("create", dir)?;
+    let over_blur = blur::over_blur(test);
+    let mut csv = String::from("file,kind,late,network,over_blur\n");
+    for (i, ((s, score), blur)) in test.iter().zip(network).zip(&over_blur).enumerate() {
+        let file = format!("{i:05}_{}.png", s.kind.name().replace(' ', "_"));
+        let path = dir.join(&file);
+        s.crop.save(&path).at("write", &path)?;
+        csv += &format!("{file},{},{},{score},{blur}\n", s.kind.name(), s.late);
+    }
+    let path = dir.join("samples.csv");
+    std::fs::write(&path, csv).at("write", &path)
 }
