@@ -27,27 +27,20 @@ mod train;
 mod train_detector;
 mod verify;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// stdout was closed by its reader: not a failure of the command, which stops there.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
 pub struct ReaderGone;
-
-impl std::fmt::Display for ReaderGone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stdout was closed by its reader")
-    }
-}
-
-impl std::error::Error for ReaderGone {}
 
 /// [`say!`]'s writer: one line to stdout, [`ReaderGone`] when nobody reads it any more.
 pub fn say_line(line: std::fmt::Arguments<'_>) -> Result<()> {
     use std::io::Write;
     match writeln!(std::io::stdout().lock(), "{line}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ReaderGone.into()),
-        written => Ok(written.map_err(|e| anyhow::Error::new(e).context("writing to stdout"))?),
+        written => written.context("writing to stdout"),
     }
 }
 
