@@ -89,7 +89,7 @@ pub fn grouped_bars(path: &Path, panels: &[(&str, &[f32], Vec<Bars<'_>>)]) -> Re
                         Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
                     });
             }
-            draw_legend(&mut chart)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -122,9 +122,10 @@ fn render(
     img.save(path).at("write", path)
 }
 
-/// The series legend of every chart here: on a white box, top right.
+/// The series legend of every chart here: on a white box, at `at`.
 fn draw_legend<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawFailed>
 where
     DB: DrawingBackend + 'a,
@@ -132,6 +133,7 @@ where
 {
     chart
         .configure_series_labels()
+        .position(at)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 12))
@@ -155,8 +157,11 @@ pub struct Line<'a> {
 pub enum YAxis<'a> {
     /// Log-scaled over the positive values, e.g. loss curves.
     Log(&'a str),
-    /// Linear from 0 to 1, e.g. probabilities and ROC rates.
+    /// Linear from 0 to 1, e.g. probabilities over time.
     Unit(&'a str),
+    /// Linear from 0 to 1 against an x from 0 to 1: an ROC's true-positive rate. The legend goes
+    /// bottom right, below the diagonal, where a detector's curves do not run.
+    Rate(&'a str),
 }
 
 /// A line chart of `series` against `x_desc`, its y axis as `y` says.
@@ -192,13 +197,24 @@ pub fn lines(
                     .build_cartesian_2d(0f64..x_max, (y_min..y_max * 1.1).log_scale())
                     .map_err(draw_err)?;
                 // A log axis cannot show zero or negative values: leave them out.
-                draw_lines(chart, x_desc, y_desc, series, |v| v > 0.0)
+                draw_lines(
+                    chart,
+                    x_desc,
+                    y_desc,
+                    series,
+                    |v| v > 0.0,
+                    SeriesLabelPosition::UpperRight,
+                )
             }
-            YAxis::Unit(y_desc) => {
+            YAxis::Unit(y_desc) | YAxis::Rate(y_desc) => {
                 let chart = builder
                     .build_cartesian_2d(0f64..x_max, 0f64..1f64)
                     .map_err(draw_err)?;
-                draw_lines(chart, x_desc, y_desc, series, |_| true)
+                let legend = match y {
+                    YAxis::Rate(_) => SeriesLabelPosition::LowerRight,
+                    _ => SeriesLabelPosition::UpperRight,
+                };
+                draw_lines(chart, x_desc, y_desc, series, |_| true, legend)
             }
         }
     })
@@ -210,6 +226,7 @@ fn draw_lines<'a, DB, X, Y>(
     y_desc: &str,
     series: &[Line<'_>],
     shown: impl Fn(f64) -> bool + Copy,
+    legend: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawFailed>
 where
     DB: DrawingBackend + 'a,
@@ -239,5 +256,5 @@ where
                 PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
             });
     }
-    draw_legend(&mut chart)
+    draw_legend(&mut chart, legend)
 }

@@ -166,7 +166,7 @@ pub fn roc_plot(cells: &[&Cell], base: &str, title: &str, path: &Path) -> Result
         path,
         title,
         "false positive rate",
-        YAxis::Unit("true positive rate"),
+        YAxis::Rate("true positive rate"),
         &series,
     )
 }
