@@ -155,7 +155,8 @@ pub struct Line<'a> {
 /// How a line chart's y axis runs.
 #[derive(Clone, Copy)]
 pub enum YAxis<'a> {
-    /// Log-scaled over the positive values, e.g. loss curves.
+    /// Log-scaled over the positive values, e.g. loss curves (linear when they span less than
+    /// a decade).
     Log(&'a str),
     /// Linear from 0 to 1, e.g. probabilities over time.
     Unit(&'a str),
@@ -193,18 +194,22 @@ pub fn lines(
                     .fold(0.0, f64::max)
                     .max(y_min * 1.01);
                 let y_min = if y_min.is_finite() { y_min * 0.9 } else { 1e-3 };
-                let chart = builder
-                    .build_cartesian_2d(0f64..x_max, (y_min..y_max * 1.1).log_scale())
-                    .map_err(draw_err)?;
+                let y_range = y_min..y_max * 1.1;
                 // A log axis cannot show zero or negative values: leave them out.
-                draw_lines(
-                    chart,
-                    x_desc,
-                    y_desc,
-                    series,
-                    |v| v > 0.0,
-                    SeriesLabelPosition::UpperRight,
-                )
+                let positive = |v: f64| v > 0.0;
+                let legend = SeriesLabelPosition::UpperRight;
+                if y_range.end / y_range.start >= 10.0 {
+                    let chart = builder
+                        .build_cartesian_2d(0f64..x_max, y_range.log_scale())
+                        .map_err(draw_err)?;
+                    draw_lines(chart, x_desc, y_desc, series, positive, legend)
+                } else {
+                    // Within one decade a log axis has no power of ten to label: linear reads.
+                    let chart = builder
+                        .build_cartesian_2d(0f64..x_max, y_range)
+                        .map_err(draw_err)?;
+                    draw_lines(chart, x_desc, y_desc, series, positive, legend)
+                }
             }
             YAxis::Unit(y_desc) | YAxis::Rate(y_desc) => {
                 let chart = builder
