@@ -53,8 +53,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| opts.dataset.display().to_string());
     let network = scores(&model, &test);
+    // Once for the blur check and the saved crops' list alike.
+    let over_blur = blur::over_blur(&test);
     if let Some(dir) = &opts.save_crops {
-        save_crops(dir, &test, &network)?;
+        save_crops(dir, &test, &network, &over_blur)?;
     }
     let trained_on = format!("{} (saved model)", opts.detector.display());
     let mut cells = score_cells(
@@ -66,7 +68,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
         settings.threshold,
     );
     if let Some(check) = &settings.blur_check {
-        let combined = blur::checked(check, &network, &blur::over_blur(&test), settings.threshold);
+        let combined = blur::checked(check, &network, &over_blur, settings.threshold);
         cells.extend(score_cells(
             &combined,
             &test,
@@ -110,11 +112,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<DetectorReport> {
 /// Every scored crop as `<index>_<kind>.png` in `dir`, and `samples.csv` with one line per crop
 /// (file, kind, late, network score, over-blur): what the detector saw, for a person to look
 /// at or another tool to study.
-fn save_crops(dir: &Path, test: &[&Sample], network: &[f32]) -> Result<()> {
+fn save_crops(dir: &Path, test: &[&Sample], network: &[f32], over_blur: &[f32]) -> Result<()> {
     std::fs::create_dir_all(dir).at("create", dir)?;
-    let over_blur = blur::over_blur(test);
     let mut csv = String::from("file,kind,late,network,over_blur\n");
-    for (i, ((s, score), blur)) in test.iter().zip(network).zip(&over_blur).enumerate() {
+    for (i, ((s, score), blur)) in test.iter().zip(network).zip(over_blur).enumerate() {
         let file = format!("{i:05}_{}.png", s.kind.name().replace(' ', "_"));
         let path = dir.join(&file);
         s.crop.save(&path).at("write", &path)?;
