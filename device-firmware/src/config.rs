@@ -411,6 +411,9 @@ impl DaemonConfig {
                 "-32 to 32 crop pixels",
             );
         }
+        if !(b.sharpen.is_finite() && (0.0..=4.0).contains(&b.sharpen)) {
+            return bad("pipeline.blend.sharpen", b.sharpen.to_string(), "0 to 4");
+        }
         let d = &self.display;
         if d.kind == DisplayKind::Framebuffer && !is_device_path(&d.framebuffer) {
             for (key, v) in [
@@ -569,7 +572,7 @@ mod tests {
     #[test]
     fn every_unusable_setting_is_refused_by_its_key() {
         assert_eq!(DaemonConfig::default().validate(), Ok(()));
-        let cases: [(&str, &str); 13] = [
+        let cases: [(&str, &str); 15] = [
             ("[pipeline]\nsmooth_cutoff = nan", "pipeline.smooth_cutoff"),
             ("[pipeline]\nsmooth_cutoff = -1.0", "pipeline.smooth_cutoff"),
             ("[pipeline]\nfake_threshold = 1.5", "pipeline.fake_threshold"),
@@ -577,6 +580,8 @@ mod tests {
             ("[pipeline]\nscore_smoothing = 1.0", "pipeline.score_smoothing"),
             ("[pipeline]\ndetect_every = 0", "pipeline.detect_every"),
             ("[pipeline]\ntrack_size = 8", "pipeline.track_size"),
+            ("[pipeline.blend]\nsharpen = -1.0", "pipeline.blend.sharpen"),
+            ("[pipeline.blend]\nsharpen = nan", "pipeline.blend.sharpen"),
             ("[source]\nwidth = 100000000", "source.width"),
             ("[source]\nheight = 0", "source.height"),
             (

@@ -1,5 +1,6 @@
 //! Pasting a generated face back into the frame: the mask controls classic face-swap tools offer
-//! (erode/dilate and feather), colour transfer so the new face takes the scene's light, and the
+//! (erode/dilate and feather), colour transfer so the new face takes the scene's light, the
+//! merger's sharpening (a small crop drawn large is softer than the frame around it), and the
 //! inverse warp of the alignment. Host `convert` and the booth share this code.
 
 use image::{GrayImage, Rgb, RgbImage};
@@ -56,7 +57,15 @@ pub struct BlendOptions {
     pub feather: f32,
     /// Match the generated face's per-channel mean and spread (in YCbCr) to the original's.
     pub colour_transfer: bool,
+    /// Unsharp-mask amount on the generated face (0 = off): `face + amount·(face − blur)`, the
+    /// blur's sigma [`SHARPEN_SIGMA`] crop pixels. It lifts the edges a small crop loses when
+    /// the booth draws it over a larger face; it cannot add detail the decoder did not draw.
+    pub sharpen: f32,
 }
+
+/// Sigma (crop pixels) of the blur the unsharp mask subtracts: the finest detail a 64-px crop
+/// holds, which the bilinear warp into a larger face softens most.
+pub const SHARPEN_SIGMA: f32 = 1.0;
 
 impl Default for BlendOptions {
     fn default() -> Self {
@@ -65,6 +74,7 @@ impl Default for BlendOptions {
             erode: 2,
             feather: 2.0,
             colour_transfer: true,
+            sharpen: 0.0,
         }
     }
 }
@@ -188,6 +198,21 @@ pub fn colour_transfer(generated: &RgbImage, original: &RgbImage, mask: &GrayIma
     })
 }
 
+/// `face + amount·(face − blur(face))` per channel (the merger's unsharp mask); `amount` 0 or
+/// less returns the face unchanged.
+pub fn sharpen(face: &RgbImage, amount: f32) -> RgbImage {
+    if amount <= 0.0 || !amount.is_finite() {
+        return face.clone();
+    }
+    let blurred = image::imageops::blur(face, SHARPEN_SIGMA);
+    let mut out = face.clone();
+    for (o, b) in out.iter_mut().zip(blurred.iter()) {
+        let v = *o as f32;
+        *o = crate::to_u8(v + amount * (v - *b as f32));
+    }
+    out
+}
+
 /// Blends `face` (crop space, with `mask`) into `frame` through the inverse of `to_crop`.
 /// `original` is the aligned crop of the frame the face replaces (for colour transfer).
 pub fn paste_back(
@@ -209,6 +234,9 @@ pub fn paste_back(
     } else {
         face.clone()
     };
+    // After the transfer, which would otherwise scale the lifted edges back to the original's
+    // spread.
+    let face = sharpen(&face, opts.sharpen);
     let size = face.width() as f32;
     // Frame-space bounding box of the crop square.
     let from_crop = to_crop.inverse();
@@ -517,6 +545,35 @@ mod tests {
             let off = diffs.iter().filter(|d| **d > 0).count();
             assert!(worst <= 1, "{deg}°: a pixel differs by {worst}");
             assert!(off * 1000 <= diffs.len(), "{deg}°: {off} values differ");
+        }
+    }
+
+    #[test]
+    fn sharpening_steepens_an_edge_and_leaves_flat_skin_alone() {
+        // A soft vertical edge from 60 to 180 over columns 28..36, as a decoder draws one.
+        let face = RgbImage::from_fn(64, 64, |x, _| {
+            let t = ((x as f32 - 28.0) / 8.0).clamp(0.0, 1.0);
+            Rgb([(60.0 + 120.0 * t) as u8; 3])
+        });
+        assert_eq!(sharpen(&face, 0.0), face, "amount 0 is off");
+        let sharp = sharpen(&face, 1.0);
+        let at = |img: &RgbImage, x: u32| img.get_pixel(x, 32).0[0] as i32;
+        // The steepest step across the edge grows; far from it nothing changes.
+        let steepest = |img: &RgbImage| (20..44).map(|x| at(img, x + 1) - at(img, x)).max();
+        assert!(steepest(&sharp) > steepest(&face));
+        assert!(
+            at(&sharp, 27) < at(&face, 27),
+            "dark side darker at the edge"
+        );
+        assert!(
+            at(&sharp, 37) > at(&face, 37),
+            "bright side brighter at the edge"
+        );
+        for x in [5, 58] {
+            assert!(
+                (at(&sharp, x) - at(&face, x)).abs() <= 1,
+                "flat at column {x}"
+            );
         }
     }
 

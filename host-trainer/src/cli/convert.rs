@@ -32,6 +32,10 @@ pub struct Args {
     /// Skip the colour transfer to the scene.
     #[arg(long)]
     no_colour_transfer: bool,
+    /// Unsharp-mask amount on the generated face before it is pasted (0 = off): edges the
+    /// small crop loses when drawn over a larger face.
+    #[arg(long, default_value_t = BlendOptions::default().sharpen, value_parser = non_negative)]
+    sharpen: f32,
     /// learned (the decoder's mask), hull (the face ellipse), union (both), or visible (the
     /// ellipse less what the learned mask leaves out: a hand in front of the face stays; needs
     /// a model trained with `augment.occluders`). Default: visible for such a run, else union.
@@ -73,6 +77,7 @@ pub fn run(args: Args) -> Result<()> {
             erode: args.erode,
             feather: args.feather,
             colour_transfer: !args.no_colour_transfer,
+            sharpen: args.sharpen,
             mask,
         },
         smooth_cutoff: args.smooth_cutoff,

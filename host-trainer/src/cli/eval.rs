@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use host_trainer::artefacts::run::{EVAL_JSON, EVAL_MD};
 use host_trainer::stages::eval::{self, judge::JudgeCommand, EvalOptions};
 
-use super::common::{DeviceArg, FaceDetectorArg};
+use facekit::blend::BlendOptions;
+
+use super::common::{non_negative, DeviceArg, FaceDetectorArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +43,9 @@ pub struct Args {
     /// The same for B.
     #[arg(long, default_value_t = 0.1, value_parser = share)]
     held_out_b: f64,
+    /// Unsharp-mask amount at the paste, as `convert --sharpen` applies it.
+    #[arg(long, default_value_t = BlendOptions::default().sharpen, value_parser = non_negative)]
+    sharpen: f32,
 }
 
 /// A share strictly between 0 and 1: some frames evaluated, some left as references.
@@ -63,6 +68,7 @@ pub fn run(args: Args) -> Result<()> {
         device: args.device.resolve()?,
         judge: (!args.no_judge).then(|| JudgeCommand::in_repository(&PathBuf::from("."))),
         judge_frames: args.judge_frames,
+        sharpen: args.sharpen,
     };
     let report =
         eval::evaluate(&opts).with_context(|| format!("evaluating {}", args.run.display()))?;

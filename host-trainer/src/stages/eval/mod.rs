@@ -52,6 +52,8 @@ pub struct EvalOptions {
     /// Swapped frames per direction the judge looks at (spread over the held-out frames), and
     /// real frames per person its reference descriptors come from.
     pub judge_frames: usize,
+    /// Unsharp-mask amount of the paste (`BlendOptions::sharpen`).
+    pub sharpen: f32,
 }
 
 fn psnr(a: &Tensor, b: &Tensor) -> f64 {
@@ -76,6 +78,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
     let paste = generator.config.paste_mask();
     let blend = BlendOptions {
         mask: paste,
+        sharpen: opts.sharpen,
         ..Default::default()
     };
     let mut people = Vec::new();
