@@ -7,13 +7,23 @@ use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto};
 
 use crate::fake_detector::FakeDetectorSpec;
 use crate::onnx::{self, GraphBuilder, LayerRanges, OnnxError, Quant, Range, Weights};
-use crate::spec::AutoencoderSpec;
+use crate::spec::{AutoencoderSpec, Shape};
 
 /// Calibrated activation ranges of one direction's encoder and decoder layers.
 pub struct SwapRanges {
     pub input: Range,
     pub encoder: Vec<LayerRanges>,
+    /// The decoder's input: the encoder's output, moved by the identity shift when the graph
+    /// has one.
+    pub code: Range,
     pub decoder: Vec<LayerRanges>,
+}
+
+/// Name in [`Weights`] of decoder `to`'s identity shift: the mean code of `to`'s faces less
+/// the mean code of the other person's, added to the encoder's output before decoder `to`.
+/// Optional: a graph without it decodes the code as it comes.
+pub fn identity_shift_name(to: usize) -> String {
+    format!("identity_shift/to{to}")
 }
 
 /// How int8 graphs compute.
@@ -50,6 +60,14 @@ pub fn swap_outputs(size: usize) -> Vec<TensorSpec> {
     ]
 }
 
+/// ONNX dims of one activation of a batch of one.
+fn shape_dims(shape: Shape) -> Vec<i64> {
+    match shape {
+        Shape::Chw(c, h, w) => vec![1, c as i64, h as i64, w as i64],
+        Shape::Flat(n) => vec![1, n as i64],
+    }
+}
+
 /// The swap graph: shared encoder, then decoder `to`; outputs `rgb` and `mask`.
 pub fn swap_graph(
     spec: &AutoencoderSpec,
@@ -68,8 +86,8 @@ pub fn swap_graph(
                     qlinear,
                 },
                 Quant::Int8 {
-                    // The decoder's input is the encoder's (float) output.
-                    input: r.encoder.last().map_or(r.input, |l| l.out),
+                    // The decoder's input is the encoder's (float) output, shifted.
+                    input: r.code,
                     layers: &r.decoder,
                     qlinear,
                 },
@@ -78,7 +96,18 @@ pub fn swap_graph(
     };
     let mut g = GraphBuilder::default();
     let x = g.input("face", qe);
-    let code = g.append_net(&spec.encoder, weights, "encoder", &x, qe)?;
+    let mut code = g.append_net(&spec.encoder, weights, "encoder", &x, qe)?;
+    let shift_name = identity_shift_name(to);
+    if weights.tensors.contains_key(&shift_name) {
+        // The swap's identity: the source's codes carry its identity as an offset from the
+        // target's (what leaks it into the target's decoder); the shift replaces that offset.
+        let code_shape = spec.encoder.shapes()?.last().copied().map(shape_dims);
+        let dims = code_shape.ok_or_else(|| OnnxError::MissingWeight(shift_name.clone()))?;
+        let shift = weights.get(&shift_name, &dims)?.to_vec();
+        let shift = g.f32_const(&shift_name, &dims, &shift);
+        g.node("Add", &[&code, &shift], "identity_shifted_code", vec![]);
+        code = "identity_shifted_code".into();
+    }
     let out = g.append_net(&spec.decoder, weights, &format!("decoder{to}"), &code, qd)?;
     let split = g.i64_const("split_sizes", &[2], &[3, 1]);
     g.node_multi(

@@ -61,7 +61,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    fn get(&self, name: &str, want: &[i64]) -> Result<&[f32], OnnxError> {
+    pub(crate) fn get(&self, name: &str, want: &[i64]) -> Result<&[f32], OnnxError> {
         let (dims, data) = self
             .tensors
             .get(name)

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use facekit::OnnxModel;
 use model_spec::graphs::{
-    error_stats, fake_detector_graph, max_abs_diff, swap_graph, Int8Form, SwapRanges,
+    error_stats, fake_detector_graph, identity_shift_name, max_abs_diff, swap_graph, Int8Form,
+    SwapRanges,
 };
 use model_spec::onnx::{self, GraphBuilder, LayerRanges, Quant, Range, Weights};
 use model_spec::{fake_detector, swap, Act, Layer, NetSpec, Shape};
@@ -503,9 +504,29 @@ fn swap_reference(
     x: &Tensor,
 ) -> (Vec<Trace>, Vec<Trace>) {
     let enc = reference(&spec.encoder, weights, "encoder", x.clone());
-    let code = enc.last().unwrap().out.clone();
+    let mut code = enc.last().unwrap().out.clone();
+    if let Some((_, shift)) = weights.tensors.get(&identity_shift_name(to)) {
+        for (c, s) in code.data.iter_mut().zip(shift) {
+            *c += s;
+        }
+    }
     let dec = reference(&spec.decoder, weights, &format!("decoder{to}"), code);
     (enc, dec)
+}
+
+/// Range of decoder `to`'s input over the traced faces: the encoder's output, shifted.
+fn code_range(traces: &[(Vec<Trace>, Vec<Trace>)], weights: &Weights, to: usize) -> Range {
+    let shift = weights.tensors.get(&identity_shift_name(to));
+    let values = traces.iter().flat_map(|(enc, _)| {
+        let out = &enc.last().unwrap().out.data;
+        out.iter()
+            .enumerate()
+            .map(move |(i, v)| v + shift.map_or(0.0, |(_, s)| s[i]))
+    });
+    let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    Range { lo, hi }
 }
 
 #[test]
@@ -523,6 +544,16 @@ fn lite_swap_graphs_match_the_reference_in_f32_and_stay_close_in_int8() {
             &mut weights,
         );
     }
+    // Decoder 1 gets an identity shift, decoder 0 none: both graphs are checked.
+    let code = *spec.encoder.shapes().unwrap().last().unwrap();
+    let Shape::Chw(c, h, w) = code else {
+        panic!("lite's code is a feature map")
+    };
+    let shift = rng.fill(c * h * w, 0.5);
+    weights.tensors.insert(
+        identity_shift_name(1),
+        (vec![1, c as i64, h as i64, w as i64], shift),
+    );
     let batch: Vec<Tensor> = (0..2)
         .map(|_| image(spec.encoder.input, &mut rng))
         .collect();
@@ -550,6 +581,7 @@ fn lite_swap_graphs_match_the_reference_in_f32_and_stay_close_in_int8() {
         let ranges = SwapRanges {
             input: Range { lo: 0.0, hi: 1.0 },
             encoder: calibrate(&traces.iter().map(|t| t.0.clone()).collect::<Vec<_>>()),
+            code: code_range(&traces, &weights, to),
             decoder: calibrate(&traces.iter().map(|t| t.1.clone()).collect::<Vec<_>>()),
         };
         for (form, min_psnr) in [(Int8Form::Qdq, 25.0), (Int8Form::QLinearConv, 20.0)] {

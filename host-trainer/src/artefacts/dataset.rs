@@ -413,6 +413,9 @@ impl Consent {
     }
 }
 
+/// Share of each source's frames (its last ones) that `train` holds out and never trains on.
+pub const TRAIN_HELD_OUT: f32 = 0.1;
+
 /// One person's faces, split into training and held-out crops.
 pub struct FaceSet {
     pub root: PathBuf,

@@ -150,9 +150,10 @@ impl Generator {
         let spec = model_spec::swap::preset(&config.preset)
             .ok_or_else(|| Error::UnknownPreset(config.preset.clone()))?;
         let vars = tch::nn::VarStore::new(device);
-        let model = Autoencoder::new(&vars.root(), &spec, 2);
+        let mut model = Autoencoder::new(&vars.root(), &spec, 2);
         let steps = checkpoint::load_generator(&vars, weights)?;
         let checkpoint_sha256 = sha256_file(weights).unwrap_or_default();
+        model.code_means = code_means(run, &model);
         Ok(Self {
             config,
             crop,
@@ -161,6 +162,40 @@ impl Generator {
             steps,
             checkpoint_sha256,
         })
+    }
+}
+
+/// Faces per person the mean codes are measured on (evenly spread over the training faces).
+pub const MEAN_CODE_FACES: usize = 256;
+
+/// Each person's mean code under `model`, measured on the training faces of the datasets the
+/// run recorded: the swap's identity shift. `None` (with a warning: swaps then keep the
+/// source's identity offset) when those datasets cannot be read.
+fn code_means(run: &Path, model: &Autoencoder) -> Option<[tch::Tensor; 2]> {
+    let mean = |root: &Path| -> Result<tch::Tensor> {
+        let set = super::dataset::FaceSet::load(root, super::dataset::TRAIN_HELD_OUT)?;
+        let step = (set.train.len() / MEAN_CODE_FACES).max(1);
+        let faces: Vec<_> = set.train.iter().step_by(step).cloned().collect();
+        model
+            .mean_code(&faces)
+            .ok_or_else(|| Error::NoAcceptedFaces(root.to_path_buf()))
+    };
+    let measured = datasets(run).map(|[a, b]| Ok::<_, Error>([mean(&a)?, mean(&b)?]));
+    match measured {
+        Some(Ok(means)) => Some(means),
+        Some(Err(e)) => {
+            tracing::warn!(
+                "swaps without the identity shift: the run's datasets are unreadable ({e})"
+            );
+            None
+        }
+        None => {
+            tracing::warn!(
+                "swaps without the identity shift: {} does not record its datasets",
+                run.display()
+            );
+            None
+        }
     }
 }
 

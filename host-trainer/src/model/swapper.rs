@@ -8,7 +8,7 @@ use super::net::Autoencoder;
 use super::tensors::{from_tensor, to_tensor};
 use crate::person::Person;
 
-/// Decoder `to` of `model`.
+/// Swaps into decoder `to` of `model` (with its identity shift, when measured).
 pub struct TchSwapper<'a> {
     pub model: &'a Autoencoder,
     pub to: Person,
@@ -17,7 +17,7 @@ pub struct TchSwapper<'a> {
 impl FaceSwapper for TchSwapper<'_> {
     fn swap(&self, crop: &RgbImage) -> facekit::Result<(RgbImage, GrayImage)> {
         let x = to_tensor(std::slice::from_ref(crop), self.model.encoder.device());
-        let (rgb, mask) = tch::no_grad(|| self.model.forward(&x, self.to.index()));
+        let (rgb, mask) = tch::no_grad(|| self.model.swap(&x, self.to.index()));
         let face = from_tensor(&rgb.get(0));
         let m = from_tensor(&mask.get(0).repeat([3, 1, 1]));
         let mask = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([m.get_pixel(x, y).0[0]]));

@@ -88,7 +88,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         let faces = set.unseen();
         let x = to_tensor(faces, device);
         let (rec, rec_mask) = generator.model.forward(&x, p);
-        let (swap, learned) = generator.model.forward(&x, 1 - p);
+        let (swap, learned) = generator.model.swap(&x, 1 - p);
         // Judge what a viewer sees: the swap composited over the face with the mask convert
         // pastes this run with (the learned mask ∪ or ∩ the face ellipse), not the raw decoder
         // output.
@@ -248,7 +248,7 @@ fn occluder_kept(
         .to_device(device);
     let (_, learned) = generator
         .model
-        .forward(&to_tensor(&occluded, device), 1 - p);
+        .swap(&to_tensor(&occluded, device), 1 - p);
     let mask = paste_mask(paste, &learned, hull);
     let hidden = &cover * hull;
     f64::try_from(

@@ -85,14 +85,18 @@ pub fn calibrate(
 ) -> SwapRanges {
     let _guard = tch::no_grad_guard();
     let enc = model.encoder.forward_trace(faces);
-    let code = enc
+    let mut code = enc
         .last()
         .map_or_else(|| faces.shallow_clone(), |l| l.out.shallow_clone());
+    if let Some(shift) = model.identity_shift(to.index()) {
+        code += shift.to_device(code.device());
+    }
     let dec = model.decoders[to.index()].forward_trace(&code);
     SwapRanges {
         // 8-bit pixels over 0..1: exact at scale 1/255.
         input: Range { lo: 0.0, hi: 1.0 },
         encoder: trace_ranges(&enc, calibration),
+        code: range_of(&code, calibration),
         decoder: trace_ranges(&dec, calibration),
     }
 }

@@ -16,7 +16,7 @@ pub const F32_TOLERANCE: f32 = 1e-4;
 /// tch output of the swap into `to` (RGB then mask, concatenated per face) as plain floats.
 pub fn tch_swap(model: &Autoencoder, x: &Tensor, to: Person) -> Vec<f32> {
     let _guard = tch::no_grad_guard();
-    to_vec(&model.decoders[to.index()].forward(&model.encoder.forward(x)))
+    to_vec(&model.decoders[to.index()].forward(&model.shifted_code(x, to.index())))
 }
 
 /// tract outputs (rgb, mask) merged back into the tch layout `[N, 4, S, S]`.

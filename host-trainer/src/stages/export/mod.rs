@@ -17,11 +17,11 @@ use shared_proto::bundle::{file_entry, Manifest, Metric, Provenance};
 use tch::Device;
 
 use crate::artefacts::bundle::{dataset_record, Staging};
-use crate::artefacts::dataset::FaceSet;
+use crate::artefacts::dataset::{FaceSet, TRAIN_HELD_OUT};
 use crate::artefacts::keys;
 use crate::artefacts::run::{self, EvalReport, Generator};
 use crate::error::{Error, Result};
-use crate::model::tensors::weights_of;
+use crate::model::tensors::{to_vec, weights_of};
 use crate::person::Person;
 pub use calibration::Calibration;
 
@@ -70,10 +70,16 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         .or_else(|| run::datasets(&opts.run))
         .ok_or_else(|| Error::NoDatasets(opts.run.clone()))?;
     let sets = [
-        FaceSet::load(&datasets[0], 0.1)?,
-        FaceSet::load(&datasets[1], 0.1)?,
+        FaceSet::load(&datasets[0], TRAIN_HELD_OUT)?,
+        FaceSet::load(&datasets[1], TRAIN_HELD_OUT)?,
     ];
-    let weights = weights_of(&generator.vars);
+    let mut weights = weights_of(&generator.vars);
+    for to in Person::BOTH {
+        if let Some(shift) = generator.model.identity_shift(to.index()) {
+            let name = model_spec::graphs::identity_shift_name(to.index());
+            weights.tensors.insert(name, (shift.size(), to_vec(&shift)));
+        }
+    }
     let (key, key_created) = keys::load_or_create(&opts.key_dir)?;
 
     let mut models = Vec::new();

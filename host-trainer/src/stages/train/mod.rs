@@ -20,7 +20,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Tensor};
 
-use crate::artefacts::dataset::{check_pair, FaceSet};
+use crate::artefacts::dataset::{check_pair, FaceSet, TRAIN_HELD_OUT};
 use crate::artefacts::run::{self, CHECKPOINT, METRICS, PREVIEW};
 use crate::artefacts::train_config::TrainConfig;
 use crate::error::{AtPath, Error, Result};
@@ -91,6 +91,11 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         tracing::info!("generator starts from {}", init.display());
     }
     let previews = [a, b].map(preview::faces);
+    let mean_faces = [&sides[0], &sides[1]].map(|side| {
+        let pool: Vec<_> = side.iter().flat_map(|s| &s.train).collect();
+        let step = (pool.len() / run::MEAN_CODE_FACES).max(1);
+        pool.into_iter().step_by(step).cloned().collect::<Vec<_>>()
+    });
     let pooled = |side: &[FaceSet]| -> Arc<Vec<image::RgbImage>> {
         Arc::new(side.iter().flat_map(|s| s.train.iter().cloned()).collect())
     };
@@ -153,12 +158,12 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
             checkpoint::write_generator_fp16(&path, &trainer.generator_vars, step)?;
         }
         if step % opts.preview_every.max(1) == 0 {
-            best_effort_preview(&trainer, &previews, &preview_path);
+            best_effort_preview(&mut trainer, &previews, &mean_faces, &preview_path);
         }
     }
     bar.finish_and_clear();
     trainer.save(&checkpoint)?;
-    best_effort_preview(&trainer, &previews, &preview_path);
+    best_effort_preview(&mut trainer, &previews, &mean_faces, &preview_path);
     // The checkpoint is safe by now: a missing font must not fail the run.
     if let Err(e) = preview::loss_curve(&metrics.path, &opts.out.join(run::LOSS_CURVE)) {
         tracing::warn!("loss curve not drawn: {}", e.chain());
@@ -179,7 +184,16 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
 
 /// The preview is for looking, not for training: a failed write (full disk, a folder in its
 /// place) is reported and training goes on.
-fn best_effort_preview(trainer: &Trainer, faces: &[Vec<image::RgbImage>; 2], path: &Path) {
+/// The preview, its swaps moved by the identity shift measured now on `mean_faces` (as convert
+/// and the bundle will).
+fn best_effort_preview(
+    trainer: &mut Trainer,
+    faces: &[Vec<image::RgbImage>; 2],
+    mean_faces: &[Vec<image::RgbImage>; 2],
+    path: &Path,
+) {
+    let [a, b] = mean_faces.each_ref().map(|f| trainer.model.mean_code(f));
+    trainer.model.code_means = a.zip(b).map(|(a, b)| [a, b]);
     if let Err(e) = preview::write(trainer, faces, path) {
         tracing::warn!("preview not written: {}", e.chain());
     }
@@ -190,7 +204,7 @@ fn load_side(paths: &[PathBuf]) -> Result<Vec<FaceSet>> {
     if paths.is_empty() {
         return Err(Error::NoDatasetGiven);
     }
-    paths.iter().map(|p| FaceSet::load(p, 0.1)).collect()
+    paths.iter().map(|p| FaceSet::load(p, TRAIN_HELD_OUT)).collect()
 }
 
 /// A loader batch as tensors on `device`.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::{train, RunOptions, RunSummary};
-use crate::artefacts::dataset::{FaceSet, METADATA};
+use crate::artefacts::dataset::{FaceSet, METADATA, TRAIN_HELD_OUT};
 use crate::artefacts::run::Generator;
 use crate::artefacts::train_config::TrainConfig;
 use crate::artefacts::{sha256_file, write_json};
@@ -139,7 +139,7 @@ fn earlier_init(out: &Path) -> Option<PretrainInit> {
 }
 
 fn describe(path: &Path) -> Result<PretrainDataset> {
-    let set = FaceSet::load(path, 0.1)?;
+    let set = FaceSet::load(path, TRAIN_HELD_OUT)?;
     Ok(PretrainDataset {
         path: path.display().to_string(),
         person: set.person.clone(),

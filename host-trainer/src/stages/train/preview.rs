@@ -33,7 +33,11 @@ pub fn write(trainer: &Trainer, faces: &[Vec<RgbImage>; 2], path: &Path) -> Resu
     let mut tiles = Vec::new();
     for (src, dst, name) in [(0, 0, "A>A"), (0, 1, "A>B"), (1, 1, "B>B"), (1, 0, "B>A")] {
         let x = to_tensor(&faces[src], trainer.device);
-        let (rgb, mask) = trainer.model.forward(&x, dst);
+        let (rgb, mask) = if src == dst {
+            trainer.model.forward(&x, dst)
+        } else {
+            trainer.model.swap(&x, dst)
+        };
         let out: Tensor = &rgb * &mask + &x * (mask.ones_like() - &mask);
         for (k, face) in faces[src].iter().enumerate() {
             let mut pair = RgbImage::new(face.width() * 2, face.height());
