@@ -43,6 +43,11 @@ pub struct Args {
     /// The same for B.
     #[arg(long, default_value_t = 0.1, value_parser = share)]
     held_out_b: f64,
+    /// Measure the swap's identity shift on the reference (not evaluated) frames of --a and
+    /// --b instead of the run's own datasets: a stranger's swap as a booth that first
+    /// measured the visitor would make it.
+    #[arg(long)]
+    means_from_datasets: bool,
     /// Unsharp-mask amount at the paste, as `convert --sharpen` applies it.
     #[arg(long, default_value_t = BlendOptions::default().sharpen, value_parser = non_negative)]
     sharpen: f32,
@@ -69,6 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         judge: (!args.no_judge).then(|| JudgeCommand::in_repository(&PathBuf::from("."))),
         judge_frames: args.judge_frames,
         sharpen: args.sharpen,
+        means_from_datasets: args.means_from_datasets,
     };
     let report =
         eval::evaluate(&opts).with_context(|| format!("evaluating {}", args.run.display()))?;

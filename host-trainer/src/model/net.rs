@@ -217,9 +217,7 @@ impl Autoencoder {
     /// 1.24 apart against a spread of 0.67 and 0.50 within each person; with it removed, no
     /// linear read-out tells them apart), and decoder `to` renders whoever's offset it gets.
     pub fn identity_shift(&self, to: usize) -> Option<Tensor> {
-        self.code_means
-            .as_ref()
-            .map(|m| &m[to] - &m[1 - to])
+        self.code_means.as_ref().map(|m| &m[to] - &m[1 - to])
     }
 
     /// `x`'s faces as person `to`: encoded, moved by the identity shift (when the means are
@@ -369,7 +367,10 @@ mod tests {
             assert!(close(&moved, &means[1]), "A's codes now centre on B's");
             let (rgb, _) = ae.swap(&x, 1);
             assert!(close(&rgb, &ae.decode(&ae.shifted_code(&x, 1), 1).0));
-            assert!(!close(&rgb, &ae.forward(&x, 1).0), "the shift changes the swap");
+            assert!(
+                !close(&rgb, &ae.forward(&x, 1).0),
+                "the shift changes the swap"
+            );
         });
     }
 }

@@ -54,6 +54,8 @@ pub struct EvalOptions {
     pub judge_frames: usize,
     /// Unsharp-mask amount of the paste (`BlendOptions::sharpen`).
     pub sharpen: f32,
+    /// The identity shift from these datasets' reference frames rather than the run's.
+    pub means_from_datasets: bool,
 }
 
 fn psnr(a: &Tensor, b: &Tensor) -> f64 {
@@ -63,7 +65,7 @@ fn psnr(a: &Tensor, b: &Tensor) -> f64 {
 
 pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
     let device = opts.device;
-    let generator = match &opts.weights {
+    let mut generator = match &opts.weights {
         Some(w) => Generator::load_weights(&opts.run, w, device)?,
         None => Generator::load(&opts.run, device)?,
     };
@@ -71,6 +73,10 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         FaceSet::load(&opts.datasets[0], opts.held_out[0] as f32)?,
         FaceSet::load(&opts.datasets[1], opts.held_out[1] as f32)?,
     ];
+    if opts.means_from_datasets {
+        let [a, b] = sets.each_ref().map(|s| generator.model.mean_code(&s.train));
+        generator.model.code_means = a.zip(b).map(|(a, b)| [a, b]);
+    }
     let classifier = Classifier::new(&sets);
     let det = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let _guard = tch::no_grad_guard();
@@ -246,9 +252,7 @@ fn occluder_kept(
     let cover = Tensor::from_slice(&covers)
         .reshape([faces.len() as i64, 1, size, size])
         .to_device(device);
-    let (_, learned) = generator
-        .model
-        .swap(&to_tensor(&occluded, device), 1 - p);
+    let (_, learned) = generator.model.swap(&to_tensor(&occluded, device), 1 - p);
     let mask = paste_mask(paste, &learned, hull);
     let hidden = &cover * hull;
     f64::try_from(

@@ -204,7 +204,10 @@ fn load_side(paths: &[PathBuf]) -> Result<Vec<FaceSet>> {
     if paths.is_empty() {
         return Err(Error::NoDatasetGiven);
     }
-    paths.iter().map(|p| FaceSet::load(p, TRAIN_HELD_OUT)).collect()
+    paths
+        .iter()
+        .map(|p| FaceSet::load(p, TRAIN_HELD_OUT))
+        .collect()
 }
 
 /// A loader batch as tensors on `device`.
