@@ -60,6 +60,9 @@ pub struct BlendOptions {
     /// Unsharp-mask amount on the generated face (0 = off): `face + amount·(face − blur)`, the
     /// blur's sigma [`SHARPEN_SIGMA`] crop pixels. It lifts the edges a small crop loses when
     /// the booth draws it over a larger face; it cannot add detail the decoder did not draw.
+    /// 1 by default: a face passed through the 64-px crop unchanged then reads about as sharp
+    /// as the frame's own (over-blur 0.72 / 1.80 against 0.81 / 2.07 on the demo's people,
+    /// 2.21 / 4.75 without).
     pub sharpen: f32,
 }
 
@@ -74,7 +77,7 @@ impl Default for BlendOptions {
             erode: 2,
             feather: 2.0,
             colour_transfer: true,
-            sharpen: 0.0,
+            sharpen: 1.0,
         }
     }
 }

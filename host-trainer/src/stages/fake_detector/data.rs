@@ -185,7 +185,11 @@ pub fn graphic_swaps(targets: &[Sample], donors: &[&Sample], seed: u64) -> Vec<S
     // The donor pool of each target video, built once per video rather than once per face.
     let mut pools: std::collections::HashMap<usize, Vec<&Sample>> = Default::default();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    let blend = BlendOptions::default();
+    // The donor's sharpness is drawn below (half sharpened, half not); the paste adds none.
+    let blend = BlendOptions {
+        sharpen: 0.0,
+        ..Default::default()
+    };
     targets
         .iter()
         .filter(|s| s.kind == Kind::Real)
