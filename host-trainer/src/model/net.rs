@@ -235,6 +235,12 @@ impl Autoencoder {
         }
     }
 
+    /// Sets [`Autoencoder::code_means`] from each person's `faces` (none when either has none).
+    pub fn measure_identities(&mut self, faces: [&[image::RgbImage]; 2]) {
+        let [a, b] = faces.map(|f| self.mean_code(f));
+        self.code_means = a.zip(b).map(|(a, b)| [a, b]);
+    }
+
     /// Mean code of `faces` (0..1 NCHW batches of up to 64, gradient-free): one person's
     /// place in the shared code.
     pub fn mean_code(&self, faces: &[image::RgbImage]) -> Option<Tensor> {

@@ -74,8 +74,9 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
         FaceSet::load(&opts.datasets[1], opts.held_out[1] as f32)?,
     ];
     if opts.means_from_datasets {
-        let [a, b] = sets.each_ref().map(|s| generator.model.mean_code(&s.train));
-        generator.model.code_means = a.zip(b).map(|(a, b)| [a, b]);
+        generator
+            .model
+            .measure_identities([&sets[0].train, &sets[1].train]);
     }
     let classifier = Classifier::new(&sets);
     let det = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;

@@ -192,8 +192,9 @@ fn best_effort_preview(
     mean_faces: &[Vec<image::RgbImage>; 2],
     path: &Path,
 ) {
-    let [a, b] = mean_faces.each_ref().map(|f| trainer.model.mean_code(f));
-    trainer.model.code_means = a.zip(b).map(|(a, b)| [a, b]);
+    trainer
+        .model
+        .measure_identities([&mean_faces[0], &mean_faces[1]]);
     if let Err(e) = preview::write(trainer, faces, path) {
         tracing::warn!("preview not written: {}", e.chain());
     }
