@@ -165,19 +165,14 @@ impl Generator {
     }
 }
 
-/// Faces per person the mean codes are measured on (evenly spread over the training faces).
-pub const MEAN_CODE_FACES: usize = 256;
-
 /// Each person's mean code under `model`, measured on the training faces of the datasets the
 /// run recorded: the swap's identity shift. `None` (with a warning: swaps then keep the
 /// source's identity offset) when those datasets cannot be read.
 fn code_means(run: &Path, model: &Autoencoder) -> Option<[tch::Tensor; 2]> {
     let mean = |root: &Path| -> Result<tch::Tensor> {
         let set = super::dataset::FaceSet::load(root, super::dataset::TRAIN_HELD_OUT)?;
-        let step = (set.train.len() / MEAN_CODE_FACES).max(1);
-        let faces: Vec<_> = set.train.iter().step_by(step).cloned().collect();
         model
-            .mean_code(&faces)
+            .mean_code(&set.train)
             .ok_or_else(|| Error::NoAcceptedFaces(root.to_path_buf()))
     };
     let measured = datasets(run).map(|[a, b]| Ok::<_, Error>([mean(&a)?, mean(&b)?]));

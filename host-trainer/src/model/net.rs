@@ -188,6 +188,9 @@ impl Module for Net {
     }
 }
 
+/// Faces per person a mean code is measured on: enough for the mean, cheap at every preview.
+pub const MEAN_CODE_FACES: usize = 256;
+
 /// Shared encoder, one decoder per person (index 0 = A, 1 = B).
 pub struct Autoencoder {
     pub spec: AutoencoderSpec,
@@ -241,11 +244,13 @@ impl Autoencoder {
         self.code_means = a.zip(b).map(|(a, b)| [a, b]);
     }
 
-    /// Mean code of `faces` (0..1 NCHW batches of up to 64, gradient-free): one person's
-    /// place in the shared code.
+    /// Mean code of `faces` (every k-th, k = len / [`MEAN_CODE_FACES`]; batches of 64,
+    /// gradient-free): one person's place in the shared code.
     pub fn mean_code(&self, faces: &[image::RgbImage]) -> Option<Tensor> {
         let _guard = tch::no_grad_guard();
         let device = self.encoder.device();
+        let step = (faces.len() / MEAN_CODE_FACES).max(1);
+        let faces: Vec<_> = faces.iter().step_by(step).cloned().collect();
         let mut sum: Option<Tensor> = None;
         for chunk in faces.chunks(64) {
             let code = self

@@ -91,16 +91,13 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         tracing::info!("generator starts from {}", init.display());
     }
     let previews = [a, b].map(preview::faces);
-    let mean_faces = [&sides[0], &sides[1]].map(|side| {
-        let pool: Vec<_> = side.iter().flat_map(|s| &s.train).collect();
-        let step = (pool.len() / run::MEAN_CODE_FACES).max(1);
-        pool.into_iter().step_by(step).cloned().collect::<Vec<_>>()
-    });
     let pooled = |side: &[FaceSet]| -> Arc<Vec<image::RgbImage>> {
         Arc::new(side.iter().flat_map(|s| s.train.iter().cloned()).collect())
     };
+    // The loader's pools, kept for the preview's mean codes.
+    let faces = [pooled(&sides[0]), pooled(&sides[1])];
     let loader = spawn_loader(
-        [pooled(&sides[0]), pooled(&sides[1])],
+        faces.clone(),
         config.batch_size,
         config.augment.clone(),
         config.seed ^ trainer.step_count() as u64,
@@ -158,12 +155,12 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
             checkpoint::write_generator_fp16(&path, &trainer.generator_vars, step)?;
         }
         if step % opts.preview_every.max(1) == 0 {
-            best_effort_preview(&mut trainer, &previews, &mean_faces, &preview_path);
+            best_effort_preview(&mut trainer, &previews, &faces, &preview_path);
         }
     }
     bar.finish_and_clear();
     trainer.save(&checkpoint)?;
-    best_effort_preview(&mut trainer, &previews, &mean_faces, &preview_path);
+    best_effort_preview(&mut trainer, &previews, &faces, &preview_path);
     // The checkpoint is safe by now: a missing font must not fail the run.
     if let Err(e) = preview::loss_curve(&metrics.path, &opts.out.join(run::LOSS_CURVE)) {
         tracing::warn!("loss curve not drawn: {}", e.chain());
@@ -189,7 +186,7 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
 fn best_effort_preview(
     trainer: &mut Trainer,
     faces: &[Vec<image::RgbImage>; 2],
-    mean_faces: &[Vec<image::RgbImage>; 2],
+    mean_faces: &[Arc<Vec<image::RgbImage>>; 2],
     path: &Path,
 ) {
     trainer
