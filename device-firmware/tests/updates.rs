@@ -46,7 +46,22 @@ fn deploys_are_verified_refused_when_stale_or_tampered_and_rolled_back_when_bad(
         assert_eq!(code, 401, "{path} without a token");
         let (code, _) = booth.post(path, body, Some("0123456789abcdef"));
         assert_eq!(code, 401, "{path} with a wrong token");
+        // Its body may be left unread, so the booth closes the connection and says so: a
+        // client reusing it would see its next request fail (once under qemu in CI).
+        let r = common::booth::agent()
+            .post(&format!("{}{path}", booth.url))
+            .send(body)
+            .unwrap();
+        assert_eq!(r.headers()["connection"], "close", "{path}");
     }
+    let r = common::booth::agent()
+        .get(&format!("{}/api/status", booth.url))
+        .call()
+        .unwrap();
+    assert!(
+        r.headers().get("connection").is_none(),
+        "a refused GET keeps its connection"
+    );
     assert_eq!(booth.get("/api/status", None).0, 401);
 
     // v2 goes into service after its trial and swaps.

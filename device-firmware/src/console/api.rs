@@ -52,7 +52,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rollback", post(rollback))
         .route("/api/calibrate", post(calibrate))
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn(close_when_refused_with_a_body))
         .with_state(state)
+}
+
+/// A request turned away (no token, too big, not a bundle) may leave part of its body unread
+/// on the connection, and hyper then closes that connection after the answer. Saying so with
+/// `Connection: close` keeps a keep-alive client (ureq, `host-trainer deploy`, a browser) from
+/// sending its next request down a connection that is going away ("peer disconnected").
+async fn close_when_refused_with_a_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut response = next.run(request).await;
+    if has_body && !response.status().is_success() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// An error as `{"error": "..."}` with its status.
