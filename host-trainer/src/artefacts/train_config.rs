@@ -243,6 +243,23 @@ mod tests {
     }
 
     #[test]
+    fn the_fine_tune_config_is_the_defaults_without_the_gan_at_batch_8() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/train.finetune.toml"
+        );
+        let parsed: TrainConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(parsed.validate().is_ok());
+        let mut expected = TrainConfig {
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        expected.weights.gan = 0.0;
+        expected.weights.feature = 0.0;
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
     fn unusable_settings_are_refused_by_their_key() {
         assert!(TrainConfig::default().validate().is_ok());
         for (text, key) in [
