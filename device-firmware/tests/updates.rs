@@ -47,7 +47,7 @@ fn deploys_are_verified_refused_when_stale_or_tampered_and_rolled_back_when_bad(
         let (code, _) = booth.post(path, body, Some("0123456789abcdef"));
         assert_eq!(code, 401, "{path} with a wrong token");
         // Its body may be left unread, so the booth closes the connection and says so: a
-        // client reusing it would see its next request fail (once under qemu in CI).
+        // client reusing it would see its next request fail (CI's aarch64 run, twice).
         let r = common::booth::agent()
             .post(&format!("{}{path}", booth.url))
             .send(body)
