@@ -302,6 +302,15 @@ impl Softness {
     pub fn ratio_to_target(&self) -> f64 {
         self.swapped / self.target_real
     }
+
+    /// Swapped ÷ the same frames unswapped: how much softer the face got than the one it
+    /// replaced, under the same camera and background. The target's ratio compares two cameras
+    /// (B→A sets franck's face against his plain blue backdrop beside cap12's sharp room), so a
+    /// swap that kept the source face's sharpness exactly would still read 2.07 / 0.81 = 2.6
+    /// there; this one does not depend on whose room it is.
+    pub fn ratio_to_original(&self) -> f64 {
+        self.swapped / self.original
+    }
 }
 
 /// `eval.json`: what `eval` measured on a run's held-out frames.
@@ -429,16 +438,17 @@ impl EvalReport {
     fn softness_markdown(&self) -> String {
         let mut s = String::new();
         if !self.softness.is_empty() {
-            s += "## Softness (the over-blur cue: sharpness around the face ÷ of the face)\n\n| direction | over-blur of swapped faces | of the same frames unswapped | through the crop unchanged (the resolution's floor) | of the target's real faces | swapped ÷ target (goal ≤ 1.5) |\n|---|---|---|---|---|---|\n";
+            s += "## Softness (the over-blur cue: sharpness around the face ÷ of the face)\n\n| direction | over-blur of swapped faces | of the same frames unswapped | through the crop unchanged (the resolution's floor) | of the target's real faces | swapped ÷ target (goal ≤ 1.5) | swapped ÷ unswapped |\n|---|---|---|---|---|---|---|\n";
             for b in &self.softness {
                 s += &format!(
-                    "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} |\n",
+                    "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} |\n",
                     b.name,
                     b.swapped,
                     b.original,
                     b.crop_only.map_or("–".into(), |c| format!("{c:.2}")),
                     b.target_real,
-                    b.ratio_to_target()
+                    b.ratio_to_target(),
+                    b.ratio_to_original()
                 );
             }
             s += "\n";
@@ -471,5 +481,32 @@ mod tests {
         let then = config(dir.path()).unwrap();
         assert_eq!(then.augment.occluders, 0.0);
         assert_eq!(then.paste_mask(), MaskSource::Union);
+    }
+
+    #[test]
+    fn softness_is_reported_against_the_target_and_against_the_face_it_replaced() {
+        // The demo's B→A figures: the target's ratio blames the camera change as well, the
+        // same-frames ratio does not.
+        let report = EvalReport {
+            run: "r".into(),
+            preset: "lite".into(),
+            steps: 1,
+            identity: None,
+            softness: vec![Softness {
+                name: "B->A".into(),
+                swapped: 12.98,
+                original: 2.07,
+                crop_only: Some(1.80),
+                target_real: 0.81,
+            }],
+            people: Vec::new(),
+        };
+        let row = report
+            .markdown()
+            .lines()
+            .find(|l| l.starts_with("| B->A"))
+            .map(str::to_owned)
+            .expect("a softness row");
+        assert_eq!(row, "| B->A | 12.98 | 2.07 | 1.80 | 0.81 | 16.02 | 6.27 |");
     }
 }
