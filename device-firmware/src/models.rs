@@ -80,7 +80,6 @@ impl LoadedBundle {
     /// and checks the outputs are finite: a model gone bad (NaN weights, a broken graph) is
     /// caught at activation, before any visitor sees it and whether or not a face is in view.
     pub fn self_test(&self) -> Result<(), SelfTestError> {
-        use facekit::swap::FaceSwapper;
         let face = |size: u32| {
             image::RgbImage::from_fn(size, size, |x, y| {
                 let v = |a: u32| (64 + a * 128 / size.max(1)) as u8;
@@ -89,7 +88,7 @@ impl LoadedBundle {
         };
         if let Some((person, swapper)) = &self.swap {
             swapper
-                .swap(&face(self.crop().size))
+                .swap_as_trained(&face(self.crop().size))
                 .map_err(|source| SelfTestError::Failed {
                     model: format!("swap model into {person}"),
                     source,
@@ -181,10 +180,17 @@ pub fn build(
         None => swaps.first(),
     };
     let swap = match entry {
-        Some(m) => Some((
-            m.to.clone().unwrap_or_default(),
-            OnnxSwapper::new(model_from(&m.file)?, manifest.crop.clone()),
-        )),
+        Some(m) => {
+            let swapper = OnnxSwapper::new(model_from(&m.file)?, manifest.crop.clone());
+            if !swapper.follows_visitors() {
+                // A bundle from before identity offsets: strangers keep much of their own face.
+                tracing::warn!(
+                    "swap model {} cannot follow visitors (re-export it with a newer host-trainer): it swaps well only the person it was trained on",
+                    m.name
+                );
+            }
+            Some((m.to.clone().unwrap_or_default(), swapper))
+        }
         None => None,
     };
     let detector = match manifest.model(ModelKind::Detector, None) {

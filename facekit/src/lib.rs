@@ -20,6 +20,7 @@ pub mod smooth;
 pub mod swap;
 pub mod tract_ops;
 pub mod video;
+pub mod visitor;
 
 pub use align::{align_face, AlignedFace, Similarity};
 

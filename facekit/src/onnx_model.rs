@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto};
+use tract_onnx::pb::{tensor_proto::DataType, ModelProto, TensorProto, ValueInfoProto};
 use tract_onnx::prelude::*;
 
 use crate::{FacekitError, Result};
@@ -20,8 +20,10 @@ type Plan = Arc<TypedSimplePlan>;
 /// A loaded model with a fixed batch size.
 pub struct OnnxModel {
     plan: Plan,
-    /// Shape of the single input, batch included.
+    /// Shape of the first input (the image), batch included.
     pub input_shape: Vec<usize>,
+    /// Shapes of every input in graph order (the first is `input_shape`).
+    pub input_shapes: Vec<Vec<usize>>,
     /// How many weight tensors were dequantised at load.
     pub folded: usize,
 }
@@ -496,6 +498,28 @@ pub fn set_threads(threads: usize) {
     });
 }
 
+/// An input's shape: its fixed dimensions (each a plausible size: a negative or huge one
+/// would allocate without bound at the first run) and `batch` for a symbolic one.
+fn input_dims(name: &str, input: &ValueInfoProto, batch: usize) -> Result<Vec<usize>> {
+    let dims = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => {
+            t.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default()
+        }
+        _ => return Err(bad(name, format!("input {:?} is not a tensor", input.name))),
+    };
+    dims.iter()
+        .map(|d| match d.value {
+            Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|v| (1..=8192).contains(v))
+                    .ok_or_else(|| bad(name, format!("input dimension {v} out of range")))
+            }
+            _ => Ok(batch),
+        })
+        .collect()
+}
+
 impl OnnxModel {
     /// Parses ONNX `bytes` (named `name` in errors), folds int8 weights when `fold`, and
     /// optimises for `batch` inputs.
@@ -505,40 +529,33 @@ impl OnnxModel {
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| bad(name, e.root_cause()))?;
         let folded = rewrite_for_tract(&mut proto, fold)?;
-        let input = proto
+        let inputs = proto
             .graph
             .as_ref()
-            .and_then(|g| g.input.first())
-            .ok_or_else(|| bad(name, "graph has no input"))?;
-        let dims = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => {
-                t.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default()
-            }
-            _ => return Err(bad(name, "input is not a tensor")),
-        };
-        // A fixed dimension must be a plausible size: a negative or huge one would allocate
-        // without bound at the first run.
-        let input_shape = dims
+            .map(|g| g.input.clone())
+            .unwrap_or_default();
+        if inputs.is_empty() {
+            return Err(bad(name, "graph has no input"));
+        }
+        let input_shapes = inputs
             .iter()
-            .map(|d| match d.value {
-                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => {
-                    usize::try_from(v)
-                        .ok()
-                        .filter(|v| (1..=8192).contains(v))
-                        .ok_or_else(|| bad(name, format!("input dimension {v} out of range")))
-                }
-                _ => Ok(batch),
-            })
-            .collect::<Result<Vec<usize>>>()?;
+            .map(|input| input_dims(name, input, batch))
+            .collect::<Result<Vec<_>>>()?;
         let plan = onnx
             .model_for_proto_model(&proto)
-            .and_then(|m| m.with_input_fact(0, f32::fact(&input_shape).into()))
+            .and_then(|mut m| {
+                for (i, shape) in input_shapes.iter().enumerate() {
+                    m.set_input_fact(i, f32::fact(shape).into())?;
+                }
+                Ok(m)
+            })
             .and_then(crate::tract_ops::optimise)
             .and_then(|m| m.into_runnable())
             .map_err(|e| bad(name, e.root_cause()))?;
         Ok(Self {
             plan,
-            input_shape,
+            input_shape: input_shapes[0].clone(),
+            input_shapes,
             folded,
         })
     }
@@ -552,13 +569,34 @@ impl OnnxModel {
         Self::from_bytes(&shown, &bytes, batch, fold)
     }
 
-    /// Runs on `input` (row-major, `input_shape`); every output flattened, in graph order.
+    /// Runs a single-input model on `input` (row-major, `input_shape`); every output
+    /// flattened, in graph order.
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
-        let x = tract_ndarray::ArrayD::from_shape_vec(self.input_shape.clone(), input)
-            .map_err(|e| FacekitError::Inference(e.to_string()))?;
+        self.run_inputs(vec![input])
+    }
+
+    /// Runs on one row-major vector per input (`input_shapes`, graph order); every output
+    /// flattened, in graph order.
+    pub fn run_inputs(&self, inputs: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        if inputs.len() != self.input_shapes.len() {
+            return Err(FacekitError::Inference(format!(
+                "the model takes {} inputs, {} given",
+                self.input_shapes.len(),
+                inputs.len()
+            )));
+        }
+        let tensors = inputs
+            .into_iter()
+            .zip(&self.input_shapes)
+            .map(|(data, shape)| {
+                tract_ndarray::ArrayD::from_shape_vec(shape.clone(), data)
+                    .map(|x| Tensor::from(x).into())
+                    .map_err(|e| FacekitError::Inference(e.to_string()))
+            })
+            .collect::<Result<TVec<TValue>>>()?;
         let outs = self
             .plan
-            .run(tvec!(Tensor::from(x).into()))
+            .run(tensors)
             .map_err(|e| FacekitError::Inference(e.root_cause().to_string()))?;
         outs.iter()
             .map(|t| {

@@ -4,8 +4,12 @@
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use shared_proto::{ChannelOrder, FaceCropSpec, Normalisation};
 
+use std::sync::Mutex;
+use std::time::Instant;
+
 use crate::align::AlignedFace;
 use crate::blend::{paste_back, BlendOptions, MaskSource};
+use crate::visitor::{VisitorIdentity, VisitorPolicy};
 use crate::{FacekitError, OnnxModel, Result};
 
 /// Turns an aligned crop into the other person's face and a blend mask (both crop-sized).
@@ -71,20 +75,66 @@ fn to_u8(v: f32) -> u8 {
     crate::to_u8(v * 255.0)
 }
 
-/// The bundle's swap model in tract: `face` in, `rgb` and `mask` (0..1) out.
+/// The bundle's swap model in tract: `face` in, `rgb` and `mask` (0..1) out. A graph that
+/// shifts identities (`visitor_offset` in, `identity_offset` out) is fed the mean offset of the
+/// visitor in front of it ([`crate::visitor`]), so strangers swap as well as the trained person.
 pub struct OnnxSwapper {
     model: OnnxModel,
     crop: FaceCropSpec,
+    /// Values in the `visitor_offset` input; 0 for a graph without one.
+    offset_len: usize,
+    /// `None`: always swap as if the trained source person were in front (zeros).
+    visitor: Option<Mutex<VisitorIdentity>>,
 }
 
 impl OnnxSwapper {
+    /// A swapper that follows its visitors with the default [`VisitorPolicy`].
     pub fn new(model: OnnxModel, crop: FaceCropSpec) -> Self {
-        Self { model, crop }
+        Self::with_visitors(model, crop, Some(VisitorPolicy::default()))
     }
-}
 
-impl FaceSwapper for OnnxSwapper {
-    fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
+    /// As [`OnnxSwapper::new`]; `None` turns the following of visitors off.
+    pub fn with_visitors(
+        model: OnnxModel,
+        crop: FaceCropSpec,
+        policy: Option<VisitorPolicy>,
+    ) -> Self {
+        let offset_len = model.input_shapes.get(1).map_or(0, |s| s.iter().product());
+        Self {
+            model,
+            crop,
+            offset_len,
+            visitor: policy
+                .filter(|_| offset_len > 0)
+                .map(|p| Mutex::new(VisitorIdentity::new(p))),
+        }
+    }
+
+    /// Whether the model reports identities and the swapper follows its visitors.
+    pub fn follows_visitors(&self) -> bool {
+        self.visitor.is_some()
+    }
+
+    /// The swap as if the trained source person were in front, leaving the visitor alone
+    /// (a self-test's synthetic face must not become part of the next visitor).
+    pub fn swap_as_trained(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
+        let x = self.input(crop)?;
+        let outs = self.run(x, self.trained_offset())?;
+        self.images(&outs)
+    }
+
+    fn visitor(&self) -> Option<std::sync::MutexGuard<'_, VisitorIdentity>> {
+        // A worker that panicked mid-update leaves at worst one face too many in the mean.
+        self.visitor
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn trained_offset(&self) -> Option<Vec<f32>> {
+        (self.offset_len > 0).then(|| vec![0.0; self.offset_len])
+    }
+
+    fn input(&self, crop: &RgbImage) -> Result<Vec<f32>> {
         let s = self.crop.size;
         if crop.dimensions() != (s, s) {
             return Err(FacekitError::Inference(format!(
@@ -93,18 +143,30 @@ impl FaceSwapper for OnnxSwapper {
                 crop.height()
             )));
         }
-        let outs = self.model.run(to_input(crop, &self.crop.normalisation))?;
-        let [rgb, mask] = &outs[..] else {
+        Ok(to_input(crop, &self.crop.normalisation))
+    }
+
+    fn run(&self, x: Vec<f32>, offset: Option<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        let outs = match offset {
+            Some(offset) => self.model.run_inputs(vec![x, offset])?,
+            None => self.model.run(x)?,
+        };
+        if outs.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(FacekitError::Inference(
+                "swap model produced NaN or infinity".into(),
+            ));
+        }
+        Ok(outs)
+    }
+
+    fn images(&self, outs: &[Vec<f32>]) -> Result<(RgbImage, GrayImage)> {
+        let s = self.crop.size;
+        let (Some(rgb), Some(mask)) = (outs.first(), outs.get(1)) else {
             return Err(FacekitError::Inference(format!(
                 "swap model returned {} outputs, expected rgb and mask",
                 outs.len()
             )));
         };
-        if rgb.iter().chain(mask).any(|v| !v.is_finite()) {
-            return Err(FacekitError::Inference(
-                "swap model produced NaN or infinity".into(),
-            ));
-        }
         let plane = (s * s) as usize;
         if rgb.len() < 3 * plane || mask.len() < plane {
             return Err(FacekitError::Inference(format!(
@@ -120,6 +182,51 @@ impl FaceSwapper for OnnxSwapper {
         });
         let mask = GrayImage::from_fn(s, s, |x, y| Luma([to_u8(mask[(y * s + x) as usize])]));
         Ok((face, mask))
+    }
+}
+
+/// The `identity_offset` output of a swap run, when it has one of the expected length.
+fn identity_offset(outs: &[Vec<f32>], len: usize) -> Option<&[f32]> {
+    outs.get(2).map(Vec::as_slice).filter(|o| o.len() == len)
+}
+
+impl FaceSwapper for OnnxSwapper {
+    fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
+        let x = self.input(crop)?;
+        if self.visitor.is_none() {
+            let outs = self.run(x, self.trained_offset())?;
+            return self.images(&outs);
+        }
+        let now = Instant::now();
+        let known = self.visitor().and_then(|mut v| v.offset(now));
+        let outs = match known {
+            Some(offset) => {
+                let outs = self.run(x, Some(offset))?;
+                if let (Some(o), Some(mut v)) =
+                    (identity_offset(&outs, self.offset_len), self.visitor())
+                {
+                    v.observe(o, now);
+                }
+                outs
+            }
+            None => {
+                // A new visitor: measure them on this face first, so that not even their first
+                // frame gets the trained person's shift (twice the model, once per visitor).
+                let first = self.run(x.clone(), self.trained_offset())?;
+                let offset = match (identity_offset(&first, self.offset_len), self.visitor()) {
+                    (Some(o), Some(mut v)) => {
+                        v.observe(o, now);
+                        v.offset(now)
+                    }
+                    _ => None,
+                };
+                match offset {
+                    Some(offset) => self.run(x, Some(offset))?,
+                    None => first,
+                }
+            }
+        };
+        self.images(&outs)
     }
 }
 

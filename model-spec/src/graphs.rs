@@ -19,11 +19,18 @@ pub struct SwapRanges {
     pub decoder: Vec<LayerRanges>,
 }
 
-/// Name in [`Weights`] of decoder `to`'s identity shift: the mean code of `to`'s faces less
-/// the mean code of the other person's, added to the encoder's output before decoder `to`.
-/// Optional: a graph without it decodes the code as it comes.
-pub fn identity_shift_name(to: usize) -> String {
-    format!("identity_shift/to{to}")
+/// Name in [`Weights`] of person `k`'s mean code (`[1, …code shape]`): where that person sits
+/// in the shared code. With both people's means a swap graph moves the source's identity offset
+/// to the target's and reports each face's offset, so a booth can adapt to a visitor.
+pub fn code_mean_name(person: usize) -> String {
+    format!("code_mean/{person}")
+}
+
+pub use shared_proto::bundle::{IDENTITY_OFFSET, VISITOR_OFFSET};
+
+/// Whether `weights` hold both people's mean codes, so swap graphs shift identities.
+pub fn has_code_means(weights: &Weights) -> bool {
+    (0..2).all(|k| weights.tensors.contains_key(&code_mean_name(k)))
 }
 
 /// How int8 graphs compute.
@@ -35,18 +42,29 @@ pub enum Int8Form {
     QLinearConv,
 }
 
-pub fn swap_inputs(size: usize) -> Vec<TensorSpec> {
+/// The swap graph's inputs; `code` is the code's shape (batch 1) when the graph shifts
+/// identities ([`has_code_means`]).
+pub fn swap_inputs(size: usize, code: Option<&[i64]>) -> Vec<TensorSpec> {
     let s = size as i64;
-    vec![TensorSpec {
+    let mut inputs = vec![TensorSpec {
         name: "face".into(),
         shape: vec![-1, 3, s, s],
         meaning: "aligned face crop, NCHW RGB, (pixel - mean) / std per the manifest's crop normalisation (0..1)".into(),
-    }]
+    }];
+    if let Some(code) = code {
+        inputs.push(TensorSpec {
+            name: VISITOR_OFFSET.into(),
+            shape: code.to_vec(),
+            meaning: "added to every face's code before the decoder: zeros swap the person the model was trained on; for anyone else, minus the mean identity_offset of their faces".into(),
+        });
+    }
+    inputs
 }
 
-pub fn swap_outputs(size: usize) -> Vec<TensorSpec> {
+/// The swap graph's outputs, as [`swap_inputs`].
+pub fn swap_outputs(size: usize, code: Option<&[i64]>) -> Vec<TensorSpec> {
     let s = size as i64;
-    vec![
+    let mut outputs = vec![
         TensorSpec {
             name: "rgb".into(),
             shape: vec![-1, 3, s, s],
@@ -57,7 +75,27 @@ pub fn swap_outputs(size: usize) -> Vec<TensorSpec> {
             shape: vec![-1, 1, s, s],
             meaning: "blend weight in 0..1: output = mask * rgb + (1 - mask) * input".into(),
         },
-    ]
+    ];
+    if let Some(code) = code {
+        let mut shape = code.to_vec();
+        shape[0] = -1;
+        outputs.push(TensorSpec {
+            name: IDENTITY_OFFSET.into(),
+            shape,
+            meaning: "each face's code less the mean code of the person the model was trained to swap: averaged over a visitor's faces, where the visitor's identity sits".into(),
+        });
+    }
+    outputs
+}
+
+/// The code's ONNX dims at batch 1.
+pub fn code_dims(spec: &AutoencoderSpec) -> Result<Vec<i64>, OnnxError> {
+    let shapes = spec.encoder.shapes()?;
+    let code = shapes
+        .last()
+        .copied()
+        .ok_or_else(|| OnnxError::MissingWeight("the encoder's output".into()))?;
+    Ok(shape_dims(code))
 }
 
 /// ONNX dims of one activation of a batch of one.
@@ -68,7 +106,10 @@ fn shape_dims(shape: Shape) -> Vec<i64> {
     }
 }
 
-/// The swap graph: shared encoder, then decoder `to`; outputs `rgb` and `mask`.
+/// The swap graph: shared encoder, then decoder `to`; outputs `rgb` and `mask`. With both
+/// people's mean codes ([`has_code_means`]) the code is moved by the identity shift (the
+/// target's mean less the source's) and by the [`VISITOR_OFFSET`] input, and each face's
+/// [`IDENTITY_OFFSET`] is a third output.
 pub fn swap_graph(
     spec: &AutoencoderSpec,
     weights: &Weights,
@@ -97,16 +138,26 @@ pub fn swap_graph(
     let mut g = GraphBuilder::default();
     let x = g.input("face", qe);
     let mut code = g.append_net(&spec.encoder, weights, "encoder", &x, qe)?;
-    let shift_name = identity_shift_name(to);
-    if weights.tensors.contains_key(&shift_name) {
+    let identities = has_code_means(weights);
+    if identities {
         // The swap's identity: the source's codes carry its identity as an offset from the
-        // target's (what leaks it into the target's decoder); the shift replaces that offset.
-        let code_shape = spec.encoder.shapes()?.last().copied().map(shape_dims);
-        let dims = code_shape.ok_or_else(|| OnnxError::MissingWeight(shift_name.clone()))?;
-        let shift = weights.get(&shift_name, &dims)?.to_vec();
-        let shift = g.f32_const(&shift_name, &dims, &shift);
+        // target's (what leaks it into the target's decoder); the shift replaces that offset,
+        // and the visitor's offset replaces the trained source's with whoever is in front.
+        let dims = code_dims(spec)?;
+        let target = weights.get(&code_mean_name(to), &dims)?.to_vec();
+        let source = weights.get(&code_mean_name(1 - to), &dims)?.to_vec();
+        let shift: Vec<f32> = target.iter().zip(&source).map(|(t, s)| t - s).collect();
+        let source = g.f32_const("source_code_mean", &dims, &source);
+        g.node("Sub", &[&code, &source], IDENTITY_OFFSET, vec![]);
+        let shift = g.f32_const("identity_shift", &dims, &shift);
         g.node("Add", &[&code, &shift], "identity_shifted_code", vec![]);
-        code = "identity_shifted_code".into();
+        g.node(
+            "Add",
+            &["identity_shifted_code", VISITOR_OFFSET],
+            "visitor_shifted_code",
+            vec![],
+        );
+        code = "visitor_shifted_code".into();
     }
     let out = g.append_net(&spec.decoder, weights, &format!("decoder{to}"), &code, qd)?;
     let split = g.i64_const("split_sizes", &[2], &[3, 1]);
@@ -122,14 +173,21 @@ pub fn swap_graph(
         }],
     );
     let info = |t: &TensorSpec| onnx::value_info(&t.name, &t.shape, &t.meaning);
+    let code = identities.then(|| code_dims(spec)).transpose()?;
     Ok(g.finish(
         &format!("doppel_swap_{}_to_{to}", spec.preset),
         &format!(
             "doppel face swap, preset {}: shared encoder + decoder {to}",
             spec.preset
         ),
-        swap_inputs(spec.size).iter().map(info).collect(),
-        swap_outputs(spec.size).iter().map(info).collect(),
+        swap_inputs(spec.size, code.as_deref())
+            .iter()
+            .map(info)
+            .collect(),
+        swap_outputs(spec.size, code.as_deref())
+            .iter()
+            .map(info)
+            .collect(),
     ))
 }
 

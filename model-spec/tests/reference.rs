@@ -6,8 +6,8 @@ use std::path::Path;
 
 use facekit::OnnxModel;
 use model_spec::graphs::{
-    error_stats, fake_detector_graph, identity_shift_name, max_abs_diff, swap_graph, Int8Form,
-    SwapRanges,
+    code_mean_name, error_stats, fake_detector_graph, max_abs_diff, swap_graph, Int8Form,
+    SwapRanges, VISITOR_OFFSET,
 };
 use model_spec::onnx::{self, GraphBuilder, LayerRanges, Quant, Range, Weights};
 use model_spec::{fake_detector, swap, Act, Layer, NetSpec, Shape};
@@ -356,9 +356,16 @@ fn calibrate(traces: &[Vec<Trace>]) -> Vec<LayerRanges> {
 
 /// Runs the graph in tract with the batch stacked.
 fn tract(name: &str, bytes: &[u8], batch: &[Tensor]) -> Vec<f32> {
+    tract_fed(name, bytes, batch, &[])
+}
+
+/// [`tract`] with further inputs after the batch (whole tensors, graph order).
+fn tract_fed(name: &str, bytes: &[u8], batch: &[Tensor], more: &[Vec<f32>]) -> Vec<f32> {
     let model = OnnxModel::from_bytes(name, bytes, batch.len(), true).unwrap();
     let input: Vec<f32> = batch.iter().flat_map(|t| t.data.iter().copied()).collect();
-    let outputs = model.run(input).unwrap();
+    let outputs = model
+        .run_inputs(std::iter::once(input).chain(more.iter().cloned()).collect())
+        .unwrap();
     // Per item, outputs in graph order (rgb then mask), like the reference's channel order.
     let n = batch.len();
     let mut merged = Vec::new();
@@ -373,6 +380,17 @@ fn tract(name: &str, bytes: &[u8], batch: &[Tensor]) -> Vec<f32> {
 
 /// onnx.checker (full check) and onnxruntime, from the venv `make setup` made.
 fn onnxruntime_agrees(bytes: &[u8], batch: &[Tensor], want: &[f32], tolerance: f32) {
+    onnxruntime_agrees_fed(bytes, batch, &[], want, tolerance)
+}
+
+/// [`onnxruntime_agrees`] with further named inputs (whole tensors).
+fn onnxruntime_agrees_fed(
+    bytes: &[u8],
+    batch: &[Tensor],
+    more: &[(&str, Vec<f32>)],
+    want: &[f32],
+    tolerance: f32,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // Tests run in parallel threads of one process: one folder per call.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -388,9 +406,16 @@ fn onnxruntime_agrees(bytes: &[u8], batch: &[Tensor], want: &[f32], tolerance: f
     )
     .unwrap();
     std::fs::write(dir.join("y.bin"), raw(&mut want.iter().copied())).unwrap();
+    let mut feeds = Vec::new();
+    for (k, (name, data)) in more.iter().enumerate() {
+        let file = format!("feed{k}.bin");
+        std::fs::write(dir.join(&file), raw(&mut data.iter().copied())).unwrap();
+        feeds.extend(["--feed".to_string(), format!("{name}={file}")]);
+    }
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("scripts/peers/onnx_judge.py"))
         .args(["m.onnx", "x.bin", "y.bin", "--tol", &tolerance.to_string()])
+        .args(&feeds)
         .current_dir(&dir)
         .output()
         .expect("the venv's python runs (make setup)");
@@ -496,32 +521,48 @@ fn every_layer_kind_matches_the_reference_in_tract_and_onnxruntime() {
     onnxruntime_agrees(&bytes, &batch, &want, TOLERANCE);
 }
 
-/// Reference output of the swap through decoder `to`: rgb then mask, per face.
+/// Both people's mean codes and a visitor's offset, when the graph shifts identities.
+struct Identities {
+    means: [Vec<f32>; 2],
+    visitor: Vec<f32>,
+}
+
+/// Reference swap through decoder `to`: the encoder's and the decoder's traces, and each
+/// face's identity offset (its code less the source's mean) when the graph reports it.
 fn swap_reference(
     spec: &model_spec::AutoencoderSpec,
     weights: &Weights,
     to: usize,
+    ids: Option<&Identities>,
     x: &Tensor,
-) -> (Vec<Trace>, Vec<Trace>) {
+) -> (Vec<Trace>, Vec<Trace>, Vec<f32>) {
     let enc = reference(&spec.encoder, weights, "encoder", x.clone());
     let mut code = enc.last().unwrap().out.clone();
-    if let Some((_, shift)) = weights.tensors.get(&identity_shift_name(to)) {
-        for (c, s) in code.data.iter_mut().zip(shift) {
-            *c += s;
+    let mut offset = Vec::new();
+    if let Some(ids) = ids {
+        let (target, source) = (&ids.means[to], &ids.means[1 - to]);
+        offset = code.data.iter().zip(source).map(|(c, s)| c - s).collect();
+        for (i, c) in code.data.iter_mut().enumerate() {
+            *c += target[i] - source[i] + ids.visitor[i];
         }
     }
     let dec = reference(&spec.decoder, weights, &format!("decoder{to}"), code);
-    (enc, dec)
+    (enc, dec, offset)
 }
 
 /// Range of decoder `to`'s input over the traced faces: the encoder's output, shifted.
-fn code_range(traces: &[(Vec<Trace>, Vec<Trace>)], weights: &Weights, to: usize) -> Range {
-    let shift = weights.tensors.get(&identity_shift_name(to));
-    let values = traces.iter().flat_map(|(enc, _)| {
+fn code_range(
+    traces: &[(Vec<Trace>, Vec<Trace>, Vec<f32>)],
+    ids: Option<&Identities>,
+    to: usize,
+) -> Range {
+    let values = traces.iter().flat_map(|(enc, _, _)| {
         let out = &enc.last().unwrap().out.data;
-        out.iter()
-            .enumerate()
-            .map(move |(i, v)| v + shift.map_or(0.0, |(_, s)| s[i]))
+        out.iter().enumerate().map(move |(i, v)| {
+            v + ids.map_or(0.0, |ids| {
+                ids.means[to][i] - ids.means[1 - to][i] + ids.visitor[i]
+            })
+        })
     });
     let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -544,36 +585,58 @@ fn lite_swap_graphs_match_the_reference_in_f32_and_stay_close_in_int8() {
             &mut weights,
         );
     }
-    // Decoder 1 gets an identity shift, decoder 0 none: both graphs are checked.
     let code = *spec.encoder.shapes().unwrap().last().unwrap();
     let Shape::Chw(c, h, w) = code else {
         panic!("lite's code is a feature map")
     };
-    let shift = rng.fill(c * h * w, 0.5);
-    weights.tensors.insert(
-        identity_shift_name(1),
-        (vec![1, c as i64, h as i64, w as i64], shift),
-    );
+    let dims = vec![1, c as i64, h as i64, w as i64];
+    let ids = Identities {
+        means: [rng.fill(c * h * w, 0.5), rng.fill(c * h * w, 0.5)],
+        visitor: rng.fill(c * h * w, 0.3),
+    };
+    let mut with_ids = weights.clone();
+    for (k, mean) in ids.means.iter().enumerate() {
+        with_ids
+            .tensors
+            .insert(code_mean_name(k), (dims.clone(), mean.clone()));
+    }
     let batch: Vec<Tensor> = (0..2)
         .map(|_| image(spec.encoder.input, &mut rng))
         .collect();
-    for to in 0..2 {
+    // Both directions with identities (a visitor's offset fed in, each face's offset out),
+    // and decoder 0 without (a graph of a run whose means were never measured).
+    for (to, ids) in [(0, Some(&ids)), (1, Some(&ids)), (0, None)] {
+        let weights = if ids.is_some() { &with_ids } else { &weights };
+        let feed: Vec<Vec<f32>> = ids.iter().map(|i| i.visitor.clone()).collect();
         let traces: Vec<_> = batch
             .iter()
-            .map(|x| swap_reference(&spec, &weights, to, x))
+            .map(|x| swap_reference(&spec, weights, to, ids, x))
             .collect();
         let want: Vec<f32> = traces
             .iter()
-            .flat_map(|(_, d)| d.last().unwrap().out.data.clone())
+            .flat_map(|(_, d, offset)| {
+                d.last()
+                    .unwrap()
+                    .out
+                    .data
+                    .iter()
+                    .chain(offset)
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        let f32_bytes = onnx::to_bytes(&swap_graph(&spec, &weights, to, None).unwrap());
-        let diff = max_abs_diff(&tract("lite", &f32_bytes, &batch), &want);
+        let f32_graph = swap_graph(&spec, weights, to, None).unwrap();
+        let inputs = f32_graph.graph.as_ref().unwrap().input.len();
+        assert_eq!(inputs, 1 + feed.len(), "decoder {to}: graph inputs");
+        let f32_bytes = onnx::to_bytes(&f32_graph);
+        let diff = max_abs_diff(&tract_fed("lite", &f32_bytes, &batch, &feed), &want);
         assert!(
             diff <= TOLERANCE,
             "decoder {to}: tract vs reference {diff:e}"
         );
         if to == 0 {
-            onnxruntime_agrees(&f32_bytes, &batch, &want, TOLERANCE);
+            let named: Vec<_> = feed.iter().map(|v| (VISITOR_OFFSET, v.clone())).collect();
+            onnxruntime_agrees_fed(&f32_bytes, &batch, &named, &want, TOLERANCE);
         }
 
         // int8, both forms, calibrated min/max on the same faces: random-weight nets amplify
@@ -581,13 +644,13 @@ fn lite_swap_graphs_match_the_reference_in_f32_and_stay_close_in_int8() {
         let ranges = SwapRanges {
             input: Range { lo: 0.0, hi: 1.0 },
             encoder: calibrate(&traces.iter().map(|t| t.0.clone()).collect::<Vec<_>>()),
-            code: code_range(&traces, &weights, to),
+            code: code_range(&traces, ids, to),
             decoder: calibrate(&traces.iter().map(|t| t.1.clone()).collect::<Vec<_>>()),
         };
         for (form, min_psnr) in [(Int8Form::Qdq, 25.0), (Int8Form::QLinearConv, 20.0)] {
-            let graph = swap_graph(&spec, &weights, to, Some((&ranges, form))).unwrap();
+            let graph = swap_graph(&spec, weights, to, Some((&ranges, form))).unwrap();
             let bytes = onnx::to_bytes(&graph);
-            let (_, _, psnr) = error_stats(&want, &tract("lite-int8", &bytes, &batch));
+            let (_, _, psnr) = error_stats(&want, &tract_fed("lite-int8", &bytes, &batch, &feed));
             assert!(psnr > min_psnr, "decoder {to} {form:?}: {psnr:.1} dB");
             let ratio = f32_bytes.len() as f64 / bytes.len() as f64;
             assert!(ratio > 3.0, "{form:?}: int8 file only {ratio:.2}x smaller");

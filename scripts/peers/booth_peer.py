@@ -230,6 +230,11 @@ def run(job, model, threads, frames):
     det = RetinaFace(job["face_detector"], threads, job["score_threshold"], job["nms_iou"])
     swap = session(model["path"], threads)
     swap_in = swap.get_inputs()[0].name
+    # A graph that shifts identities follows its visitor as ours does (facekit::visitor): the
+    # running mean of the faces' identity_offset, fed back negated; a new visitor's first face
+    # runs twice. One visitor per clip here, so no forgetting and no window.
+    visitor_in = swap.get_inputs()[1] if len(swap.get_inputs()) > 1 else None
+    visitor_sum, visitor_n = None, 0
     crop = job["crop"]
     size, template = crop["size"], np.array(crop["template_px"], np.float32)
     mean, std = np.array(crop["mean"], np.float32), np.array(crop["std"], np.float32)
@@ -260,7 +265,20 @@ def run(job, model, threads, frames):
             s = time.perf_counter()
             x = aligned[..., ::-1] if rgb_order else aligned
             x = ((x.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
-            rgb, m = swap.run(None, {swap_in: np.ascontiguousarray(x)})
+            feeds = {swap_in: np.ascontiguousarray(x)}
+            if visitor_in is None:
+                rgb, m = swap.run(None, feeds)
+            else:
+                first = visitor_n == 0
+                if first:
+                    feeds[visitor_in.name] = np.zeros(visitor_in.shape, np.float32)
+                    visitor_sum = swap.run(None, feeds)[2].astype(np.float64)
+                    visitor_n = 1
+                feeds[visitor_in.name] = (-visitor_sum / visitor_n).astype(np.float32)
+                rgb, m, offset = swap.run(None, feeds)
+                if not first:
+                    visitor_sum += offset
+                    visitor_n += 1
             face_px = (np.clip(rgb[0].transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
             face_bgr = np.ascontiguousarray(face_px[..., ::-1])
             learned = (np.clip(m[0, 0], 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -2,7 +2,9 @@
 """Outside judge for doppel's hand-written ONNX: `onnx.checker` (full check) and onnxruntime.
 
 Runs MODEL on the float32 input in INPUT (raw little-endian, batch inferred from the model's
-input shape) and compares every output, concatenated per item in graph order, with EXPECTED.
+input shape; further inputs, such as a swap graph's visitor_offset, whole from --feed NAME=FILE,
+and zeros when not fed: a swap graph then swaps the person it was trained on) and compares
+every output (or those --outputs names), concatenated per item in graph order, with EXPECTED.
 Prints one JSON line {"max_abs": ..., "psnr_db": ...}; exits 1 when --tol or --min-psnr fails.
 """
 import argparse
@@ -21,6 +23,9 @@ def main():
     ap.add_argument("expected")
     ap.add_argument("--tol", type=float, help="max |ort - expected| allowed")
     ap.add_argument("--min-psnr", type=float, help="lowest PSNR (signal range 1) allowed")
+    ap.add_argument("--feed", action="append", default=[], metavar="NAME=FILE",
+                    help="a further input, raw little-endian float32 of its whole shape")
+    ap.add_argument("--outputs", help="comma-separated output names to compare (default: all)")
     args = ap.parse_args()
 
     onnx.checker.check_model(args.model, full_check=True)
@@ -31,7 +36,19 @@ def main():
     per_item = int(np.prod(inp.shape[1:]))
     x = np.fromfile(args.input, dtype="<f4")
     x = x.reshape([len(x) // per_item] + list(inp.shape[1:]))
-    outs = sess.run(None, {inp.name: x})
+    feeds = {inp.name: x}
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    for item in args.feed:
+        name, path = item.split("=", 1)
+        if name not in shapes:
+            print(json.dumps({"error": f"the model has no input {name!r}"}))
+            return 1
+        feeds[name] = np.fromfile(path, dtype="<f4").reshape(shapes[name])
+    for i in sess.get_inputs()[1:]:
+        if i.name not in feeds:
+            feeds[i.name] = np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+    names = args.outputs.split(",") if args.outputs else None
+    outs = sess.run(names, feeds)
     got = np.concatenate([o.reshape(len(x), -1) for o in outs], axis=1).ravel()
     want = np.fromfile(args.expected, dtype="<f4")
     if got.shape != want.shape:

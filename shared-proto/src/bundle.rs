@@ -17,6 +17,11 @@ use crate::{decode, encode, BlurCheck, FaceCropSpec, ProtoError};
 pub const MANIFEST: &str = "manifest.bin";
 pub const SIGNATURE: &str = "manifest.sig";
 pub const MANIFEST_KIND: &str = "bundle-manifest";
+/// Swap model input added to the code before the decoder: zeros swap the person the model was
+/// trained on; a booth feeds minus the mean [`IDENTITY_OFFSET`] of its visitor's faces.
+pub const VISITOR_OFFSET: &str = "visitor_offset";
+/// Swap model output: each face's code less the trained source person's mean code.
+pub const IDENTITY_OFFSET: &str = "identity_offset";
 
 /// Sustained f32 inference throughput assumed per board, all four cores, to predict latency from
 /// a model's FLOPs. Basis: MobileNetV2-class CNNs (~0.6 GFLOP) run in ~70 ms on a Pi 4 and ~25 ms
@@ -271,25 +276,46 @@ impl Manifest {
                 ));
             }
             let s = crop.size as i64;
-            let want_in = [-1, 3, s, s];
-            for t in &m.inputs {
-                if t.shape != want_in {
-                    return bad(format!(
-                        "{}: input {} has shape {:?}, its crop needs {want_in:?}",
-                        m.name, t.name, t.shape
-                    ));
+            let image = vec![-1, 3, s, s];
+            // A swap model that shifts identities takes the visitor's offset (a code-shaped
+            // tensor, batch 1) and reports each face's (the same shape, any batch).
+            let code = match (m.kind, &m.inputs[..]) {
+                (ModelKind::Swap, [_, offset]) if offset.name == VISITOR_OFFSET => {
+                    let plausible = offset.shape.first() == Some(&1)
+                        && offset.shape.iter().all(|d| (1..=1 << 20).contains(d));
+                    if !plausible {
+                        return bad(format!(
+                            "{}: input {} has shape {:?}, a code at batch 1 has positive sizes",
+                            m.name, offset.name, offset.shape
+                        ));
+                    }
+                    Some(offset.shape.clone())
                 }
-            }
-            let want_out: &[&[i64]] = match m.kind {
-                ModelKind::Swap => &[&[-1, 3, s, s], &[-1, 1, s, s]],
-                ModelKind::Detector => &[&[-1, 1]],
+                _ => None,
             };
-            if !m.outputs.is_empty()
-                && m.outputs
-                    .iter()
-                    .map(|t| t.shape.as_slice())
-                    .ne(want_out.iter().copied())
-            {
+            let want_in: Vec<Vec<i64>> =
+                std::iter::once(image.clone()).chain(code.clone()).collect();
+            if !m.inputs.is_empty() && m.inputs.iter().map(|t| &t.shape).ne(want_in.iter()) {
+                return bad(format!(
+                    "{}: inputs {:?}, its crop needs {want_in:?}",
+                    m.name,
+                    m.inputs.iter().map(|t| &t.shape).collect::<Vec<_>>()
+                ));
+            }
+            let want_out: Vec<Vec<i64>> = match m.kind {
+                ModelKind::Swap => {
+                    let offset = code.map(|mut c| {
+                        c[0] = -1;
+                        c
+                    });
+                    [vec![-1, 3, s, s], vec![-1, 1, s, s]]
+                        .into_iter()
+                        .chain(offset)
+                        .collect()
+                }
+                ModelKind::Detector => vec![vec![-1, 1]],
+            };
+            if !m.outputs.is_empty() && m.outputs.iter().map(|t| &t.shape).ne(want_out.iter()) {
                 return bad(format!(
                     "{}: outputs {:?}, a {:?} model has {want_out:?}",
                     m.name,
@@ -824,5 +850,49 @@ mod tests {
         seal(d, &m, &key(1)).unwrap();
         let err = open(d, &[]).unwrap_err().to_string();
         assert!(err.contains("outputs"), "{err}");
+    }
+
+    #[test]
+    fn a_swap_model_may_take_a_visitors_offset_and_must_then_report_each_faces() {
+        let spec = |name: &str, shape: &[i64]| TensorSpec {
+            name: name.into(),
+            shape: shape.to_vec(),
+            meaning: String::new(),
+        };
+        let s = FaceCropSpec::default().size as i64;
+        let with = |inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut m = sample(dir.path());
+            m.models[0].inputs = inputs;
+            m.models[0].outputs = outputs;
+            m.validate()
+        };
+        let face = spec("face", &[-1, 3, s, s]);
+        let pictures = vec![spec("rgb", &[-1, 3, s, s]), spec("mask", &[-1, 1, s, s])];
+        let visitor = spec(VISITOR_OFFSET, &[1, 256, 8, 8]);
+        let reported = spec(IDENTITY_OFFSET, &[-1, 256, 8, 8]);
+        let all = |extra: Option<TensorSpec>| pictures.iter().cloned().chain(extra).collect();
+
+        assert_eq!(with(vec![face.clone()], all(None)), Ok(()));
+        assert_eq!(
+            with(
+                vec![face.clone(), visitor.clone()],
+                all(Some(reported.clone()))
+            ),
+            Ok(())
+        );
+        // The offset in without the faces' offsets out, or of another shape.
+        let err = with(vec![face.clone(), visitor.clone()], all(None)).unwrap_err();
+        assert!(err.0.contains("outputs"), "{err}");
+        let other = spec(IDENTITY_OFFSET, &[-1, 128, 8, 8]);
+        let err = with(vec![face.clone(), visitor.clone()], all(Some(other))).unwrap_err();
+        assert!(err.0.contains("outputs"), "{err}");
+        // A second input of another name, or a code with an empty dimension.
+        let stray = spec("extra", &[1, 256, 8, 8]);
+        let err = with(vec![face.clone(), stray], all(Some(reported.clone()))).unwrap_err();
+        assert!(err.0.contains("inputs"), "{err}");
+        let empty = spec(VISITOR_OFFSET, &[1, 0, 8, 8]);
+        let err = with(vec![face, empty], all(Some(reported))).unwrap_err();
+        assert!(err.0.contains("positive sizes"), "{err}");
     }
 }

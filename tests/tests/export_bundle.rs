@@ -51,17 +51,19 @@ fn judge(dir: &Path, model: &Path, input: &[f32], expected: &[f32], limit: &[&st
     succeeded(&o, "onnx_judge.py")
 }
 
-/// tract's outputs (rgb then mask per face), as the device computes them.
-fn tract_outputs(model: &Path, faces: &[f32], n: usize) -> Vec<f32> {
+/// tract's first `outputs` outputs (rgb, mask, identity_offset) per face, as the device
+/// computes them for the person the model was trained on (a zero visitor_offset).
+fn tract_outputs(model: &Path, faces: &[f32], n: usize, outputs: usize) -> Vec<f32> {
     let m = facekit::OnnxModel::from_path(model, n, true).unwrap();
-    let outs = m.run(faces.to_vec()).unwrap();
-    let (pr, pm) = (outs[0].len() / n, outs[1].len() / n);
+    assert_eq!(m.input_shapes.len(), 2, "face and visitor_offset");
+    let zeros = vec![0.0; m.input_shapes[1].iter().product()];
+    let outs = m.run_inputs(vec![faces.to_vec(), zeros]).unwrap();
+    assert_eq!(outs.len(), 3, "rgb, mask and identity_offset");
     (0..n)
         .flat_map(|i| {
-            outs[0][i * pr..(i + 1) * pr]
+            outs[..outputs]
                 .iter()
-                .chain(&outs[1][i * pm..(i + 1) * pm])
-                .copied()
+                .flat_map(|o| o[i * o.len() / n..(i + 1) * o.len() / n].to_vec())
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -99,6 +101,8 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
     assert_eq!(manifest["crop"]["size"], 64);
     let models = manifest["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
+    // The booth's default swap (the first model) turns the visitor into B.
+    assert_eq!(models[0]["to"], "B");
     for m in models {
         assert_eq!(m["precision"], "Int8Qdq");
         let q = &m["int8"];
@@ -107,6 +111,9 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
         assert!(ratio > 3.5, "int8 file {ratio:.2}x smaller than f32");
         assert_eq!(m["latency"].as_array().unwrap().len(), 2);
         assert_eq!(m["inputs"][0]["name"], "face");
+        // The booth's way to swap strangers: a visitor's offset in, each face's out.
+        assert_eq!(m["inputs"][1]["name"], "visitor_offset");
+        assert_eq!(m["outputs"][2]["name"], "identity_offset");
     }
     let datasets = manifest["provenance"]["datasets"].as_array().unwrap();
     assert_eq!(datasets.len(), 2);
@@ -121,8 +128,14 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
     // onnxruntime and onnx.checker, as outside judges, agree with what tract runs.
     let model = bundle_dir.join("models/swap_A_to_B.onnx");
     let faces = last_faces(&a, 6);
-    let tract = tract_outputs(&model, &faces, 6);
-    let judged = judge(d, &model, &faces, &tract, &["--min-psnr", "35"]);
+    let tract = tract_outputs(&model, &faces, 6, 2);
+    let judged = judge(
+        d,
+        &model,
+        &faces,
+        &tract,
+        &["--min-psnr", "35", "--outputs", "rgb,mask"],
+    );
     assert!(judged.contains("psnr_db"), "{judged}");
     let f32_dir = d.join("bundle_f32");
     host_trainer_ok(
@@ -130,7 +143,9 @@ fn a_trained_run_exports_to_a_verified_int8_bundle_and_damage_is_refused() {
         &["--run", r, "--out", f32_dir.to_str().unwrap(), "--keys", k],
     );
     let f32_model = f32_dir.join("models/swap_A_to_B.onnx");
-    let tract = tract_outputs(&f32_model, &faces, 6);
+    // Every output in f32, the faces' identity offsets (what the booth follows visitors by)
+    // included.
+    let tract = tract_outputs(&f32_model, &faces, 6, 3);
     judge(d, &f32_model, &faces, &tract, &["--tol", "1e-4"]);
 
     // Each kind of damage, on a fresh copy, is refused with a message naming the problem.

@@ -19,9 +19,34 @@ pub fn tch_swap(model: &Autoencoder, x: &Tensor, to: Person) -> Vec<f32> {
     to_vec(&model.decoders[to.index()].forward(&model.shifted_code(x, to.index())))
 }
 
+/// tch's identity offset of each face for the swap into `to` (its code less the source's mean
+/// code, flattened), what the graph's `identity_offset` output must give; `None` without means.
+pub fn tch_identity_offset(model: &Autoencoder, x: &Tensor, to: Person) -> Option<Vec<f32>> {
+    let _guard = tch::no_grad_guard();
+    let means = model.code_means.as_ref()?;
+    let source = means[to.other().index()].to_device(x.device());
+    Some(to_vec(&(model.encoder.forward(x) - source)))
+}
+
+/// Runs a swap graph on `x` as the trained source person (every further input zeros).
+fn run_as_trained(model: &OnnxModel, x: &Tensor) -> facekit::Result<Vec<Vec<f32>>> {
+    let mut inputs = vec![to_vec(x)];
+    inputs.extend(
+        model.input_shapes[1..]
+            .iter()
+            .map(|s| vec![0.0; s.iter().product()]),
+    );
+    model.run_inputs(inputs)
+}
+
+/// tract's `identity_offset` output on `x`, when the graph has one.
+pub fn tract_identity_offset(model: &OnnxModel, x: &Tensor) -> facekit::Result<Option<Vec<f32>>> {
+    Ok(run_as_trained(model, x)?.into_iter().nth(2))
+}
+
 /// tract outputs (rgb, mask) merged back into the tch layout `[N, 4, S, S]`.
 pub fn tract_swap(model: &OnnxModel, x: &Tensor) -> facekit::Result<Vec<f32>> {
-    let outs = model.run(to_vec(x))?;
+    let outs = run_as_trained(model, x)?;
     let n = model.input_shape.first().copied().unwrap_or(1).max(1);
     let (Some(rgb), Some(mask)) = (outs.first(), outs.get(1)) else {
         return Err(facekit::FacekitError::Inference(

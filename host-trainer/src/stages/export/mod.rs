@@ -74,17 +74,19 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         FaceSet::load(&datasets[1], TRAIN_HELD_OUT)?,
     ];
     let mut weights = weights_of(&generator.vars);
-    for to in Person::BOTH {
-        if let Some(shift) = generator.model.identity_shift(to.index()) {
-            let name = model_spec::graphs::identity_shift_name(to.index());
-            weights.tensors.insert(name, (shift.size(), to_vec(&shift)));
+    if let Some(means) = &generator.model.code_means {
+        for (k, mean) in means.iter().enumerate() {
+            let name = model_spec::graphs::code_mean_name(k);
+            weights.tensors.insert(name, (mean.size(), to_vec(mean)));
         }
     }
     let (key, key_created) = keys::load_or_create(&opts.key_dir)?;
 
     let mut models = Vec::new();
     let mut f32_max_diff = Vec::new();
-    for to in Person::BOTH {
+    // A→B first: a booth without `swap_to` swaps into the first model's person, and the
+    // visitor (A's place) becoming B is the swap the bundle is made for.
+    for to in [Person::B, Person::A] {
         let swap = swap::export_swap(opts, &generator, &weights, &sets, to, &staging)?;
         let [random, real] = swap.max_diff;
         f32_max_diff.push((swap.entry.name.clone(), random, real));

@@ -2,13 +2,18 @@
 //! the int8 graph calibrated on training faces and judged on held-out ones.
 
 use facekit::OnnxModel;
-use model_spec::graphs::{error_stats, swap_graph, swap_inputs, swap_outputs, Int8Form};
+use model_spec::graphs::{
+    code_dims, error_stats, has_code_means, max_abs_diff, swap_graph, swap_inputs, swap_outputs,
+    Int8Form,
+};
 use model_spec::onnx::{self, Weights};
 use shared_proto::bundle::{predict_latency, ModelEntry, Precision, QuantReport};
 use tch::{Kind, Tensor};
 
 use super::calibration::calibrate;
-use super::check::{self, in_tract, tch_swap, tract_swap};
+use super::check::{
+    self, in_tract, tch_identity_offset, tch_swap, tract_identity_offset, tract_swap,
+};
 use super::ExportOptions;
 use crate::artefacts::bundle::Staging;
 use crate::artefacts::dataset::FaceSet;
@@ -45,6 +50,7 @@ pub fn export_swap(
     let max_diff = check::f32_graph(&name, &f32_bytes, [&random, &real], tract_swap, |x| {
         tch_swap(&generator.model, x, to)
     })?;
+    identity_offsets_match(&name, &f32_bytes, generator, &real, to)?;
 
     let (bytes, precision, int8) = if opts.int8 {
         let (bytes, report) = int8(opts, generator, weights, source, to, &name, f32_bytes.len())?;
@@ -55,11 +61,14 @@ pub fn export_swap(
     let file = format!("models/{name}.onnx");
     staging.write(&file, &bytes)?;
     let mflops = spec.flops_per_face() as f64 / 1e6;
+    let code = has_code_means(weights)
+        .then(|| code_dims(spec))
+        .transpose()?;
     let entry = ModelEntry {
         precision,
         preset: spec.preset.clone(),
-        inputs: swap_inputs(spec.size),
-        outputs: swap_outputs(spec.size),
+        inputs: swap_inputs(spec.size, code.as_deref()),
+        outputs: swap_outputs(spec.size, code.as_deref()),
         params: spec.params(1) as u64,
         mflops,
         latency: predict_latency(mflops),
@@ -67,6 +76,35 @@ pub fn export_swap(
         ..ModelEntry::swap(name, file, &source.person, &sets[to.index()].person)
     };
     Ok(ExportedSwap { entry, max_diff })
+}
+
+/// The f32 graph's `identity_offset` (what a booth follows its visitors by) against tch's on
+/// real faces; both absent when the run has no mean codes.
+fn identity_offsets_match(
+    name: &str,
+    bytes: &[u8],
+    generator: &Generator,
+    faces: &Tensor,
+    to: Person,
+) -> Result<()> {
+    let m = OnnxModel::from_bytes(name, bytes, faces.size()[0] as usize, false)
+        .map_err(in_tract(name))?;
+    let got = tract_identity_offset(&m, faces).map_err(in_tract(name))?;
+    let want = tch_identity_offset(&generator.model, faces, to);
+    let diff = match (&got, &want) {
+        (Some(g), Some(w)) => max_abs_diff(g, w),
+        (None, None) => return Ok(()),
+        _ => f32::NAN,
+    };
+    if diff.is_nan() || diff > check::F32_TOLERANCE {
+        return Err(Error::GraphMismatch {
+            model: format!("{name} (identity_offset)"),
+            inputs: "real faces",
+            max_diff: diff,
+            limit: check::F32_TOLERANCE,
+        });
+    }
+    Ok(())
 }
 
 /// The int8 (QDQ) graph, calibrated on `source`'s training faces; refused when its PSNR
