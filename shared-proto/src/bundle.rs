@@ -868,7 +868,7 @@ mod tests {
             m.validate()
         };
         let face = spec("face", &[-1, 3, s, s]);
-        let pictures = vec![spec("rgb", &[-1, 3, s, s]), spec("mask", &[-1, 1, s, s])];
+        let pictures = [spec("rgb", &[-1, 3, s, s]), spec("mask", &[-1, 1, s, s])];
         let visitor = spec(VISITOR_OFFSET, &[1, 256, 8, 8]);
         let reported = spec(IDENTITY_OFFSET, &[-1, 256, 8, 8]);
         let all = |extra: Option<TensorSpec>| pictures.iter().cloned().chain(extra).collect();
