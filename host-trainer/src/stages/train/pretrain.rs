@@ -103,6 +103,9 @@ pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary
         device: opts.device,
         progress: opts.progress,
     };
+    // Read before training: commits made in the same tree during a long run must not be
+    // credited with it.
+    let commit = git_commit();
     let summary = train(&run, stop)?;
     let generator = Generator::load(&opts.out, Device::Cpu)?;
     let file = opts.out.join(WARM_START);
@@ -116,7 +119,7 @@ pub fn pretrain(opts: &PretrainOptions, stop: &AtomicBool) -> Result<(RunSummary
     let provenance = Provenance {
         command: std::env::args().collect(),
         tool: format!("doppel host-trainer {}", env!("CARGO_PKG_VERSION")),
-        commit: git_commit(),
+        commit,
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         preset: generator.config.preset.clone(),
         steps,
@@ -150,7 +153,7 @@ fn describe(path: &Path) -> Result<PretrainDataset> {
     })
 }
 
-/// The commit of the working tree this runs from, when git can tell.
+/// The commit of the working tree this runs from (at the start of the run), when git can tell.
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
