@@ -575,6 +575,18 @@ impl OnnxModel {
         self.run_inputs(vec![input])
     }
 
+    /// Runs on `input` for the first input and zeros for every further one (a swap graph's
+    /// `visitor_offset`: the person it was trained on); every output flattened, in graph order.
+    pub fn run_with_zeros_after(&self, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        let mut inputs = vec![input];
+        inputs.extend(
+            self.input_shapes[1..]
+                .iter()
+                .map(|s| vec![0.0; s.iter().product()]),
+        );
+        self.run_inputs(inputs)
+    }
+
     /// Runs on one row-major vector per input (`input_shapes`, graph order); every output
     /// flattened, in graph order.
     pub fn run_inputs(&self, inputs: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {

@@ -118,8 +118,7 @@ impl OnnxSwapper {
     /// The swap as if the trained source person were in front, leaving the visitor alone
     /// (a self-test's synthetic face must not become part of the next visitor).
     pub fn swap_as_trained(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
-        let x = self.input(crop)?;
-        let outs = self.run(x, self.trained_offset())?;
+        let outs = self.run(self.input(crop)?, None)?;
         self.images(&outs)
     }
 
@@ -128,10 +127,6 @@ impl OnnxSwapper {
         self.visitor
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn trained_offset(&self) -> Option<Vec<f32>> {
-        (self.offset_len > 0).then(|| vec![0.0; self.offset_len])
     }
 
     fn input(&self, crop: &RgbImage) -> Result<Vec<f32>> {
@@ -146,10 +141,12 @@ impl OnnxSwapper {
         Ok(to_input(crop, &self.crop.normalisation))
     }
 
+    /// Runs the model with the visitor's `offset`; `None`: as trained (zeros, or a graph
+    /// without the input).
     fn run(&self, x: Vec<f32>, offset: Option<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
         let outs = match offset {
             Some(offset) => self.model.run_inputs(vec![x, offset])?,
-            None => self.model.run(x)?,
+            None => self.model.run_with_zeros_after(x)?,
         };
         if outs.iter().flatten().any(|v| !v.is_finite()) {
             return Err(FacekitError::Inference(
@@ -192,11 +189,10 @@ fn identity_offset(outs: &[Vec<f32>], len: usize) -> Option<&[f32]> {
 
 impl FaceSwapper for OnnxSwapper {
     fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
-        let x = self.input(crop)?;
         if self.visitor.is_none() {
-            let outs = self.run(x, self.trained_offset())?;
-            return self.images(&outs);
+            return self.swap_as_trained(crop);
         }
+        let x = self.input(crop)?;
         let now = Instant::now();
         let known = self.visitor().and_then(|mut v| v.offset(now));
         let outs = match known {
@@ -212,7 +208,7 @@ impl FaceSwapper for OnnxSwapper {
             None => {
                 // A new visitor: measure them on this face first, so that not even their first
                 // frame gets the trained person's shift (twice the model, once per visitor).
-                let first = self.run(x.clone(), self.trained_offset())?;
+                let first = self.run(x.clone(), None)?;
                 let offset = match (identity_offset(&first, self.offset_len), self.visitor()) {
                     (Some(o), Some(mut v)) => {
                         v.observe(o, now);

@@ -56,8 +56,7 @@ fn judge(dir: &Path, model: &Path, input: &[f32], expected: &[f32], limit: &[&st
 fn tract_outputs(model: &Path, faces: &[f32], n: usize, outputs: usize) -> Vec<f32> {
     let m = facekit::OnnxModel::from_path(model, n, true).unwrap();
     assert_eq!(m.input_shapes.len(), 2, "face and visitor_offset");
-    let zeros = vec![0.0; m.input_shapes[1].iter().product()];
-    let outs = m.run_inputs(vec![faces.to_vec(), zeros]).unwrap();
+    let outs = m.run_with_zeros_after(faces.to_vec()).unwrap();
     assert_eq!(outs.len(), 3, "rgb, mask and identity_offset");
     (0..n)
         .flat_map(|i| {

@@ -28,25 +28,14 @@ pub fn tch_identity_offset(model: &Autoencoder, x: &Tensor, to: Person) -> Optio
     Some(to_vec(&(model.encoder.forward(x) - source)))
 }
 
-/// Runs a swap graph on `x` as the trained source person (every further input zeros).
-fn run_as_trained(model: &OnnxModel, x: &Tensor) -> facekit::Result<Vec<Vec<f32>>> {
-    let mut inputs = vec![to_vec(x)];
-    inputs.extend(
-        model.input_shapes[1..]
-            .iter()
-            .map(|s| vec![0.0; s.iter().product()]),
-    );
-    model.run_inputs(inputs)
-}
-
 /// tract's `identity_offset` output on `x`, when the graph has one.
 pub fn tract_identity_offset(model: &OnnxModel, x: &Tensor) -> facekit::Result<Option<Vec<f32>>> {
-    Ok(run_as_trained(model, x)?.into_iter().nth(2))
+    Ok(model.run_with_zeros_after(to_vec(x))?.into_iter().nth(2))
 }
 
 /// tract outputs (rgb, mask) merged back into the tch layout `[N, 4, S, S]`.
 pub fn tract_swap(model: &OnnxModel, x: &Tensor) -> facekit::Result<Vec<f32>> {
-    let outs = run_as_trained(model, x)?;
+    let outs = model.run_with_zeros_after(to_vec(x))?;
     let n = model.input_shape.first().copied().unwrap_or(1).max(1);
     let (Some(rgb), Some(mask)) = (outs.first(), outs.get(1)) else {
         return Err(facekit::FacekitError::Inference(
