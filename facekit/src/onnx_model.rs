@@ -20,9 +20,7 @@ type Plan = Arc<TypedSimplePlan>;
 /// A loaded model with a fixed batch size.
 pub struct OnnxModel {
     plan: Plan,
-    /// Shape of the first input (the image), batch included.
-    pub input_shape: Vec<usize>,
-    /// Shapes of every input in graph order (the first is `input_shape`).
+    /// Shapes of every input in graph order, batch included.
     pub input_shapes: Vec<Vec<usize>>,
     /// How many weight tensors were dequantised at load.
     pub folded: usize,
@@ -554,7 +552,6 @@ impl OnnxModel {
             .map_err(|e| bad(name, e.root_cause()))?;
         Ok(Self {
             plan,
-            input_shape: input_shapes[0].clone(),
             input_shapes,
             folded,
         })
@@ -569,7 +566,12 @@ impl OnnxModel {
         Self::from_bytes(&shown, &bytes, batch, fold)
     }
 
-    /// Runs a single-input model on `input` (row-major, `input_shape`); every output
+    /// Shape of the first input (the image), batch included.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shapes[0]
+    }
+
+    /// Runs a single-input model on `input` (row-major, [`OnnxModel::input_shape`]); every output
     /// flattened, in graph order.
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
         self.run_inputs(vec![input])

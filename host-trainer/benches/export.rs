@@ -42,7 +42,7 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 fn tract_ms(path: &Path, fold: bool) -> f64 {
     let m = OnnxModel::from_path(path, 1, fold).expect("model loads in tract");
-    let x = vec![0.5f32; m.input_shape.iter().product()];
+    let x = vec![0.5f32; m.input_shape().iter().product()];
     median_ms(|| {
         m.run_with_zeros_after(x.clone()).expect("runs");
     })

@@ -36,7 +36,7 @@ pub fn tract_identity_offset(model: &OnnxModel, x: &Tensor) -> facekit::Result<O
 /// tract outputs (rgb, mask) merged back into the tch layout `[N, 4, S, S]`.
 pub fn tract_swap(model: &OnnxModel, x: &Tensor) -> facekit::Result<Vec<f32>> {
     let outs = model.run_with_zeros_after(to_vec(x))?;
-    let n = model.input_shape.first().copied().unwrap_or(1).max(1);
+    let n = model.input_shape().first().copied().unwrap_or(1).max(1);
     let (Some(rgb), Some(mask)) = (outs.first(), outs.get(1)) else {
         return Err(facekit::FacekitError::Inference(
             "the swap graph must output rgb and mask".into(),
