@@ -205,7 +205,9 @@ fn pipelined(
                         };
                         let mut times = StageTimes::default();
                         if let Some(face) = &located.face {
-                            swap_face(&mut frame, face, bundle, &config.blend, &mut times).unwrap();
+                            let at = frame_time(i);
+                            swap_face(&mut frame, face, bundle, &config.blend, at, &mut times)
+                                .unwrap();
                         }
                         draw(&mut frame, located.face);
                         latencies.lock().unwrap()[i] = t0.elapsed().as_secs_f64() * 1e3;
@@ -216,6 +218,11 @@ fn pipelined(
     });
     let wall = start.elapsed().as_secs_f64() * 1e3;
     (latencies.into_inner().unwrap(), wall)
+}
+
+/// Frame `i`'s time on the stream's clock: the benchmark's frames stand for a 25 fps camera.
+fn frame_time(i: usize) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(i as f64 / 25.0)
 }
 
 /// Ours on `workers` cores as `device_firmware::parallel` runs them: the face searches in frame
@@ -237,12 +244,13 @@ fn scheduled(
         in_flight,
         &mut locator,
         25.0,
-        jpegs.iter(),
-        |jpeg| Some((decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), ())),
-        |mut frame, located, ()| {
+        jpegs.iter().enumerate(),
+        |(i, jpeg)| Some((decode(PixelFormat::Mjpeg, 640, 480, jpeg).unwrap(), i)),
+        |mut frame, located, i| {
             let mut times = StageTimes::default();
             if let Some(face) = &located.face {
-                swap_face(&mut frame, face, bundle, &config.blend, &mut times).unwrap();
+                let at = frame_time(i);
+                swap_face(&mut frame, face, bundle, &config.blend, at, &mut times).unwrap();
             }
             draw(&mut frame, located.face);
             frame

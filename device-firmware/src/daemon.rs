@@ -178,6 +178,9 @@ pub struct Stats {
 struct Frame {
     image: RgbImage,
     captured: Instant,
+    /// On the stream's clock: a camera's capture time since the booth started, a file's
+    /// frame index over `source.fps` (as fast or as slow as the booth plays it).
+    seen_at: Duration,
     decode_ms: f64,
 }
 
@@ -360,6 +363,7 @@ pub fn run(
                     frame.image,
                     Ok(FrameMeta {
                         captured: frame.captured,
+                        seen_at: frame.seen_at,
                         decode_ms: frame.decode_ms,
                         mode,
                         bundle,
@@ -376,6 +380,7 @@ pub fn run(
                     m.bundle.as_deref(),
                     m.mode,
                     &render_config,
+                    m.seen_at,
                 )
             });
             (image, work, meta)
@@ -446,6 +451,7 @@ enum Input {
 /// What travels with a frame from capture to display.
 struct FrameMeta {
     captured: Instant,
+    seen_at: Duration,
     decode_ms: f64,
     mode: Mode,
     bundle: Option<Arc<LoadedBundle>>,
@@ -667,6 +673,8 @@ fn spawn_capture(
             let pace = (src_cfg.pace && !camera)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1))));
             let mut next = Instant::now();
+            let (started, frame_time) = (next, 1.0 / f64::from(src_cfg.fps.max(1)));
+            let mut frames = 0u32;
             let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
                 if let Some(every) = pace {
@@ -680,9 +688,16 @@ fn spawn_capture(
                 let item = match source.capture() {
                     Captured::Frame(image) => {
                         let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                        let seen_at = if camera {
+                            t - started
+                        } else {
+                            Duration::from_secs_f64(f64::from(frames) * frame_time)
+                        };
+                        frames = frames.saturating_add(1);
                         Ok(Frame {
                             image,
                             captured: t,
+                            seen_at,
                             decode_ms,
                         })
                     }

@@ -4,7 +4,7 @@
 //! Any failure leaves the frame as it came in.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use facekit::face_detection::track::detect_largest;
 use facekit::face_detection::{Levels, Search, TrackPolicy, Tracked, Tracker};
@@ -200,6 +200,8 @@ pub struct Pipeline {
     cues: Option<BoothCues>,
     /// The last scored crop of the track, for flicker.
     previous_crop: Option<RgbImage>,
+    /// Stream time of the next frame [`Pipeline::process`] takes (one `1/rate` per frame).
+    clock: Duration,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -215,6 +217,7 @@ pub fn swap_face(
     face: &Detection,
     bundle: &LoadedBundle,
     blend: &facekit::blend::BlendOptions,
+    seen_at: Duration,
     times: &mut StageTimes,
 ) -> Result<bool, String> {
     let Some((_, swapper)) = &bundle.swap else {
@@ -227,7 +230,7 @@ pub fn swap_face(
         return Ok(false);
     };
     let t = Instant::now();
-    let swapped = swapper.swap(&aligned.image);
+    let swapped = swapper.swap_seen_at(&aligned.image, seen_at);
     times.swap = ms(t);
     let (rgb, mask) = swapped.map_err(|e| format!("swap failed, frame passed through: {e}"))?;
     let t = Instant::now();
@@ -246,6 +249,7 @@ impl Pipeline {
             score: None,
             cues: None,
             previous_crop: None,
+            clock: Duration::ZERO,
         })
     }
 
@@ -277,7 +281,9 @@ impl Pipeline {
                 ..Default::default()
             },
         };
-        let work = render_work(frame, located, bundle, self.mode, &self.config);
+        let seen_at = self.clock;
+        self.clock += Duration::from_secs_f32(1.0 / rate.max(1e-3));
+        let work = render_work(frame, located, bundle, self.mode, &self.config, seen_at);
         self.settle(work)
     }
 
@@ -339,14 +345,15 @@ struct Scored {
 }
 
 /// Swaps and/or scores the located face in `frame` according to `mode`. Depends on nothing
-/// but its arguments, so consecutive frames can be rendered on several cores and settled in
-/// order afterwards.
+/// but its arguments (and the swap's visitor, fed in stream time `seen_at`), so consecutive
+/// frames can be rendered on several cores and settled in order afterwards.
 pub fn render_work(
     frame: &mut RgbImage,
     located: Located,
     bundle: Option<&LoadedBundle>,
     mode: Mode,
     config: &PipelineConfig,
+    seen_at: Duration,
 ) -> Rendered {
     let mut out = FrameResult {
         detected: located.detected,
@@ -363,7 +370,7 @@ pub fn render_work(
         };
     };
     if mode.swaps() {
-        match swap_face(frame, &face, bundle, &config.blend, &mut out.times) {
+        match swap_face(frame, &face, bundle, &config.blend, seen_at, &mut out.times) {
             Ok(swapped) => out.swapped = swapped,
             Err(e) => out.error = Some(e),
         }

@@ -5,7 +5,7 @@ use image::{GrayImage, Luma, Rgb, RgbImage};
 use shared_proto::{ChannelOrder, FaceCropSpec, Normalisation};
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::align::AlignedFace;
 use crate::blend::{paste_back, BlendOptions, MaskSource};
@@ -85,6 +85,8 @@ pub struct OnnxSwapper {
     offset_len: usize,
     /// `None`: always swap as if the trained source person were in front (zeros).
     visitor: Option<Mutex<VisitorIdentity>>,
+    /// The clock of [`FaceSwapper::swap`], which is told no stream time.
+    created: Instant,
 }
 
 impl OnnxSwapper {
@@ -107,6 +109,7 @@ impl OnnxSwapper {
             visitor: policy
                 .filter(|_| offset_len > 0)
                 .map(|p| Mutex::new(VisitorIdentity::new(p))),
+            created: Instant::now(),
         }
     }
 
@@ -188,12 +191,21 @@ fn identity_offset(outs: &[Vec<f32>], len: usize) -> Option<&[f32]> {
 }
 
 impl FaceSwapper for OnnxSwapper {
+    /// Swaps a face seen now (wall time since the swapper was made); a booth that knows its
+    /// frames' stream time calls [`OnnxSwapper::swap_seen_at`].
     fn swap(&self, crop: &RgbImage) -> Result<(RgbImage, GrayImage)> {
+        self.swap_seen_at(crop, self.created.elapsed())
+    }
+}
+
+impl OnnxSwapper {
+    /// Swaps the face of the visitor in front at stream time `now` (see [`crate::visitor`]:
+    /// the stream's clock, so a frame's swap does not depend on how fast it was processed).
+    pub fn swap_seen_at(&self, crop: &RgbImage, now: Duration) -> Result<(RgbImage, GrayImage)> {
         if self.visitor.is_none() {
             return self.swap_as_trained(crop);
         }
         let x = self.input(crop)?;
-        let now = Instant::now();
         let known = self.visitor().and_then(|mut v| v.offset(now));
         let outs = match known {
             Some(offset) => {

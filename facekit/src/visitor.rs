@@ -6,8 +6,12 @@
 //! mean code (`identity_offset`); [`VisitorIdentity`] averages those over the visitor's faces
 //! so far, and its negation, fed back as `visitor_offset`, moves the visitor's codes onto the
 //! target's instead.
+//!
+//! Time here is the stream's clock (a camera's capture time since the booth started, a file's
+//! frame time), never the time a frame happened to be processed: a slow board, or the same
+//! clip under emulation, must follow the same visitors as a fast one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How the booth follows visitors.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +40,8 @@ pub struct VisitorIdentity {
     policy: VisitorPolicy,
     sum: Vec<f64>,
     weight: f64,
-    last: Option<Instant>,
+    /// Stream time of the latest face taken in.
+    last: Option<Duration>,
 }
 
 impl VisitorIdentity {
@@ -49,21 +54,22 @@ impl VisitorIdentity {
         }
     }
 
-    /// The `visitor_offset` for a face seen at `now`: minus the visitor's mean identity offset.
-    /// `None` for a new visitor (no face yet, or the last more than `forget_after` before
-    /// `now`, which forgets the previous visitor).
-    pub fn offset(&mut self, now: Instant) -> Option<Vec<f32>> {
+    /// The `visitor_offset` for a face seen at stream time `now`: minus the visitor's mean
+    /// identity offset. `None` for a new visitor (no face yet, or the last more than
+    /// `forget_after` before `now`, which forgets the previous visitor).
+    pub fn offset(&mut self, now: Duration) -> Option<Vec<f32>> {
         let gone = self
             .last
-            .is_some_and(|t| now.saturating_duration_since(t) > self.policy.forget_after);
+            .is_some_and(|t| now.saturating_sub(t) > self.policy.forget_after);
         if gone {
             self.forget();
         }
         (self.weight > 0.0).then(|| self.sum.iter().map(|s| (-s / self.weight) as f32).collect())
     }
 
-    /// Takes in one face's `identity_offset`, seen at `now`. Non-finite offsets are ignored.
-    pub fn observe(&mut self, identity_offset: &[f32], now: Instant) {
+    /// Takes in one face's `identity_offset`, seen at stream time `now`. Non-finite offsets are
+    /// ignored.
+    pub fn observe(&mut self, identity_offset: &[f32], now: Duration) {
         if identity_offset.is_empty() || identity_offset.iter().any(|v| !v.is_finite()) {
             return;
         }
@@ -104,7 +110,7 @@ mod tests {
     #[test]
     fn the_offset_is_minus_the_mean_of_the_faces_seen() {
         let mut v = VisitorIdentity::new(VisitorPolicy::default());
-        let t = Instant::now();
+        let t = Duration::from_secs(7);
         assert_eq!(v.offset(t), None, "a new visitor");
         v.observe(&[1.0, -2.0], t);
         v.observe(&[3.0, 0.0], t + Duration::from_millis(40));
@@ -122,7 +128,7 @@ mod tests {
     fn a_gap_longer_than_forget_after_starts_a_new_visitor() {
         let policy = VisitorPolicy::default();
         let mut v = VisitorIdentity::new(policy);
-        let t = Instant::now();
+        let t = Duration::from_secs(7);
         v.observe(&[5.0], t);
         assert!(v.offset(t + policy.forget_after).is_some());
         let later = t + policy.forget_after + Duration::from_millis(1);
@@ -138,7 +144,7 @@ mod tests {
             ..Default::default()
         };
         let mut v = VisitorIdentity::new(policy);
-        let t = Instant::now();
+        let t = Duration::from_secs(7);
         for _ in 0..100 {
             v.observe(&[4.0], t);
         }
