@@ -10,7 +10,7 @@ use facekit::face_detection::track::detect_largest;
 use facekit::face_detection::{Levels, Search, TrackPolicy, Tracked, Tracker};
 use facekit::forensics::{cues, flicker, Cues};
 use facekit::smooth::OneEuro;
-use facekit::swap::{to_input, FaceSwapper};
+use facekit::swap::to_input;
 use facekit::{align_face, Detection, FaceDetectorConfig, RetinaFace};
 use image::RgbImage;
 
