@@ -85,6 +85,8 @@ pub struct Located {
     pub face: Option<Detection>,
     pub detected: bool,
     pub search: Option<Search>,
+    /// Another face than the last frame's is followed from this frame on (a new visitor).
+    pub new_face: bool,
     pub detect_ms: f64,
     pub error: Option<String>,
 }
@@ -169,6 +171,11 @@ impl Locator {
             Ok(tracked) => {
                 out.detected = tracked.face.is_some() && tracked.search != Search::Held;
                 out.search = Some(tracked.search);
+                out.new_face = tracked.new_face;
+                if tracked.new_face {
+                    // Not a blend of the last visitor's landmarks into this one's.
+                    self.smoother.reset();
+                }
                 tracked.face
             }
             Err(e) => {
@@ -369,6 +376,11 @@ pub fn render_work(
             scored: None,
         };
     };
+    if located.new_face {
+        if let Some((_, swapper)) = &bundle.swap {
+            swapper.new_visitor();
+        }
+    }
     if mode.swaps() {
         match swap_face(frame, &face, bundle, &config.blend, seen_at, &mut out.times) {
             Ok(swapped) => out.swapped = swapped,

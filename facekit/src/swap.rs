@@ -113,6 +113,14 @@ impl OnnxSwapper {
         }
     }
 
+    /// Someone else is in front from now on (the booth's tracker moved to another face):
+    /// their first face is measured afresh rather than moved by the last visitor's mean.
+    pub fn new_visitor(&self) {
+        if let Some(mut v) = self.visitor() {
+            v.forget();
+        }
+    }
+
     /// Whether the model reports identities and the swapper follows its visitors.
     pub fn follows_visitors(&self) -> bool {
         self.visitor.is_some()

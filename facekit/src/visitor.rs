@@ -9,7 +9,9 @@
 //!
 //! Time here is the stream's clock (a camera's capture time since the booth started, a file's
 //! frame time), never the time a frame happened to be processed: a slow board, or the same
-//! clip under emulation, must follow the same visitors as a fast one.
+//! clip under emulation, must follow the same visitors as a fast one. With several workers a
+//! frame can be swapped before the frame ahead of it has added its face to the mean, so the
+//! mean a frame gets (never the visitor it is taken for) depends on scheduling.
 
 use std::time::Duration;
 

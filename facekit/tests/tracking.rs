@@ -306,7 +306,7 @@ fn a_whole_frame_search_beside_the_track_moves_it_to_a_nearer_visitor() {
         .collect();
     let mut tracker = Tracker::new(policy.clone());
     let mut pending: Option<Option<Detection>> = None;
-    let (mut deferred, mut switched_at) = (0, None);
+    let (mut deferred, mut switched_at, mut new_faces) = (0, None, vec![]);
     for (i, frame) in canvas.iter().enumerate() {
         // The search run beside the track on the previous frame comes back now.
         if let Some(full) = pending.take() {
@@ -315,6 +315,9 @@ fn a_whole_frame_search_beside_the_track_moves_it_to_a_nearer_visitor() {
             }
         }
         let (tracked, run_full) = tracker.next_deferring_full(&det, frame).unwrap();
+        if tracked.new_face {
+            new_faces.push(i);
+        }
         if run_full {
             deferred += 1;
             assert_eq!(tracked.search, Search::Crop);
@@ -340,4 +343,21 @@ fn a_whole_frame_search_beside_the_track_moves_it_to_a_nearer_visitor() {
         "only {deferred} deferred whole-frame searches"
     );
     assert!(switched_at.is_some_and(|f| f <= arrives + full_every + 1));
+    // The frame the track moved on says so (the booth then measures the new visitor afresh),
+    // and no other frame does.
+    assert_eq!(new_faces, vec![switched_at.unwrap()]);
+
+    // One core: the periodic whole-frame search runs in the track itself.
+    let mut tracker = Tracker::new(policy.clone());
+    let new_faces: Vec<usize> = canvas
+        .iter()
+        .enumerate()
+        .filter(|(_, frame)| tracker.next(&det, frame).unwrap().new_face)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(new_faces.len(), 1, "new faces at {new_faces:?}");
+    assert!(
+        (arrives..=arrives + full_every).contains(&new_faces[0]),
+        "new face at {new_faces:?}, cap12 arrives at {arrives}"
+    );
 }

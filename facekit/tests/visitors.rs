@@ -161,3 +161,22 @@ fn a_gap_in_the_stream_not_in_processing_starts_the_next_visitor() {
         "next visitor",
     );
 }
+
+#[test]
+fn a_new_visitor_named_by_the_tracker_is_measured_afresh() {
+    let booth = swapper(Some(VisitorPolicy::default()));
+    for i in 0..5 {
+        assert_near(
+            drawn_at(&booth, [0.1, 0.1, 0.1], i * 40),
+            TARGET,
+            "first visitor",
+        );
+    }
+    // No gap in the stream: the tracker moved to someone nearer.
+    booth.new_visitor();
+    assert_near(
+        drawn_at(&booth, [0.6, 0.6, 0.6], 200),
+        TARGET,
+        "next visitor",
+    );
+}

@@ -65,6 +65,11 @@ const SAME_FACE_IOU: f32 = 0.3;
 pub struct Tracked {
     pub face: Option<Detection>,
     pub search: Search,
+    /// The face is another than the one followed on the frame before: a whole-frame search
+    /// found a nearer visitor (or the followed one gone and someone else in view). A face found
+    /// after a frame without one is not counted: it is as likely the same visitor after a hand
+    /// passed.
+    pub new_face: bool,
 }
 
 /// One face followed across frames.
@@ -73,6 +78,8 @@ pub struct Tracker {
     pub policy: TrackPolicy,
     last: Option<Detection>,
     since_full: u32,
+    /// [`Tracker::adopt_full`] moved the track to another face: the next frame says so.
+    adopted_other: bool,
 }
 
 impl Tracker {
@@ -81,6 +88,7 @@ impl Tracker {
             policy,
             last: None,
             since_full: 0,
+            adopted_other: false,
         }
     }
 
@@ -91,9 +99,14 @@ impl Tracker {
 
     /// Finds the face in `frame`. An error (the detector failed) also forgets the face.
     pub fn next(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Tracked> {
-        let result = self.search(detector, frame);
-        match &result {
-            Ok(t) => self.last = t.face.clone(),
+        let before = self.last.as_ref().map(|d| d.bbox);
+        let mut result = self.search(detector, frame);
+        match &mut result {
+            Ok(t) => {
+                let moved = matches!((before, &t.face), (Some(b), Some(f)) if iou(&b, &f.bbox) < SAME_FACE_IOU);
+                t.new_face = std::mem::take(&mut self.adopted_other) || moved;
+                self.last = t.face.clone();
+            }
             Err(_) => self.last = None,
         }
         result
@@ -131,6 +144,7 @@ impl Tracker {
         match &self.last {
             Some(last) if iou(&last.bbox, &found.bbox) >= SAME_FACE_IOU => false,
             _ => {
+                self.adopted_other |= self.last.is_some();
                 self.last = Some(found);
                 true
             }
@@ -149,6 +163,7 @@ impl Tracker {
                 return Ok(Tracked {
                     face: self.full(detector, frame)?,
                     search: Search::Full,
+                    new_face: false,
                 })
             }
         };
@@ -157,17 +172,20 @@ impl Tracker {
             return Ok(Tracked {
                 face: Some(last),
                 search: Search::Held,
+                new_face: false,
             });
         }
         if let Some(face) = find_in_crop(detector, frame, &last, &self.policy)? {
             return Ok(Tracked {
                 face: Some(face),
                 search: Search::Crop,
+                new_face: false,
             });
         }
         Ok(Tracked {
             face: self.full(detector, frame)?,
             search: Search::CropThenFull,
+            new_face: false,
         })
     }
 
