@@ -83,6 +83,7 @@ fn booth(mut cmd: Command, bundle: &std::path::Path, key: &std::path::Path, out:
     // face to the visitor's mean (`facekit::visitor`), so which mean a frame gets depends on
     // scheduling (measured: two x86 runs with two workers differ by up to 10/255), not the CPU.
     let config = out.with_extension("toml");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&config, "[pipeline]\nworkers = 1\n").unwrap();
     let o = cmd
         .current_dir(e2e_tests::root())
