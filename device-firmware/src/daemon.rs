@@ -669,11 +669,11 @@ fn spawn_capture(
         .name("capture".into())
         .spawn(move || {
             let _close = CloseOnDrop(slot.clone());
+            let frame_time = Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1)));
             // A paced file arrives like a camera: one frame every 1/fps, never in a burst.
-            let pace = (src_cfg.pace && !camera)
-                .then(|| Duration::from_secs_f64(1.0 / f64::from(src_cfg.fps.max(1))));
+            let pace = (src_cfg.pace && !camera).then_some(frame_time);
             let mut next = Instant::now();
-            let (started, frame_time) = (next, 1.0 / f64::from(src_cfg.fps.max(1)));
+            let started = next;
             let mut frames = 0u32;
             let mut source = Reconnecting::new(Box::new(move || source::open(&src_cfg)));
             while !stop.load(Ordering::Relaxed) {
@@ -691,7 +691,7 @@ fn spawn_capture(
                         let seen_at = if camera {
                             t - started
                         } else {
-                            Duration::from_secs_f64(f64::from(frames) * frame_time)
+                            frame_time * frames
                         };
                         frames = frames.saturating_add(1);
                         Ok(Frame {

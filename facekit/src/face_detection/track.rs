@@ -100,16 +100,21 @@ impl Tracker {
     /// Finds the face in `frame`. An error (the detector failed) also forgets the face.
     pub fn next(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Tracked> {
         let before = self.last.as_ref().map(|d| d.bbox);
-        let mut result = self.search(detector, frame);
-        match &mut result {
-            Ok(t) => {
-                let moved = matches!((before, &t.face), (Some(b), Some(f)) if iou(&b, &f.bbox) < SAME_FACE_IOU);
-                t.new_face = std::mem::take(&mut self.adopted_other) || moved;
-                self.last = t.face.clone();
+        let (face, search) = match self.search(detector, frame) {
+            Ok(found) => found,
+            Err(e) => {
+                self.last = None;
+                return Err(e);
             }
-            Err(_) => self.last = None,
-        }
-        result
+        };
+        let moved =
+            matches!((before, &face), (Some(b), Some(f)) if iou(&b, &f.bbox) < SAME_FACE_IOU);
+        self.last = face.clone();
+        Ok(Tracked {
+            face,
+            search,
+            new_face: std::mem::take(&mut self.adopted_other) || moved,
+        })
     }
 
     /// Like [`Tracker::next`], but the periodic whole-frame search does not hold up the track:
@@ -155,38 +160,25 @@ impl Tracker {
         self.since_full + 1 >= self.policy.full_every.max(1)
     }
 
-    fn search(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Tracked> {
+    /// The face and how it was found.
+    fn search(
+        &mut self,
+        detector: &RetinaFace,
+        frame: &RgbImage,
+    ) -> Result<(Option<Detection>, Search)> {
         let full_due = self.full_due();
         let last = match &self.last {
             Some(last) if !full_due => last.clone(),
-            _ => {
-                return Ok(Tracked {
-                    face: self.full(detector, frame)?,
-                    search: Search::Full,
-                    new_face: false,
-                })
-            }
+            _ => return Ok((self.full(detector, frame)?, Search::Full)),
         };
         self.since_full += 1;
         if self.policy.crop_size == 0 {
-            return Ok(Tracked {
-                face: Some(last),
-                search: Search::Held,
-                new_face: false,
-            });
+            return Ok((Some(last), Search::Held));
         }
         if let Some(face) = find_in_crop(detector, frame, &last, &self.policy)? {
-            return Ok(Tracked {
-                face: Some(face),
-                search: Search::Crop,
-                new_face: false,
-            });
+            return Ok((Some(face), Search::Crop));
         }
-        Ok(Tracked {
-            face: self.full(detector, frame)?,
-            search: Search::CropThenFull,
-            new_face: false,
-        })
+        Ok((self.full(detector, frame)?, Search::CropThenFull))
     }
 
     fn full(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Option<Detection>> {
