@@ -123,17 +123,6 @@ fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
     );
     let (out, k) = (bundle.to_str().unwrap(), keys.to_str().unwrap());
     e2e_tests::host_trainer_ok("export", &["--run", r, "--out", out, "--keys", k]);
-    let key = keys.join("host.pub");
-    let (worst, mean) = compare_booths(&bundle, &key, &d.join("f32"));
-    eprintln!("booth frames x86 vs aarch64, f32 bundle: max {worst}/255, mean {mean:.4}");
-    // The booth follows the face: each frame's search crop starts from the previous frame's
-    // box, so the two CPUs' last-bit float differences feed forward from frame to frame
-    // (measured: max 3/255, mean 0.014; with the whole frame searched every frame, max 1,
-    // mean 0.002). Rounding the crop to whole pixels made it worse (max 24: a rounding that
-    // flips moves the crop a whole pixel).
-    assert!(worst <= 4, "f32: max pixel difference {worst}/255 > 4");
-    assert!(mean <= 0.05, "f32: mean pixel difference {mean:.4} > 0.05");
-
     // int8: the booth drops the activations' fake quantisation at load, but the int8-rounded
     // weights make a different model, whose frames must agree as closely.
     let int8 = d.join("bundle8");
@@ -154,9 +143,27 @@ fn aarch64_booth_frames_equal_x86_with_a_real_bundle() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (worst, mean) = compare_booths(&int8, &key, &d.join("int8"));
-    eprintln!("booth frames x86 vs aarch64, int8 bundle: max {worst}/255, mean {mean:.4}");
-    assert!(mean <= 0.25, "int8: mean pixel difference {mean:.4} > 0.25");
+    let key = keys.join("host.pub");
+    // Both bundles at once: each booth runs one worker (below), and under qemu one bundle's
+    // 10 frames take ~6 min, so one after the other would double the suite's longest test.
+    let ((worst, mean), (worst8, mean8)) = std::thread::scope(|s| {
+        let f32 = s.spawn(|| compare_booths(&bundle, &key, &d.join("f32")));
+        let i8 = s.spawn(|| compare_booths(&int8, &key, &d.join("int8")));
+        (f32.join().unwrap(), i8.join().unwrap())
+    });
+    eprintln!("booth frames x86 vs aarch64, f32 bundle: max {worst}/255, mean {mean:.4}");
+    eprintln!("booth frames x86 vs aarch64, int8 bundle: max {worst8}/255, mean {mean8:.4}");
+    // The booth follows the face: each frame's search crop starts from the previous frame's
+    // box, so the two CPUs' last-bit float differences feed forward from frame to frame
+    // (measured: max 3/255, mean 0.014; with the whole frame searched every frame, max 1,
+    // mean 0.002). Rounding the crop to whole pixels made it worse (max 24: a rounding that
+    // flips moves the crop a whole pixel).
+    assert!(worst <= 4, "f32: max pixel difference {worst}/255 > 4");
+    assert!(mean <= 0.05, "f32: mean pixel difference {mean:.4} > 0.05");
+    assert!(
+        mean8 <= 0.25,
+        "int8: mean pixel difference {mean8:.4} > 0.25"
+    );
 }
 
 /// Runs both builds on the same frames; max and mean channel difference outside the label and
