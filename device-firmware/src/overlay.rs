@@ -57,7 +57,9 @@ pub fn draw(frame: &mut RgbImage, hud: &Hud) {
         let mut canvas = RgbCanvas(frame);
         let fake = hud.score.map(|(score, threshold)| score >= threshold);
         if let (Some(face), Some(mode)) = (&hud.face, hud.mode) {
-            if mode.scores() {
+            // A swap replaces the face and needs no box; with no swap model ("showing faces
+            // only") the box is what shows the booth found the visitor.
+            if mode.scores() || !hud.synthetic {
                 // The box says the verdict too: a visitor sees it around their own face.
                 let colour = match fake {
                     Some(true) => FAKE_COLOUR,

@@ -144,4 +144,24 @@ fn overlay_layout_matches_the_golden_image() {
     let (fake, real) = (box_pixel(0.83), box_pixel(0.2));
     assert!(fake[0] > 200 && fake[1] < 60, "{fake:?}");
     assert!(real[1] > 150 && real[0] < 60, "{real:?}");
+
+    // Swap mode: a swapped face has no box; with no swap model ("showing faces only") a
+    // white box shows the booth found the visitor.
+    let swap_box = |synthetic: bool| {
+        let mut plain = RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
+        let swap = Hud {
+            mode: Some(Mode::Swap),
+            score: None,
+            cues: None,
+            synthetic,
+            ..hud.clone()
+        };
+        overlay::draw(&mut plain, &swap);
+        plain.get_pixel(110, 120).0
+    };
+    assert_eq!(swap_box(true), [128; 3], "swapped: no box");
+    assert!(
+        swap_box(false).iter().all(|&c| c > 200),
+        "faces only: white box"
+    );
 }
