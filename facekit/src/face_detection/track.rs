@@ -65,10 +65,11 @@ const SAME_FACE_IOU: f32 = 0.3;
 pub struct Tracked {
     pub face: Option<Detection>,
     pub search: Search,
-    /// The face is another than the one followed on the frame before: a whole-frame search
-    /// found a nearer visitor (or the followed one gone and someone else in view). A face found
-    /// after a frame without one is not counted: it is as likely the same visitor after a hand
-    /// passed.
+    /// The face is another than the one last followed: a whole-frame search found a nearer
+    /// visitor, or the followed one went and a face came back elsewhere. A face that comes back
+    /// where the last one was (a hand passed, a turn away) is the same visitor; one found
+    /// elsewhere after frames without a face is someone else, however short the gap (a visitor
+    /// stepping in as another leaves must not be swapped with the last one's identity).
     pub new_face: bool,
 }
 
@@ -77,6 +78,9 @@ pub struct Tracked {
 pub struct Tracker {
     pub policy: TrackPolicy,
     last: Option<Detection>,
+    /// The box of the last face followed, kept through frames without one: where a face that
+    /// comes back must be to be the same visitor.
+    last_seen: Option<[f32; 4]>,
     since_full: u32,
     /// [`Tracker::adopt_full`] moved the track to another face: the next frame says so.
     adopted_other: bool,
@@ -87,19 +91,20 @@ impl Tracker {
         Self {
             policy,
             last: None,
+            last_seen: None,
             since_full: 0,
             adopted_other: false,
         }
     }
 
-    /// Forgets the face: the next frame is searched in full.
+    /// Forgets the face: the next frame is searched in full, and its face is nobody's new one.
     pub fn reset(&mut self) {
         self.last = None;
+        self.last_seen = None;
     }
 
     /// Finds the face in `frame`. An error (the detector failed) also forgets the face.
     pub fn next(&mut self, detector: &RetinaFace, frame: &RgbImage) -> Result<Tracked> {
-        let before = self.last.as_ref().map(|d| d.bbox);
         let (face, search) = match self.search(detector, frame) {
             Ok(found) => found,
             Err(e) => {
@@ -107,8 +112,10 @@ impl Tracker {
                 return Err(e);
             }
         };
-        let moved =
-            matches!((before, &face), (Some(b), Some(f)) if iou(&b, &f.bbox) < SAME_FACE_IOU);
+        let moved = matches!((self.last_seen, &face), (Some(b), Some(f)) if iou(&b, &f.bbox) < SAME_FACE_IOU);
+        if let Some(f) = &face {
+            self.last_seen = Some(f.bbox);
+        }
         self.last = face.clone();
         Ok(Tracked {
             face,
@@ -149,7 +156,10 @@ impl Tracker {
         match &self.last {
             Some(last) if iou(&last.bbox, &found.bbox) >= SAME_FACE_IOU => false,
             _ => {
-                self.adopted_other |= self.last.is_some();
+                self.adopted_other |= self
+                    .last_seen
+                    .is_some_and(|b| iou(&b, &found.bbox) < SAME_FACE_IOU);
+                self.last_seen = Some(found.bbox);
                 self.last = Some(found);
                 true
             }
