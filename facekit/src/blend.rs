@@ -3,7 +3,7 @@
 //! merger's sharpening (a small crop drawn large is softer than the frame around it), and the
 //! inverse warp of the alignment. Host `convert` and the booth share this code.
 
-use image::{GrayImage, Rgb, RgbImage};
+use image::{GrayImage, Luma, Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -57,12 +57,13 @@ pub struct BlendOptions {
     pub feather: f32,
     /// Match the generated face's per-channel mean and spread (in YCbCr) to the original's.
     pub colour_transfer: bool,
-    /// Unsharp-mask amount on the generated face (0 = off): `face + amount·(face − blur)`, the
+    /// Unsharp-mask amount on the generated face's brightness (0 = off; [`sharpen`]), the
     /// blur's sigma [`SHARPEN_SIGMA`] crop pixels. It lifts the edges a small crop loses when
     /// the booth draws it over a larger face; it cannot add detail the decoder did not draw.
-    /// 1 by default: a face passed through the 64-px crop unchanged then reads about as sharp
-    /// as the frame's own (over-blur 0.72 / 1.80 against 0.81 / 2.07 on the demo's people,
-    /// 2.21 / 4.75 without).
+    /// 2 by default: the decoder draws softer than the crop it was given (at 1 the demo's
+    /// swaps read over-blur 2.5 / 11 against 0.72 / 1.80 for its people's own faces passed
+    /// through the crop), and 2 halves that with dlib's distances to the target unchanged
+    /// (README, "Paste sharpening").
     pub sharpen: f32,
 }
 
@@ -77,7 +78,7 @@ impl Default for BlendOptions {
             erode: 2,
             feather: 2.0,
             colour_transfer: true,
-            sharpen: 1.0,
+            sharpen: 2.0,
         }
     }
 }
@@ -201,17 +202,22 @@ pub fn colour_transfer(generated: &RgbImage, original: &RgbImage, mask: &GrayIma
     })
 }
 
-/// `face + amount·(face − blur(face))` per channel (the merger's unsharp mask); `amount` 0 or
-/// less returns the face unchanged.
+/// The merger's unsharp mask on brightness only: `amount·(Y − blur(Y))`, Y the face's luma, is
+/// added to all three channels; `amount` 0 or less returns the face unchanged. Per channel it
+/// would also steepen colour edges — the decoder's red shadow at the nostrils, the blue fringe
+/// its mask leaves at a cheek — which are artefacts, not detail.
 pub fn sharpen(face: &RgbImage, amount: f32) -> RgbImage {
     if amount <= 0.0 || !amount.is_finite() {
         return face.clone();
     }
-    let blurred = image::imageops::blur(face, SHARPEN_SIGMA);
+    let luma = GrayImage::from_fn(face.width(), face.height(), |x, y| {
+        Luma([crate::to_u8(to_ycc(*face.get_pixel(x, y))[0])])
+    });
+    let blurred = image::imageops::blur(&luma, SHARPEN_SIGMA);
     let mut out = face.clone();
-    for (o, b) in out.iter_mut().zip(blurred.iter()) {
-        let v = *o as f32;
-        *o = crate::to_u8(v + amount * (v - *b as f32));
+    for ((px, y), b) in out.pixels_mut().zip(luma.iter()).zip(blurred.iter()) {
+        let lift = amount * (*y as f32 - *b as f32);
+        px.0 = px.0.map(|v| crate::to_u8(v as f32 + lift));
     }
     out
 }
@@ -578,6 +584,34 @@ mod tests {
                 "flat at column {x}"
             );
         }
+    }
+
+    #[test]
+    fn sharpening_lifts_brightness_edges_not_colour_edges() {
+        // Red beside grey of the same luma (a colour edge, like the decoder's nostril shadow),
+        // then a dark-to-bright grey edge below it.
+        let (red, grey) = (Rgb([200u8, 80, 80]), Rgb([115u8; 3]));
+        assert!((to_ycc(red)[0] - to_ycc(grey)[0]).abs() < 1.0);
+        let face = RgbImage::from_fn(64, 64, |x, y| match (y < 32, x < 32) {
+            (true, true) => red,
+            (true, false) => grey,
+            (false, true) => Rgb([60; 3]),
+            (false, false) => Rgb([180; 3]),
+        });
+        let sharp = sharpen(&face, 2.0);
+        for x in 28..36 {
+            for c in 0..3 {
+                let (a, b) = (sharp.get_pixel(x, 10).0[c], face.get_pixel(x, 10).0[c]);
+                assert!(
+                    a.abs_diff(b) <= 2,
+                    "colour edge at x {x}, channel {c}: {b} -> {a}"
+                );
+            }
+        }
+        // Across the grey edge every channel moves alike: no colour is added.
+        let (dark, bright) = (sharp.get_pixel(31, 50).0, sharp.get_pixel(32, 50).0);
+        assert!(dark[0] < 60 && bright[0] > 180, "{dark:?} {bright:?}");
+        assert!(dark.iter().all(|v| *v == dark[0]) && bright.iter().all(|v| *v == bright[0]));
     }
 
     #[test]
