@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use facekit::forensics::Cues;
 use facekit::swap::OnnxSwapper;
+use facekit::visitor::VisitorPolicy;
 use facekit::OnnxModel;
 use shared_proto::bundle::{self, Manifest, ModelEntry, ModelKind};
 use shared_proto::FaceCropSpec;
@@ -181,7 +182,17 @@ pub fn build(
     };
     let swap = match entry {
         Some(m) => {
-            let swapper = OnnxSwapper::new(model_from(&m.file)?, manifest.crop.clone());
+            // The bundle's measured distance lets a newcomer who steps into the last visitor's
+            // place be told apart by their face alone.
+            let policy = VisitorPolicy {
+                switch_distance: m.visitor_switch_distance,
+                ..VisitorPolicy::default()
+            };
+            let swapper = OnnxSwapper::with_visitors(
+                model_from(&m.file)?,
+                manifest.crop.clone(),
+                Some(policy),
+            );
             if !swapper.follows_visitors() {
                 // A bundle from before identity offsets: strangers keep much of their own face.
                 tracing::warn!(

@@ -221,7 +221,9 @@ impl OnnxSwapper {
                 if let (Some(o), Some(mut v)) =
                     (identity_offset(&outs, self.offset_len), self.visitor())
                 {
-                    v.observe(o, now);
+                    if v.observe(o, now) {
+                        tracing::info!("a new visitor: their faces are unlike the last one's");
+                    }
                 }
                 outs
             }

@@ -141,7 +141,7 @@ fn drawn_at(swapper: &OnnxSwapper, rgb: [f32; 3], ms: u64) -> [f32; 3] {
 fn a_gap_in_the_stream_not_in_processing_starts_the_next_visitor() {
     let booth = swapper(Some(VisitorPolicy {
         forget_after: Duration::from_millis(50),
-        window: 250,
+        ..VisitorPolicy::default()
     }));
     let first = [0.1, 0.1, 0.1];
     for i in 0..5 {

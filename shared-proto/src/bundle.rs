@@ -140,6 +140,11 @@ pub struct ModelEntry {
     /// Detectors: the blur check fitted on the same real faces, combined with the network's
     /// score ([`BlurCheck::score`]) before any threshold is applied.
     pub blur_check: Option<BlurCheck>,
+    /// Swap models with an `identity_offset` output: a face whose offset lies farther than
+    /// this from the visitor's mean is someone else's. Measured at export on the trained
+    /// people's faces, between the spread of one person's faces about their own mean and
+    /// their distance from the other's; `None` when the encoder does not keep them apart.
+    pub visitor_switch_distance: Option<f32>,
 }
 
 impl ModelEntry {
@@ -185,6 +190,7 @@ impl ModelEntry {
             int8: None,
             threshold: None,
             blur_check: None,
+            visitor_switch_distance: None,
         }
     }
 }
@@ -274,6 +280,14 @@ impl Manifest {
                     "{}: blur check {:?} is not finite",
                     m.name, m.blur_check
                 ));
+            }
+            if let Some(d) = m.visitor_switch_distance {
+                if !(d.is_finite() && d > 0.0) {
+                    return bad(format!(
+                        "{}: visitor switch distance {d} is not a positive number",
+                        m.name
+                    ));
+                }
             }
             let s = crop.size as i64;
             let image = vec![-1, 3, s, s];
@@ -840,6 +854,12 @@ mod tests {
         seal(d, &m, &key(1)).unwrap();
         let err = open(d, &[]).unwrap_err().to_string();
         assert!(err.contains("blur check"), "{err}");
+
+        let mut m = sample(d);
+        m.models[0].visitor_switch_distance = Some(-1.0);
+        seal(d, &m, &key(1)).unwrap();
+        let err = open(d, &[]).unwrap_err().to_string();
+        assert!(err.contains("visitor switch distance"), "{err}");
 
         let mut m = sample(d);
         m.models[0].outputs = vec![TensorSpec {

@@ -5,7 +5,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// 3: detector entries carry their calibrated threshold.
 /// 4: manifests carry a monotonic `serial` (booths refuse an older one); the serving record.
 /// 5: detector entries carry their blur check.
-pub const FORMAT_VERSION: u16 = 5;
+/// 6: swap entries carry the identity distance at which a visitor is someone else.
+pub const FORMAT_VERSION: u16 = 6;
 /// Leading bytes of every encoded envelope, so a random file is told apart from an old version.
 pub const MAGIC: [u8; 4] = *b"DPL\0";
 

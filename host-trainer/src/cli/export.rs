@@ -118,5 +118,17 @@ fn print_summary(s: &ExportSummary) -> Result<()> {
         }
         say!("{line}");
     }
+    match s.identity_spread {
+        Some(spread) => say!(
+            "visitors: the trained people's faces lie within {:.1} of their own mean (99%), {:.1} or more from the other's (99%): {}",
+            spread.own_p99,
+            spread.other_p1,
+            spread.switch_distance().map_or_else(
+                || "too close to tell a newcomer by face; booths switch visitors only by gaps and place".to_owned(),
+                |d| format!("booths take faces beyond {d:.1} from their visitor's mean for someone new")
+            )
+        ),
+        None => say!("visitors: too few training faces to measure how far apart people lie; booths switch visitors only by gaps and place"),
+    }
     Ok(())
 }

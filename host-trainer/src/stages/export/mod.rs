@@ -10,10 +10,11 @@ pub mod calibration;
 pub mod check;
 pub mod detector;
 pub mod swap;
+pub mod visitors;
 
 use std::path::PathBuf;
 
-use shared_proto::bundle::{file_entry, Manifest, Metric, Provenance};
+use shared_proto::bundle::{file_entry, Manifest, Metric, Provenance, IDENTITY_OFFSET};
 use tch::Device;
 
 use crate::artefacts::bundle::{dataset_record, Staging};
@@ -59,6 +60,9 @@ pub struct ExportSummary {
     pub key_created: bool,
     /// Per model: max |tract − tch| of the f32 graph on random and on real faces.
     pub f32_max_diff: Vec<(String, f32, f32)>,
+    /// Where the trained people's faces lie in the code, which sets the swaps'
+    /// `visitor_switch_distance` (`None`: too few faces).
+    pub identity_spread: Option<visitors::IdentitySpread>,
 }
 
 pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
@@ -91,6 +95,12 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         let [random, real] = swap.max_diff;
         f32_max_diff.push((swap.entry.name.clone(), random, real));
         models.push(swap.entry);
+    }
+    let identity_spread = visitors::identity_spread(&generator.model, &sets);
+    for m in &mut models {
+        if m.outputs.iter().any(|o| o.name == IDENTITY_OFFSET) {
+            m.visitor_switch_distance = identity_spread.and_then(|s| s.switch_distance());
+        }
     }
     let mut metrics: Vec<Metric> = EvalReport::read(&opts.run)?
         .map_or_else(Vec::new, |r| r.metrics())
@@ -133,6 +143,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         signer: keys::public_hex(&key),
         key_created,
         f32_max_diff,
+        identity_spread,
     })
 }
 
