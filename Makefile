@@ -91,7 +91,8 @@ doctor: torch-env
 # The warm start `train --init` starts the demo from (`make pretrain` makes it; assets.toml pins it).
 WARM_START ?= assets/pretrained/lite.safetensors
 INIT = $(if $(wildcard $(WARM_START)),--init $(WARM_START),)
-# The demo's 10 minutes fine-tune from it with the short-fine-tune settings (no GAN, batch 8).
+# The demo's 10 minutes fine-tune from it with the short-fine-tune settings (no GAN, batch 8,
+# no random warp).
 FINETUNE = $(if $(INIT),$(INIT) --config configs/train.finetune.toml,)
 # Person A's footage: every 2nd frame of franck.mp4 (4800 frames of one man talking).
 A_EVERY ?= 2

@@ -243,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fine_tune_config_is_the_defaults_without_the_gan_at_batch_8() {
+    fn the_fine_tune_config_is_the_defaults_without_the_gan_or_warp_at_batch_8() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../configs/train.finetune.toml"
@@ -256,6 +256,7 @@ mod tests {
         };
         expected.weights.gan = 0.0;
         expected.weights.feature = 0.0;
+        expected.augment.warp_sigma = 0.0;
         assert_eq!(parsed, expected);
     }
 
