@@ -178,3 +178,22 @@ pub fn train_pair(a: &str, b: &str, run: &Path, extra: &[&str]) -> Output {
     args.extend(extra);
     host_trainer("train", &args)
 }
+
+/// Every face of a dataset in file order (the video's), each as CHW floats in 0..1: the
+/// models' input under the default normalisation.
+pub fn dataset_faces(dataset: &str) -> Vec<Vec<f32>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(dataset).join("faces"))
+        .expect("a dataset from extract")
+        .map(|e| e.expect("a readable dataset folder").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let img = image::open(f).expect("a face image").to_rgb8();
+            (0..3)
+                .flat_map(|c| img.pixels().map(move |p| p.0[c] as f32 / 255.0))
+                .collect()
+        })
+        .collect()
+}

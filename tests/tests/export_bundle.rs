@@ -1,10 +1,12 @@
 //! `host-trainer export / inspect / verify` end to end: a short real run becomes a signed int8
 //! bundle that onnxruntime agrees with, and every kind of damage is refused by `verify`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use e2e_tests::{host_trainer, host_trainer_ok, root, sample_pair, succeeded, train_pair};
+use e2e_tests::{
+    dataset_faces, host_trainer, host_trainer_ok, root, sample_pair, succeeded, train_pair,
+};
 use shared_proto::bundle::{self, SigningKey};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -20,19 +22,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The last `n` faces of a dataset (the held-out end of the video) as NCHW floats in 0..1.
 fn last_faces(dataset: &str, n: usize) -> Vec<f32> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(dataset).join("faces"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in &files[files.len() - n..] {
-        let img = image::open(f).unwrap().to_rgb8();
-        for c in 0..3 {
-            out.extend(img.pixels().map(|p| p.0[c] as f32 / 255.0));
-        }
-    }
-    out
+    let faces = dataset_faces(dataset);
+    faces[faces.len() - n..].concat()
 }
 
 /// onnx.checker + onnxruntime on `model` against `expected` (see scripts/peers/onnx_judge.py).

@@ -4,30 +4,11 @@
 //! run from the warm start, its exported graph in tract and the booth's visitor following on
 //! real faces must switch exactly when the person changes, and never within one person.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e_tests::{asset, host_trainer_ok, sample_pair, succeeded, train_pair};
+use e2e_tests::{asset, dataset_faces, host_trainer_ok, sample_pair, succeeded, train_pair};
 use facekit::visitor::{VisitorIdentity, VisitorPolicy};
 use shared_proto::bundle::{self, ModelKind};
-
-/// Every face of a dataset in order, each as CHW floats in 0..1 (the bundle's normalisation).
-fn faces(dataset: &str) -> Vec<Vec<f32>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(dataset).join("faces"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|f| {
-            let img = image::open(f).unwrap().to_rgb8();
-            (0..3)
-                .flat_map(|c| img.pixels().map(move |p| p.0[c] as f32 / 255.0))
-                .collect()
-        })
-        .collect()
-}
 
 #[test]
 fn a_newcomer_in_the_last_visitors_place_is_told_apart_by_face_alone() {
@@ -60,7 +41,7 @@ fn a_newcomer_in_the_last_visitors_place_is_told_apart_by_face_alone() {
 
     let model = facekit::OnnxModel::from_path(&bundle_dir.join(&entry.file), 1, true).unwrap();
     let offsets = |dataset: &str| -> Vec<Vec<f32>> {
-        faces(dataset)
+        dataset_faces(dataset)
             .into_iter()
             .map(|x| model.run_with_zeros_after(x).unwrap()[2].clone())
             .collect()
