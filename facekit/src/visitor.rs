@@ -99,27 +99,26 @@ impl VisitorIdentity {
             self.forget();
             self.sum = vec![0.0; identity_offset.len()];
         }
-        if self.is_unlike(identity_offset) {
+        let seen = self.last.map_or(now, |t| t.max(now));
+        let switched = if self.is_unlike(identity_offset) {
             self.unlike.push(identity_offset.to_vec());
-            self.last = Some(self.last.map_or(now, |t| t.max(now)));
-            if self.unlike.len() < self.policy.switch_faces.max(1) as usize {
-                return false;
+            let newcomer = self.unlike.len() >= self.policy.switch_faces.max(1) as usize;
+            if newcomer {
+                let faces = std::mem::take(&mut self.unlike);
+                self.forget();
+                faces.iter().for_each(|f| self.take_in(f));
             }
-            let newcomer = std::mem::take(&mut self.unlike);
-            self.forget();
-            for face in &newcomer {
-                self.take_in(face);
+            newcomer
+        } else {
+            // The unusual faces were the visitor's own after all (a turn of the head, a grimace).
+            for face in std::mem::take(&mut self.unlike) {
+                self.take_in(&face);
             }
-            self.last = Some(now);
-            return true;
-        }
-        // The unusual faces were the visitor's own after all (a turn of the head, a grimace).
-        for face in std::mem::take(&mut self.unlike) {
-            self.take_in(&face);
-        }
-        self.take_in(identity_offset);
-        self.last = Some(self.last.map_or(now, |t| t.max(now)));
-        false
+            self.take_in(identity_offset);
+            false
+        };
+        self.last = Some(seen);
+        switched
     }
 
     /// Whether a face lies beyond the switch distance from the visitor's mean. Never for the

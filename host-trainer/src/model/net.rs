@@ -244,25 +244,28 @@ impl Autoencoder {
         self.code_means = a.zip(b).map(|(a, b)| [a, b]);
     }
 
-    /// Mean code of `faces` (every k-th, k = len / [`MEAN_CODE_FACES`]; batches of 64,
-    /// gradient-free): one person's place in the shared code.
+    /// Mean code of `faces` ([`Autoencoder::sampled_codes`]): one person's place in the shared
+    /// code.
     pub fn mean_code(&self, faces: &[image::RgbImage]) -> Option<Tensor> {
+        self.sampled_codes(faces)
+            .map(|codes| codes.mean_dim(0, true, tch::Kind::Float))
+    }
+
+    /// Codes `[N, …code shape]` of every k-th face of `faces`, k = len / [`MEAN_CODE_FACES`]
+    /// (batches of 64, gradient-free); `None` for no faces.
+    pub fn sampled_codes(&self, faces: &[image::RgbImage]) -> Option<Tensor> {
         let _guard = tch::no_grad_guard();
         let device = self.encoder.device();
         let step = (faces.len() / MEAN_CODE_FACES).max(1);
         let faces: Vec<_> = faces.iter().step_by(step).cloned().collect();
-        let mut sum: Option<Tensor> = None;
-        for chunk in faces.chunks(64) {
-            let code = self
-                .encoder
-                .forward(&super::tensors::to_tensor(chunk, device))
-                .sum_dim_intlist(0, true, tch::Kind::Float);
-            sum = Some(match sum {
-                Some(s) => s + code,
-                None => code,
-            });
-        }
-        sum.map(|s| s / faces.len() as f64)
+        let codes: Vec<Tensor> = faces
+            .chunks(64)
+            .map(|chunk| {
+                self.encoder
+                    .forward(&super::tensors::to_tensor(chunk, device))
+            })
+            .collect();
+        (!codes.is_empty()).then(|| Tensor::cat(&codes, 0))
     }
 
     /// `x` in 0..1, `[N, 3, S, S]` → (RGB `[N, 3, S, S]`, mask `[N, 1, S, S]`) of `person`.

@@ -5,8 +5,7 @@
 use tch::Tensor;
 
 use crate::artefacts::dataset::FaceSet;
-use crate::model::net::{Autoencoder, MEAN_CODE_FACES};
-use crate::model::tensors::to_tensor;
+use crate::model::net::Autoencoder;
 
 /// Fewer training faces than this per person measure no spread worth trusting.
 const MIN_FACES: usize = 10;
@@ -31,9 +30,11 @@ impl IdentitySpread {
 /// The spread of both people's training faces under `model`'s encoder; `None` when either has
 /// fewer than [`MIN_FACES`].
 pub fn identity_spread(model: &Autoencoder, sets: &[FaceSet; 2]) -> Option<IdentitySpread> {
-    let codes = sets
-        .each_ref()
-        .map(|s| (s.train.len() >= MIN_FACES).then(|| codes(model, &s.train)));
+    let codes = sets.each_ref().map(|s| {
+        (s.train.len() >= MIN_FACES)
+            .then(|| codes(model, &s.train))
+            .flatten()
+    });
     let [Some(a), Some(b)] = codes else {
         return None;
     };
@@ -53,17 +54,11 @@ pub fn identity_spread(model: &Autoencoder, sets: &[FaceSet; 2]) -> Option<Ident
     })
 }
 
-/// Flattened codes `[N, D]` of every k-th face (as the mean code samples them), gradient-free.
-fn codes(model: &Autoencoder, faces: &[image::RgbImage]) -> Tensor {
-    let _guard = tch::no_grad_guard();
-    let device = model.encoder.device();
-    let step = (faces.len() / MEAN_CODE_FACES).max(1);
-    let faces: Vec<_> = faces.iter().step_by(step).cloned().collect();
-    let chunks: Vec<Tensor> = faces
-        .chunks(64)
-        .map(|chunk| model.encode(&to_tensor(chunk, device)).flatten(1, -1))
-        .collect();
-    Tensor::cat(&chunks, 0).to_device(tch::Device::Cpu)
+/// Flattened codes `[N, D]` of the faces the mean code is measured on, on the CPU.
+fn codes(model: &Autoencoder, faces: &[image::RgbImage]) -> Option<Tensor> {
+    model
+        .sampled_codes(faces)
+        .map(|c| c.flatten(1, -1).to_device(tch::Device::Cpu))
 }
 
 /// The `q` quantile (nearest rank) of finite `values`; `None` when there are none.
