@@ -293,6 +293,11 @@ pub struct Softness {
     /// the crop's resolution alone costs, the floor for any model of this size.
     #[serde(default)]
     pub crop_only: Option<f64>,
+    /// Mean over-blur of the same frames with the source's face redrawn by its own decoder:
+    /// the model's softness on a face it knows, so a swap softer than this loses sharpness in
+    /// the swap itself (the other decoder meeting a code it was not trained on).
+    #[serde(default)]
+    pub reconstructed: Option<f64>,
     /// Mean over-blur of the target person's own held-out faces.
     pub target_real: f64,
 }
@@ -437,15 +442,17 @@ impl EvalReport {
     /// Softness, with or without the judge.
     fn softness_markdown(&self) -> String {
         let mut s = String::new();
+        let two = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
         if !self.softness.is_empty() {
-            s += "## Softness (the over-blur cue: sharpness around the face ÷ of the face)\n\n| direction | over-blur of swapped faces | of the same frames unswapped | through the crop unchanged (the resolution's floor) | of the target's real faces | swapped ÷ target (goal ≤ 1.5) | swapped ÷ unswapped |\n|---|---|---|---|---|---|---|\n";
+            s += "## Softness (the over-blur cue: sharpness around the face ÷ of the face)\n\n| direction | over-blur of swapped faces | of the same frames unswapped | through the crop unchanged (the resolution's floor) | redrawn by the source's own decoder | of the target's real faces | swapped ÷ target (goal ≤ 1.5) | swapped ÷ unswapped |\n|---|---|---|---|---|---|---|---|\n";
             for b in &self.softness {
                 s += &format!(
-                    "| {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} |\n",
+                    "| {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {:.2} |\n",
                     b.name,
                     b.swapped,
                     b.original,
-                    b.crop_only.map_or("–".into(), |c| format!("{c:.2}")),
+                    two(b.crop_only),
+                    two(b.reconstructed),
                     b.target_real,
                     b.ratio_to_target(),
                     b.ratio_to_original()
@@ -497,6 +504,7 @@ mod tests {
                 swapped: 12.98,
                 original: 2.07,
                 crop_only: Some(1.80),
+                reconstructed: Some(4.1),
                 target_real: 0.81,
             }],
             people: Vec::new(),
@@ -507,6 +515,9 @@ mod tests {
             .find(|l| l.starts_with("| B->A"))
             .map(str::to_owned)
             .expect("a softness row");
-        assert_eq!(row, "| B->A | 12.98 | 2.07 | 1.80 | 0.81 | 16.02 | 6.27 |");
+        assert_eq!(
+            row,
+            "| B->A | 12.98 | 2.07 | 1.80 | 4.10 | 0.81 | 16.02 | 6.27 |"
+        );
     }
 }

@@ -79,10 +79,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Provenance> {
                 let s = smoother.filter(&flat, fps as f32);
                 let lm: [[f32; 2]; 5] = std::array::from_fn(|i| [s[2 * i], s[2 * i + 1]]);
                 if let Some(aligned) = align_face(&frame, &lm, &crop) {
-                    let swapper = TchSwapper {
-                        model: &generator.model,
-                        to: opts.to,
-                    };
+                    let swapper = TchSwapper::swap_into(&generator.model, opts.to);
                     swap_into_frame(&mut frame, &aligned, &swapper, &opts.blend)?;
                     swapped += 1;
                 }

@@ -181,6 +181,7 @@ pub fn evaluate(opts: &EvalOptions) -> Result<EvalReport> {
                 swapped,
                 original,
                 crop_only: videos[p.index()].over_blur_crop_only,
+                reconstructed: videos[p.index()].over_blur_reconstructed,
                 target_real: real[p.other().index()].over_blur?,
             })
         })

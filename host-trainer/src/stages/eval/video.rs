@@ -34,6 +34,9 @@ pub struct HeldOutVideo {
     /// Mean over-blur cue of the same faces pasted back through the model's crop unchanged: the
     /// softness the crop's resolution alone costs (what a perfect model would reach).
     pub over_blur_crop_only: Option<f64>,
+    /// Mean over-blur cue of the same faces redrawn by their own person's decoder and pasted
+    /// the same way: how soft the model draws a face it knows, apart from the swap.
+    pub over_blur_reconstructed: Option<f64>,
 }
 
 /// The perfect model: gives the crop back unchanged, with an empty learned mask (so the blend
@@ -70,7 +73,7 @@ pub fn held_out_video(
     let (mut pose_sum, mut pose_n) = (0.0f64, 0usize);
     let (mut swap_change, mut src_change, mut pairs) = (0.0f64, 0.0f64, 0usize);
     let (mut blur_swap, mut blur_orig, mut blur_n) = (0.0f64, 0.0f64, 0usize);
-    let mut blur_crop_only = 0.0f64;
+    let (mut blur_crop_only, mut blur_rec) = (0.0f64, 0.0f64);
     let mut seen = 0usize;
     for (source, frames) in wanted {
         let path = PathBuf::from(source);
@@ -95,10 +98,7 @@ pub fn held_out_video(
             };
             let x = to_tensor(std::slice::from_ref(&aligned.image), device);
             let mut swapped = frame.clone();
-            let swapper = TchSwapper {
-                model,
-                to: p.other(),
-            };
+            let swapper = TchSwapper::swap_into(model, p.other());
             let (face, _) = swap_into_frame(&mut swapped, &aligned, &swapper, blend)?;
             let rgb = to_tensor(&[face], device);
             if let Some(found) = det.detect(&swapped)?.into_iter().next() {
@@ -126,14 +126,23 @@ pub fn held_out_video(
                     ..blend.clone()
                 },
             )?;
-            if let (Some(s), Some(o), Some(c)) = (
+            let mut redrawn = frame.clone();
+            swap_into_frame(
+                &mut redrawn,
+                &aligned,
+                &TchSwapper::reconstruct(model, p),
+                blend,
+            )?;
+            if let (Some(s), Some(o), Some(c), Some(r)) = (
                 align_face(&swapped, &src.landmarks, &cue_crop),
                 align_face(&frame, &src.landmarks, &cue_crop),
                 align_face(&crop_only, &src.landmarks, &cue_crop),
+                align_face(&redrawn, &src.landmarks, &cue_crop),
             ) {
                 blur_swap += cues(&s.image, &s.landmarks).over_blur as f64;
                 blur_orig += cues(&o.image, &o.landmarks).over_blur as f64;
                 blur_crop_only += cues(&c.image, &c.landmarks).over_blur as f64;
+                blur_rec += cues(&r.image, &r.landmarks).over_blur as f64;
                 blur_n += 1;
             }
             if let Some((pi, px, prgb)) = &prev {
@@ -157,5 +166,6 @@ pub fn held_out_video(
     out.flicker = (pairs > 0 && src_change > 0.0).then(|| swap_change / src_change);
     out.over_blur = (blur_n > 0).then(|| (blur_swap / blur_n as f64, blur_orig / blur_n as f64));
     out.over_blur_crop_only = (blur_n > 0).then(|| blur_crop_only / blur_n as f64);
+    out.over_blur_reconstructed = (blur_n > 0).then(|| blur_rec / blur_n as f64);
     Ok(out)
 }

@@ -131,14 +131,14 @@ pub fn samples(
             donor: None,
         });
         if let Some((g, person)) = generator {
-            for (to, kind) in [(person.other(), Kind::Swap), (person, Kind::Reconstruction)] {
+            for kind in [Kind::Swap, Kind::Reconstruction] {
                 let Some(aligned) = align_face(face.frame, &face.landmarks, &g.crop) else {
                     continue;
                 };
                 let mut pasted = face.frame.clone();
-                let swapper = TchSwapper {
-                    model: &g.model,
-                    to,
+                let swapper = match kind {
+                    Kind::Swap => TchSwapper::swap_into(&g.model, person.other()),
+                    _ => TchSwapper::reconstruct(&g.model, person),
                 };
                 if swap_into_frame(&mut pasted, &aligned, &swapper, &blend).is_ok() {
                     if let Some(fake) = align_face(&pasted, &face.landmarks, crop) {
