@@ -130,16 +130,19 @@ pub fn samples(
             at,
             donor: None,
         });
-        if let Some((g, person)) = generator {
-            for kind in [Kind::Swap, Kind::Reconstruction] {
-                let Some(aligned) = align_face(face.frame, &face.landmarks, &g.crop) else {
-                    continue;
-                };
+        let generated = generator.and_then(|(g, person)| {
+            let aligned = align_face(face.frame, &face.landmarks, &g.crop)?;
+            Some((g, person, aligned))
+        });
+        if let Some((g, person, aligned)) = generated {
+            for (kind, swapper) in [
+                (Kind::Swap, TchSwapper::swap_into(&g.model, person.other())),
+                (
+                    Kind::Reconstruction,
+                    TchSwapper::reconstruct(&g.model, person),
+                ),
+            ] {
                 let mut pasted = face.frame.clone();
-                let swapper = match kind {
-                    Kind::Swap => TchSwapper::swap_into(&g.model, person.other()),
-                    _ => TchSwapper::reconstruct(&g.model, person),
-                };
                 if swap_into_frame(&mut pasted, &aligned, &swapper, &blend).is_ok() {
                     if let Some(fake) = align_face(&pasted, &face.landmarks, crop) {
                         out.push(Sample {
