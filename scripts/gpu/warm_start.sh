@@ -6,7 +6,8 @@
 #
 # Carry: .gpu (make gpu-pack; host-trainer alone is enough) and $DS (datasets made here with
 # `host-trainer extract` as `make pretrain` and `make demo` make them: franck, cap = cap12 +
-# cap13, carphone, B = cap12). movie.avi stays out: it is the stranger. Results land in $OUT as
+# cap13, carphone, B = cap12; only each one's faces/, metadata.jsonl and *.toml, or they pass
+# the 64 MiB that travels). movie.avi stays out: it is the stranger. Results land in $OUT as
 # tars of at most two fp16 generators each (what comes back: 8 files of 16 MiB at most), for
 # `eval --weights` (the dlib judge) back on the workstation — the GPU machine has no dlib.
 #
@@ -41,7 +42,7 @@ SNAPS=${SNAPS:-1000,2000,3000,4000,5000,6000,8000,10000,12000,15000,20000,25000,
 EARLY=${EARLY:-1000 3000}
 # A run may overrun --minutes by its data loading; past this it is stopped as Ctrl-C stops it
 # (which saves), so the phases stay inside the call's limit.
-stop_after() { echo "$(awk -v m="$1" 'BEGIN { printf "%d", m * 60 + 45 }')"; }
+stop_after() { awk -v m="$1" 'BEGIN { printf "%d", m * 60 + 45 }'; }
 
 pair() { # name minutes extra-args...: a run on the demo pair
     local name=$1 minutes=$2
@@ -54,8 +55,8 @@ pair() { # name minutes extra-args...: a run on the demo pair
     grep -E "steps \(|rror" "$WORK/$name.log" | head -5
 }
 
-# pack name first|rest: tars of the run's config, metrics and preview with the first two
-# EARLY snapshots, or with the last one.
+# pack name: two tars of the run, its config, metrics, preview and log with the EARLY snapshots,
+# and its last snapshot alone.
 pack() {
     local name=$1 dir=$WORK/$1
     [ -d "$dir/snapshots" ] || { echo "$name: no snapshots"; return; }
