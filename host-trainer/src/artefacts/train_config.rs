@@ -78,6 +78,12 @@ pub struct TrainConfig {
     /// fp16 autocast with dynamic loss scaling on CUDA (ignored on CPU); master weights and
     /// every loss stay f32.
     pub mixed_precision: bool,
+    /// The last stretch of a run at a falling learning rate, as DeepFaceLab's users end with
+    /// "learning rate dropout" for sharper faces once they are learnt: over the last
+    /// `lr_decay_last` of the run (by `--steps` or `--minutes`, whichever is further along)
+    /// both learning rates fall linearly to `lr_decay_to` times their value. 0 = constant.
+    pub lr_decay_last: f64,
+    pub lr_decay_to: f64,
     pub weights: LossWeights,
     pub augment: AugmentConfig,
 }
@@ -99,6 +105,14 @@ impl TrainConfig {
         for (key, v) in [("lr", self.lr), ("lr_discriminator", self.lr_discriminator)] {
             if !(v.is_finite() && v > 0.0 && v < 1.0) {
                 return bad(key, v, "above 0 and below 1");
+            }
+        }
+        for (key, v) in [
+            ("lr_decay_last", self.lr_decay_last),
+            ("lr_decay_to", self.lr_decay_to),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(key, v, "0 to 1");
             }
         }
         for (key, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
@@ -161,6 +175,8 @@ impl Default for TrainConfig {
             beta2: 0.999,
             seed: 1,
             mixed_precision: false,
+            lr_decay_last: 0.0,
+            lr_decay_to: 0.1,
             weights: LossWeights::default(),
             augment: AugmentConfig::default(),
         }
@@ -200,6 +216,17 @@ pub struct AugmentConfig {
 }
 
 impl TrainConfig {
+    /// What the learning rates are multiplied by at `progress` (0 = the run's start, 1 = its
+    /// end): 1 until the last `lr_decay_last` of the run, then falling linearly to
+    /// `lr_decay_to`.
+    pub fn lr_factor(&self, progress: f64) -> f64 {
+        if self.lr_decay_last <= 0.0 {
+            return 1.0;
+        }
+        let into = (progress - (1.0 - self.lr_decay_last)) / self.lr_decay_last;
+        1.0 - into.clamp(0.0, 1.0) * (1.0 - self.lr_decay_to)
+    }
+
     /// The mask its swaps are pasted with unless the user says otherwise: the face ellipse less
     /// what the learned mask leaves out when training pasted occluders (the mask then knows
     /// hands), else the union of both (a learned mask that never saw the other person's faces
@@ -243,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fine_tune_config_is_the_defaults_without_the_gan_or_warp_at_batch_8() {
+    fn the_fine_tune_config_is_the_defaults_without_the_gan_or_warp_at_batch_8_decaying() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../configs/train.finetune.toml"
@@ -252,6 +279,8 @@ mod tests {
         assert!(parsed.validate().is_ok());
         let mut expected = TrainConfig {
             batch_size: 8,
+            lr_decay_last: 0.5,
+            lr_decay_to: 0.1,
             ..TrainConfig::default()
         };
         expected.weights.gan = 0.0;
@@ -282,6 +311,28 @@ mod tests {
         // Runs from before occluders (their config.toml has no such key) trained without.
         let c: TrainConfig = toml::from_str("[augment]\noccluders = 0.0").unwrap();
         assert_eq!(c.paste_mask(), MaskSource::Union);
+    }
+
+    #[test]
+    fn the_learning_rate_falls_only_over_the_last_stretch() {
+        let mut c = TrainConfig::default();
+        assert_eq!(c.lr_factor(0.99), 1.0, "off by default");
+        c.lr_decay_last = 0.4;
+        c.lr_decay_to = 0.1;
+        assert_eq!(c.lr_factor(0.0), 1.0);
+        assert_eq!(c.lr_factor(0.6), 1.0);
+        assert!((c.lr_factor(0.8) - 0.55).abs() < 1e-12);
+        assert!((c.lr_factor(1.0) - 0.1).abs() < 1e-12);
+        assert!(
+            (c.lr_factor(1.5) - 0.1).abs() < 1e-12,
+            "a run past its end stays low"
+        );
+        let bad: TrainConfig = toml::from_str("lr_decay_last = 1.5").unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("lr_decay_last"));
     }
 
     #[test]

@@ -123,6 +123,11 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         let Ok(host) = loader.recv() else {
             return Err(Error::LoaderStopped);
         };
+        trainer.set_lr_factor(config.lr_factor(run_progress(
+            opts,
+            trainer.step_count(),
+            started.elapsed().as_secs_f64(),
+        )));
         let terms = trainer.step(&to_device(&host, opts.device));
         if terms.iter().any(|t| !t.total.is_finite()) {
             nan_streak += 1;
@@ -177,6 +182,15 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         nan_recoveries,
         preview: preview_path,
     })
+}
+
+/// How far along the run is (0..1): by steps against `--steps` (the total, resumed steps
+/// included) or by this invocation's time against `--minutes`, whichever is further; 0 when
+/// neither bounds it.
+fn run_progress(opts: &RunOptions, step: i64, seconds: f64) -> f64 {
+    let by_steps = opts.steps.map_or(0.0, |s| step as f64 / s.max(1) as f64);
+    let by_time = opts.minutes.map_or(0.0, |m| seconds / (m * 60.0).max(1e-9));
+    by_steps.max(by_time).clamp(0.0, 1.0)
 }
 
 /// The preview is for looking, not for training: a failed write (full disk, a folder in its
@@ -291,4 +305,42 @@ fn progress_bar(opts: &RunOptions, at: i64) -> ProgressBar {
     }
     bar.set_position(at.max(0) as u64);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(steps: Option<i64>, minutes: Option<f64>) -> RunOptions {
+        RunOptions {
+            config: TrainConfig::default(),
+            datasets: [vec![], vec![]],
+            out: PathBuf::new(),
+            init: None,
+            snapshots: vec![],
+            steps,
+            minutes,
+            save_every: 100,
+            preview_every: 100,
+            device: Device::Cpu,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_run_is_as_far_along_as_its_nearer_bound_says() {
+        assert_eq!(run_progress(&options(None, None), 5000, 3600.0), 0.0);
+        assert_eq!(run_progress(&options(Some(1000), None), 250, 9e9), 0.25);
+        assert_eq!(run_progress(&options(None, Some(10.0)), 9999, 300.0), 0.5);
+        // Both: whichever ends the run first.
+        assert_eq!(
+            run_progress(&options(Some(1000), Some(10.0)), 800, 60.0),
+            0.8
+        );
+        assert_eq!(
+            run_progress(&options(Some(1000), Some(10.0)), 100, 540.0),
+            0.9
+        );
+        assert_eq!(run_progress(&options(Some(1000), None), 1500, 0.0), 1.0);
+    }
 }

@@ -119,6 +119,12 @@ impl Trainer {
         self.opt_g.step
     }
 
+    /// Sets both learning rates to the config's times `factor` (the end-of-run decay).
+    pub fn set_lr_factor(&mut self, factor: f64) {
+        self.opt_g.lr = self.config.lr * factor;
+        self.opt_d.lr = self.config.lr_discriminator * factor;
+    }
+
     /// Whether forward passes run in fp16 autocast.
     pub fn mixed_precision(&self) -> bool {
         self.amp
