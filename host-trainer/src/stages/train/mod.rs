@@ -111,6 +111,7 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
     let start_step = trainer.step_count();
     let mut last = [Terms::default(); 2];
     let (mut nan_streak, mut nan_recoveries) = (0u32, 0u32);
+    let mut lr_falling = false;
     let preview_path = opts.out.join(PREVIEW);
     loop {
         let done_steps = opts.steps.is_some_and(|s| trainer.step_count() >= s);
@@ -123,11 +124,20 @@ pub fn train(opts: &RunOptions, stop: &AtomicBool) -> Result<RunSummary> {
         let Ok(host) = loader.recv() else {
             return Err(Error::LoaderStopped);
         };
-        trainer.set_lr_factor(config.lr_factor(run_progress(
+        let lr_factor = config.lr_factor(run_progress(
             opts,
             trainer.step_count(),
             started.elapsed().as_secs_f64(),
-        )));
+        ));
+        if lr_factor < 1.0 && !lr_falling {
+            lr_falling = true;
+            tracing::info!(
+                "step {}: the learning rate starts to fall (to {} of it by the end)",
+                trainer.step_count(),
+                config.lr_decay_to
+            );
+        }
+        trainer.set_lr_factor(lr_factor);
         let terms = trainer.step(&to_device(&host, opts.device));
         if terms.iter().any(|t| !t.total.is_finite()) {
             nan_streak += 1;
