@@ -12,7 +12,8 @@
 # `eval --weights` (the dlib judge) back on the workstation — the GPU machine has no dlib.
 #
 # Phase 1: the committed warm start (assets/pretrained/lite.safetensors) continued on franck +
-#   cap + carphone with the fine-tune recipe (no warp, no GAN), alone on the GPU at batch 64:
+#   cap + carphone with the fine-tune recipe (no warp, no GAN, the rate falling over the second
+#   half), alone on the GPU at batch 64:
 #   on an H200 that is 2029 images/s, three times what it gets sharing the GPU at batch 32.
 #   SCRATCH=1 also trains the demo pair from random weights with the full recipe beside it
 #   (does the verified rate fall as training goes on? measured December 4th: it rises).
