@@ -21,8 +21,8 @@
 #   ft-new: the demo's fine-tune recipe on the demo pair from the new warm start, snapshots up
 #     to the end, to see whether the verified rate holds over a fine-tune longer than the demo's;
 #   ft-gan: the same with the GAN on (the default adversarial and feature-matching weights), as
-#     DeepFaceLab turns it on for the last stretch: the lever left for the swaps' softness,
-#     four times too slow a step for the demo's CPU minutes;
+#     DeepFaceLab turns it on for the last stretch: the lever left for the swaps' softness, a
+#     wash at the demo's 10 CPU minutes (1215 steps against 2074, the same figures);
 #   ft-old: the demo's recipe from the committed warm start (what phase 1 bought; FT_OLD=0 leaves
 #     it out, as SCRATCH=1 must: nine tars would not all come back).
 set -uo pipefail
