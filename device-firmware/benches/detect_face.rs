@@ -23,8 +23,7 @@ use device_firmware::pipeline::Locator;
 use device_firmware::source::formats::{decode, PixelFormat};
 use facekit::align::align_face;
 use facekit::forensics::{cues, CAMERA_FEATURES, CUE_FEATURES};
-use facekit::swap::to_input;
-use facekit::OnnxModel;
+use facekit::{OnnxFakeDetector, OnnxModel};
 use serde_json::{json, Value};
 use shared_proto::{threshold_at, CameraCheck};
 
@@ -88,9 +87,11 @@ fn main() {
     );
 
     let crop = model_spec::fake_detector::crop();
-    let model = OnnxModel::from_path(&detector_path, 1, false).unwrap();
-    let score =
-        |image: &image::RgbImage| model.run(to_input(image, &crop.normalisation)).unwrap()[0][0];
+    let detector = OnnxFakeDetector::new(
+        OnnxModel::from_path(&detector_path, 1, false).unwrap(),
+        crop.clone(),
+    );
+    let score = |image: &image::RgbImage| detector.score(image).unwrap();
     // The calibration: the first faces' features and scores fit the check and the threshold.
     let recorded: Vec<([f32; CAMERA_FEATURES], f32)> = faces[..CALIBRATION]
         .iter()

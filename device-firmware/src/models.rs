@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use facekit::forensics::Cues;
 use facekit::swap::OnnxSwapper;
 use facekit::visitor::VisitorPolicy;
+use facekit::OnnxFakeDetector;
 use facekit::OnnxModel;
 use shared_proto::bundle::{self, Manifest, ModelEntry, ModelKind};
 use shared_proto::FaceCropSpec;
@@ -41,8 +42,6 @@ pub enum SelfTestError {
         model: String,
         source: facekit::FacekitError,
     },
-    #[error("{0}: no finite score")]
-    NotFinite(String),
 }
 
 /// A verified bundle with its models built for batch 1.
@@ -56,11 +55,10 @@ pub struct LoadedBundle {
     pub detector: Option<LoadedDetector>,
 }
 
-/// The bundle's deepfake detector: its network, the crop it reads, and the blur check that
+/// The bundle's deepfake detector: its network with the crop it reads, and the blur check that
 /// joins the network's score at the network's own threshold (as `host-trainer detect` does).
 pub struct LoadedDetector {
-    pub model: OnnxModel,
-    pub crop: FaceCropSpec,
+    pub network: OnnxFakeDetector,
     /// The bundle's entry: its blur check and the threshold it joins at.
     pub entry: ModelEntry,
 }
@@ -95,20 +93,13 @@ impl LoadedBundle {
                     source,
                 })?;
         }
-        if let Some(LoadedDetector { model, crop, .. }) = &self.detector {
-            let out = model
-                .run(facekit::swap::to_input(
-                    &face(crop.size),
-                    &crop.normalisation,
-                ))
+        if let Some(LoadedDetector { network, .. }) = &self.detector {
+            network
+                .score(&face(network.crop().size))
                 .map_err(|source| SelfTestError::Failed {
                     model: "fake detector".into(),
                     source,
                 })?;
-            match out.first().and_then(|v| v.first()) {
-                Some(p) if p.is_finite() => {}
-                _ => return Err(SelfTestError::NotFinite("fake detector".into())),
-            }
         }
         Ok(())
     }
@@ -206,8 +197,10 @@ pub fn build(
     };
     let detector = match manifest.model(ModelKind::Detector, None) {
         Some(m) => Some(LoadedDetector {
-            model: model_from(&m.file)?,
-            crop: m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
+            network: OnnxFakeDetector::new(
+                model_from(&m.file)?,
+                m.crop.clone().unwrap_or_else(|| manifest.crop.clone()),
+            ),
             entry: m.clone(),
         }),
         None => None,

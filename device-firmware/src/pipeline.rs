@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use facekit::face_detection::track::detect_largest;
 use facekit::face_detection::{Levels, Search, TrackPolicy, Tracked, Tracker};
-use facekit::forensics::{cues, flicker, Cues};
+use facekit::forensics::{flicker, Cues};
 use facekit::smooth::OneEuro;
-use facekit::swap::to_input;
 use facekit::{align_face, Detection, FaceDetectorConfig, RetinaFace};
 use image::RgbImage;
 
@@ -390,29 +389,16 @@ pub fn render_work(
     let mut scored = None;
     if let (true, Some(detector)) = (mode.scores(), &bundle.detector) {
         let t = Instant::now();
-        let crop = &detector.crop;
-        let result = align_face(frame, &face.landmarks, crop)
-            .ok_or_else(|| "face cannot be aligned".to_string())
-            .and_then(|a| {
-                let p = detector
-                    .model
-                    .run(to_input(&a.image, &crop.normalisation))
-                    .map_err(|e| e.to_string())?;
-                match p.first().and_then(|v| v.first()) {
-                    Some(p) if p.is_finite() => Ok((*p, a)),
-                    _ => Err("detector returned no finite score".to_string()),
-                }
-            });
-        match result {
-            Ok((network, aligned)) => {
-                let cues = cues(&aligned.image, &aligned.landmarks);
+        match detector.network.examine(frame, &face.landmarks) {
+            Ok(Some(examined)) => {
                 scored = Some(Scored {
-                    p: detector.score(network, &cues),
-                    cues,
-                    crop: aligned.image,
-                    landmarks: aligned.landmarks,
+                    p: detector.score(examined.network, &examined.cues),
+                    cues: examined.cues,
+                    crop: examined.aligned.image,
+                    landmarks: examined.aligned.landmarks,
                 })
             }
+            Ok(None) => out.error = Some("scoring failed: face cannot be aligned".into()),
             Err(e) => out.error = Some(format!("scoring failed: {e}")),
         }
         out.times.score = ms(t);

@@ -10,6 +10,7 @@ pub mod align;
 pub mod blend;
 pub mod draw;
 pub mod face_detection;
+pub mod fake_detection;
 pub mod forensics;
 pub mod identity;
 pub mod onnx_model;
@@ -31,6 +32,7 @@ pub(crate) fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 255.0) + 0.5) as u8
 }
 pub use face_detection::{Detection, FaceDetectorConfig, RetinaFace, RETINAFACE_MODEL};
+pub use fake_detection::{ExaminedFace, OnnxFakeDetector};
 pub use onnx_model::OnnxModel;
 pub use pose::{estimate_pose, Pose};
 pub use resize::{downscale, resize};

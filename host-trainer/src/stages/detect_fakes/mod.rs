@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use facekit::forensics::{cues, flicker, Cues, Texture};
-use facekit::swap::to_input;
-use facekit::{align_face, FaceDetectorConfig, OnnxModel, RetinaFace};
+use facekit::forensics::{flicker, Cues, Texture};
+use facekit::{FaceDetectorConfig, OnnxFakeDetector, OnnxModel, RetinaFace};
 use serde::Serialize;
 use shared_proto::bundle::{self, ModelKind};
 
@@ -81,7 +80,7 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
     let bytes = verified
         .file(&entry.file)
         .ok_or_else(|| Error::NoFakeDetector(opts.bundle.clone()))?;
-    let model = OnnxModel::from_bytes(&shown, bytes, 1, true)?;
+    let detector = OnnxFakeDetector::new(OnnxModel::from_bytes(&shown, bytes, 1, true)?, crop);
     let faces = RetinaFace::load(&opts.face_detector, FaceDetectorConfig::default())?;
     let mut video = facekit::open_source(&opts.input)?;
     let threshold = opts
@@ -120,22 +119,13 @@ pub fn detect(opts: &DetectOptions) -> Result<DetectReport> {
             }
             continue;
         };
-        let Some(aligned) = align_face(&frame, &face.landmarks, &crop) else {
+        let Some(examined) = detector.examine(&frame, &face.landmarks)? else {
             if let Some(r) = review.as_mut() {
                 r.no_face(&frame, index)?;
             }
             continue;
         };
-        let out = model.run(to_input(&aligned.image, &crop.normalisation))?;
-        let network = out
-            .first()
-            .and_then(|v| v.first())
-            .copied()
-            .unwrap_or(f32::NAN);
-        if !network.is_finite() {
-            continue;
-        }
-        let face_cues = cues(&aligned.image, &aligned.landmarks);
+        let (network, face_cues, aligned) = (examined.network, examined.cues, examined.aligned);
         // The blur check joins where the network's own threshold lies, whatever the verdict's.
         let score = entry.fake_score(network, face_cues.over_blur);
         let s = smoothed.map_or(score, |old| k * old + (1.0 - k) * score);
