@@ -123,7 +123,9 @@ mod tests {
         let mean = input.iter().sum::<f32>() / input.len() as f32;
         let expected = 1.0 / (1.0 + (-mean).exp());
         let got = d.score(&crop).unwrap();
-        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        // tract's sigmoid is an approximation: 1.5e-5 off on aarch64. A wrong scale or
+        // offset moves the mean, and so the score, by far more.
+        assert!((got - expected).abs() < 1e-4, "{got} vs {expected}");
     }
 
     #[test]
