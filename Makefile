@@ -92,7 +92,7 @@ doctor: torch-env
 WARM_START ?= assets/pretrained/lite.safetensors
 INIT = $(if $(wildcard $(WARM_START)),--init $(WARM_START),)
 # The demo's 10 minutes fine-tune from it with the short-fine-tune settings (no GAN, batch 8,
-# no random warp).
+# no random warp, no rotation, zoom or shift).
 FINETUNE = $(if $(INIT),$(INIT) --config configs/train.finetune.toml,)
 # Person A's footage: every 2nd frame of franck.mp4 (4800 frames of one man talking).
 A_EVERY ?= 2
