@@ -150,11 +150,17 @@ mod tests {
     fn examines_an_alignable_face_and_passes_over_a_degenerate_one() {
         let d = detector(1.0);
         let (frame, landmarks) = frame_and_landmarks(d.crop());
-        let seen = d.examine(&frame, &landmarks).unwrap().expect("an alignable face");
+        let seen = d
+            .examine(&frame, &landmarks)
+            .unwrap()
+            .expect("an alignable face");
         let s = d.crop().size;
         assert_eq!(seen.aligned.image.dimensions(), (s, s));
         assert_eq!(seen.network, d.score(&seen.aligned.image).unwrap());
-        assert_eq!(seen.cues, cues(&seen.aligned.image, &seen.aligned.landmarks));
+        assert_eq!(
+            seen.cues,
+            cues(&seen.aligned.image, &seen.aligned.landmarks)
+        );
         // All five landmarks on one point: no similarity maps them onto the template.
         assert!(d.examine(&frame, &[[10.0, 10.0]; 5]).unwrap().is_none());
     }
