@@ -270,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fine_tune_config_is_the_defaults_without_the_gan_or_warp_at_batch_8_decaying() {
+    fn the_fine_tune_config_is_the_defaults_at_batch_8_decaying_without_gan_warp_or_resampling() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../configs/train.finetune.toml"
@@ -286,6 +286,10 @@ mod tests {
         expected.weights.gan = 0.0;
         expected.weights.feature = 0.0;
         expected.augment.warp_sigma = 0.0;
+        // No rotation, zoom or shift: the target is the face itself, not a resampled copy.
+        expected.augment.rotate_deg = 0.0;
+        expected.augment.zoom = 0.0;
+        expected.augment.shift = 0.0;
         assert_eq!(parsed, expected);
     }
 

@@ -216,6 +216,31 @@ mod tests {
     }
 
     #[test]
+    fn a_flip_alone_maps_pixels_onto_pixels() {
+        // The fine-tune's setting (no rotation, zoom or shift): the target keeps every detail
+        // of the face, where any resample at the crop's size would blur it.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let cfg = AugmentConfig {
+            rotate_deg: 0.0,
+            zoom: 0.0,
+            shift: 0.0,
+            warp_sigma: 0.0,
+            flip: 1.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+            ..Default::default()
+        };
+        let face = RgbImage::from_fn(64, 64, |x, y| {
+            Rgb([(x * 4) as u8, (y * 4) as u8, ((x * 7 + y * 13) % 256) as u8])
+        });
+        let (input, target) = Augmentation::sample(&cfg, 64, &mut rng).apply(&face);
+        let flipped = image::imageops::flip_horizontal(&face);
+        assert_eq!(target, flipped);
+        assert_eq!(input, flipped);
+    }
+
+    #[test]
     fn warp_moves_the_input_but_not_the_target() {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
         let cfg = AugmentConfig {
