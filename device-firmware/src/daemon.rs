@@ -289,7 +289,7 @@ pub fn run(
         pipeline,
         stats: Stats::default(),
         fps: 0.0,
-        last: Instant::now(),
+        frame_rate: FrameRate::default(),
         lost_size: (cfg.source.width, cfg.source.height),
         result_error: None,
         finished: false,
@@ -457,13 +457,43 @@ struct FrameMeta {
     bundle: Option<Arc<LoadedBundle>>,
 }
 
+/// The frame rate the booth shows: the reciprocal of the smoothed interval between shown
+/// frames. Smoothing the rate itself would let two frames the workers finish back to back put
+/// thousands of fps on the screen for dozens of frames.
+#[derive(Debug, Default)]
+struct FrameRate {
+    interval: f32,
+    /// None before the first frame: the start-up is no frame interval.
+    last: Option<Instant>,
+}
+
+impl FrameRate {
+    /// A frame shown at `now`; the rate so far (0 until there are two).
+    fn shown(&mut self, now: Instant) -> f32 {
+        if let Some(last) = self.last {
+            let dt = now.duration_since(last).as_secs_f32().max(1e-6);
+            self.interval = if self.interval == 0.0 {
+                dt
+            } else {
+                0.9 * self.interval + 0.1 * dt
+            };
+        }
+        self.last = Some(now);
+        if self.interval > 0.0 {
+            1.0 / self.interval
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The booth's state that frames pass through in order: smoothing along the track, counts,
 /// the frame rate, what the operator last chose.
 struct Booth {
     pipeline: Pipeline,
     stats: Stats,
     fps: f32,
-    last: Instant,
+    frame_rate: FrameRate,
     /// The size of the last frame, for the "camera lost" screen.
     lost_size: (u32, u32),
     result_error: Option<String>,
@@ -492,13 +522,7 @@ impl Booth {
         self.pipeline.mode = meta.mode;
         let mut r = self.pipeline.settle(work);
         let t = Instant::now();
-        let dt = self.last.elapsed().as_secs_f32().max(1e-6);
-        self.last = Instant::now();
-        self.fps = if self.fps == 0.0 {
-            1.0 / dt
-        } else {
-            0.9 * self.fps + 0.1 / dt
-        };
+        self.fps = self.frame_rate.shown(t);
         if let Some(e) = &r.error {
             self.stats.errors += 1;
             tracing::error!("frame {}: {e}", self.stats.frames);
@@ -755,6 +779,28 @@ fn spawn_display(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_frame_rate_shrugs_off_frames_shown_back_to_back() {
+        let mut rate = FrameRate::default();
+        let start = Instant::now();
+        assert_eq!(rate.shown(start), 0.0, "one frame is no rate");
+        // 30 fps, but every tenth frame the workers hand over two at once.
+        let mut at = start;
+        let mut shown = Vec::new();
+        for i in 1..=60 {
+            at += if i % 10 == 0 {
+                Duration::from_micros(10)
+            } else {
+                Duration::from_millis(33)
+            };
+            shown.push(rate.shown(at));
+        }
+        assert!(
+            shown.iter().all(|&fps| (25.0..=40.0).contains(&fps)),
+            "{shown:?}"
+        );
+    }
 
     #[test]
     fn a_thread_that_panics_closes_its_slot_and_is_reported() {
