@@ -8,7 +8,7 @@ use shared_proto::FaceCropSpec;
 
 use crate::align::{align_face, AlignedFace};
 use crate::forensics::{cues, Cues};
-use crate::swap::to_input;
+use crate::swap::crop_to_input;
 use crate::{FacekitError, OnnxModel, Result};
 
 /// The fake detector's network and the crop it reads.
@@ -37,15 +37,9 @@ impl OnnxFakeDetector {
 
     /// The network's fake probability for `crop`, a face already aligned to [`Self::crop`].
     pub fn score(&self, crop: &RgbImage) -> Result<f32> {
-        let s = self.crop.size;
-        if crop.dimensions() != (s, s) {
-            return Err(FacekitError::Inference(format!(
-                "crop is {}x{}, the fake detector takes {s}x{s}",
-                crop.width(),
-                crop.height()
-            )));
-        }
-        let out = self.model.run(to_input(crop, &self.crop.normalisation))?;
+        let out = self
+            .model
+            .run(crop_to_input(crop, &self.crop, "the fake detector")?)?;
         match out.first().and_then(|v| v.first()) {
             Some(p) if p.is_finite() => Ok(*p),
             Some(p) => Err(FacekitError::Inference(format!(
@@ -79,6 +73,7 @@ impl OnnxFakeDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::swap::to_input;
     use model_spec::onnx::{self, attr_int, attr_ints, GraphBuilder};
 
     /// `fake_probability = sigmoid(mean(input)) · scale`: a tiny real graph run by tract

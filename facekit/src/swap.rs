@@ -54,6 +54,20 @@ pub fn blend_mask(learned: &GrayImage, aligned: &AlignedFace, source: MaskSource
     })
 }
 
+/// NCHW floats of `crop`, a face aligned to `spec`, for the network `model` names: an error
+/// when the crop is not the size the network takes.
+pub(crate) fn crop_to_input(crop: &RgbImage, spec: &FaceCropSpec, model: &str) -> Result<Vec<f32>> {
+    let s = spec.size;
+    if crop.dimensions() != (s, s) {
+        return Err(FacekitError::Inference(format!(
+            "crop is {}x{}, {model} takes {s}x{s}",
+            crop.width(),
+            crop.height()
+        )));
+    }
+    Ok(to_input(crop, &spec.normalisation))
+}
+
 /// NCHW floats of `crop` normalised as `n` says.
 pub fn to_input(crop: &RgbImage, n: &Normalisation) -> Vec<f32> {
     let (w, h) = crop.dimensions();
@@ -141,15 +155,7 @@ impl OnnxSwapper {
     }
 
     fn input(&self, crop: &RgbImage) -> Result<Vec<f32>> {
-        let s = self.crop.size;
-        if crop.dimensions() != (s, s) {
-            return Err(FacekitError::Inference(format!(
-                "crop is {}x{}, the model takes {s}x{s}",
-                crop.width(),
-                crop.height()
-            )));
-        }
-        Ok(to_input(crop, &self.crop.normalisation))
+        crop_to_input(crop, &self.crop, "the model")
     }
 
     /// Runs the model with the visitor's `offset`; `None`: as trained (zeros, or a graph
