@@ -288,7 +288,6 @@ pub fn run(
     let booth = Mutex::new(Booth {
         pipeline,
         stats: Stats::default(),
-        fps: 0.0,
         frame_rate: FrameRate::default(),
         lost_size: (cfg.source.width, cfg.source.height),
         result_error: None,
@@ -468,8 +467,8 @@ struct FrameRate {
 }
 
 impl FrameRate {
-    /// A frame shown at `now`; the rate so far (0 until there are two).
-    fn shown(&mut self, now: Instant) -> f32 {
+    /// A frame shown at `now`.
+    fn shown(&mut self, now: Instant) {
         if let Some(last) = self.last {
             let dt = now.duration_since(last).as_secs_f32().max(1e-6);
             self.interval = if self.interval == 0.0 {
@@ -479,6 +478,10 @@ impl FrameRate {
             };
         }
         self.last = Some(now);
+    }
+
+    /// The rate so far: 0 until two frames were shown.
+    fn fps(&self) -> f32 {
         if self.interval > 0.0 {
             1.0 / self.interval
         } else {
@@ -492,7 +495,6 @@ impl FrameRate {
 struct Booth {
     pipeline: Pipeline,
     stats: Stats,
-    fps: f32,
     frame_rate: FrameRate,
     /// The size of the last frame, for the "camera lost" screen.
     lost_size: (u32, u32),
@@ -522,7 +524,7 @@ impl Booth {
         self.pipeline.mode = meta.mode;
         let mut r = self.pipeline.settle(work);
         let t = Instant::now();
-        self.fps = self.frame_rate.shown(t);
+        self.frame_rate.shown(t);
         if let Some(e) = &r.error {
             self.stats.errors += 1;
             tracing::error!("frame {}: {e}", self.stats.frames);
@@ -544,7 +546,7 @@ impl Booth {
             &self.pipeline,
             bundle.as_deref(),
             &r,
-            self.fps,
+            self.frame_rate.fps(),
             latency_ms,
             threshold.0,
         );
@@ -561,7 +563,7 @@ impl Booth {
             board.frame(FrameReport {
                 result: &r,
                 mode: self.pipeline.mode,
-                fps: self.fps,
+                fps: self.frame_rate.fps(),
                 latency_ms,
                 decode_ms: meta.decode_ms,
                 draw_ms,
@@ -577,7 +579,7 @@ impl Booth {
         if let Some(slot) = last_frame {
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(image.clone());
         }
-        let fps = self.fps;
+        let fps = self.frame_rate.fps();
         let mode = self.pipeline.mode;
         lock(service).frame_shown(|| {
             format!(
@@ -784,7 +786,8 @@ mod tests {
     fn the_frame_rate_shrugs_off_frames_shown_back_to_back() {
         let mut rate = FrameRate::default();
         let start = Instant::now();
-        assert_eq!(rate.shown(start), 0.0, "one frame is no rate");
+        rate.shown(start);
+        assert_eq!(rate.fps(), 0.0, "one frame is no rate");
         // 30 fps, but every tenth frame the workers hand over two at once.
         let mut at = start;
         let mut shown = Vec::new();
@@ -794,7 +797,8 @@ mod tests {
             } else {
                 Duration::from_millis(33)
             };
-            shown.push(rate.shown(at));
+            rate.shown(at);
+            shown.push(rate.fps());
         }
         assert!(
             shown.iter().all(|&fps| (25.0..=40.0).contains(&fps)),
