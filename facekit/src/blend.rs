@@ -3,7 +3,7 @@
 //! merger's sharpening (a small crop drawn large is softer than the frame around it), and the
 //! inverse warp of the alignment. Host `convert` and the booth share this code.
 
-use image::{GrayImage, Luma, Rgb, RgbImage};
+use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -173,33 +173,64 @@ fn from_ycc([y, cb, cr]: [f32; 3]) -> Rgb<u8> {
     Rgb([r, g, b].map(crate::to_u8))
 }
 
-/// Reinhard-style transfer: per YCbCr channel, `(x − μ_gen)·σ_orig/σ_gen + μ_orig` over the mask.
+/// Sigma (crop pixels) that splits a face's brightness into shading — the room's light, which
+/// the transfer matches — and detail — the face's own features, which it keeps.
+pub const SHADING_SIGMA: f32 = 3.0;
+
+/// Colour transfer to the face being replaced, in YCbCr over the mask. Colour (Cb, Cr):
+/// Reinhard's `(x − μ_gen)·σ_orig/σ_gen + μ_orig`. Brightness: split at [`SHADING_SIGMA`]; the
+/// shading takes the original's mean and spread, the detail is only scaled by the ratio of mean
+/// brightness (a light level scales detail). Reinhard's spread on the whole brightness would
+/// also scale the detail to the original's flatter or harsher light: franck drawn into cap12's
+/// flatly lit room lost contrast and read 1.5× as soft as franck's own faces (README, "What sets
+/// cap12-as-franck's softness").
 pub fn colour_transfer(generated: &RgbImage, original: &RgbImage, mask: &GrayImage) -> RgbImage {
-    let stats = |img: &RgbImage| {
-        let (mut sum, mut sq, mut n) = ([0f64; 3], [0f64; 3], 0f64);
-        for (p, m) in img.pixels().zip(mask.pixels()) {
+    let ycc = |img: &RgbImage| -> [Vec<f32>; 3] {
+        let mut planes: [Vec<f32>; 3] = Default::default();
+        for p in img.pixels() {
+            for (plane, v) in planes.iter_mut().zip(to_ycc(*p)) {
+                plane.push(v);
+            }
+        }
+        planes
+    };
+    let (w, h) = generated.dimensions();
+    let shading = |y: &[f32]| -> Vec<f32> {
+        let plane = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(w, h, y.to_vec())
+            .expect("one value a pixel");
+        image::imageops::blur(&plane, SHADING_SIGMA).into_raw()
+    };
+    // Mean and spread of `values` over the mask.
+    let stats = |values: &[f32]| {
+        let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
+        for (&v, m) in values.iter().zip(mask.pixels()) {
             if m.0[0] > 127 {
-                let c = to_ycc(*p);
-                for i in 0..3 {
-                    sum[i] += c[i] as f64;
-                    sq[i] += (c[i] as f64).powi(2);
-                }
+                sum += v as f64;
+                sq += (v as f64).powi(2);
                 n += 1.0;
             }
         }
         let n = n.max(1.0);
-        let mean = sum.map(|s| s / n);
-        let std: Vec<f64> = (0..3)
-            .map(|i| (sq[i] / n - mean[i].powi(2)).max(1e-6).sqrt())
-            .collect();
-        (mean, [std[0], std[1], std[2]])
+        let mean = sum / n;
+        (mean, (sq / n - mean * mean).max(1e-6).sqrt())
     };
-    let (mg, sg) = stats(generated);
-    let (mo, so) = stats(original);
-    RgbImage::from_fn(generated.width(), generated.height(), |x, y| {
-        let c = to_ycc(*generated.get_pixel(x, y));
-        from_ycc([0, 1, 2].map(|i| ((c[i] as f64 - mg[i]) * so[i] / sg[i] + mo[i]) as f32))
-    })
+    let (gen, orig) = (ycc(generated), ycc(original));
+    let (gen_shading, orig_shading) = (shading(&gen[0]), shading(&orig[0]));
+    let ((mg, sg), (mo, so)) = (stats(&gen_shading), stats(&orig_shading));
+    let light = (stats(&orig[0]).0 / stats(&gen[0]).0.max(1.0)).clamp(0.5, 2.0);
+    let colour = [1, 2].map(|i| (stats(&gen[i]), stats(&orig[i])));
+    let reinhard = |v: f32, ((mg, sg), (mo, so)): ((f64, f64), (f64, f64))| {
+        ((v as f64 - mg) * so / sg + mo) as f32
+    };
+    let out: Vec<u8> = (0..gen[0].len())
+        .flat_map(|k| {
+            let base = gen_shading[k] as f64;
+            let y = (base - mg) * so / sg + mo + (gen[0][k] as f64 - base) * light;
+            let [cb, cr] = [0, 1].map(|c| reinhard(gen[c + 1][k], colour[c]));
+            from_ycc([y as f32, cb, cr]).0
+        })
+        .collect();
+    RgbImage::from_raw(w, h, out).expect("three values a pixel")
 }
 
 /// The merger's unsharp mask on brightness only: `amount·(Y − blur(Y))`, Y the face's luma, is
@@ -467,6 +498,57 @@ mod tests {
         for c in 0..3 {
             assert!((mean(&out, c) - mean(&orig, c)).abs() < 3.0, "channel {c}");
         }
+    }
+
+    #[test]
+    fn colour_transfer_takes_the_rooms_shading_and_keeps_the_faces_detail() {
+        // The generated face: strong shading (a ramp across) and a fine checker of ±12 (the
+        // detail); the face it replaces: flat light at the same mean brightness.
+        let gen = RgbImage::from_fn(48, 48, |x, y| {
+            let v = 70 + 2 * x + if (x + y) % 2 == 0 { 12 } else { 0 };
+            Rgb([v as u8; 3])
+        });
+        let orig = RgbImage::from_fn(48, 48, |x, _| Rgb([(112 + x % 3) as u8; 3]));
+        let m = GrayImage::from_pixel(48, 48, Luma([255]));
+        let out = colour_transfer(&gen, &orig, &m);
+        let luma = |img: &RgbImage, x: u32, y: u32| img.get_pixel(x, y).0[0] as f32;
+        // Detail: the step between checker neighbours, away from the borders.
+        let detail = |img: &RgbImage| {
+            let mut sum = 0.0;
+            for y in 8..40 {
+                for x in 8..40 {
+                    sum += (luma(img, x, y) - luma(img, x + 1, y)).abs();
+                }
+            }
+            sum / (32.0 * 32.0)
+        };
+        // Shading: the left-to-right rise of the brightness averaged over the rows.
+        let rise = |img: &RgbImage| {
+            let col = |x: u32| (0..48).map(|y| luma(img, x, y)).sum::<f32>() / 48.0;
+            (col(38) + col(39)) / 2.0 - (col(8) + col(9)) / 2.0
+        };
+        let (d_gen, d_out) = (detail(&gen), detail(&out));
+        assert!(
+            (d_out / d_gen - 1.0).abs() < 0.15,
+            "detail {d_out} against the generated face's {d_gen}"
+        );
+        assert!(
+            rise(&out).abs() < 0.25 * rise(&gen),
+            "shading rise {} against {} generated, ~0 in the original",
+            rise(&out),
+            rise(&gen)
+        );
+        // Reinhard on the whole brightness would have flattened the detail with the shading.
+        let spread = |img: &RgbImage| {
+            let n = (48 * 48) as f32;
+            let mean = img.pixels().map(|p| p.0[0] as f32).sum::<f32>() / n;
+            (img.pixels()
+                .map(|p| (p.0[0] as f32 - mean).powi(2))
+                .sum::<f32>()
+                / n)
+                .sqrt()
+        };
+        assert!(spread(&orig) / spread(&gen) < 0.1, "the test's premise");
     }
 
     /// Every frame pixel mixed by the same bilinear premultiplied formula, without the span

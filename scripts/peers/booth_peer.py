@@ -192,7 +192,10 @@ def ellipse_mask(size, lm):
     return inside.astype(np.uint8) * 255
 
 
-def colour_transfer(face_bgr, orig_bgr, mask):
+def colour_transfer(face_bgr, orig_bgr, mask, shading_sigma=3.0):
+    """facekit::blend::colour_transfer: colour by Reinhard's mean and spread; brightness split
+    at shading_sigma, the shading matched in mean and spread, the detail scaled by the ratio of
+    mean brightness only."""
     sel = mask > 127
     if not sel.any():
         return face_bgr
@@ -200,8 +203,13 @@ def colour_transfer(face_bgr, orig_bgr, mask):
     o = cv2.cvtColor(orig_bgr, cv2.COLOR_BGR2YCrCb).astype(np.float32)
     mg, sg = g[sel].mean(0), g[sel].std(0) + 1e-3
     mo, so = o[sel].mean(0), o[sel].std(0)
-    out = np.clip((g - mg) * (so / sg) + mo, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
+    out = (g - mg) * (so / sg) + mo
+    gs = cv2.GaussianBlur(g[..., 0], (0, 0), shading_sigma)
+    os_ = cv2.GaussianBlur(o[..., 0], (0, 0), shading_sigma)
+    light = np.clip(mo[0] / max(mg[0], 1.0), 0.5, 2.0)
+    out[..., 0] = ((gs - gs[sel].mean()) * (os_[sel].std() / (gs[sel].std() + 1e-3))
+                   + os_[sel].mean() + (g[..., 0] - gs) * light)
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
 
 
 def paste_back(frame, face, mask, to_crop, size):
