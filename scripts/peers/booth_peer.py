@@ -225,9 +225,11 @@ def paste_back(frame, face, mask, to_crop, size):
     # Box pixel -> crop pixel: to_crop after the box's offset in the frame.
     m = to_crop.copy()
     m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
-    warped = cv2.warpAffine(face, m, dsize, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    # Bicubic as ours (OpenCV's cubic is a = -0.75 where ours is Catmull-Rom's -0.5; the same
+    # 16 taps a pixel).
+    warped = cv2.warpAffine(face, m, dsize, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_CONSTANT)
-    alpha = cv2.warpAffine(mask, m, dsize, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    alpha = cv2.warpAffine(mask, m, dsize, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_CONSTANT)
     roi = frame[y0:y1, x0:x1]
     a = alpha.astype(np.float32)[..., None] * (1.0 / 255.0)
