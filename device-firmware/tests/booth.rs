@@ -13,9 +13,14 @@ use image::RgbImage;
 use shared_proto::BlurCheck;
 
 fn pipeline(mode: Mode) -> Pipeline {
+    pipeline_blending(mode, BlendOptions::default())
+}
+
+fn pipeline_blending(mode: Mode, blend: BlendOptions) -> Pipeline {
     Pipeline::new(PipelineConfig {
         mode,
         face_detector: root().join(facekit::RETINAFACE_MODEL),
+        blend,
         ..Default::default()
     })
     .unwrap()
@@ -73,17 +78,14 @@ fn swap_changes_the_face_only_and_detect_scores_without_touching_the_frame() {
     // The fixture's learned mask is 1 over the whole crop: paste the face ellipse alone, so the
     // crop around the face stays as it was (the flicker check below relies on it), and without
     // the colour transfer, which would take much of the inversion back out.
-    let mut p = Pipeline::new(PipelineConfig {
-        mode: Mode::Swap,
-        face_detector: root().join(facekit::RETINAFACE_MODEL),
-        blend: BlendOptions {
+    let mut p = pipeline_blending(
+        Mode::Swap,
+        BlendOptions {
             mask: MaskSource::Hull,
             colour_transfer: false,
             ..Default::default()
         },
-        ..Default::default()
-    })
-    .unwrap();
+    );
     let mut swapped = frame.clone();
     let r = p.process(&mut swapped, Some(&bundle), 30.0);
     assert!(r.swapped && r.error.is_none(), "{r:?}");
