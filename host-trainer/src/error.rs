@@ -129,6 +129,10 @@ pub enum Error {
     NoRecrops(PathBuf),
     #[error("the detector's report holds each identity out in turn: give at least two datasets (got {0})")]
     TooFewIdentities(usize),
+    #[error(
+        "--hold-out {name}: no such identity; the datasets are named by their folders: {known}"
+    )]
+    UnknownIdentity { name: String, known: String },
     #[error("{}: the bundle has no detector; export it with --detector", .0.display())]
     NoFakeDetector(PathBuf),
     #[error("no face found in {}; nothing to score", .0.display())]

@@ -52,6 +52,10 @@ pub struct Args {
     /// Fits per report cell (seeds seed, seed+1, …), reported as mean ± standard deviation.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
+    /// Hold out only this identity in the report (its dataset folder's name, e.g. A); repeat
+    /// the flag. Default: every identity. Every identity still trains the saved model.
+    #[arg(long = "hold-out")]
+    hold_out: Vec<String>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -74,6 +78,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         seed: args.seed,
         seeds: args.seeds as usize,
+        hold_out: args.hold_out,
         threshold: args.threshold,
         progress: true,
     };
