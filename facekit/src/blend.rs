@@ -309,9 +309,10 @@ pub fn paste_back(
     // (64² of them), so each frame pixel is one bicubic read of premultiplied RGBA and one
     // `face + frame·(1 − alpha)`. The plane is padded by the cubic's reach with its edge
     // pixels, so no tap needs a clamp, and the weights come from a table of `PHASES` steps
-    // per crop pixel (as OpenCV's cubic warp does), not from a cubic per frame pixel. Only frame pixels whose crop coordinate can touch a non-zero
-    // mask pixel are visited: at 640×480 a close face's crop square covers ~200k frame pixels,
-    // its mask about half of them.
+    // per crop pixel (as OpenCV's cubic warp does), not from a cubic per frame pixel. Only
+    // frame pixels whose crop coordinate can touch a non-zero mask pixel are visited: at
+    // 640×480 a close face's crop square covers ~200k frame pixels, its mask about half of
+    // them.
     let s = size as usize;
     let m = mask.as_raw();
     let mut premul = vec![[0f32; 4]; s * s];
